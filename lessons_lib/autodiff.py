@@ -1,0 +1,148 @@
+r"""Derivatives that score matching needs: scores by autograd, and the trace of a Jacobian.
+
+* An energy-based model :math:`p_\theta(x) = e^{-E_\theta(x)}/Z_\theta` has the score
+  :math:`s_\theta(x) = -\nabla_x E_\theta(x)`: the normaliser :math:`Z_\theta` does not depend on
+  :math:`x`, so it vanishes under :math:`\nabla_x`.
+* Implicit score matching needs :math:`\operatorname{tr}\nabla_x s_\theta(x)`, the divergence of
+  the score field. :func:`jacobian_trace` computes it exactly with ``torch.func`` (one
+  Jacobian of size D×D per sample); :func:`hutchinson_trace` estimates it with random
+  projections, :math:`\operatorname{tr}A = \mathbb E_v[v^\top A v]` for any :math:`v` with
+  :math:`\mathbb E[vv^\top] = I` (Rademacher ±1 entries or standard Gaussian).
+
+Functions act on batches: ``f(x)`` maps a batch of shape ``(B, *event)`` to the same shape, and
+each output row depends only on its own input row.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.func import jacrev, vmap
+
+from ._validate import check_batch, check_count, check_same_shape
+
+__all__ = [
+    "score_from_log_prob",
+    "score_from_energy",
+    "jacobian_trace",
+    "hutchinson_trace",
+    "sample_projections",
+]
+
+Tensor = torch.Tensor
+
+
+def _grad_of_sum(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """∇ₓ Σᵢ fn(x)ᵢ, keeping the graph when the caller is differentiating (training)."""
+    keep_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        x_in = x if x.requires_grad else x.detach().requires_grad_(True)
+        values = fn(x_in)
+        if values.shape != x_in.shape[:1] and values.shape != x_in.shape[:-1]:
+            raise ValueError(
+                f"the log-density/energy must return one number per point, got shape "
+                f"{tuple(values.shape)} for input of shape {tuple(x_in.shape)}"
+            )
+        (g,) = torch.autograd.grad(values.sum(), x_in, create_graph=keep_graph)
+    return g if keep_graph else g.detach()
+
+
+def score_from_log_prob(log_prob: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """The score s(x) = ∇ₓ log p(x) of a log-density, by autograd (Z may be unknown)."""
+
+    def score(x: Tensor) -> Tensor:
+        return _grad_of_sum(log_prob, x)
+
+    return score
+
+
+def score_from_energy(energy: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """The score s(x) = -∇ₓ E(x) of an energy-based model p ∝ exp(-E), by autograd."""
+
+    def score(x: Tensor) -> Tensor:
+        return -_grad_of_sum(energy, x)
+
+    return score
+
+
+def _per_sample(f: Callable[[Tensor], Tensor]) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """Wrap a batch function as a single-sample one returning (output, output) for has_aux."""
+
+    def single(xi: Tensor):
+        out = f(xi.unsqueeze(0)).squeeze(0)
+        return out, out
+
+    return single
+
+
+def jacobian_trace(
+    f: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    return_output: bool = False,
+    chunk_size: int | None = None,
+):
+    """Exact tr(∂f/∂x) for every sample in the batch: shape (B,).
+
+    Uses ``vmap(jacrev(f))`` from torch.func, so the cost is D backward passes per sample and
+    the memory D² numbers per sample (D = number of entries in one sample); ``chunk_size``
+    bounds how many of the D rows are computed at once. The result is differentiable with
+    respect to the parameters of ``f`` (it can be used in a loss). With ``return_output=True``
+    returns ``(trace, f(x))`` from the same evaluation.
+    """
+    x = check_batch(x)
+    jac, out = vmap(jacrev(_per_sample(f), has_aux=True, chunk_size=chunk_size))(x)
+    check_same_shape(out, x, "f")
+    d = x[0].numel()
+    trace = jac.reshape(x.shape[0], d, d).diagonal(dim1=-2, dim2=-1).sum(-1)
+    return (trace, out) if return_output else trace
+
+
+def sample_projections(
+    shape, kind: str = "rademacher", generator: torch.Generator | None = None, dtype=None, device=None
+) -> Tensor:
+    """Random projection vectors v with E[v vᵀ] = I.
+
+    ``kind="rademacher"``: independent ±1 entries (the lowest-variance choice for Hutchinson);
+    ``kind="gaussian"``: standard normal entries.
+    """
+    dtype = dtype or torch.get_default_dtype()
+    if kind == "rademacher":
+        bits = torch.randint(0, 2, tuple(shape), generator=generator, device=device)
+        return (2 * bits - 1).to(dtype)
+    if kind == "gaussian":
+        return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
+    raise ValueError(f"kind must be 'rademacher' or 'gaussian', got {kind!r}")
+
+
+def projected_jacobian(f_out: Tensor, x: Tensor, v: Tensor) -> Tensor:
+    """vᵀ (∂f/∂x) v per sample, given f_out = f(x) computed from ``x`` with grad enabled.
+
+    One vector-Jacobian product: u = vᵀJ, then Σ u ⊙ v over the event dimensions.
+    """
+    (vjp,) = torch.autograd.grad(f_out, x, grad_outputs=v, create_graph=True, retain_graph=True)
+    return (vjp * v).flatten(1).sum(-1)
+
+
+def hutchinson_trace(
+    f: Callable[[Tensor], Tensor],
+    x: Tensor,
+    n_projections: int = 1,
+    kind: str = "rademacher",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Hutchinson's unbiased estimate of tr(∂f/∂x): the mean of vᵀJv over ``n_projections``
+    random vectors v per sample. Shape (B,). Costs one forward pass and ``n_projections``
+    vector-Jacobian products, whatever the dimension.
+    """
+    x = check_batch(x)
+    n_projections = check_count(n_projections, "n_projections")
+    with torch.enable_grad():
+        x_in = x.detach().requires_grad_(True)
+        out = check_same_shape(f(x_in), x_in, "f")
+        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for _ in range(n_projections):
+            v = sample_projections(x.shape, kind, generator, x.dtype, x.device)
+            total = total + projected_jacobian(out, x_in, v)
+    return total / n_projections

@@ -1,0 +1,161 @@
+r"""Score-matching objectives, written as in the papers (with their ½).
+
+All losses take a batch ``x`` of shape ``(B, *event)`` (2-D points, 1×28×28 images, ...), sum
+over the event dimensions and **average over the batch**; ``reduction="none"`` returns the
+per-sample values instead. ``score_fn`` maps a batch to a batch of the same shape.
+
+Explicit score matching (needs the true score :math:`s`, so only for teaching):
+
+.. math:: J_\mathrm{ESM}(\theta) = \tfrac12\,\mathbb E_p\big\|s_\theta(x) - s(x)\big\|^2 .
+
+Implicit score matching (Hyvärinen 2005), equal to ESM up to a constant that does not depend
+on θ, by integration by parts:
+
+.. math:: J_\mathrm{ISM}(\theta) = \mathbb E_p\big[\operatorname{tr}\nabla_x s_\theta(x)
+          + \tfrac12\|s_\theta(x)\|^2\big].
+
+Sliced score matching (Song et al. 2019) with projections :math:`v`, :math:`\mathbb E[vv^\top]=I`:
+
+.. math:: J_\mathrm{SSM} = \mathbb E_{p,v}\big[v^\top\nabla_x s_\theta(x)\,v
+          + \tfrac12 (v^\top s_\theta(x))^2\big], \qquad
+          J_\mathrm{SSM\text{-}VR} = \mathbb E_{p,v}\big[v^\top\nabla_x s_\theta(x)\,v\big]
+          + \tfrac12\,\mathbb E_p\|s_\theta(x)\|^2 .
+
+Both have expectation :math:`J_\mathrm{ISM}`; SSM-VR replaces :math:`(v^\top s)^2` by its mean
+:math:`\|s\|^2`, which removes part of the variance.
+
+Denoising score matching (Vincent 2011) at noise level σ, with
+:math:`\tilde x = x + \sigma z`, whose conditional score is
+:math:`\nabla_{\tilde x}\log q(\tilde x\mid x) = -(\tilde x - x)/\sigma^2 = -z/\sigma`:
+
+.. math:: J_\mathrm{DSM}(\theta) = \tfrac12\,\mathbb E\big\|s_\theta(\tilde x) + z/\sigma\big\|^2
+          = J_\mathrm{ESM}(\theta; p_\sigma) + C_\sigma .
+
+The noise-conditional loss (Song & Ermon 2019) draws one level per sample uniformly from the
+schedule and weights level σ by λ(σ) = σ², which makes every level's term of order one:
+
+.. math:: J_\mathrm{NCSN}(\theta) = \mathbb E_{\sigma}\,\tfrac12\,\sigma^2\,
+          \mathbb E\big\|s_\theta(\tilde x, \sigma) + z/\sigma\big\|^2
+          = \mathbb E_{\sigma}\,\tfrac12\,\mathbb E\big\|\sigma\, s_\theta(\tilde x, \sigma) + z\big\|^2 .
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ._validate import check_batch, check_count, check_same_shape
+from .autodiff import jacobian_trace, projected_jacobian, sample_projections
+from .noise import check_sigmas, perturb, sigma_like
+
+__all__ = ["esm_loss", "ism_loss", "ssm_loss", "ssm_vr_loss", "dsm_loss", "ncsn_loss"]
+
+Tensor = torch.Tensor
+
+
+def _sum_event(t: Tensor) -> Tensor:
+    """Sum over every dimension but the batch dimension."""
+    return t.flatten(1).sum(-1)
+
+
+def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def esm_loss(score_fn: Callable, x: Tensor, true_score, reduction: str = "mean") -> Tensor:
+    """½ E‖s_θ(x) − s(x)‖². ``true_score`` is a tensor shaped like x or a function of x."""
+    x = check_batch(x)
+    target = true_score(x) if callable(true_score) else true_score
+    check_same_shape(target, x, "true_score")
+    s = check_same_shape(score_fn(x), x, "score_fn")
+    return _reduce(0.5 * _sum_event((s - target) ** 2), reduction)
+
+
+def ism_loss(score_fn: Callable, x: Tensor, reduction: str = "mean", chunk_size: int | None = None):
+    """E[tr ∇ₓs_θ(x) + ½‖s_θ(x)‖²] with the exact Jacobian trace (cost grows with dimension)."""
+    x = check_batch(x)
+    trace, s = jacobian_trace(score_fn, x, return_output=True, chunk_size=chunk_size)
+    return _reduce(trace + 0.5 * _sum_event(s**2), reduction)
+
+
+def _sliced(score_fn, x, n_projections, kind, generator, variance_reduced: bool, reduction: str):
+    x = check_batch(x)
+    n_projections = check_count(n_projections, "n_projections")
+    with torch.enable_grad():
+        x_in = x.detach().requires_grad_(True)
+        s = check_same_shape(score_fn(x_in), x_in, "score_fn")
+        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for _ in range(n_projections):
+            v = sample_projections(x.shape, kind, generator, x.dtype, x.device)
+            term = projected_jacobian(s, x_in, v)
+            if not variance_reduced:
+                term = term + 0.5 * _sum_event(v * s) ** 2
+            total = total + term
+        per_sample = total / n_projections
+        if variance_reduced:
+            per_sample = per_sample + 0.5 * _sum_event(s**2)
+    return _reduce(per_sample, reduction)
+
+
+def ssm_loss(
+    score_fn: Callable,
+    x: Tensor,
+    n_projections: int = 1,
+    kind: str = "rademacher",
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """E_v[vᵀ∇ₓs_θ(x)v + ½(vᵀs_θ(x))²], averaged over ``n_projections`` vectors per sample."""
+    return _sliced(score_fn, x, n_projections, kind, generator, False, reduction)
+
+
+def ssm_vr_loss(
+    score_fn: Callable,
+    x: Tensor,
+    n_projections: int = 1,
+    kind: str = "rademacher",
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """E_v[vᵀ∇ₓs_θ(x)v] + ½‖s_θ(x)‖²: SSM with the (vᵀs)² term replaced by its mean."""
+    return _sliced(score_fn, x, n_projections, kind, generator, True, reduction)
+
+
+def dsm_loss(
+    score_fn: Callable,
+    x: Tensor,
+    sigma: float,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """½ E‖s_θ(x + σz) + z/σ‖² at one noise level σ; ``score_fn(x_tilde)``."""
+    x = check_batch(x)
+    x_tilde, z = perturb(x, sigma, generator)
+    s = check_same_shape(score_fn(x_tilde), x, "score_fn")
+    return _reduce(0.5 * _sum_event((s + z / sigma_like(sigma, x)) ** 2), reduction)
+
+
+def ncsn_loss(
+    score_fn: Callable,
+    x: Tensor,
+    sigmas,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """σ²-weighted DSM over a schedule: ½ E‖σ·s_θ(x + σz, σ) + z‖², σ uniform over ``sigmas``.
+
+    ``score_fn(x_tilde, sigma)`` receives ``sigma`` as a tensor of shape (B,): each sample's
+    own level.
+    """
+    x = check_batch(x)
+    sigmas = check_sigmas(sigmas).to(x)
+    idx = torch.randint(0, len(sigmas), (x.shape[0],), generator=generator, device=x.device)
+    sigma = sigmas[idx]
+    x_tilde, z = perturb(x, sigma, generator)
+    s = check_same_shape(score_fn(x_tilde, sigma), x, "score_fn")
+    return _reduce(0.5 * _sum_event((sigma_like(sigma, x) * s + z) ** 2), reduction)

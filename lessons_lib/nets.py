@@ -1,0 +1,70 @@
+r"""Score networks: small models whose output has the shape of their input.
+
+* :class:`LinearScore` — s(x) = A x + b, the family that contains the score of every Gaussian
+  (A = −Σ⁻¹, b = Σ⁻¹μ); score-matching objectives have closed-form optima in it.
+* :class:`ScoreMLP` — an MLP for low-dimensional points, optionally conditioned on the noise
+  level σ (it then receives log σ as an extra input and its output is divided by σ, so that
+  it only has to learn a quantity of order one: ‖∇log p_σ‖ grows like 1/σ).
+
+Smooth activations (SiLU) keep the Jacobian differentiable, which implicit and sliced score
+matching need.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._validate import check_count
+from .noise import sigma_like
+
+__all__ = ["LinearScore", "ScoreMLP"]
+
+
+class LinearScore(nn.Module):
+    """s(x) = A x + b on points of shape (B, d); starts at A = −I, b = 0 (a standard normal)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        dim = check_count(dim, "dim")
+        self.A = nn.Parameter(-torch.eye(dim))
+        self.b = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.A.T + self.b
+
+
+class ScoreMLP(nn.Module):
+    """An MLP score model on points of shape (B, d).
+
+    ``sigma_conditioned=False``: ``forward(x)``. ``sigma_conditioned=True``:
+    ``forward(x, sigma)`` with σ a number or a (B,) tensor; the network sees log σ and returns
+    net(x, log σ)/σ.
+    """
+
+    def __init__(self, dim: int, hidden: int = 64, n_layers: int = 2, sigma_conditioned: bool = False):
+        super().__init__()
+        dim = check_count(dim, "dim")
+        hidden = check_count(hidden, "hidden")
+        n_layers = check_count(n_layers, "n_layers")
+        self.dim = dim
+        self.sigma_conditioned = sigma_conditioned
+        layers: list[nn.Module] = []
+        width = dim + (1 if sigma_conditioned else 0)
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"ScoreMLP expects points of shape (B, {self.dim}), got {tuple(x.shape)}")
+        if not self.sigma_conditioned:
+            if sigma is not None:
+                raise ValueError("this ScoreMLP is not σ-conditioned; build it with sigma_conditioned=True")
+            return self.net(x)
+        if sigma is None:
+            raise ValueError("this ScoreMLP is σ-conditioned: call it as model(x, sigma)")
+        s = sigma_like(sigma, x)
+        return self.net(torch.cat([x, torch.log(s)], dim=1)) / s

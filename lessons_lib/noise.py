@@ -1,0 +1,78 @@
+r"""Noise levels and Gaussian perturbation.
+
+Perturbing data with :math:`\tilde x = x + \sigma z`, :math:`z \sim \mathcal N(0, I)`, turns the
+data density :math:`p` into :math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)`.
+
+The σ schedule is listed **from largest to smallest**, :math:`\sigma_1 > \sigma_2 > \dots >
+\sigma_L`, the order of Song & Ermon (2019) and of annealed Langevin sampling, which starts at
+the largest noise. (Song et al. 2021 index the other way round.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._validate import check_batch, check_count, check_sigma
+
+__all__ = ["geometric_sigmas", "perturb", "sigma_like", "check_sigmas"]
+
+
+def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype=None) -> torch.Tensor:
+    """n noise levels in geometric progression from ``sigma_max`` down to ``sigma_min``.
+
+    σᵢ = σ_max · (σ_min/σ_max)^((i-1)/(n-1)), i = 1..n: a constant ratio between neighbours,
+    largest first.
+    """
+    check_sigma(sigma_max, "sigma_max")
+    check_sigma(sigma_min, "sigma_min")
+    n = check_count(n, "n", minimum=2)
+    if not sigma_max > sigma_min:
+        raise ValueError(f"sigma_max must be larger than sigma_min, got {sigma_max} and {sigma_min}")
+    exps = torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64)
+    return torch.exp(exps).to(dtype or torch.get_default_dtype())
+
+
+def check_sigmas(sigmas) -> torch.Tensor:
+    """A σ schedule: a 1-D tensor of positive levels, strictly decreasing (largest first)."""
+    s = torch.as_tensor(sigmas, dtype=torch.get_default_dtype()) if not isinstance(
+        sigmas, torch.Tensor
+    ) else sigmas
+    if s.dim() != 1 or s.numel() == 0:
+        raise ValueError(f"sigmas must be a non-empty 1-D list of noise levels, got shape {tuple(s.shape)}")
+    check_sigma(s, "sigmas")
+    if s.numel() > 1 and not (s[1:] < s[:-1]).all():
+        raise ValueError(
+            "sigmas must be listed from largest to smallest (σ₁ > σ₂ > … > σ_L, the order of "
+            f"Song & Ermon 2019), got {[round(v, 4) for v in s.tolist()]}"
+        )
+    return s
+
+
+def sigma_like(sigma, x: torch.Tensor) -> torch.Tensor:
+    """σ as a tensor that broadcasts against the batch x: shape (B, 1, 1, ...).
+
+    ``sigma`` is a number (one level for the whole batch) or a tensor of shape (B,) (one level
+    per sample).
+    """
+    check_sigma(sigma)
+    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    if s.dim() == 0:
+        s = s.expand(x.shape[0])
+    if s.shape != x.shape[:1]:
+        raise ValueError(
+            f"sigma must be a number or have shape (batch,) = ({x.shape[0]},), got {tuple(s.shape)}"
+        )
+    return s.view(x.shape[0], *([1] * (x.dim() - 1)))
+
+
+def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None):
+    """x̃ = x + σz with z ~ N(0, I). Returns ``(x_tilde, z)``.
+
+    ``sigma``: a number, or a tensor of shape (B,) with one level per sample.
+    """
+    x = check_batch(x)
+    s = sigma_like(sigma, x)
+    z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return x + s * z, z

@@ -1,0 +1,150 @@
+r"""Langevin dynamics: sampling from a density when all you have is its score.
+
+**Convention used everywhere in this course.** One step of the unadjusted Langevin algorithm
+with step size ε is
+
+.. math:: x \leftarrow x + \varepsilon\, s(x) + \sqrt{2\varepsilon}\, z, \qquad z\sim\mathcal N(0, I),
+
+the Euler–Maruyama discretisation of the Langevin diffusion
+:math:`dX_t = \nabla\log p(X_t)\,dt + \sqrt2\,dW_t`, whose stationary density is p. (Song &
+Ermon's Algorithm 1 writes :math:`x + \tfrac{\alpha}{2}s + \sqrt{\alpha}z`, i.e. α = 2ε; their
+code uses the form above.) As ε → 0 and the number of steps → ∞ the samples follow p; for
+finite ε there is a bias, and for a Gaussian of variance v the chain diverges when ε > v.
+
+**Annealed Langevin** (Song & Ermon 2019) runs ``n_steps_each`` steps at each level of a
+schedule σ₁ > … > σ_L (largest first), with the score of the perturbed density
+:math:`s(x, \sigma_i) \approx \nabla\log p_{\sigma_i}(x)` and step size
+
+.. math:: \varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2 ,
+
+so ε (``step_lr``) is the step at the last, smallest level. An optional final denoising step
+(Tweedie's formula) returns :math:`x + \sigma_L^2\, s(x, \sigma_L)`, the posterior mean of the
+clean sample given the noisy one.
+
+Both samplers stop with :class:`DivergenceError` (a ``ValueError``) naming the step and the
+step size as soon as the chain stops being finite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from ._validate import check_batch, check_count, check_positive, check_same_shape
+from .noise import check_sigmas
+
+__all__ = ["langevin", "annealed_langevin", "langevin_step", "DivergenceError"]
+
+Tensor = torch.Tensor
+
+
+class DivergenceError(ValueError):
+    """A Langevin chain produced NaN or infinite values (usually: the step size is too large)."""
+
+
+def langevin_step(x: Tensor, score: Tensor, step_size: float, z: Tensor) -> Tensor:
+    """One step x + ε·s(x) + √(2ε)·z, given the score at x and the Gaussian noise z."""
+    return x + step_size * score + math.sqrt(2.0 * step_size) * z
+
+
+def _check_finite(x: Tensor, step: int, n_steps: int, step_size: float, where: str = "") -> None:
+    if not torch.isfinite(x).all():
+        raise DivergenceError(
+            f"Langevin chain diverged{where}: non-finite values after step {step} of {n_steps} "
+            f"with step size ε = {step_size:.3g}. The step size is too large for this score "
+            "(for a Gaussian of variance v the chain is stable only for ε < v); try a smaller one."
+        )
+
+
+def _score(score_fn: Callable, x: Tensor, *args) -> Tensor:
+    """Evaluate the score without building an autograd graph (scores by autograd still work)."""
+    with torch.no_grad():
+        return check_same_shape(score_fn(x, *args), x, "score_fn").detach()
+
+
+def _record(trajectory: list, x: Tensor, step: int, record_every: int | None) -> None:
+    if record_every is not None and step % record_every == 0:
+        trajectory.append(x.detach().clone())
+
+
+def langevin(
+    score_fn: Callable[[Tensor], Tensor],
+    x0: Tensor,
+    step_size: float,
+    n_steps: int,
+    generator: torch.Generator | None = None,
+    record_every: int | None = None,
+):
+    """Unadjusted Langevin: n_steps of x ← x + ε·s(x) + √(2ε)·z from the batch ``x0``.
+
+    Returns the final batch; with ``record_every=k`` returns ``(x, trajectory)`` where
+    ``trajectory`` has shape (T, *x0.shape) and holds x0 and every k-th state.
+    Raises :class:`DivergenceError` if the chain turns non-finite.
+    """
+    x = check_batch(x0, "x0").detach().clone()
+    eps = check_positive(step_size, "step_size")
+    n_steps = check_count(n_steps, "n_steps", minimum=0)
+    if record_every is not None:
+        record_every = check_count(record_every, "record_every")
+    trajectory: list[Tensor] = []
+    _record(trajectory, x, 0, record_every)
+    for t in range(1, n_steps + 1):
+        s = _score(score_fn, x)
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        x = langevin_step(x, s, eps, z)
+        _check_finite(x, t, n_steps, eps)
+        _record(trajectory, x, t, record_every)
+    if record_every is None:
+        return x
+    return x, torch.stack(trajectory)
+
+
+def annealed_langevin(
+    score_fn: Callable[[Tensor, float], Tensor],
+    x0: Tensor,
+    sigmas,
+    n_steps_each: int = 100,
+    step_lr: float = 2e-5,
+    generator: torch.Generator | None = None,
+    record_every: int | None = None,
+    denoise: bool = False,
+):
+    """Annealed Langevin dynamics over σ₁ > … > σ_L (Song & Ermon 2019).
+
+    At level i, ``n_steps_each`` steps of x ← x + εᵢ·s(x, σᵢ) + √(2εᵢ)·z with
+    εᵢ = step_lr · σᵢ²/σ_L². ``score_fn(x, sigma)`` receives σᵢ as a Python float.
+    With ``denoise=True`` a last step x ← x + σ_L²·s(x, σ_L) removes the remaining noise.
+
+    Returns the final batch; with ``record_every=k`` returns ``(x, trajectory)`` holding x0 and
+    every k-th state (``record_every=n_steps_each`` keeps the state at the end of each level;
+    the denoised result, if asked for, is appended last).
+    """
+    x = check_batch(x0, "x0").detach().clone()
+    sig = [float(s) for s in check_sigmas(sigmas)]
+    n_steps_each = check_count(n_steps_each, "n_steps_each")
+    step_lr = check_positive(step_lr, "step_lr")
+    if record_every is not None:
+        record_every = check_count(record_every, "record_every")
+    trajectory: list[Tensor] = []
+    _record(trajectory, x, 0, record_every)
+    total = len(sig) * n_steps_each
+    t = 0
+    for i, sigma in enumerate(sig):
+        eps = step_lr * (sigma / sig[-1]) ** 2
+        for _ in range(n_steps_each):
+            t += 1
+            s = _score(score_fn, x, sigma)
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = langevin_step(x, s, eps, z)
+            _check_finite(x, t, total, eps, where=f" at noise level {i + 1} (σ = {sigma:.3g})")
+            _record(trajectory, x, t, record_every)
+    if denoise:
+        x = x + sig[-1] ** 2 * _score(score_fn, x, sig[-1])
+        _check_finite(x, total, total, sig[-1] ** 2, where=" in the final denoising step")
+        if record_every is not None:
+            trajectory.append(x.detach().clone())
+    if record_every is None:
+        return x
+    return x, torch.stack(trajectory)

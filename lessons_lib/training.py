@@ -1,0 +1,122 @@
+"""The one training loop of the course, used by every notebook and by the MNIST command line.
+
+``train(model, loss_fn, data, n_steps=...)`` draws a batch, evaluates
+``loss_fn(model, batch, generator)``, takes an Adam step and records the loss. ``data`` is
+either a tensor of examples (batches are drawn uniformly with replacement) or a sampler
+``data(n, generator=g)`` such as ``GaussianMixture.sample`` (fresh data every step).
+
+Everything random (batches, noise, projections) flows from one ``seed``; the model's initial
+weights are the caller's (call ``seed_everything`` before building it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from ._validate import check_count, check_positive
+from .utils import get_device, make_generator
+
+__all__ = ["train", "TrainResult", "ema_model"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run leaves behind."""
+
+    model: nn.Module
+    losses: list[float] = field(default_factory=list)
+    ema: nn.Module | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    seconds: float = 0.0
+
+    @property
+    def best_model(self) -> nn.Module:
+        """The EMA of the weights when one was kept (it samples better), else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def ema_model(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average θ̄ ← decay·θ̄ + (1 − decay)·θ of the model's weights."""
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema_decay must be between 0 and 1, got {decay!r}")
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _batches(data, batch_size: int, generator: torch.Generator, device: torch.device):
+    if callable(data):
+        while True:
+            yield data(batch_size, generator=generator).to(device)
+    if not isinstance(data, torch.Tensor) or data.dim() < 2 or data.shape[0] == 0:
+        raise ValueError("data must be a non-empty tensor of shape (N, ...) or a sampler data(n, generator=g)")
+    while True:
+        idx = torch.randint(0, data.shape[0], (batch_size,), generator=generator)
+        yield data[idx].to(device)
+
+
+def train(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor],
+    data,
+    *,
+    n_steps: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device=None,
+    progress: bool = True,
+    ema_decay: float | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    ema: AveragedModel | None = None,
+    callback: Callable[[int, float], None] | None = None,
+    desc: str = "training",
+) -> TrainResult:
+    """Train ``model`` for ``n_steps`` Adam steps on ``loss_fn(model, batch, generator)``.
+
+    ``progress`` shows a tqdm bar (a widget in Jupyter, text in a terminal). ``ema_decay``
+    keeps an exponential moving average of the weights (``result.ema``). Pass ``optimizer``
+    and ``ema`` from an earlier result to resume. ``callback(step, loss)`` runs after every
+    step (checkpoints, logging). Raises ``ValueError`` if the loss stops being finite.
+    """
+    n_steps = check_count(n_steps, "n_steps", minimum=0)
+    batch_size = check_count(batch_size, "batch_size")
+    lr = check_positive(lr, "lr")
+    dev = get_device(device)
+    model.to(dev).train()
+    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    if ema is None and ema_decay is not None:
+        ema = ema_model(model, ema_decay)
+    batch_gen = make_generator(seed)
+    noise_gen = make_generator(seed + 1, dev)
+    batches = _batches(data, batch_size, batch_gen, dev)
+    losses: list[float] = []
+    start = time.perf_counter()
+    bar = tqdm(range(1, n_steps + 1), desc=desc, disable=not progress, leave=True)
+    for step in bar:
+        loss = loss_fn(model, next(batches), noise_gen)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise ValueError(
+                f"the loss became {value} at step {step} (learning rate {lr:g}); "
+                "lower the learning rate or check the data for NaNs"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        losses.append(value)
+        if progress and (step % 25 == 0 or step == n_steps):
+            bar.set_postfix(loss=f"{sum(losses[-25:]) / len(losses[-25:]):.4g}")
+        if callback is not None:
+            callback(step, value)
+    bar.close()
+    model.eval()
+    return TrainResult(model, losses, ema, opt, time.perf_counter() - start)

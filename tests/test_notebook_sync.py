@@ -1,0 +1,28 @@
+"""Each notebook's jupytext source (.py) and its committed .ipynb hold the same cells.
+
+Contents are compared, not timestamps (a git checkout sets timestamps arbitrarily)."""
+
+from pathlib import Path
+
+import jupytext
+import pytest
+from jupytext.compare import compare_notebooks
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_py_and_ipynb_in_sync(source):
+    ipynb = source.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} is missing: run `make notebooks NB={source.stem}`"
+    compare_notebooks(jupytext.read(ipynb), jupytext.read(source), fmt="py:percent")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_committed_notebook_has_outputs(source):
+    nb = jupytext.read(source.with_suffix(".ipynb"))
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.get("execution_count") for c in code), (
+        f"{source.stem}.ipynb was not executed top to bottom: run `make notebooks NB={source.stem}`"
+    )
