@@ -5,6 +5,8 @@
 # sources), make student (the student edition), make benchmarks.
 
 PYTHON ?= python3
+# The offline MNIST copy beside the repository, when there is one (CI and this course's machines).
+export LESSONS_LIB_MNIST_DIR ?= $(if $(wildcard ../shared/data/mnist/t10k-images-idx3-ubyte.gz),$(abspath ../shared/data/mnist))
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # torch is pinned here (not in pyproject.toml): 2.13.0 is the CPU build that installs offline.
