@@ -27,7 +27,7 @@ import torch
 
 from ._validate import as_tensor, check_count, check_sigma
 
-__all__ = ["Gaussian", "GaussianMixture"]
+__all__ = ["Gaussian", "GaussianMixture", "density_from_score_1d", "total_variation_1d"]
 
 
 def _covariance(cov, d: int, name: str) -> torch.Tensor:
@@ -223,3 +223,55 @@ class GaussianMixture:
         diff = y[..., None, :] - self.means.to(y)
         cond_means = self.means.to(y) + torch.einsum("kij,...kj->...ki", gain.to(y), diff)
         return (r[..., None] * cond_means).sum(-2)
+
+
+def _check_grid(xs) -> torch.Tensor:
+    """A 1-D grid: shape (n,) with n >= 2, finite, strictly increasing; returned in float64."""
+    if not isinstance(xs, torch.Tensor) or xs.dim() != 1 or xs.numel() < 2:
+        raise ValueError(f"xs must be a 1-D tensor of at least 2 grid points, got {xs!r:.80}")
+    g = xs.detach().to(torch.float64)
+    if not torch.isfinite(g).all() or not (g[1:] > g[:-1]).all():
+        raise ValueError("xs must be finite and strictly increasing")
+    return g
+
+
+def _trapezoid_cumulative(values: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """∫_{xs[0]}^{xs[i]} f for every i by the trapezoid rule (first entry 0)."""
+    pieces = 0.5 * (values[1:] + values[:-1]) * (xs[1:] - xs[:-1])
+    return torch.cat([pieces.new_zeros(1), torch.cumsum(pieces, 0)])
+
+
+def density_from_score_1d(score_fn, xs: torch.Tensor) -> torch.Tensor:
+    r"""Recover a normalised 1-D density on a grid from its score alone.
+
+    The score is the derivative of the log-density, so up to the (unknown) constant
+    :math:`\log p(x_0)`
+
+    .. math:: \log p(x) = \log p(x_0) + \int_{x_0}^{x} s(u)\,du ,
+
+    and the constant is fixed by :math:`\int p = 1`. Both integrals use the trapezoid rule on
+    ``xs``, so the grid must cover the mass and be fine enough for the score.
+
+    ``score_fn`` maps points of shape (n, 1) to scores of shape (n, 1) (a ``ScoreMLP(1)``, a
+    density's ``score``...); ``xs`` is a strictly increasing grid of shape (n,). Returns the
+    density on the grid, shape (n,), float64, integrating to one by the trapezoid rule.
+    """
+    g = _check_grid(xs)
+    with torch.no_grad():
+        s = score_fn(xs[:, None])
+    if not isinstance(s, torch.Tensor) or s.shape != (g.numel(), 1):
+        raise ValueError(f"score_fn must map points of shape (n, 1) to scores of shape (n, 1), got {s!r:.80}")
+    log_p = _trapezoid_cumulative(s[:, 0].to(torch.float64), g)
+    p = torch.exp(log_p - log_p.max())
+    return p / _trapezoid_cumulative(p, g)[-1]
+
+
+def total_variation_1d(p: torch.Tensor, q: torch.Tensor, xs: torch.Tensor) -> float:
+    r"""Total-variation distance :math:`\tfrac12\int|p(x) - q(x)|\,dx` between two densities
+    given by their values on the grid ``xs`` (trapezoid rule); 0 for equal densities, 1 for
+    densities with disjoint supports."""
+    g = _check_grid(xs)
+    if p.shape != g.shape or q.shape != g.shape:
+        raise ValueError(f"p and q must hold one value per grid point, shape {tuple(g.shape)}")
+    diff = (p.to(torch.float64) - q.to(torch.float64)).abs()
+    return 0.5 * float(_trapezoid_cumulative(diff, g)[-1])

@@ -9,7 +9,8 @@ the Euler–Maruyama discretisation of the Langevin diffusion
 :math:`dX_t = \nabla\log p(X_t)\,dt + \sqrt2\,dW_t`, whose stationary density is p. (Song &
 Ermon's Algorithm 1 writes :math:`x + \tfrac{\alpha}{2}s + \sqrt{\alpha}z`, i.e. α = 2ε; their
 code uses the form above.) As ε → 0 and the number of steps → ∞ the samples follow p; for
-finite ε there is a bias, and for a Gaussian of variance v the chain diverges when ε > v.
+finite ε there is a bias, and for a Gaussian of variance v the chain diverges when ε > 2v
+(each step multiplies x − μ by 1 − ε/v).
 
 **Annealed Langevin** (Song & Ermon 2019) runs ``n_steps_each`` steps at each level of a
 schedule σ₁ > … > σ_L (largest first), with the score of the perturbed density
@@ -54,7 +55,7 @@ def _check_finite(x: Tensor, step: int, n_steps: int, step_size: float, where: s
         raise DivergenceError(
             f"Langevin chain diverged{where}: non-finite values after step {step} of {n_steps} "
             f"with step size ε = {step_size:.3g}. The step size is too large for this score "
-            "(for a Gaussian of variance v the chain is stable only for ε < v); try a smaller one."
+            "(for a Gaussian of variance v the chain is stable only for ε < 2v); try a smaller one."
         )
 
 
