@@ -95,12 +95,12 @@ class SigmaExplorer(Explorer):
             raise ValueError(f"sigma must lie inside sigma_range = {sigma_range}, got {sigma}")
         self.density = density
         self.learned_score = learned_score
-        self.xs = torch.linspace(-8.0, 8.0, 801) if xs is None else xs
+        self.xs = torch.linspace(-8.0, 8.0, 601) if xs is None else xs
         self.slider = widgets.FloatLogSlider(
             value=sigma, base=10, min=math.log10(lo), max=math.log10(hi), step=0.01,
             description="σ", readout_format=".3f", continuous_update=True,
         )
-        fig, (ax_p, ax_s) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, layout="constrained")
+        fig, (ax_p, ax_s) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, layout="constrained")
         x = self.xs.numpy()
         self._p = torch.exp(density.log_prob(self.xs[:, None]))
         ax_p.plot(x, self._p.numpy(), color="0.5", ls="--", label="data density $p$")

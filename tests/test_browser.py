@@ -1,0 +1,186 @@
+"""End to end in a real browser: JupyterLab + headless Chromium + the σ explorer of lesson 04.
+
+Starts JupyterLab on 127.0.0.1 (random port and token, temporary root, HOME and runtime
+directory), opens a small notebook that trains a σ-conditioned score network briefly and shows
+the :class:`~lessons_lib.widgets.SigmaExplorer`, runs all cells, moves the σ slider with the
+keyboard and checks that the figure changed and that the kernel saw the value the slider shows.
+Screenshots go to ``artifacts/`` (git-ignored).
+
+Needs Debian's ``chromium`` (apt) and the ``playwright`` Python package (no browser download).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+NOTEBOOK_CELLS = [
+    """import torch
+from lessons_lib import seed_everything
+from lessons_lib.data import mixture_1d
+from lessons_lib.losses import ncsn_loss
+from lessons_lib.nets import ScoreMLP
+from lessons_lib.noise import geometric_sigmas
+from lessons_lib.training import train
+from lessons_lib.widgets import SigmaExplorer
+
+seed_everything(0)
+torch.set_num_threads(1)
+p = mixture_1d()
+sigmas = geometric_sigmas(5.0, 0.02, 30)
+model = ScoreMLP(1, hidden=32, sigma_conditioned=True)
+_ = train(model, lambda m, x, g: ncsn_loss(m, x, sigmas, generator=g), p.sample, n_steps=300, batch_size=128, lr=3e-3, progress=False)""",
+    """explorer = SigmaExplorer(p, model, sigma=0.3, sigma_range=(0.02, 5.0))
+explorer""",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_server(url: str, token: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"JupyterLab did not answer {url}/api/status within {timeout:.0f} s")
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """A JupyterLab server whose root holds the σ-explorer notebook; yields (base url, token)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "sigma_explorer.ipynb")
+    token = secrets.token_hex(16)
+    port = _free_port()
+    env = dict(os.environ, HOME=str(tmp_path / "home"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               MPLBACKEND="module://matplotlib_inline.backend_inline")
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    log = open(tmp_path / "jupyterlab.log", "wb")
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_server(url, token, proc)
+        yield url, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.copy(tmp_path / "jupyterlab.log", _artifacts() / "browser_jupyterlab.log")
+
+
+def _artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    import matplotlib.image
+
+    return matplotlib.image.imread(io.BytesIO(png), format="png")
+
+
+def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
+    url, token = jupyterlab
+    out = _artifacts()
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        try:
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/lab/tree/sigma_explorer.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+            figure = page.locator(".widget-output img").first
+            figure.wait_for(state="visible", timeout=90_000)
+            readout = page.locator(".widget-readout").first
+            message = page.locator(".widget-html-content").first
+            assert float(readout.inner_text()) == pytest.approx(0.3, abs=1e-3)
+            page.wait_for_function("() => document.querySelector('.widget-html-content')?.textContent.includes('σ = 0.300')")
+            source_before = figure.get_attribute("src")
+            before = figure.screenshot(path=str(out / "browser_sigma_before.png"))
+            page.screenshot(path=str(out / "browser_page_before.png"))
+
+            handle = page.locator(".widget-slider .noUi-handle").first
+            handle.focus()
+            for _ in range(30):  # each key press moves log10 σ by one step of 0.01
+                handle.press("ArrowRight")
+            shown = float(readout.inner_text())
+            assert shown == pytest.approx(0.3 * 10**0.3, rel=0.03)
+            # the kernel redraws for the value the slider shows: wait for its message, then the new image
+            page.wait_for_function(
+                "text => document.querySelector('.widget-html-content')?.textContent.includes(text)",
+                arg=f"σ = {shown:.3f}", timeout=90_000,
+            )
+            page.wait_for_function(
+                "old => { const img = document.querySelector('.widget-output img'); return img && img.src !== old; }",
+                arg=source_before,
+            )
+            page.wait_for_timeout(500)  # let the last image finish painting
+            after = figure.screenshot(path=str(out / "browser_sigma_after.png"))
+            page.screenshot(path=str(out / "browser_page_after.png"))
+            assert "blur TV" in message.inner_text()
+        except Exception:
+            page.screenshot(path=str(out / "browser_failure.png"))
+            raise
+        finally:
+            browser.close()
+
+    a, b = _pixels(before), _pixels(after)
+    assert a.shape == b.shape, "the figure changed size"
+    changed = np.abs(a - b).max(axis=-1) > 0.1
+    assert changed.mean() > 0.005, f"only {changed.mean():.2%} of the figure's pixels changed"
