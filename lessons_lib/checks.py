@@ -7,7 +7,8 @@ from the library (:mod:`lessons_lib.densities`, :mod:`lessons_lib.losses`,
 
 * prints ``✓ <exercise> matches the reference on N test cases`` when every case agrees;
 * prints ``○ <exercise>: not attempted yet ...`` when ``fn`` still raises
-  ``NotImplementedError`` (so the rest of the notebook still runs);
+  ``NotImplementedError`` (so the rest of the notebook still runs), unless the environment
+  variable ``LESSONS_LIB_GRADING=1`` asks for grading: then that is a failure too;
 * otherwise raises ``AssertionError`` with a diagnosis. The diagnosis comes from comparing the
   student's output with *known wrong answers* computed on the same inputs (the sign flipped,
   a factor 2 or σ² too many, the ½ missing, the sum instead of the mean over the batch, the
@@ -33,6 +34,7 @@ The exercises and their signatures (the reference of each is in :data:`REFERENCE
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -58,6 +60,10 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
+
+# Set to 1 when grading (e.g. `LESSONS_LIB_GRADING=1 nbgrader autograde ...`): a check whose
+# exercise still raises NotImplementedError then fails instead of printing "not attempted yet".
+GRADING_ENV = "LESSONS_LIB_GRADING"
 
 # Agreement with the reference (float32 inputs; the student may sum in another order).
 RTOL, ATOL = 1e-4, 1e-5
@@ -262,6 +268,11 @@ def _gradient_problem(ex: _Exercise, got: Tensor, args: tuple, case: _Case) -> s
     return None
 
 
+def _grading() -> bool:
+    """Grading mode (``LESSONS_LIB_GRADING=1``): an exercise not attempted fails its check."""
+    return os.environ.get(GRADING_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def _run(ex: _Exercise, fn: Callable) -> None:
     """Check ``fn`` on every case of the exercise: print success / not attempted, or raise."""
     cases = ex.cases()
@@ -269,6 +280,8 @@ def _run(ex: _Exercise, fn: Callable) -> None:
     for case in cases:
         called = _call(ex, fn, case)
         if called is None:
+            if _grading():
+                raise AssertionError(f"{ex.name}: not attempted (it still raises NotImplementedError)")
             print(
                 f"○ {ex.name}: not attempted yet (it still raises NotImplementedError). Replace "
                 "`raise NotImplementedError` with your solution and run this cell again."

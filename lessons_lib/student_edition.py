@@ -1,6 +1,7 @@
 """The student edition: the instructor notebooks with every solution replaced by a stub.
 
     python -m lessons_lib.student_edition notebooks student      # (make student)
+    python -m lessons_lib.student_edition --nbgrader notebooks COURSE/source/score_matching
 
 Solutions are marked as nbgrader marks them, on lines of their own:
 
@@ -21,6 +22,11 @@ Every ``*.ipynb`` at the top of the source folder is converted; the other files 
 images), except the notebooks' jupytext ``.py`` sources, are copied along, so that relative
 paths keep working. The student edition is generated, never committed (``student/`` is
 git-ignored).
+
+With ``--nbgrader`` the notebooks keep their solutions and gain the cell metadata nbgrader
+needs (answer cells, autograded check cells, manually graded answers): nbgrader's
+``generate_assignment`` then makes the student version and ``autograde`` runs the checks
+(run it with ``LESSONS_LIB_GRADING=1`` so an exercise left undone fails its check).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MarkerError", "student_notebook", "generate", "is_check_cell", "STUB"]
+__all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "is_check_cell", "STUB"]
 
 BEGIN_CODE, END_CODE = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_MARKDOWN, END_MARKDOWN = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
@@ -41,7 +47,7 @@ STUB = 'raise NotImplementedError("Replace this line with your solution.")'
 # Anything that looks like a marker, so that a misspelt one fails instead of leaking a solution.
 _CODE_MARKER = re.compile(r"#+\s*(BEGIN|END)\s+SOLUTION", re.IGNORECASE)
 _MARKDOWN_MARKER = re.compile(r"<!--\s*(BEGIN|END)\s+SOLUTION\s*-->", re.IGNORECASE)
-_CHECK_CALL = re.compile(r"(?<!\w)check_\w+\s*\(")
+_CHECK_CALL = re.compile(r"(?<!\w)(check_\w+)\s*\(")
 
 
 class MarkerError(ValueError):
@@ -147,16 +153,71 @@ def student_notebook(nb: dict, name: str = "notebook") -> tuple[dict, int]:
     return nb, n_exercises
 
 
+_DEF = re.compile(r"^\s*def\s+(\w+)", re.MULTILINE)
+
+
+def nbgrader_source(nb: dict, name: str = "notebook", points: int = 1) -> tuple[dict, int]:
+    """The instructor notebook with the cell metadata nbgrader needs; returns (notebook, n_cells).
+
+    Solutions and checks are left as they are; nbgrader's ``generate_assignment`` then makes
+    the student version and ``autograde`` runs the checks:
+
+    * a code cell with a solution region: an answer cell (``solution``), its grade id the name
+      of the function it defines;
+    * a check cell: a locked autograded test worth ``points``, its grade id the check's name;
+    * a markdown cell with a solution region: a manually graded answer worth ``points``.
+
+    Malformed markers raise :class:`MarkerError` as for the student edition.
+    """
+    student_notebook(nb, name)  # validates every marker
+    nb = json.loads(json.dumps(nb))
+    used: set[str] = set()
+    n_cells = 0
+
+    def unique(grade_id: str) -> str:
+        candidate, k = grade_id, 2
+        while candidate in used:
+            candidate, k = f"{grade_id}_{k}", k + 1
+        used.add(candidate)
+        return candidate
+
+    for index, cell in enumerate(nb.get("cells", []), start=1):
+        source = _source(cell)
+        kind = cell.get("cell_type")
+        has_region = (kind == "code" and BEGIN_CODE in source) or (kind == "markdown" and BEGIN_MARKDOWN in source)
+        meta = {"schema_version": 3, "task": False}
+        if kind == "code" and has_region:
+            function = _DEF.search(source)
+            meta |= {"solution": True, "grade": False, "locked": False}
+            meta["grade_id"] = unique(function.group(1) if function else f"cell{index}")
+        elif is_check_cell(cell):
+            meta |= {"solution": False, "grade": True, "locked": True, "points": points}
+            meta["grade_id"] = unique(_CHECK_CALL.search(source).group(1))
+        elif has_region:
+            meta |= {"solution": True, "grade": True, "locked": False, "points": points}
+            meta["grade_id"] = unique(f"answer_cell{index}")
+        else:
+            continue
+        cell.setdefault("metadata", {})["nbgrader"] = meta
+        n_cells += 1
+    return nb, n_cells
+
+
 def _is_jupytext_source(path: Path) -> bool:
     return path.suffix == ".py" and path.with_suffix(".ipynb").exists()
 
 
-def generate(src: Path | str, dst: Path | str) -> list[Path]:
+def generate(src: Path | str, dst: Path | str, nbgrader: bool = False) -> list[Path]:
     """Write the student edition of every notebook in ``src`` into ``dst``; return the paths.
 
     ``dst`` is created (emptied first if it exists: the edition is generated, never edited);
     files in ``src`` that are neither notebooks nor their jupytext sources are copied along.
+    With ``nbgrader=True`` writes nbgrader's source version instead (:func:`nbgrader_source`).
     """
+    transform, did = (nbgrader_source, "cell(s) marked for nbgrader") if nbgrader else (
+        student_notebook,
+        "solution region(s) replaced",
+    )
     src, dst = Path(src), Path(dst)
     notebooks = sorted(src.glob("*.ipynb"))
     if not notebooks:
@@ -167,16 +228,16 @@ def generate(src: Path | str, dst: Path | str) -> list[Path]:
     editions = []
     for path in notebooks:
         nb = json.loads(path.read_text(encoding="utf-8"))
-        editions.append((path.name, *student_notebook(nb, path.name)))
+        editions.append((path.name, *transform(nb, path.name)))
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
     written = []
-    for filename, nb, n_exercises in editions:
+    for filename, nb, n in editions:
         out = dst / filename
         out.write_text(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
         written.append(out)
-        print(f"{out}: {n_exercises} solution region(s) replaced")
+        print(f"{out}: {n} {did}")
     for path in sorted(src.iterdir()):
         if path.suffix == ".ipynb" or _is_jupytext_source(path) or path.name.startswith("."):
             continue
@@ -191,10 +252,12 @@ def generate(src: Path | str, dst: Path | str) -> list[Path]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
-        raise SystemExit("usage: python -m lessons_lib.student_edition SOURCE_DIR DEST_DIR")
+    nbgrader = "--nbgrader" in argv
+    paths = [a for a in argv if a != "--nbgrader"]
+    if len(paths) != 2:
+        raise SystemExit("usage: python -m lessons_lib.student_edition [--nbgrader] SOURCE_DIR DEST_DIR")
     try:
-        generate(*argv)
+        generate(*paths, nbgrader=nbgrader)
     except (MarkerError, FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from err
 

@@ -179,3 +179,11 @@ def test_unrecognised_error_reports_the_ratio():
 
     with pytest.raises(AssertionError, match=r"ratio got/expected = 1\.37"):
         checks.check_dsm_loss(off)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_stub_fails_when_grading(name, monkeypatch):
+    monkeypatch.setenv(checks.GRADING_ENV, "1")
+    with pytest.raises(AssertionError, match=f"{name}: not attempted"):
+        CHECKS[name](_stub)
+    CHECKS[name](checks.REFERENCES[name])  # a right answer still passes

@@ -11,7 +11,15 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from lessons_lib import student_edition
-from lessons_lib.student_edition import BEGIN_CODE, END_CODE, STUB, MarkerError, generate, student_notebook
+from lessons_lib.student_edition import (
+    BEGIN_CODE,
+    END_CODE,
+    STUB,
+    MarkerError,
+    generate,
+    nbgrader_source,
+    student_notebook,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 REAL_NOTEBOOKS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -199,6 +207,43 @@ def test_generate_writes_nothing_when_a_notebook_is_malformed(tmp_path):
     with pytest.raises(SystemExit, match=r"error: 02_bad.ipynb, cell 1"):
         student_edition.main([str(src), str(dst)])
     assert not dst.exists()
+
+
+def test_nbgrader_source_marks_answer_check_and_question_cells():
+    instructor = _synthetic()
+    instructor["cells"].append(new_code_cell("check_gaussian_score(gaussian_score)  # again"))
+    source, n = nbgrader_source(instructor, "synthetic.ipynb", points=2)
+    meta = [c["metadata"].get("nbgrader") for c in source["cells"]]
+    assert n == 5
+    assert meta[0] is None and meta[1] is None and meta[4] is None
+    assert meta[2] == {
+        "schema_version": 3, "task": False, "solution": True, "grade": False, "locked": False,
+        "grade_id": "gaussian_score",
+    }
+    assert meta[3] == {
+        "schema_version": 3, "task": False, "solution": False, "grade": True, "locked": True,
+        "points": 2, "grade_id": "check_gaussian_score",
+    }
+    assert meta[7]["grade_id"] == "check_gaussian_score_2", "grade ids are unique"
+    assert meta[5]["solution"] and meta[5]["grade"] and meta[5]["grade_id"] == "answer_cell6"
+    # The solutions and outputs stay: nbgrader makes the student version itself.
+    assert _sources(source) == _sources(instructor)
+    assert source["cells"][3]["outputs"] == instructor["cells"][3]["outputs"]
+
+
+def test_nbgrader_source_rejects_malformed_markers():
+    with pytest.raises(MarkerError, match="bad.ipynb, cell 1"):
+        nbgrader_source(_notebook(new_code_cell(END_CODE)), "bad.ipynb")
+
+
+def test_nbgrader_command_line(tmp_path, capsys):
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    (src / "01_demo.ipynb").write_text(json.dumps(_synthetic()))
+    student_edition.main(["--nbgrader", str(src), str(tmp_path / "source" / "hw1")])
+    assert "01_demo.ipynb: 4 cell(s) marked for nbgrader" in capsys.readouterr().out
+    nb = json.loads((tmp_path / "source" / "hw1" / "01_demo.ipynb").read_text())
+    assert nb["cells"][2]["metadata"]["nbgrader"]["grade_id"] == "gaussian_score"
 
 
 def _execute(nb: dict, cwd: Path) -> nbformat.NotebookNode:
