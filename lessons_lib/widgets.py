@@ -73,6 +73,18 @@ class Explorer:
 # --- lessons 04–05 ---
 
 
+def _log_slider(value: float, lo: float, hi: float, step: float, **kwargs) -> widgets.FloatLogSlider:
+    """A base-10 log slider from about ``lo`` to ``hi`` whose grid of exponents (spacing ``step``)
+    contains ``value`` exactly, so the browser does not snap the initial value to a neighbour."""
+    if not lo < value < hi:
+        raise ValueError(f"the initial value {value} must lie inside ({lo}, {hi})")
+    centre = math.log10(value)
+    below = round((centre - math.log10(lo)) / step)
+    above = round((math.log10(hi) - centre) / step)
+    return widgets.FloatLogSlider(value=value, base=10, min=centre - below * step, max=centre + above * step,
+                                  step=step, **kwargs)
+
+
 class SigmaExplorer(Explorer):
     r"""Denoising score matching at one noise level (lesson 04): a log-scale slider over σ.
 
@@ -93,13 +105,11 @@ class SigmaExplorer(Explorer):
         lo, hi = (float(check_sigma(s, "sigma_range")) for s in sigma_range)
         if not lo < float(check_sigma(sigma)) < hi:
             raise ValueError(f"sigma must lie inside sigma_range = {sigma_range}, got {sigma}")
+        sigma = float(sigma)
         self.density = density
         self.learned_score = learned_score
         self.xs = torch.linspace(-8.0, 8.0, 601) if xs is None else xs
-        self.slider = widgets.FloatLogSlider(
-            value=sigma, base=10, min=math.log10(lo), max=math.log10(hi), step=0.01,
-            description="σ", readout_format=".3f", continuous_update=True,
-        )
+        self.slider = _log_slider(sigma, lo, hi, 0.01, description="σ", readout_format=".3f", continuous_update=True)
         fig, (ax_p, ax_s) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, layout="constrained")
         x = self.xs.numpy()
         self._p = torch.exp(density.log_prob(self.xs[:, None]))
@@ -140,9 +150,9 @@ class SigmaExplorer(Explorer):
         worst = float(error[sparse].sqrt().max()) if sparse.any() else 0.0
         blur = total_variation_1d(p_sigma, self._p, self.xs)
         self.message.value = (
-            f"σ = {sigma:.3f} · blur TV(p, p<sub>σ</sub>) = {blur:.3f} · "
-            f"score error where the data are ½E<sub>p<sub>σ</sub></sub>|s<sub>θ</sub> − ∇log p<sub>σ</sub>|² = {weighted:.3f} · "
-            f"largest error in the shaded low-density region = {worst:.2f}"
+            f"σ = {sigma:.3f} · blur TV(p, p<sub>σ</sub>) = {blur:.3f} · score error near the data "
+            f"½E<sub>p<sub>σ</sub></sub>|s<sub>θ</sub> − ∇log p<sub>σ</sub>|² = {weighted:.3f} · "
+            f"largest error in the grey region = {worst:.2f}"
         )
 
 
@@ -166,10 +176,8 @@ class LangevinExplorer(Explorer):
         self.x0 = x0
         self.seed = seed
         self.samples = None
-        self.step_slider = widgets.FloatLogSlider(
-            value=step_size, base=10, min=math.log10(lo), max=math.log10(hi), step=0.05,
-            description="step ε", readout_format=".3g", continuous_update=False,
-        )
+        self.step_slider = _log_slider(check_positive(step_size, "step_size"), lo, hi, 0.05, description="step ε", readout_format=".3g",
+                                       continuous_update=False)
         self.steps_slider = widgets.IntSlider(
             value=n_steps, min=0, max=max_steps, step=10, description="steps n", continuous_update=False,
         )
