@@ -15,16 +15,33 @@ from pathlib import Path
 
 import jupytext
 from nbclient import NotebookClient
+from nbclient.output_widget import OutputWidget
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+
+
+class OneWayOutputWidget(OutputWidget):
+    """nbclient's stand-in for an ipywidgets Output widget, without echoing the captured
+    outputs back to the kernel. That echo is sent on the shell channel from inside the output
+    handler while nbclient is waiting on the same channel for the execute reply, and it
+    sometimes blocks the run for good (jupyter/nbclient#312: every explorer of the course
+    draws into an Output widget). The kernel never needs those outputs back."""
+
+    def sync_state(self) -> None:
+        pass
+
+
+# pass as NotebookClient(..., widget_registry=WIDGET_REGISTRY)
+WIDGET_REGISTRY = {"@jupyter-widgets/output": {"OutputModel": OneWayOutputWidget}}
 
 
 def build(source: Path) -> float:
     """Execute ``source`` on a fresh kernel and write the paired .ipynb; return seconds."""
     nb = jupytext.read(source)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}}).execute()
+    NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}},
+                   widget_registry=WIDGET_REGISTRY).execute()
     seconds = time.perf_counter() - start
     jupytext.write(nb, source.with_suffix(".ipynb"))
     return seconds
