@@ -208,7 +208,7 @@ for name, dsm_m, dsm_se, esm_m, esm_se, diff_m, diff_se in rows:
 # %%
 def dsm_loss(score_fn, x, sigma, z):
     """½ · mean over the batch of ‖score_fn(x + σz) + z/σ‖², summed over dimensions."""
-    # Hint: (score_fn(x + sigma * z) + z / sigma) has the shape of x; square, sum over dims 1.., then mean.
+    # Hint: at the noisy point x + σz the target is −z/σ; sum over every dimension but the batch one, then average.
     ### BEGIN SOLUTION
     residual = score_fn(x + sigma * z) + z / sigma
     return 0.5 * residual.pow(2).flatten(1).sum(1).mean()
