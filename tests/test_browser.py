@@ -35,6 +35,8 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
 ]
 
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
+
 NOTEBOOK_CELLS = [
     """import torch
 from lessons_lib import seed_everything
@@ -144,7 +146,6 @@ def _run_all_cells(page, timeout_error, attempts: int = 3) -> None:
 
 
 def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
     url, token = jupyterlab
     out = _artifacts()
     with sync_api.sync_playwright() as pw:
