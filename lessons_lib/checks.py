@@ -231,10 +231,19 @@ def _fail(ex: _Exercise, case: _Case, problem: str, got=None, expected=None) -> 
     return AssertionError("\n".join(lines))
 
 
+def _explains(mistake: _Mistake, case: _Case, got: Tensor) -> bool:
+    """Does the wrong answer ``mistake`` give the student's result on this case?"""
+    try:
+        wrong = mistake.wrong(*case.build())
+    except RuntimeError:  # a wrong answer that cannot even be computed here explains nothing
+        return False
+    return _close(got, wrong, MISTAKE_RTOL, MISTAKE_ATOL)
+
+
 def _diagnose_values(ex: _Exercise, fn: Callable, failing: list[tuple[_Case, Tensor]]) -> str:
     """Name the known wrong answer that explains every failing case, else describe the gap."""
     for mistake in ex.mistakes:
-        if all(_close(got, mistake.wrong(*case.build()), MISTAKE_RTOL, MISTAKE_ATOL) for case, got in failing):
+        if all(_explains(mistake, case, got) for case, got in failing):
             return mistake.message
     case, got = failing[0]
     if not torch.isfinite(got.detach()).all():

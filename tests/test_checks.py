@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lessons_lib import checks
-from lessons_lib.autodiff import jacobian_trace
+from lessons_lib.autodiff import hutchinson_trace, jacobian_trace
 
 CHECKS = {name: getattr(checks, f"check_{name}") for name in checks.REFERENCES}
 
@@ -99,6 +99,7 @@ WRONG = {
         ("item", lambda f, x: (lambda t, n: (t + 0.5 * n).mean().item())(*_ism_parts(f, x)), "Python float"),
         ("detached", lambda f, x: (lambda t, n: (t + 0.5 * n).mean().detach())(*_ism_parts(f, x)), "detached"),
         ("no create_graph", _ism_with_detached_trace, "create_graph=True"),
+        ("Hutchinson estimate", lambda f, x: (hutchinson_trace(f, x) + 0.5 * (f(x) ** 2).sum(-1)).mean(), "not a random estimate"),
     ],
     "ssm_loss": [
         ("missing ½", lambda f, x, v: (lambda a, b, s: (a + b**2).mean())(*_ssm_parts(f, x, v)), "½ in front of (vᵀs)²"),
