@@ -208,6 +208,7 @@ def _shape_problem(ex: _Exercise, got: Tensor, expected: Tensor) -> str | None:
 def _call(ex: _Exercise, fn: Callable, case: _Case):
     """``(result, args)`` of ``fn`` on fresh inputs of the case; ``None`` while ``fn`` still
     raises NotImplementedError. Any other error becomes an AssertionError naming the case."""
+    __tracebackhide__ = True
     args = case.build()
     try:
         return fn(*args), args
@@ -230,10 +231,19 @@ def _fail(ex: _Exercise, case: _Case, problem: str, got=None, expected=None) -> 
     return AssertionError("\n".join(lines))
 
 
+def _explains(mistake: _Mistake, case: _Case, got: Tensor) -> bool:
+    """Does the wrong answer ``mistake`` give the student's result on this case?"""
+    try:
+        wrong = mistake.wrong(*case.build())
+    except RuntimeError:  # a wrong answer that cannot even be computed here explains nothing
+        return False
+    return _close(got, wrong, MISTAKE_RTOL, MISTAKE_ATOL)
+
+
 def _diagnose_values(ex: _Exercise, fn: Callable, failing: list[tuple[_Case, Tensor]]) -> str:
     """Name the known wrong answer that explains every failing case, else describe the gap."""
     for mistake in ex.mistakes:
-        if all(_close(got, mistake.wrong(*case.build()), MISTAKE_RTOL, MISTAKE_ATOL) for case, got in failing):
+        if all(_explains(mistake, case, got) for case, got in failing):
             return mistake.message
     case, got = failing[0]
     if not torch.isfinite(got.detach()).all():
@@ -275,6 +285,7 @@ def _grading() -> bool:
 
 def _run(ex: _Exercise, fn: Callable) -> None:
     """Check ``fn`` on every case of the exercise: print success / not attempted, or raise."""
+    __tracebackhide__ = True  # IPython and pytest show the student's cell, not this machinery
     cases = ex.cases()
     results = []
     for case in cases:
@@ -439,6 +450,7 @@ def check_gaussian_score(gaussian_score: Callable) -> None:
     """Check ``gaussian_score(x, mean, cov)`` = −(x − μ)Σ⁻¹ against
     :meth:`lessons_lib.densities.Gaussian.score` on 1-, 2-, 3- and 5-dimensional Gaussians with
     correlated covariances."""
+    __tracebackhide__ = True
     _run(_GAUSSIAN_SCORE, gaussian_score)
 
 
@@ -535,6 +547,7 @@ def check_ism_loss(ism_loss: Callable) -> None:
     """Check ``ism_loss(score_fn, x)`` against :func:`lessons_lib.losses.ism_loss` (value and
     gradient with respect to the model's parameters) on linear and MLP score models in 1 to 4
     dimensions."""
+    __tracebackhide__ = True
     _run(_ISM_LOSS, ism_loss)
 
 
@@ -615,6 +628,7 @@ _SSM_LOSS = _Exercise(
 def check_ssm_loss(ssm_loss: Callable) -> None:
     """Check ``ssm_loss(score_fn, x, v)`` against :func:`lessons_lib.losses.ssm_loss` with the
     same projections (value and gradient), with Rademacher and Gaussian projections."""
+    __tracebackhide__ = True
     _run(_SSM_LOSS, ssm_loss)
 
 
@@ -682,6 +696,7 @@ _DSM_LOSS = _Exercise(
 def check_dsm_loss(dsm_loss: Callable) -> None:
     """Check ``dsm_loss(score_fn, x, sigma, z)`` against :func:`lessons_lib.losses.dsm_loss`
     with the same noise (value and gradient) at σ = 0.3, 1.5, 0.7."""
+    __tracebackhide__ = True
     _run(_DSM_LOSS, dsm_loss)
 
 
@@ -753,6 +768,7 @@ _LANGEVIN_STEP = _Exercise(
 def check_langevin_step(langevin_step: Callable) -> None:
     """Check ``langevin_step(x, score, step_size, z)`` against
     :func:`lessons_lib.samplers.langevin_step` on points and on a batch of 28×28 images."""
+    __tracebackhide__ = True
     _run(_LANGEVIN_STEP, langevin_step)
 
 
@@ -844,4 +860,5 @@ _NCSN_LOSS = _Exercise(
 def check_ncsn_loss(ncsn_loss: Callable) -> None:
     """Check ``ncsn_loss(score_fn, x, sigma, z)`` against :func:`lessons_lib.losses.ncsn_loss_at`
     with the same levels and noise (value and gradient), on points and on 28×28 images."""
+    __tracebackhide__ = True
     _run(_NCSN_LOSS, ncsn_loss)

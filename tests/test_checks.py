@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lessons_lib import checks
-from lessons_lib.autodiff import jacobian_trace
+from lessons_lib.autodiff import hutchinson_trace, jacobian_trace
 
 CHECKS = {name: getattr(checks, f"check_{name}") for name in checks.REFERENCES}
 
@@ -99,6 +99,7 @@ WRONG = {
         ("item", lambda f, x: (lambda t, n: (t + 0.5 * n).mean().item())(*_ism_parts(f, x)), "Python float"),
         ("detached", lambda f, x: (lambda t, n: (t + 0.5 * n).mean().detach())(*_ism_parts(f, x)), "detached"),
         ("no create_graph", _ism_with_detached_trace, "create_graph=True"),
+        ("Hutchinson estimate", lambda f, x: (hutchinson_trace(f, x) + 0.5 * (f(x) ** 2).sum(-1)).mean(), "not a random estimate"),
     ],
     "ssm_loss": [
         ("missing ½", lambda f, x, v: (lambda a, b, s: (a + b**2).mean())(*_ssm_parts(f, x, v)), "½ in front of (vᵀs)²"),
@@ -187,3 +188,60 @@ def test_stub_fails_when_grading(name, monkeypatch):
     with pytest.raises(AssertionError, match=f"{name}: not attempted"):
         CHECKS[name](_stub)
     CHECKS[name](checks.REFERENCES[name])  # a right answer still passes
+
+
+# ------------------------------------------------------------------------ other right answers
+def _ism_loop(score_fn, x):
+    """The exact trace one coordinate at a time, with create_graph=True."""
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    trace = sum(
+        torch.autograd.grad(s[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(x.shape[1])
+    )
+    return (trace + 0.5 * (s**2).sum(dim=1)).mean()
+
+
+def _ssm_loop(score_fn, x, v):
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    terms = []
+    for vm in v:
+        (g,) = torch.autograd.grad((s * vm).sum(), x, create_graph=True)
+        terms.append((g * vm).sum(-1) + 0.5 * (vm * s).sum(-1) ** 2)
+    return torch.stack(terms).mean()
+
+
+def _ncsn_einsum(score_fn, x, sigma, z):
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    residual = sigma.reshape(shape) * score_fn(x + sigma.reshape(shape) * z, sigma) + z
+    return 0.5 * residual.pow(2).sum(dim=tuple(range(1, x.dim()))).mean()
+
+
+OTHER_RIGHT_ANSWERS = {
+    "gaussian_score": [
+        lambda x, m, c: -(x - m) @ torch.linalg.inv(c),
+        lambda x, m, c: -torch.linalg.solve(c, (x - m).T).T,
+        lambda x, m, c: -torch.cholesky_solve((x - m).T.double(), torch.linalg.cholesky(c.double())).T,
+    ],
+    "ism_loss": [_ism_loop],
+    "ssm_loss": [_ssm_loop],
+    "dsm_loss": [
+        lambda f, x, s, z: ((f(x + s * z) + z / s) ** 2).sum(-1).mean() / 2,
+        lambda f, x, s, z: 0.5 * torch.mean(torch.sum((s * f(x + s * z) + z) ** 2, dim=1)) / s**2,
+    ],
+    "langevin_step": [
+        lambda x, s, e, z: x + e * s + (2 * e) ** 0.5 * z,
+        lambda x, s, e, z: torch.addcmul(x + e * s, torch.sqrt(torch.tensor(2.0 * e)), z),
+    ],
+    "ncsn_loss": [_ncsn_einsum],
+}
+
+
+@pytest.mark.parametrize(
+    "name, right",
+    [(name, fn) for name, fns in OTHER_RIGHT_ANSWERS.items() for fn in fns],
+    ids=[f"{name}-{i}" for name, fns in OTHER_RIGHT_ANSWERS.items() for i in range(len(fns))],
+)
+def test_other_correct_solutions_pass(name, right, capsys):
+    CHECKS[name](right)
+    assert capsys.readouterr().out.startswith(f"✓ {name}")

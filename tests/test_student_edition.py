@@ -70,8 +70,12 @@ def _synthetic():
     return _notebook(setup, plot, exercise, check, after, question, answer_only)
 
 
+def _cell_source(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
 def _sources(nb):
-    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in nb["cells"]]
+    return [_cell_source(c) for c in nb["cells"]]
 
 
 def test_solution_region_becomes_an_indented_stub_and_hints_stay():
@@ -154,7 +158,7 @@ def _solution_only_lines(nb):
             student_edition.END_MARKDOWN,
         )
         in_region = False
-        for line in _sources({"cells": [cell]})[0].split("\n"):
+        for line in _cell_source(cell).split("\n"):
             text = line.strip()
             if text == markers[0]:
                 in_region = True
