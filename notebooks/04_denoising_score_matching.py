@@ -157,7 +157,7 @@ plt.show()
 p2 = mixture_2d()
 sigma = 0.5
 noisy2 = p2.perturbed(sigma)
-n = 200_000
+n = 1_000_000
 x = p2.sample(n, generator=make_generator(3), dtype=torch.float64)
 x_tilde, z = perturb(x, sigma, make_generator(4))  # the noise that dsm_loss draws with the same seed
 
@@ -179,24 +179,25 @@ def mean_and_se(values):
 
 
 # C per noisy sample: d/(2σ²) - ½‖∇log p_σ(x̃)‖²
-c_mean, c_se = mean_and_se(2 / (2 * sigma**2) - 0.5 * (noisy2.score(x_tilde) ** 2).sum(1))
+c_samples = 2 / (2 * sigma**2) - 0.5 * (noisy2.score(x_tilde) ** 2).sum(1)
 rows = []
 with torch.no_grad():
     for name, model in models.items():
         dsm = losses.dsm_loss(model, x, sigma, generator=make_generator(4), reduction="none")
         esm = esm_loss(model, x_tilde, noisy2.score, reduction="none")
-        rows.append((name, *mean_and_se(dsm), *mean_and_se(esm), *mean_and_se(dsm - esm)))
+        rows.append((name, *mean_and_se(dsm), *mean_and_se(esm), *mean_and_se(dsm - esm - c_samples)))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"C = d/(2σ²) - ½E‖∇log p_σ‖² = {c_mean:.2f} ± {c_se:.2f}   (d = 2, σ = {sigma})")
-print(f"{'model':26s} {'DSM':>13s} {'ESM(p_σ)':>13s} {'DSM - ESM':>13s}")
+print("C = d/(2σ²) - ½E‖∇log p_σ‖² = {:.3f} ± {:.3f}   (d = 2, σ = {})".format(*mean_and_se(c_samples), sigma))
+print(f"{'model':26s} {'DSM':>13s} {'ESM(p_σ)':>13s} {'DSM - ESM - C':>16s}")
 for name, dsm_m, dsm_se, esm_m, esm_se, diff_m, diff_se in rows:
-    print(f"{name:26s} {dsm_m:6.2f} ± {dsm_se:.2f} {esm_m:6.2f} ± {esm_se:.2f} {diff_m:6.2f} ± {diff_se:.2f}")
+    print(f"{name:26s} {dsm_m:6.2f} ± {dsm_se:.2f} {esm_m:6.2f} ± {esm_se:.2f} {diff_m:+8.3f} ± {diff_se:.3f}")
 
 # %% [markdown]
-# The losses themselves differ a lot between models, yet DSM − ESM is the same for all four
-# and agrees with $C$ within about two standard errors. For the true score ESM is exactly zero,
+# The losses themselves differ a lot between models, yet DSM − ESM − C is zero for all four
+# within the Monte-Carlo error. (All rows use the same samples, so their errors are
+# correlated: most of the noise comes from the term $\|z\|^2/(2\sigma^2)$, common to every model.) For the true score ESM is exactly zero,
 # so its DSM *is* $C$: the smallest value DSM can reach is not zero, which is why a DSM
 # training curve never goes to zero.
 #
@@ -383,8 +384,9 @@ plt.show()
 #
 # Move σ and watch three things: $p_\sigma$ (top), the true and learned scores (bottom), and
 # the grey band where $p_\sigma$ is below $10^{-3}$ of its peak, where almost no training
-# sample lands. Small σ: $p_\sigma\approx p$ (little *bias*) but the gap between the modes and
-# the tails are grey, and the learned score there is unreliable. Large σ: the grey vanishes and
+# sample lands. Small σ: $p_\sigma\approx p$ (little *bias*), but the tails are grey and the
+# gap between the modes holds about 1% of the peak density, so the learned score is unreliable
+# there. Large σ: the grey vanishes and
 # the learned score is right everywhere, but $p_\sigma$ is a blurred version of $p$.
 
 # %%
