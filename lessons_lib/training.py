@@ -131,14 +131,18 @@ def seconds_per_step(
     warmup: int = 1,
     **train_kwargs,
 ) -> float:
-    """Average wall-clock seconds of one :func:`train` step (loss, backward, Adam update).
+    """Median wall-clock seconds of one :func:`train` step (batch, loss, backward, Adam update).
 
     Runs ``warmup`` untimed steps first (the first call pays one-off costs such as tracing
-    ``torch.func`` transforms), then ``n_steps`` timed ones. Trains ``model`` as a side effect.
-    Other keyword arguments go to :func:`train` (``batch_size``, ``lr``, ``seed``, ``device``).
+    ``torch.func`` transforms), then ``n_steps`` timed ones; the median is robust to a few
+    steps slowed down by other processes. Trains ``model`` as a side effect. Other keyword
+    arguments go to :func:`train` (``batch_size``, ``lr``, ``seed``, ``device``).
     """
     n_steps = check_count(n_steps, "n_steps")
     warmup = check_count(warmup, "warmup", minimum=0)
     train_kwargs["progress"] = False
     train(model, loss_fn, data, n_steps=warmup, **train_kwargs)
-    return train(model, loss_fn, data, n_steps=n_steps, **train_kwargs).seconds / n_steps
+    stamps = [time.perf_counter()]
+    train(model, loss_fn, data, n_steps=n_steps, callback=lambda step, loss: stamps.append(time.perf_counter()),
+          **train_kwargs)
+    return float(torch.tensor(stamps, dtype=torch.float64).diff().median())
