@@ -1,103 +1,864 @@
-"""Exercise checks for lessons 01–03 (temporary: the homework branch's checks.py replaces this).
+r"""Exercise checks: compare a student's function with the library's reference and say what is wrong.
 
-Each check runs the student's function on seeded inputs and compares it with the reference.
-It prints a success line, prints "not attempted yet" when the stub raises NotImplementedError,
-and raises AssertionError with a diagnosis otherwise.
+Each ``check_<exercise>(fn)`` calls ``fn`` on a few seeded test cases (different dimensions,
+batch sizes, noise levels, images where cheap), compares the result with the reference built
+from the library (:mod:`lessons_lib.densities`, :mod:`lessons_lib.losses`,
+:func:`lessons_lib.samplers.langevin_step`), and
+
+* prints ``✓ <exercise> matches the reference on N test cases`` when every case agrees;
+* prints ``○ <exercise>: not attempted yet ...`` when ``fn`` still raises
+  ``NotImplementedError`` (so the rest of the notebook still runs), unless the environment
+  variable ``LESSONS_LIB_GRADING=1`` asks for grading: then that is a failure too;
+* otherwise raises ``AssertionError`` with a diagnosis. The diagnosis comes from comparing the
+  student's output with *known wrong answers* computed on the same inputs (the sign flipped,
+  a factor 2 or σ² too many, the ½ missing, the sum instead of the mean over the batch, the
+  noise without √2, ...) and from checking the shape, the type, that the result does not
+  change between two calls on the same inputs, and, for losses, that the gradient reaches the
+  model's parameters (``.grad`` compared with the reference's on a small model).
+
+A wrong answer is named only when it explains *every* failing test case; otherwise the
+message shows the numbers and the formula to aim for.
+
+The exercises and their signatures (the reference of each is in :data:`REFERENCES`):
+
+==========================  =================================================================
+``gaussian_score``          ``(x, mean, cov)``: x (B, d) → −(x − μ)Σ⁻¹, shape (B, d)
+``ism_loss``                ``(score_fn, x)`` → mean over the batch of tr ∇ₓs + ½‖s‖²
+``ssm_loss``                ``(score_fn, x, v)``, v (M, *x.shape) → mean of vᵀ∇ₓs v + ½(vᵀs)²
+``dsm_loss``                ``(score_fn, x, sigma, z)`` → ½ mean ‖s(x + σz) + z/σ‖²
+``langevin_step``           ``(x, score, step_size, z)`` → x + ε·score + √(2ε)·z
+``ncsn_loss``               ``(score_fn, x, sigma, z)``, sigma (B,) → ½ mean ‖σ·s(x + σz, σ) + z‖²
+==========================  =================================================================
 """
 
 from __future__ import annotations
 
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
 import torch
+from torch import nn
 
-from .autodiff import jacobian_trace, projected_jacobian
+from . import losses
+from .losses import _sum_event
+from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .densities import Gaussian
-from .nets import ScoreMLP
-from .utils import make_generator
+from .nets import LinearScore, ScoreMLP
+from .noise import geometric_sigmas, sigma_like
+from .samplers import langevin_step
 
-__all__ = ["check_gaussian_score", "check_ism_loss", "check_ssm_loss"]
+__all__ = [
+    "check_gaussian_score",
+    "check_ism_loss",
+    "check_ssm_loss",
+    "check_dsm_loss",
+    "check_langevin_step",
+    "check_ncsn_loss",
+    "REFERENCES",
+]
+
+Tensor = torch.Tensor
+
+# Set to 1 when grading (e.g. `LESSONS_LIB_GRADING=1 nbgrader autograde ...`): a check whose
+# exercise still raises NotImplementedError then fails instead of printing "not attempted yet".
+GRADING_ENV = "LESSONS_LIB_GRADING"
+
+# Agreement with the reference (float32 inputs; the student may sum in another order).
+RTOL, ATOL = 1e-4, 1e-5
+# Agreement with a known wrong answer.
+MISTAKE_RTOL, MISTAKE_ATOL = 1e-3, 1e-4
 
 
-def _attempt(name: str, fn, *args):
-    """Call the student's function; None (after a message) if it is still the stub."""
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        print(f"{name}: not attempted yet (the stub raises NotImplementedError)")
+# --------------------------------------------------------------------------- the references
+def _ref_gaussian_score(x, mean, cov):
+    return Gaussian(mean, cov).score(x)
+
+
+def _ref_ism_loss(score_fn, x):
+    return losses.ism_loss(score_fn, x)
+
+
+def _ref_ssm_loss(score_fn, x, v):
+    return losses.ssm_loss(score_fn, x, v=v)
+
+
+def _ref_dsm_loss(score_fn, x, sigma, z):
+    return losses.dsm_loss(score_fn, x, sigma, z=z)
+
+
+def _ref_ncsn_loss(score_fn, x, sigma, z):
+    return losses.ncsn_loss_at(score_fn, x, sigma, z=z)
+
+
+REFERENCES: dict[str, Callable] = {
+    "gaussian_score": _ref_gaussian_score,
+    "ism_loss": _ref_ism_loss,
+    "ssm_loss": _ref_ssm_loss,
+    "dsm_loss": _ref_dsm_loss,
+    "langevin_step": langevin_step,
+    "ncsn_loss": _ref_ncsn_loss,
+}
+"""The reference solution of each exercise, with the exercise's signature, built on the library."""
+
+
+# --------------------------------------------------------------------------- the machinery
+@dataclass(frozen=True)
+class _Case:
+    """One test case: ``build()`` returns fresh arguments (same seed, same values) every call."""
+
+    label: str
+    build: Callable[[], tuple]
+
+
+@dataclass(frozen=True)
+class _Mistake:
+    """A typical wrong answer: ``wrong(*args)`` is what it returns; ``message`` explains it."""
+
+    message: str
+    wrong: Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class _Exercise:
+    """An exercise: its reference (in REFERENCES under ``name``), test cases, known mistakes,
+    and the hints its messages use."""
+
+    name: str
+    formula: str
+    cases: Callable[[], list[_Case]]
+    mistakes: Sequence[_Mistake]
+    is_loss: bool = False
+    reduce_hint: str = ""
+    random_hint: str = "use the inputs you are given and do not draw new random numbers"
+    error_hint: Callable[[str], str] = lambda message: ""
+    grad_hint: str = ""
+
+    @property
+    def reference(self) -> Callable:
+        return REFERENCES[self.name]
+
+
+def _seeded(seed: int, make: Callable[[torch.Generator], tuple]) -> Callable[[], tuple]:
+    """``make(generator)`` run with everything random seeded (model weights included) and the
+    caller's global random state left untouched."""
+
+    def build() -> tuple:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return make(torch.Generator().manual_seed(seed))
+
+    return build
+
+
+def _shape(t) -> str:
+    return str(tuple(t.shape)) if isinstance(t, Tensor) else type(t).__name__
+
+
+def _describe(t: Tensor) -> str:
+    """A short rendering of a value for a message: a scalar, or the first row."""
+    t = t.detach().double()
+    if t.dim() == 0:
+        return f"{t.item():.6g}"
+    row = t.reshape(t.shape[0], -1)[0]
+    vals = ", ".join(f"{v:.4g}" for v in row[:4].tolist()) + (", ..." if row.numel() > 4 else "")
+    return f"first row [{vals}]"
+
+
+def _close(a: Tensor, b: Tensor, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    a, b = a.detach().double(), b.detach().double()
+    return a.shape == b.shape and bool(torch.isfinite(a).all()) and torch.allclose(a, b, rtol=rtol, atol=atol)
+
+
+def _type_problem(ex: _Exercise, got) -> str | None:
+    if isinstance(got, Tensor):
         return None
+    if ex.is_loss and isinstance(got, (int, float)):
+        return (
+            f"it returned a Python {type(got).__name__}, not a torch tensor. Keep the loss a tensor "
+            "(no .item(), no float(...)): training has to differentiate it"
+        )
+    if ex.is_loss:
+        return f"it returned a {type(got).__name__}; a loss is a torch tensor holding one number"
+    return f"it returned a {type(got).__name__}; return a torch.Tensor"
 
 
-def _compare(name: str, got, want: torch.Tensor, atol: float = 1e-5) -> None:
-    if not isinstance(got, torch.Tensor):
-        raise AssertionError(f"{name} must return a torch.Tensor, got {type(got).__name__}")
-    if got.shape != want.shape:
-        raise AssertionError(f"{name} returned shape {tuple(got.shape)}, expected {tuple(want.shape)}")
-    err = (got.detach().double() - want.detach().double()).abs().max().item()
-    if err > atol * (1 + want.abs().max().item()):
-        raise AssertionError(f"{name} differs from the reference by up to {err:.3g}")
+def _shape_problem(ex: _Exercise, got: Tensor, expected: Tensor) -> str | None:
+    if got.shape == expected.shape:
+        return None
+    if ex.is_loss:
+        return (
+            f"it returned a tensor of shape {_shape(got)}; the loss is a single number (shape ()): "
+            f"{ex.reduce_hint}"
+        )
+    if got.dim() == expected.dim() == 2 and got.shape == expected.shape[::-1]:
+        return (
+            f"it returned shape {_shape(got)}, expected {_shape(expected)}: it looks transposed "
+            "(batch first: one row per point)"
+        )
+    if got.shape == expected.shape[:1]:
+        return (
+            f"it returned one number per point (shape {_shape(got)}); the result is a vector per "
+            f"point, shape {_shape(expected)}"
+        )
+    return f"it returned shape {_shape(got)}, expected {_shape(expected)}"
 
 
-def check_gaussian_score(gaussian_score) -> None:
-    """gaussian_score(x, mean, cov) against Gaussian(mean, cov).score on a random 3-D Gaussian."""
-    g = make_generator(0)
-    L = torch.randn(3, 3, generator=g, dtype=torch.float64)
-    cov = L @ L.T + 0.5 * torch.eye(3, dtype=torch.float64)
-    mean = torch.randn(3, generator=g, dtype=torch.float64)
-    x = torch.randn(16, 3, generator=g, dtype=torch.float64)
-    got = _attempt("gaussian_score", gaussian_score, x, mean, cov)
-    if got is None:
-        return
-    want = Gaussian(mean, cov).score(x)
-    if isinstance(got, torch.Tensor) and got.shape == want.shape:
-        if torch.allclose(got, -want, atol=1e-6):
-            raise AssertionError("gaussian_score has the wrong sign: the score points towards the mean")
-        if torch.allclose(got, -(x - mean) @ cov.T, atol=1e-6):
-            raise AssertionError("gaussian_score multiplies by cov; the score needs its inverse")
-    _compare("gaussian_score", got, want)
-    print("gaussian_score: correct (matches Gaussian.score on a 3-D example)")
+def _call(ex: _Exercise, fn: Callable, case: _Case):
+    """``(result, args)`` of ``fn`` on fresh inputs of the case; ``None`` while ``fn`` still
+    raises NotImplementedError. Any other error becomes an AssertionError naming the case."""
+    __tracebackhide__ = True
+    args = case.build()
+    try:
+        return fn(*args), args
+    except NotImplementedError:
+        return None
+    except Exception as err:  # the student's code failed: say where, keep the traceback
+        hint = ex.error_hint(str(err))
+        raise AssertionError(
+            f"{ex.name} raised {type(err).__name__}: {err}\n  test case: {case.label}"
+            + (f"\n  Hint: {hint}" if hint else "")
+        ) from err
 
 
-def _model(dim: int) -> ScoreMLP:
-    torch.manual_seed(0)
-    return ScoreMLP(dim, hidden=16).double()
+def _fail(ex: _Exercise, case: _Case, problem: str, got=None, expected=None) -> AssertionError:
+    lines = [f"{ex.name} is not right yet: {problem}.", f"  test case: {case.label}"]
+    if isinstance(got, Tensor) and isinstance(expected, Tensor) and got.shape == expected.shape:
+        lines.append(f"  got      {_describe(got)}")
+        lines.append(f"  expected {_describe(expected)}")
+    lines.append(f"  The exercise asks for {ex.formula}.")
+    return AssertionError("\n".join(lines))
 
 
-def check_ism_loss(ism_loss) -> None:
-    """ism_loss(score_fn, x) = mean over the batch of tr ∇s + ½‖s‖²."""
-    model = _model(3)
-    x = torch.randn(32, 3, generator=make_generator(1), dtype=torch.float64)
-    got = _attempt("ism_loss", ism_loss, model, x)
-    if got is None:
-        return
-    trace, s = jacobian_trace(model, x, return_output=True)
-    want = (trace + 0.5 * (s**2).sum(-1)).mean()
-    if isinstance(got, torch.Tensor) and got.dim() == 0:
-        if torch.isclose(got.double(), (trace + (s**2).sum(-1)).mean(), atol=1e-6):
-            raise AssertionError("ism_loss: the ½ in front of ‖s‖² is missing")
-        if torch.isclose(got.double(), (0.5 * (s**2).sum(-1)).mean(), atol=1e-6):
-            raise AssertionError("ism_loss: the trace of the Jacobian is missing")
-    _compare("ism_loss", got, want)
-    print("ism_loss: correct (matches the exact-trace reference on a small MLP)")
+def _explains(mistake: _Mistake, case: _Case, got: Tensor) -> bool:
+    """Does the wrong answer ``mistake`` give the student's result on this case?"""
+    try:
+        wrong = mistake.wrong(*case.build())
+    except RuntimeError:  # a wrong answer that cannot even be computed here explains nothing
+        return False
+    return _close(got, wrong, MISTAKE_RTOL, MISTAKE_ATOL)
 
 
-def check_ssm_loss(ssm_loss) -> None:
-    """ssm_loss(score_fn, x, v) = mean over projections and batch of vᵀ∇s v + ½(vᵀs)²."""
-    model = _model(3)
-    g = make_generator(2)
-    x = torch.randn(32, 3, generator=g, dtype=torch.float64)
-    v = torch.randn(4, 32, 3, generator=g, dtype=torch.float64)
-    got = _attempt("ssm_loss", ssm_loss, model, x, v)
-    if got is None:
-        return
+def _diagnose_values(ex: _Exercise, fn: Callable, failing: list[tuple[_Case, Tensor]]) -> str:
+    """Name the known wrong answer that explains every failing case, else describe the gap."""
+    for mistake in ex.mistakes:
+        if all(_explains(mistake, case, got) for case, got in failing):
+            return mistake.message
+    case, got = failing[0]
+    if not torch.isfinite(got.detach()).all():
+        return "it returned NaN or infinite values"
+    again, _ = _call(ex, fn, case)
+    if isinstance(again, Tensor) and not _close(again, got, 1e-6, 1e-7):
+        return f"it returns different values for the same inputs: {ex.random_hint}"
+    expected = ex.reference(*case.build())
+    if got.dim() == 0 and expected.abs() > 0:
+        return f"its value differs from the reference (ratio got/expected = {got.item() / expected.item():.4g})"
+    return "its values differ from the reference"
+
+
+def _gradient_problem(ex: _Exercise, got: Tensor, args: tuple, case: _Case) -> str | None:
+    """A loss must carry the reference's gradient to the parameters of the model ``args[0]``."""
+    detached = (
+        "the loss is detached: no gradient reaches the model's parameters, so training could not "
+        "learn from it. Do not use .item(), .detach(), .numpy() or torch.no_grad() on the way"
+    )
+    if not got.requires_grad:
+        return detached
+    got_grads = torch.autograd.grad(got, list(args[0].parameters()), allow_unused=True)
+    if all(g is None for g in got_grads):
+        return detached
+    ref_args = case.build()
+    ref_grads = torch.autograd.grad(ex.reference(*ref_args), list(ref_args[0].parameters()), allow_unused=True)
+    for g, r in zip(got_grads, ref_grads):
+        if (g is None) != (r is None) or (g is not None and not _close(g, r, 1e-3, 1e-5)):
+            return "the value is right but its gradient with respect to the model's parameters is not: " + (
+                ex.grad_hint or "part of the computation is detached (.detach(), .data, torch.no_grad())"
+            )
+    return None
+
+
+def _grading() -> bool:
+    """Grading mode (``LESSONS_LIB_GRADING=1``): an exercise not attempted fails its check."""
+    return os.environ.get(GRADING_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _run(ex: _Exercise, fn: Callable) -> None:
+    """Check ``fn`` on every case of the exercise: print success / not attempted, or raise."""
+    __tracebackhide__ = True  # IPython and pytest show the student's cell, not this machinery
+    cases = ex.cases()
+    results = []
+    for case in cases:
+        called = _call(ex, fn, case)
+        if called is None:
+            if _grading():
+                raise AssertionError(f"{ex.name}: not attempted (it still raises NotImplementedError)")
+            print(
+                f"○ {ex.name}: not attempted yet (it still raises NotImplementedError). Replace "
+                "`raise NotImplementedError` with your solution and run this cell again."
+            )
+            return
+        got, args = called
+        expected = ex.reference(*case.build())
+        problem = _type_problem(ex, got) or _shape_problem(ex, got, expected)
+        if problem:
+            raise _fail(ex, case, problem)
+        results.append((case, got, args, expected))
+    failing = [(case, got) for case, got, _, expected in results if not _close(got, expected)]
+    if failing:
+        case, got = failing[0]
+        expected = next(e for c, _, _, e in results if c is case)
+        raise _fail(ex, case, _diagnose_values(ex, fn, failing), got, expected)
+    if ex.is_loss:
+        for case, got, args, _ in results:
+            problem = _gradient_problem(ex, got, args, case)
+            if problem:
+                raise _fail(ex, case, problem)
+    print(f"✓ {ex.name} matches the reference on {len(cases)} test cases")
+
+
+# --------------------------------------------------------------------------- shared pieces
+def _mean_event(t: Tensor) -> Tensor:
+    """The mistake of averaging over the event dimensions instead of summing."""
+    return t.flatten(1).mean(-1)
+
+
+def _scaled(message: str, factor: Callable[..., float], name: str) -> _Mistake:
+    """The reference times a factor computed from the inputs (2, ½, the batch size, σ², ...)."""
+    return _Mistake(message, lambda *args: factor(*args) * REFERENCES[name](*args))
+
+
+def _loss_reduction_mistakes(name: str, over: str = "the batch") -> list[_Mistake]:
+    """Wrong factors every loss exercise can get: the ½, the batch reduction, the event sum."""
+    return [
+        _scaled("it is twice the reference: the ½ in front of the loss is missing", lambda *a: 2.0, name),
+        _scaled("it is half the reference: a ½ too many", lambda *a: 0.5, name),
+        _scaled(
+            f"it is the sum over {over} instead of the mean: use .mean() over the batch, not .sum()",
+            lambda score_fn, x, *rest: float(x.shape[0]),
+            name,
+        ),
+        _scaled(
+            "it is the reference divided by the number of entries per sample: you averaged over "
+            "the dimensions of each sample. Sum over them (‖·‖² is a sum), average over the batch",
+            lambda score_fn, x, *rest: 1.0 / x[0].numel(),
+            name,
+        ),
+        _scaled("wrong sign: the loss is the negative of the reference", lambda *a: -1.0, name),
+    ]
+
+
+class _FlatScore(nn.Module):
+    """A small σ-conditioned score model on images: a :class:`ScoreMLP` on the flattened pixels."""
+
+    def __init__(self, shape: tuple[int, ...], hidden: int = 16):
+        super().__init__()
+        self.mlp = ScoreMLP(math.prod(shape), hidden=hidden, n_layers=1, sigma_conditioned=True)
+
+    def forward(self, x: Tensor, sigma) -> Tensor:
+        return self.mlp(x.flatten(1), sigma).view_as(x)
+
+
+def _broadcast_hint(message: str) -> str:
+    if "size of tensor" in message or "broadcast" in message:
+        return (
+            "sigma has shape (B,), one level per sample: reshape it so it broadcasts against x "
+            "(e.g. sigma.view(-1, *[1] * (x.dim() - 1)) gives shape (B, 1, ...))"
+        )
+    return ""
+
+
+_DIFFERENTIATE_HINT = (
+    "when you differentiate with torch.autograd.grad, pass create_graph=True so that training "
+    "can differentiate through the derivative (and do not .detach() it)"
+)
+
+
+# --------------------------------------------------------------------------- gaussian_score
+def _gaussian_case(seed: int, batch: int, dim: int) -> _Case:
+    def make(g: torch.Generator) -> tuple:
+        a = torch.randn(dim, dim, generator=g)
+        cov = a @ a.T / dim + 0.5 * torch.eye(dim)  # positive definite, correlated coordinates
+        cov = (cov + cov.T) / 2  # exactly symmetric in floating point
+        mean = torch.randn(dim, generator=g)
+        x = mean + 1.5 * torch.randn(batch, dim, generator=g)
+        return x, mean, cov
+
+    return _Case(f"x of shape ({batch}, {dim}), mean of shape ({dim},), cov of shape ({dim}, {dim})", _seeded(seed, make))
+
+
+def _gaussian_cases() -> list[_Case]:
+    return [_gaussian_case(0, 5, 1), _gaussian_case(1, 7, 2), _gaussian_case(2, 4, 3), _gaussian_case(3, 6, 5)]
+
+
+def _times(x: Tensor, mean: Tensor, matrix: Tensor) -> Tensor:
+    """(x − μ) M for a batch of rows."""
+    return (x - mean) @ matrix
+
+
+_GAUSSIAN_SCORE = _Exercise(
+    name="gaussian_score",
+    formula="s(x) = ∇ₓ log N(x; μ, Σ) = −Σ⁻¹(x − μ) for every row x of the batch, shape (B, d)",
+    cases=_gaussian_cases,
+    mistakes=[
+        _scaled(
+            "wrong sign: the score points towards the mean (uphill in log-density), "
+            "s(x) = −Σ⁻¹(x − μ)",
+            lambda *a: -1.0,
+            "gaussian_score",
+        ),
+        _Mistake(
+            "it multiplies by the covariance Σ; the score needs its inverse, the precision Σ⁻¹ "
+            "(torch.linalg.inv(cov), or better torch.linalg.solve)",
+            lambda x, mean, cov: -_times(x, mean, cov),
+        ),
+        _Mistake(
+            "wrong sign, and it multiplies by Σ instead of Σ⁻¹: s(x) = −Σ⁻¹(x − μ)",
+            lambda x, mean, cov: _times(x, mean, cov),
+        ),
+        _Mistake(
+            "the mean is not subtracted: use x − μ",
+            lambda x, mean, cov: -x @ torch.linalg.inv(cov),
+        ),
+        _Mistake(
+            "it divides by the variances (the diagonal of Σ) only; these covariances have "
+            "off-diagonal terms (correlated coordinates): use the full inverse Σ⁻¹",
+            lambda x, mean, cov: -(x - mean) / torch.diagonal(cov),
+        ),
+        _Mistake(
+            "it divides by the standard deviations: the score of N(μ, σ²) is −(x − μ)/σ², "
+            "the inverse of the covariance, not of its square root",
+            lambda x, mean, cov: -_times(x, mean, torch.linalg.inv(torch.linalg.cholesky(cov)).T),
+        ),
+        _scaled(
+            "it is twice the score: the ½ in log p = −½(x − μ)ᵀΣ⁻¹(x − μ) + const cancels the 2 "
+            "from differentiating the quadratic form",
+            lambda *a: 2.0,
+            "gaussian_score",
+        ),
+        _scaled(
+            "it is half the score: differentiating −½(x − μ)ᵀΣ⁻¹(x − μ) gives −Σ⁻¹(x − μ), "
+            "the ½ cancels",
+            lambda *a: 0.5,
+            "gaussian_score",
+        ),
+    ],
+)
+
+
+def check_gaussian_score(gaussian_score: Callable) -> None:
+    """Check ``gaussian_score(x, mean, cov)`` = −(x − μ)Σ⁻¹ against
+    :meth:`lessons_lib.densities.Gaussian.score` on 1-, 2-, 3- and 5-dimensional Gaussians with
+    correlated covariances."""
+    __tracebackhide__ = True
+    _run(_GAUSSIAN_SCORE, gaussian_score)
+
+
+# --------------------------------------------------------------------------- ism_loss and ssm_loss
+def _points_case(seed: int, batch: int, dim: int, model: str, n_projections: int = 0, kind: str = "rademacher") -> _Case:
+    """A batch of points and a small score model; with ``n_projections`` also projections v."""
+
+    def make(g: torch.Generator) -> tuple:
+        score_fn = LinearScore(dim) if model == "linear" else ScoreMLP(dim, hidden=16)
+        if model == "linear":
+            with torch.no_grad():
+                score_fn.A.add_(0.3 * torch.randn(dim, dim, generator=g))
+                score_fn.b.add_(0.3 * torch.randn(dim, generator=g))
+        x = torch.randn(batch, dim, generator=g)
+        if not n_projections:
+            return score_fn, x
+        return score_fn, x, sample_projections((n_projections, batch, dim), kind, g)
+
+    label = f"a {'linear' if model == 'linear' else 'small MLP'} score model, x of shape ({batch}, {dim})"
+    if n_projections:
+        label += f", v of shape ({n_projections}, {batch}, {dim}) ({kind})"
+    return _Case(label, _seeded(seed, make))
+
+
+def _ism_cases() -> list[_Case]:
+    return [
+        _points_case(10, 6, 2, "linear"),
+        _points_case(11, 5, 1, "mlp"),
+        _points_case(12, 8, 3, "mlp"),
+        _points_case(13, 7, 4, "mlp"),
+    ]
+
+
+def _trace_and_score(score_fn, x):
+    """Exact tr ∇ₓs per sample, shape (B,), and s(x)."""
+    return jacobian_trace(score_fn, x, return_output=True)
+
+
+def _ism_terms(combine: Callable[[Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
+    """A wrong ISM: ``combine(trace, s)`` gives per-sample values, averaged over the batch."""
+
+    def wrong(score_fn, x):
+        trace, s = _trace_and_score(score_fn, x)
+        return combine(trace, s).mean()
+
+    return wrong
+
+
+def _sum_of_jacobian(score_fn, x):
+    """Σᵢⱼ ∂sᵢ/∂xⱼ per sample: every entry of the Jacobian, not only its diagonal."""
+    x_in = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        x_in = x.clone().requires_grad_(True)
-        s = model(x_in)
-        vjv = torch.stack([projected_jacobian(s, x_in, vi) for vi in v])
-        vs = (v * s).sum(-1)
-    want = (vjv + 0.5 * vs**2).mean()
-    if isinstance(got, torch.Tensor) and got.dim() == 0:
-        if torch.isclose(got.double(), (vjv + vs**2).mean(), atol=1e-6):
-            raise AssertionError("ssm_loss: the ½ in front of (vᵀs)² is missing")
-        if torch.isclose(got.double(), (vjv + 0.5 * (s**2).sum(-1)).mean(), atol=1e-6):
-            raise AssertionError("ssm_loss: that is SSM-VR (½‖s‖²); the exercise asks for ½(vᵀs)²")
-    _compare("ssm_loss", got, want)
-    print("ssm_loss: correct (matches the reference on a small MLP with 4 projections)")
+        (g,) = torch.autograd.grad(score_fn(x_in).sum(), x_in)
+    return _sum_event(g)
+
+
+_ISM_LOSS = _Exercise(
+    name="ism_loss",
+    formula="J_ISM = mean over the batch of [ tr ∇ₓs(x) + ½‖s(x)‖² ], with the exact trace Σᵢ ∂sᵢ/∂xᵢ",
+    cases=_ism_cases,
+    is_loss=True,
+    reduce_hint="average the per-sample values tr ∇ₓs + ½‖s‖² over the batch with .mean()",
+    random_hint="the exact trace is deterministic; compute Σᵢ ∂sᵢ/∂xᵢ, not a random estimate",
+    grad_hint=_DIFFERENTIATE_HINT,
+    mistakes=[
+        _Mistake("the ½ in front of ‖s‖² is missing", _ism_terms(lambda t, s: t + _sum_event(s**2))),
+        _Mistake(
+            "the trace term has the wrong sign: it is + tr ∇ₓs",
+            _ism_terms(lambda t, s: -t + 0.5 * _sum_event(s**2)),
+        ),
+        _Mistake("the trace term tr ∇ₓs is missing", _ism_terms(lambda t, s: 0.5 * _sum_event(s**2))),
+        _Mistake("the ½‖s‖² term is missing", _ism_terms(lambda t, s: t)),
+        _Mistake(
+            "the ½ is on the trace too: only ‖s‖² carries ½",
+            _ism_terms(lambda t, s: 0.5 * t + 0.5 * _sum_event(s**2)),
+        ),
+        _Mistake(
+            "‖s‖² is averaged over the dimensions; it is a sum over them: (s**2).sum(dim=-1)",
+            _ism_terms(lambda t, s: t + 0.5 * _mean_event(s**2)),
+        ),
+        _Mistake(
+            "the 'trace' sums every entry of the Jacobian; the trace sums only the diagonal "
+            "∂sᵢ/∂xᵢ (differentiate each output sᵢ with respect to its own input xᵢ)",
+            lambda score_fn, x: (
+                _sum_of_jacobian(score_fn, x) + 0.5 * _sum_event(_trace_and_score(score_fn, x)[1] ** 2)
+            ).mean(),
+        ),
+        *_loss_reduction_mistakes("ism_loss"),
+    ],
+)
+
+
+def check_ism_loss(ism_loss: Callable) -> None:
+    """Check ``ism_loss(score_fn, x)`` against :func:`lessons_lib.losses.ism_loss` (value and
+    gradient with respect to the model's parameters) on linear and MLP score models in 1 to 4
+    dimensions."""
+    __tracebackhide__ = True
+    _run(_ISM_LOSS, ism_loss)
+
+
+def _ssm_cases() -> list[_Case]:
+    return [
+        _points_case(20, 6, 2, "linear", 3),
+        _points_case(21, 5, 1, "mlp", 2),
+        _points_case(22, 7, 3, "mlp", 4, "gaussian"),
+        _points_case(23, 8, 4, "mlp", 1),
+    ]
+
+
+def _ssm_terms(combine: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
+    """A wrong SSM: ``combine(vJv, v·s, s, v)`` (shapes (M, B), (M, B), (B, d), (M, B, d))."""
+
+    def wrong(score_fn, x, v):
+        x_in = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            s = score_fn(x_in)
+            vjv = torch.stack([projected_jacobian(s, x_in, v_m) for v_m in v])
+        vs = torch.stack([_sum_event(v_m * s) for v_m in v])
+        return combine(vjv, vs, s, v)
+
+    return wrong
+
+
+_SSM_LOSS = _Exercise(
+    name="ssm_loss",
+    formula=(
+        "J_SSM = mean over the M projections and the batch of [ vᵀ∇ₓs(x) v + ½(vᵀs(x))² ], "
+        "with the projections v you are given"
+    ),
+    cases=_ssm_cases,
+    is_loss=True,
+    reduce_hint="average over the projections and the batch (e.g. .mean() of an (M, B) tensor)",
+    random_hint="use the projections v you are given; do not draw new ones",
+    grad_hint=_DIFFERENTIATE_HINT,
+    mistakes=[
+        _Mistake("the ½ in front of (vᵀs)² is missing", _ssm_terms(lambda a, b, s, v: (a + b**2).mean())),
+        _Mistake(
+            "the term vᵀ∇ₓs v has the wrong sign: it is + vᵀ∇ₓs v",
+            _ssm_terms(lambda a, b, s, v: (-a + 0.5 * b**2).mean()),
+        ),
+        _Mistake("the term vᵀ∇ₓs v is missing", _ssm_terms(lambda a, b, s, v: (0.5 * b**2).mean())),
+        _Mistake("the term ½(vᵀs)² is missing", _ssm_terms(lambda a, b, s, v: a.mean())),
+        _Mistake(
+            "it uses ½‖s‖² instead of ½(vᵀs)²: that is the variance-reduced SSM-VR; this "
+            "exercise asks for plain SSM",
+            _ssm_terms(lambda a, b, s, v: a.mean() + 0.5 * _sum_event(s**2).mean()),
+        ),
+        _Mistake(
+            "(vᵀs)² is the square of the dot product vᵀs = Σᵢ vᵢsᵢ, not the sum of squares Σᵢ (vᵢsᵢ)²",
+            _ssm_terms(lambda a, b, s, v: (a + 0.5 * (v * s).pow(2).flatten(2).sum(-1)).mean()),
+        ),
+        _Mistake(
+            "it uses only the first projection v[0]; average over all M projections",
+            _ssm_terms(lambda a, b, s, v: (a[0] + 0.5 * b[0] ** 2).mean()),
+        ),
+        _Mistake(
+            "it is the exact-trace ISM loss: the point of SSM is to replace tr ∇ₓs by vᵀ∇ₓs v",
+            lambda score_fn, x, v: losses.ism_loss(score_fn, x),
+        ),
+        _scaled(
+            "it is the sum over the projections instead of the mean: divide by M",
+            lambda score_fn, x, v: float(v.shape[0]),
+            "ssm_loss",
+        ),
+        _scaled(
+            "it is the sum over the projections and the batch instead of the mean",
+            lambda score_fn, x, v: float(v.shape[0] * x.shape[0]),
+            "ssm_loss",
+        ),
+        *_loss_reduction_mistakes("ssm_loss"),
+    ],
+)
+
+
+def check_ssm_loss(ssm_loss: Callable) -> None:
+    """Check ``ssm_loss(score_fn, x, v)`` against :func:`lessons_lib.losses.ssm_loss` with the
+    same projections (value and gradient), with Rademacher and Gaussian projections."""
+    __tracebackhide__ = True
+    _run(_SSM_LOSS, ssm_loss)
+
+
+# --------------------------------------------------------------------------- dsm_loss
+def _dsm_case(seed: int, batch: int, dim: int, sigma: float) -> _Case:
+    def make(g: torch.Generator) -> tuple:
+        return ScoreMLP(dim, hidden=16), torch.randn(batch, dim, generator=g), sigma, torch.randn(batch, dim, generator=g)
+
+    return _Case(f"a small MLP score model, x and z of shape ({batch}, {dim}), sigma = {sigma}", _seeded(seed, make))
+
+
+def _dsm_cases() -> list[_Case]:
+    return [_dsm_case(30, 6, 2, 0.3), _dsm_case(31, 5, 1, 1.5), _dsm_case(32, 8, 3, 0.7)]
+
+
+def _dsm_like(noisy: Callable, target: Callable) -> Callable[..., Tensor]:
+    """A wrong DSM: ½ mean ‖s(noisy(x, σ, z)) + target(z, σ)‖²."""
+    return lambda score_fn, x, sigma, z: (0.5 * _sum_event((score_fn(noisy(x, sigma, z)) + target(z, sigma)) ** 2)).mean()
+
+
+def _x_tilde(x, sigma, z):
+    return x + sigma * z
+
+
+_DSM_LOSS = _Exercise(
+    name="dsm_loss",
+    formula="J_DSM = ½ · mean over the batch of ‖s(x + σz) + z/σ‖² (summed over dimensions), with the z you are given",
+    cases=_dsm_cases,
+    is_loss=True,
+    reduce_hint="sum the squares over the dimensions of each sample, then average over the batch",
+    random_hint="use the noise z you are given; do not draw new noise with torch.randn",
+    mistakes=[
+        _Mistake(
+            "wrong sign on the target: the score of N(x, σ²I) at x̃ = x + σz is −z/σ, so the "
+            "loss is ½‖s(x̃) + z/σ‖²",
+            _dsm_like(_x_tilde, lambda z, sigma: -z / sigma),
+        ),
+        _Mistake(
+            "it uses z instead of z/σ: the score of N(x, σ²I) at x̃ = x + σz is −(x̃ − x)/σ² = −z/σ",
+            _dsm_like(_x_tilde, lambda z, sigma: z),
+        ),
+        _Mistake(
+            "it uses z/σ² instead of z/σ: (x̃ − x)/σ² = σz/σ² = z/σ",
+            _dsm_like(_x_tilde, lambda z, sigma: z / sigma**2),
+        ),
+        _Mistake(
+            "the model is evaluated at the clean x; evaluate it at the noisy point x̃ = x + σz",
+            _dsm_like(lambda x, sigma, z: x, lambda z, sigma: z / sigma),
+        ),
+        _Mistake(
+            "the noisy point is x̃ = x + σz, not x + z",
+            _dsm_like(lambda x, sigma, z: x + z, lambda z, sigma: z / sigma),
+        ),
+        _scaled(
+            "it is σ² times the reference: the σ² weighting belongs to the NCSN loss, plain DSM at "
+            "one σ has none",
+            lambda score_fn, x, sigma, z: sigma**2,
+            "dsm_loss",
+        ),
+        *_loss_reduction_mistakes("dsm_loss"),
+    ],
+)
+
+
+def check_dsm_loss(dsm_loss: Callable) -> None:
+    """Check ``dsm_loss(score_fn, x, sigma, z)`` against :func:`lessons_lib.losses.dsm_loss`
+    with the same noise (value and gradient) at σ = 0.3, 1.5, 0.7."""
+    __tracebackhide__ = True
+    _run(_DSM_LOSS, dsm_loss)
+
+
+# --------------------------------------------------------------------------- langevin_step
+def _langevin_case(seed: int, shape: tuple[int, ...], step_size: float) -> _Case:
+    def make(g: torch.Generator) -> tuple:
+        x = torch.randn(shape, generator=g)
+        return x, -x + 0.5 * torch.randn(shape, generator=g), step_size, torch.randn(shape, generator=g)
+
+    return _Case(f"x, score and z of shape {shape}, step_size = {step_size}", _seeded(seed, make))
+
+
+def _langevin_cases() -> list[_Case]:
+    return [
+        _langevin_case(40, (6, 2), 0.1),
+        _langevin_case(41, (5, 1), 0.01),
+        _langevin_case(42, (3, 1, 28, 28), 0.2),
+    ]
+
+
+def _step(score_factor: Callable[[float], float], noise_factor: Callable[[float], float], keep_x: bool = True):
+    """A wrong step x + a(ε)·score + b(ε)·z (without x when ``keep_x`` is False)."""
+    return lambda x, score, eps, z: keep_x * x + score_factor(eps) * score + noise_factor(eps) * z
+
+
+def _sqrt2(eps: float) -> float:
+    return math.sqrt(2 * eps)
+
+
+_LANGEVIN_STEP = _Exercise(
+    name="langevin_step",
+    formula="x + ε·score + √(2ε)·z with the z you are given (the course's Langevin convention)",
+    cases=_langevin_cases,
+    random_hint="use the noise z you are given; do not draw new noise with torch.randn",
+    mistakes=[
+        _Mistake(
+            "the noise term is √ε·z: it must be √(2ε)·z (the √2 is missing)",
+            _step(lambda e: e, math.sqrt),
+        ),
+        _Mistake(
+            "this is the x + (ε/2)·score + √ε·z convention (Song & Ermon's Algorithm 1 with α = ε); "
+            "this course uses x + ε·score + √(2ε)·z",
+            _step(lambda e: e / 2, math.sqrt),
+        ),
+        _Mistake(
+            "the noise is scaled by ε: it must be √(2ε)·z (noise grows like the square root of the step)",
+            _step(lambda e: e, lambda e: e),
+        ),
+        _Mistake("the noise is scaled by 2ε: take the square root, √(2ε)·z", _step(lambda e: e, lambda e: 2 * e)),
+        _Mistake(
+            "wrong sign on the score term: Langevin moves uphill in log-density, x + ε·score",
+            _step(lambda e: -e, _sqrt2),
+        ),
+        _Mistake(
+            "the noise is subtracted: add √(2ε)·z with the z you are given",
+            _step(lambda e: e, lambda e: -_sqrt2(e)),
+        ),
+        _Mistake("the noise term √(2ε)·z is missing", _step(lambda e: e, lambda e: 0.0)),
+        _Mistake("the score term ε·score is missing", _step(lambda e: 0.0, _sqrt2)),
+        _Mistake("the score is not multiplied by the step size ε", _step(lambda e: 1.0, _sqrt2)),
+        _Mistake(
+            "it returns the increment ε·score + √(2ε)·z; return the new point x + ε·score + √(2ε)·z",
+            _step(lambda e: e, _sqrt2, keep_x=False),
+        ),
+    ],
+)
+
+
+def check_langevin_step(langevin_step: Callable) -> None:
+    """Check ``langevin_step(x, score, step_size, z)`` against
+    :func:`lessons_lib.samplers.langevin_step` on points and on a batch of 28×28 images."""
+    __tracebackhide__ = True
+    _run(_LANGEVIN_STEP, langevin_step)
+
+
+# --------------------------------------------------------------------------- ncsn_loss
+def _ncsn_case(seed: int, shape: tuple[int, ...]) -> _Case:
+    schedule = geometric_sigmas(5.0, 0.1, 6)
+
+    def make(g: torch.Generator) -> tuple:
+        model = ScoreMLP(shape[1], hidden=16, sigma_conditioned=True) if len(shape) == 2 else _FlatScore(shape[1:])
+        x = torch.randn(shape, generator=g)
+        sigma = schedule[torch.randint(0, len(schedule), (shape[0],), generator=g)]
+        return model, x, sigma, torch.randn(shape, generator=g)
+
+    what = "points" if len(shape) == 2 else "images"
+    return _Case(
+        f"a small σ-conditioned score model on {what}, x and z of shape {shape}, sigma of shape ({shape[0]},) "
+        "with levels between 0.1 and 5",
+        _seeded(seed, make),
+    )
+
+
+def _ncsn_cases() -> list[_Case]:
+    return [_ncsn_case(50, (6, 2)), _ncsn_case(51, (5, 3)), _ncsn_case(52, (4, 1, 28, 28))]
+
+
+def _ncsn_like(weight: Callable, noisy: Callable, target: Callable, score_sigma: Callable = lambda s: s):
+    """A wrong NCSN loss: ½ mean ‖weight(σ)·s(noisy(x, σ, z), σ') + target(z, σ)‖²."""
+
+    def wrong(score_fn, x, sigma, z):
+        s_b = sigma_like(sigma, x)
+        s = score_fn(noisy(x, s_b, z), score_sigma(sigma))
+        return (0.5 * _sum_event((weight(s_b) * s + target(z, s_b)) ** 2)).mean()
+
+    return wrong
+
+
+def _plus_z(z, sigma):
+    return z
+
+
+_NCSN_LOSS = _Exercise(
+    name="ncsn_loss",
+    formula=(
+        "J_NCSN = ½ · mean over the batch of ‖σ·s(x + σz, σ) + z‖² (summed over dimensions), "
+        "each sample with its own σ, score_fn(x_tilde, sigma)"
+    ),
+    cases=_ncsn_cases,
+    is_loss=True,
+    reduce_hint="sum the squares over the dimensions of each sample, then average over the batch",
+    random_hint="use the noise z and the levels sigma you are given; do not draw new ones",
+    error_hint=_broadcast_hint,
+    mistakes=[
+        _Mistake(
+            "there is no σ² weighting: this is plain DSM ½‖s + z/σ‖²; the NCSN loss weights each "
+            "level by σ², ½‖σ·s + z‖²",
+            _ncsn_like(lambda s: 1.0, _x_tilde, lambda z, s: z / s),
+        ),
+        _Mistake(
+            "wrong sign: the loss is ½‖σ·s(x̃, σ) + z‖² (the target score is −z/σ)",
+            _ncsn_like(lambda s: s, _x_tilde, lambda z, s: -z),
+        ),
+        _Mistake(
+            "the score is multiplied by σ²; the σ² weight of ½‖s + z/σ‖² becomes ½‖σ·s + z‖²",
+            _ncsn_like(lambda s: s**2, _x_tilde, _plus_z),
+        ),
+        _Mistake(
+            "it is weighted by σ instead of σ²: ½σ‖s + z/σ‖²",
+            lambda score_fn, x, sigma, z: (
+                0.5 * sigma * _sum_event((score_fn(x + sigma_like(sigma, x) * z, sigma) + z / sigma_like(sigma, x)) ** 2)
+            ).mean(),
+        ),
+        _Mistake(
+            "the model is evaluated at the clean x; evaluate it at the noisy point x̃ = x + σz",
+            _ncsn_like(lambda s: s, lambda x, s, z: x, _plus_z),
+        ),
+        _Mistake(
+            "the noisy point is x̃ = x + σz, not x + z",
+            _ncsn_like(lambda s: s, lambda x, s, z: x + z, _plus_z),
+        ),
+        _Mistake(
+            "every sample uses the first level sigma[0]; each sample has its own level sigma[i]",
+            lambda score_fn, x, sigma, z: REFERENCES["ncsn_loss"](score_fn, x, sigma[:1].expand_as(sigma), z),
+        ),
+        *_loss_reduction_mistakes("ncsn_loss"),
+    ],
+)
+
+
+def check_ncsn_loss(ncsn_loss: Callable) -> None:
+    """Check ``ncsn_loss(score_fn, x, sigma, z)`` against :func:`lessons_lib.losses.ncsn_loss_at`
+    with the same levels and noise (value and gradient), on points and on 28×28 images."""
+    __tracebackhide__ = True
+    _run(_NCSN_LOSS, ncsn_loss)

@@ -49,7 +49,7 @@ from ._validate import check_batch, check_count, check_same_shape
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .noise import check_sigmas, perturb, sigma_like
 
-__all__ = ["esm_loss", "ism_loss", "ssm_loss", "ssm_vr_loss", "dsm_loss", "ncsn_loss"]
+__all__ = ["esm_loss", "ism_loss", "ssm_loss", "ssm_vr_loss", "dsm_loss", "ncsn_loss", "ncsn_loss_at"]
 
 Tensor = torch.Tensor
 
@@ -83,20 +83,28 @@ def ism_loss(score_fn: Callable, x: Tensor, reduction: str = "mean", chunk_size:
     return _reduce(trace + 0.5 * _sum_event(s**2), reduction)
 
 
-def _sliced(score_fn, x, n_projections, kind, generator, variance_reduced: bool, reduction: str):
+def _sliced(score_fn, x, v, n_projections, kind, generator, variance_reduced: bool, reduction: str):
+    """SSM (or SSM-VR) with the projections ``v`` of shape (M, *x.shape), or M = ``n_projections``
+    fresh ones of ``kind`` when ``v`` is None; averaged over the M projections."""
     x = check_batch(x)
-    n_projections = check_count(n_projections, "n_projections")
+    if v is None:
+        n_projections = check_count(n_projections, "n_projections")
+        v = torch.stack(
+            [sample_projections(x.shape, kind, generator, x.dtype, x.device) for _ in range(n_projections)]
+        )
+    elif not isinstance(v, torch.Tensor) or v.dim() != x.dim() + 1 or v.shape[1:] != x.shape:
+        shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"v must have shape (M, *x.shape) = (M, {', '.join(map(str, x.shape))}), got {shape}")
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
         s = check_same_shape(score_fn(x_in), x_in, "score_fn")
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        for _ in range(n_projections):
-            v = sample_projections(x.shape, kind, generator, x.dtype, x.device)
-            term = projected_jacobian(s, x_in, v)
+        for v_m in v.to(x):
+            term = projected_jacobian(s, x_in, v_m)
             if not variance_reduced:
-                term = term + 0.5 * _sum_event(v * s) ** 2
+                term = term + 0.5 * _sum_event(v_m * s) ** 2
             total = total + term
-        per_sample = total / n_projections
+        per_sample = total / v.shape[0]
         if variance_reduced:
             per_sample = per_sample + 0.5 * _sum_event(s**2)
     return _reduce(per_sample, reduction)
@@ -109,9 +117,15 @@ def ssm_loss(
     kind: str = "rademacher",
     generator: torch.Generator | None = None,
     reduction: str = "mean",
+    *,
+    v: Tensor | None = None,
 ) -> Tensor:
-    """E_v[vᵀ∇ₓs_θ(x)v + ½(vᵀs_θ(x))²], averaged over ``n_projections`` vectors per sample."""
-    return _sliced(score_fn, x, n_projections, kind, generator, False, reduction)
+    """E_v[vᵀ∇ₓs_θ(x)v + ½(vᵀs_θ(x))²], averaged over ``n_projections`` vectors per sample.
+
+    ``v``: the projections to use, shape (M, *x.shape), instead of drawing ``n_projections``
+    of ``kind`` (the mean is then over these M projections).
+    """
+    return _sliced(score_fn, x, v, n_projections, kind, generator, False, reduction)
 
 
 def ssm_vr_loss(
@@ -121,9 +135,14 @@ def ssm_vr_loss(
     kind: str = "rademacher",
     generator: torch.Generator | None = None,
     reduction: str = "mean",
+    *,
+    v: Tensor | None = None,
 ) -> Tensor:
-    """E_v[vᵀ∇ₓs_θ(x)v] + ½‖s_θ(x)‖²: SSM with the (vᵀs)² term replaced by its mean."""
-    return _sliced(score_fn, x, n_projections, kind, generator, True, reduction)
+    """E_v[vᵀ∇ₓs_θ(x)v] + ½‖s_θ(x)‖²: SSM with the (vᵀs)² term replaced by its mean.
+
+    ``v``: the projections to use, shape (M, *x.shape), as in :func:`ssm_loss`.
+    """
+    return _sliced(score_fn, x, v, n_projections, kind, generator, True, reduction)
 
 
 def dsm_loss(
@@ -132,10 +151,15 @@ def dsm_loss(
     sigma: float,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
+    *,
+    z: Tensor | None = None,
 ) -> Tensor:
-    """½ E‖s_θ(x + σz) + z/σ‖² at one noise level σ; ``score_fn(x_tilde)``."""
+    """½ E‖s_θ(x + σz) + z/σ‖² at one noise level σ; ``score_fn(x_tilde)``.
+
+    ``z``: the standard normal noise to use (shape of x) instead of drawing it.
+    """
     x = check_batch(x)
-    x_tilde, z = perturb(x, sigma, generator)
+    x_tilde, z = perturb(x, sigma, generator, z=z)
     s = check_same_shape(score_fn(x_tilde), x, "score_fn")
     return _reduce(0.5 * _sum_event((s + z / sigma_like(sigma, x)) ** 2), reduction)
 
@@ -150,12 +174,28 @@ def ncsn_loss(
     """σ²-weighted DSM over a schedule: ½ E‖σ·s_θ(x + σz, σ) + z‖², σ uniform over ``sigmas``.
 
     ``score_fn(x_tilde, sigma)`` receives ``sigma`` as a tensor of shape (B,): each sample's
-    own level.
+    own level. Draws the levels, then calls :func:`ncsn_loss_at`.
     """
     x = check_batch(x)
     sigmas = check_sigmas(sigmas).to(x)
     idx = torch.randint(0, len(sigmas), (x.shape[0],), generator=generator, device=x.device)
-    sigma = sigmas[idx]
-    x_tilde, z = perturb(x, sigma, generator)
+    return ncsn_loss_at(score_fn, x, sigmas[idx], generator, reduction)
+
+
+def ncsn_loss_at(
+    score_fn: Callable,
+    x: Tensor,
+    sigma,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+    *,
+    z: Tensor | None = None,
+) -> Tensor:
+    """½ E‖σ·s_θ(x + σz, σ) + z‖² at given levels: ``sigma`` of shape (B,) (one per sample) or a
+    number; ``z``: the standard normal noise to use (shape of x) instead of drawing it.
+    ``score_fn(x_tilde, sigma)`` receives ``sigma`` as given.
+    """
+    x = check_batch(x)
+    x_tilde, z = perturb(x, sigma, generator, z=z)
     s = check_same_shape(score_fn(x_tilde, sigma), x, "score_fn")
     return _reduce(0.5 * _sum_event((sigma_like(sigma, x) * s + z) ** 2), reduction)

@@ -67,12 +67,17 @@ def sigma_like(sigma, x: torch.Tensor) -> torch.Tensor:
     return s.view(x.shape[0], *([1] * (x.dim() - 1)))
 
 
-def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None):
+def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None, *, z=None):
     """x̃ = x + σz with z ~ N(0, I). Returns ``(x_tilde, z)``.
 
-    ``sigma``: a number, or a tensor of shape (B,) with one level per sample.
+    ``sigma``: a number, or a tensor of shape (B,) with one level per sample. ``z``: the noise
+    to use (shape of x) instead of drawing it.
     """
     x = check_batch(x)
     s = sigma_like(sigma, x)
-    z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    if z is None:
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    elif not isinstance(z, torch.Tensor) or z.shape != x.shape:
+        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        raise ValueError(f"z must have the shape of x, {tuple(x.shape)}, got {shape}")
     return x + s * z, z

@@ -1,0 +1,90 @@
+"""Run every benchmark and write benchmarks/RESULTS.md (included in the README).
+
+    python -m benchmarks.run                 # everything (about half an hour on 2 cores)
+    python -m benchmarks.run --only objectives samplers
+    python -m benchmarks.run --repeats 1     # one run per notebook for the course runtime
+
+Benchmarks are not tests: nothing in the test suite asserts a wall-clock time. Figures are
+medians (torch.utils.benchmark) or medians of repeated runs, quoted with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+README = ROOT / "README.md"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} with "
+            f"{torch.get_num_threads()} threads, Python {platform.python_version()}, GPU: {gpu}")
+
+
+def sections(repeats: int):
+    from benchmarks import course, objectives, samplers
+
+    yield "objectives", "Cost of the objectives vs dimension", (
+        "One training step (forward + backward) of a ScoreMLP (2 hidden layers of 256), batch 64; "
+        "median time of DSM and the other objectives as multiples of it; extra resident memory of "
+        "the step in a fresh process.", objectives.cost_table)
+    yield "variance", "Estimator variance", (
+        "Gradient variance at equal batch size, and at equal cost (variance × relative step time). "
+        "Then the variance of the DSM loss at the true score as σ shrinks.",
+        lambda: objectives.gradient_variance_table() + "\n\n" + objectives.dsm_variance_table())
+    yield "samplers", "Sampler quality on known targets", (
+        "4,000 chains from a uniform box around the data; mode weights by the most responsible "
+        "component; the same score-evaluation budget for both samplers.", samplers.quality_table)
+    yield "course", "Course runtime", (
+        "Each notebook executed top to bottom on a fresh kernel (nbclient).",
+        lambda: course.runtime_table(repeats))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="section keys to run (default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per notebook for the course runtime")
+    args = parser.parse_args(argv)
+    parts = [f"# Benchmark results\n\nMeasured on {machine()}, {time.strftime('%Y-%m-%d')}. "
+             "Regenerate with `make benchmarks`.\n"]
+    for key, title, (intro, table) in sections(args.repeats):
+        if args.only and key not in args.only:
+            continue
+        start = time.perf_counter()
+        print(f"[{key}] ...", flush=True)
+        body = table()
+        print(body, f"\n[{key}] {time.perf_counter() - start:.0f} s", flush=True)
+        parts.append(f"## {title}\n\n{intro}\n\n{body}\n")
+    RESULTS.write_text("\n".join(parts))
+    include_in_readme(RESULTS.read_text())
+
+
+def include_in_readme(results: str) -> None:
+    """Replace the README's block between the benchmark markers with the results."""
+    text = README.read_text()
+    start, end = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
+    if start not in text:
+        return
+    body = re.sub(r"^# Benchmark results\n", "", results).replace("\n## ", "\n#### ")
+    README.write_text(re.sub(f"{re.escape(start)}.*{re.escape(end)}", lambda m: f"{start}\n{body}\n{end}", text, flags=re.S))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""The student edition: the instructor notebooks with every solution replaced by a stub.
+
+    python -m lessons_lib.student_edition notebooks student      # (make student)
+    python -m lessons_lib.student_edition --nbgrader notebooks COURSE/source/score_matching
+
+Solutions are marked as nbgrader marks them, on lines of their own:
+
+* in code cells, the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` become
+  ``# YOUR CODE HERE`` and ``raise NotImplementedError(...)``, indented like the
+  ``### BEGIN SOLUTION`` line; the lines around the region (the signature, the docstring, the
+  ``# Hint:`` comments above it) stay;
+* in markdown cells, the lines between ``<!-- BEGIN SOLUTION -->`` and
+  ``<!-- END SOLUTION -->`` are removed (a cell left empty is dropped).
+
+The outputs of the cells that held a solution, and of the check cells (code cells that call a
+``check_...(...)`` function), are cleared; every other cell, its outputs included (figures),
+is unchanged. A marker without its partner, a nested one, or a misspelt one (``## BEGIN
+SOLUTION``, text on the marker's line) raises :class:`MarkerError` naming the notebook and the
+cell.
+
+Every ``*.ipynb`` at the top of the source folder is converted; the other files there (data,
+images), except the notebooks' jupytext ``.py`` sources, are copied along, so that relative
+paths keep working. The student edition is generated, never committed (``student/`` is
+git-ignored).
+
+With ``--nbgrader`` the notebooks keep their solutions and gain the cell metadata nbgrader
+needs (answer cells, autograded check cells, manually graded answers): nbgrader's
+``generate_assignment`` then makes the student version and ``autograde`` runs the checks
+(run it with ``LESSONS_LIB_GRADING=1`` so an exercise left undone fails its check).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "is_check_cell", "STUB"]
+
+BEGIN_CODE, END_CODE = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_MARKDOWN, END_MARKDOWN = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
+STUB = 'raise NotImplementedError("Replace this line with your solution.")'
+
+# Anything that looks like a marker, so that a misspelt one fails instead of leaking a solution.
+_CODE_MARKER = re.compile(r"#+\s*(BEGIN|END)\s+SOLUTION", re.IGNORECASE)
+_MARKDOWN_MARKER = re.compile(r"<!--\s*(BEGIN|END)\s+SOLUTION\s*-->", re.IGNORECASE)
+_CHECK_CALL = re.compile(r"(?<!\w)(check_\w+)\s*\(")
+
+
+class MarkerError(ValueError):
+    """A solution region is malformed: BEGIN without END, END without BEGIN, nested, misspelt."""
+
+
+@dataclass(frozen=True)
+class _Region:
+    begin: int  # index of the BEGIN line
+    end: int  # index of the END line
+
+
+def _find_regions(lines: list[str], begin: str, end: str, pattern: re.Pattern, where: str) -> list[_Region]:
+    regions: list[_Region] = []
+    opened: int | None = None
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if text == begin:
+            if opened is not None:
+                raise MarkerError(
+                    f"{where}: '{begin}' on line {i + 1} inside the region opened on line "
+                    f"{opened + 1}; solution regions cannot be nested"
+                )
+            opened = i
+        elif text == end:
+            if opened is None:
+                raise MarkerError(f"{where}: '{end}' on line {i + 1} without a '{begin}' before it")
+            regions.append(_Region(opened, i))
+            opened = None
+        elif pattern.search(text):
+            raise MarkerError(
+                f"{where}: line {i + 1} looks like a solution marker but is not one: {text!r}; "
+                f"write '{begin}' or '{end}' alone on its line"
+            )
+    if opened is not None:
+        raise MarkerError(f"{where}: '{begin}' on line {opened + 1} has no '{end}' after it")
+    return regions
+
+
+def _stub_code(source: str, where: str) -> tuple[str, int]:
+    """Replace each solution region of a code cell by the stub; return (source, n_regions)."""
+    lines = source.split("\n")
+    regions = _find_regions(lines, BEGIN_CODE, END_CODE, _CODE_MARKER, where)
+    for region in reversed(regions):
+        marker = lines[region.begin]
+        indent = marker[: len(marker) - len(marker.lstrip())]
+        lines[region.begin : region.end + 1] = [f"{indent}# YOUR CODE HERE", f"{indent}{STUB}"]
+    return "\n".join(lines), len(regions)
+
+
+def _strip_markdown(source: str, where: str) -> tuple[str, int]:
+    """Remove each solution region of a markdown cell; return (source, n_regions)."""
+    lines = source.split("\n")
+    regions = _find_regions(lines, BEGIN_MARKDOWN, END_MARKDOWN, _MARKDOWN_MARKER, where)
+    for region in reversed(regions):
+        del lines[region.begin : region.end + 1]
+    return "\n".join(lines).strip("\n") if regions else source, len(regions)
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def is_check_cell(cell: dict) -> bool:
+    """A code cell that calls an exercise check, ``check_<something>(...)``."""
+    return cell.get("cell_type") == "code" and bool(_CHECK_CALL.search(_source(cell)))
+
+
+def _clear_outputs(cell: dict) -> None:
+    cell["outputs"] = []
+    cell["execution_count"] = None
+
+
+def student_notebook(nb: dict, name: str = "notebook") -> tuple[dict, int]:
+    """The student edition of a notebook (its JSON as a dict); returns (notebook, n_exercises).
+
+    ``name`` is used in error messages. The input is not modified.
+    """
+    nb = json.loads(json.dumps(nb))
+    cells = []
+    n_exercises = 0
+    for index, cell in enumerate(nb.get("cells", []), start=1):
+        source = _source(cell)
+        first = next((line for line in source.split("\n") if line.strip()), "")
+        where = f"{name}, cell {index} ({cell.get('cell_type')} cell starting {first[:60]!r})"
+        if cell.get("cell_type") == "code":
+            new, n = _stub_code(source, where)
+            if n or is_check_cell(cell):
+                _clear_outputs(cell)
+        elif cell.get("cell_type") == "markdown":
+            new, n = _strip_markdown(source, where)
+            if n and not new.strip():
+                n_exercises += n
+                continue
+        else:
+            new, n = source, 0
+        n_exercises += n
+        if n:
+            cell["source"] = new.splitlines(keepends=True)  # the layout nbformat writes
+        cells.append(cell)
+    nb["cells"] = cells
+    return nb, n_exercises
+
+
+_DEF = re.compile(r"^\s*def\s+(\w+)", re.MULTILINE)
+
+
+def nbgrader_source(nb: dict, name: str = "notebook", points: int = 1) -> tuple[dict, int]:
+    """The instructor notebook with the cell metadata nbgrader needs; returns (notebook, n_cells).
+
+    Solutions and checks are left as they are; nbgrader's ``generate_assignment`` then makes
+    the student version and ``autograde`` runs the checks:
+
+    * a code cell with a solution region: an answer cell (``solution``), its grade id the name
+      of the function it defines;
+    * a check cell: a locked autograded test worth ``points``, its grade id the check's name;
+    * a markdown cell with a solution region: a manually graded answer worth ``points``.
+
+    Malformed markers raise :class:`MarkerError` as for the student edition.
+    """
+    student_notebook(nb, name)  # validates every marker
+    nb = json.loads(json.dumps(nb))
+    used: set[str] = set()
+    n_cells = 0
+
+    def unique(grade_id: str) -> str:
+        candidate, k = grade_id, 2
+        while candidate in used:
+            candidate, k = f"{grade_id}_{k}", k + 1
+        used.add(candidate)
+        return candidate
+
+    for index, cell in enumerate(nb.get("cells", []), start=1):
+        source = _source(cell)
+        kind = cell.get("cell_type")
+        has_region = (kind == "code" and BEGIN_CODE in source) or (kind == "markdown" and BEGIN_MARKDOWN in source)
+        meta = {"schema_version": 3, "task": False}
+        if kind == "code" and has_region:
+            function = _DEF.search(source)
+            meta |= {"solution": True, "grade": False, "locked": False}
+            meta["grade_id"] = unique(function.group(1) if function else f"cell{index}")
+        elif is_check_cell(cell):
+            meta |= {"solution": False, "grade": True, "locked": True, "points": points}
+            meta["grade_id"] = unique(_CHECK_CALL.search(source).group(1))
+        elif has_region:
+            meta |= {"solution": True, "grade": True, "locked": False, "points": points}
+            meta["grade_id"] = unique(f"answer_cell{index}")
+        else:
+            continue
+        cell.setdefault("metadata", {})["nbgrader"] = meta
+        n_cells += 1
+    return nb, n_cells
+
+
+def _is_jupytext_source(path: Path) -> bool:
+    return path.suffix == ".py" and path.with_suffix(".ipynb").exists()
+
+
+def generate(src: Path | str, dst: Path | str, nbgrader: bool = False) -> list[Path]:
+    """Write the student edition of every notebook in ``src`` into ``dst``; return the paths.
+
+    ``dst`` is created (emptied first if it exists: the edition is generated, never edited);
+    files in ``src`` that are neither notebooks nor their jupytext sources are copied along.
+    With ``nbgrader=True`` writes nbgrader's source version instead (:func:`nbgrader_source`).
+    """
+    transform, did = (nbgrader_source, "cell(s) marked for nbgrader") if nbgrader else (
+        student_notebook,
+        "solution region(s) replaced",
+    )
+    src, dst = Path(src), Path(dst)
+    notebooks = sorted(src.glob("*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks (*.ipynb) in {src}")
+    if dst.resolve() == src.resolve():
+        raise ValueError("the student edition must go to a folder of its own, not over the instructor notebooks")
+    # Convert everything first, so that a malformed notebook leaves no half-written edition.
+    editions = []
+    for path in notebooks:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        editions.append((path.name, *transform(nb, path.name)))
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    written = []
+    for filename, nb, n in editions:
+        out = dst / filename
+        out.write_text(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(out)
+        print(f"{out}: {n} {did}")
+    for path in sorted(src.iterdir()):
+        if path.suffix == ".ipynb" or _is_jupytext_source(path) or path.name.startswith("."):
+            continue
+        if path.name == "__pycache__":
+            continue
+        target = dst / path.name
+        if path.is_dir():
+            shutil.copytree(path, target, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        else:
+            shutil.copy2(path, target)
+    return written
+
+
+def main(argv: list[str]) -> None:
+    nbgrader = "--nbgrader" in argv
+    paths = [a for a in argv if a != "--nbgrader"]
+    if len(paths) != 2:
+        raise SystemExit("usage: python -m lessons_lib.student_edition [--nbgrader] SOURCE_DIR DEST_DIR")
+    try:
+        generate(*paths, nbgrader=nbgrader)
+    except (MarkerError, FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from err
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,286 @@
+"""The student edition: solutions become stubs, nothing else changes, malformed markers fail
+clearly, no solution text leaks, and the edition runs top to bottom with every exercise
+reported as "not attempted yet"."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from lessons_lib import student_edition
+from lessons_lib.student_edition import (
+    BEGIN_CODE,
+    END_CODE,
+    STUB,
+    MarkerError,
+    generate,
+    nbgrader_source,
+    student_notebook,
+)
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REAL_NOTEBOOKS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+EXERCISE = '''def gaussian_score(x, mean, cov):
+    """Score of N(mean, cov)."""
+    # Hint: torch.linalg.solve(cov, b) solves cov @ y = b.
+    ### BEGIN SOLUTION
+    diff = x - mean
+    return -torch.linalg.solve(cov, diff.T).T
+    ### END SOLUTION'''
+
+NESTED_INDENT = '''class Model:
+    def forward(self, x):
+        if x is not None:
+            ### BEGIN SOLUTION
+            secret_value = 42
+            return secret_value * x
+            ### END SOLUTION
+        return x'''
+
+
+def _text_output(text):
+    return new_output("stream", name="stdout", text=text)
+
+
+def _notebook(*cells):
+    return json.loads(nbformat.writes(new_notebook(cells=list(cells))))
+
+
+def _synthetic():
+    setup = new_code_cell(
+        "import torch\nfrom lessons_lib.checks import check_gaussian_score", execution_count=1
+    )
+    plot = new_code_cell("print('a figure would be here')", execution_count=2, outputs=[_text_output("figure\n")])
+    exercise = new_code_cell(EXERCISE, execution_count=3, outputs=[_text_output("defined\n")])
+    check = new_code_cell(
+        "check_gaussian_score(gaussian_score)",
+        execution_count=4,
+        outputs=[_text_output("✓ gaussian_score matches the reference on 4 test cases\n")],
+    )
+    after = new_code_cell("print(1 + 1)", execution_count=5, outputs=[_text_output("2\n")])
+    question = new_markdown_cell(
+        "## Think\n1. Why does Z drop out?\n<!-- BEGIN SOLUTION -->\nBecause the gradient of a constant "
+        "is zero.\n<!-- END SOLUTION -->\n2. Next question."
+    )
+    answer_only = new_markdown_cell("<!-- BEGIN SOLUTION -->\nA whole answer cell.\n<!-- END SOLUTION -->")
+    return _notebook(setup, plot, exercise, check, after, question, answer_only)
+
+
+def _cell_source(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _sources(nb):
+    return [_cell_source(c) for c in nb["cells"]]
+
+
+def test_solution_region_becomes_an_indented_stub_and_hints_stay():
+    student, n = student_notebook(_synthetic(), "synthetic.ipynb")
+    assert n == 3  # one code region, two markdown regions
+    exercise = _sources(student)[2]
+    assert exercise == (
+        'def gaussian_score(x, mean, cov):\n    """Score of N(mean, cov)."""\n'
+        "    # Hint: torch.linalg.solve(cov, b) solves cov @ y = b.\n"
+        f"    # YOUR CODE HERE\n    {STUB}"
+    )
+
+
+def test_deep_indentation_and_several_regions_in_one_cell():
+    source = NESTED_INDENT + f"\n\n\ndef other():\n    {BEGIN_CODE}\n    return 'another secret'\n    {END_CODE}"
+    student, n = student_notebook(_notebook(new_code_cell(source)), "nested.ipynb")
+    assert n == 2
+    lines = _sources(student)[0].split("\n")
+    assert lines[3:5] == ["            # YOUR CODE HERE", f"            {STUB}"]
+    assert lines[5] == "        return x"
+    assert lines[-2:] == ["    # YOUR CODE HERE", f"    {STUB}"]
+    compile(_sources(student)[0], "nested", "exec")
+
+
+def test_outputs_of_solution_and_check_cells_are_cleared_and_the_rest_kept():
+    instructor = _synthetic()
+    student, _ = student_notebook(instructor, "synthetic.ipynb")
+    cells = student["cells"]
+    assert cells[2]["outputs"] == [] and cells[2]["execution_count"] is None  # the solution cell
+    assert cells[3]["outputs"] == [] and cells[3]["execution_count"] is None  # its check cell
+    for i in (0, 1, 4):  # everything else unchanged
+        assert cells[i] == instructor["cells"][i]
+    assert instructor["cells"][3]["outputs"], "the instructor notebook must not be modified"
+
+
+def test_markdown_solutions_are_removed_and_empty_cells_dropped():
+    student, _ = student_notebook(_synthetic(), "synthetic.ipynb")
+    sources = _sources(student)
+    assert len(sources) == 6  # the answer-only markdown cell is gone
+    assert sources[5] == "## Think\n1. Why does Z drop out?\n2. Next question."
+
+
+def test_check_cells_are_recognised():
+    assert student_edition.is_check_cell(new_code_cell("check_dsm_loss(dsm_loss)"))
+    assert student_edition.is_check_cell(new_code_cell("# try it\nchecks.check_ism_loss(ism_loss)"))
+    assert not student_edition.is_check_cell(new_code_cell("from lessons_lib.checks import check_dsm_loss"))
+    assert not student_edition.is_check_cell(new_markdown_cell("call check_dsm_loss(dsm_loss)"))
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (f"def f():\n    {BEGIN_CODE}\n    return 1", "has no '### END SOLUTION' after it"),
+        (f"def f():\n    return 1\n    {END_CODE}", "without a '### BEGIN SOLUTION' before it"),
+        (f"{BEGIN_CODE}\n{BEGIN_CODE}\nx = 1\n{END_CODE}\n{END_CODE}", "cannot be nested"),
+        ("## BEGIN SOLUTION\nx = 1\n## END SOLUTION", "looks like a solution marker but is not one"),
+        (f"{BEGIN_CODE}  # start\nx = 1\n{END_CODE}", "looks like a solution marker but is not one"),
+    ],
+    ids=["begin-without-end", "end-without-begin", "nested", "misspelt", "text-on-marker-line"],
+)
+def test_malformed_code_markers_name_the_notebook_and_cell(source, message):
+    nb = _notebook(new_markdown_cell("# Title"), new_code_cell("import torch"), new_code_cell(source))
+    with pytest.raises(MarkerError, match="broken.ipynb, cell 3 \\(code cell") as info:
+        student_notebook(nb, "broken.ipynb")
+    assert message in str(info.value)
+
+
+def test_malformed_markdown_markers_fail():
+    nb = _notebook(new_markdown_cell("Answer:\n<!-- BEGIN SOLUTION -->\nthe answer"))
+    with pytest.raises(MarkerError, match=r"broken.ipynb, cell 1 \(markdown cell.*no '<!-- END SOLUTION -->'"):
+        student_notebook(nb, "broken.ipynb")
+
+
+def _solution_only_lines(nb):
+    """Lines that occur inside a solution region and nowhere outside one."""
+    inside, outside = set(), set()
+    for cell in nb["cells"]:
+        markers = (BEGIN_CODE, END_CODE) if cell["cell_type"] == "code" else (
+            student_edition.BEGIN_MARKDOWN,
+            student_edition.END_MARKDOWN,
+        )
+        in_region = False
+        for line in _cell_source(cell).split("\n"):
+            text = line.strip()
+            if text == markers[0]:
+                in_region = True
+            elif text == markers[1]:
+                in_region = False
+            elif text:
+                (inside if in_region else outside).add(text)
+    return inside - outside
+
+
+def _assert_no_solution_text(instructor, student):
+    secret = _solution_only_lines(instructor)
+    student_text = "\n".join(_sources(student))
+    leaked = [line for line in secret if line in student_text]
+    assert not leaked, f"solution text in the student edition: {leaked}"
+    assert BEGIN_CODE not in student_text and END_CODE not in student_text
+
+
+def test_no_solution_text_in_the_synthetic_student_edition():
+    instructor = _synthetic()
+    assert "return -torch.linalg.solve(cov, diff.T).T" in _solution_only_lines(instructor)
+    _assert_no_solution_text(instructor, student_notebook(instructor, "synthetic.ipynb")[0])
+
+
+def test_generate_writes_a_folder_of_its_own(tmp_path, capsys):
+    src, dst = tmp_path / "notebooks", tmp_path / "student"
+    src.mkdir()
+    (src / "01_demo.ipynb").write_text(json.dumps(_synthetic()))
+    (src / "01_demo.py").write_text("# the jupytext source, with solutions\n")
+    (src / "data.csv").write_text("1,2\n")
+    (src / "images").mkdir()
+    (src / "images" / "figure.png").write_bytes(b"png")
+    dst.mkdir()
+    (dst / "stale.ipynb").write_text("{}")
+    written = generate(src, dst)
+    assert written == [dst / "01_demo.ipynb"]
+    assert sorted(p.name for p in dst.iterdir()) == ["01_demo.ipynb", "data.csv", "images"]
+    assert (dst / "images" / "figure.png").read_bytes() == b"png"
+    nbformat.validate(nbformat.read(dst / "01_demo.ipynb", as_version=4))
+    assert "01_demo.ipynb: 3 solution region(s) replaced" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="folder of its own"):
+        generate(src, src)
+
+
+def test_generate_writes_nothing_when_a_notebook_is_malformed(tmp_path):
+    src, dst = tmp_path / "notebooks", tmp_path / "student"
+    src.mkdir()
+    (src / "01_good.ipynb").write_text(json.dumps(_synthetic()))
+    (src / "02_bad.ipynb").write_text(json.dumps(_notebook(new_code_cell(BEGIN_CODE + "\nx = 1"))))
+    with pytest.raises(SystemExit, match=r"error: 02_bad.ipynb, cell 1"):
+        student_edition.main([str(src), str(dst)])
+    assert not dst.exists()
+
+
+def test_nbgrader_source_marks_answer_check_and_question_cells():
+    instructor = _synthetic()
+    instructor["cells"].append(new_code_cell("check_gaussian_score(gaussian_score)  # again"))
+    source, n = nbgrader_source(instructor, "synthetic.ipynb", points=2)
+    meta = [c["metadata"].get("nbgrader") for c in source["cells"]]
+    assert n == 5
+    assert meta[0] is None and meta[1] is None and meta[4] is None
+    assert meta[2] == {
+        "schema_version": 3, "task": False, "solution": True, "grade": False, "locked": False,
+        "grade_id": "gaussian_score",
+    }
+    assert meta[3] == {
+        "schema_version": 3, "task": False, "solution": False, "grade": True, "locked": True,
+        "points": 2, "grade_id": "check_gaussian_score",
+    }
+    assert meta[7]["grade_id"] == "check_gaussian_score_2", "grade ids are unique"
+    assert meta[5]["solution"] and meta[5]["grade"] and meta[5]["grade_id"] == "answer_cell6"
+    # The solutions and outputs stay: nbgrader makes the student version itself.
+    assert _sources(source) == _sources(instructor)
+    assert source["cells"][3]["outputs"] == instructor["cells"][3]["outputs"]
+
+
+def test_nbgrader_source_rejects_malformed_markers():
+    with pytest.raises(MarkerError, match="bad.ipynb, cell 1"):
+        nbgrader_source(_notebook(new_code_cell(END_CODE)), "bad.ipynb")
+
+
+def test_nbgrader_command_line(tmp_path, capsys):
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    (src / "01_demo.ipynb").write_text(json.dumps(_synthetic()))
+    student_edition.main(["--nbgrader", str(src), str(tmp_path / "source" / "hw1")])
+    assert "01_demo.ipynb: 4 cell(s) marked for nbgrader" in capsys.readouterr().out
+    nb = json.loads((tmp_path / "source" / "hw1" / "01_demo.ipynb").read_text())
+    assert nb["cells"][2]["metadata"]["nbgrader"]["grade_id"] == "gaussian_score"
+
+
+def _execute(nb: dict, cwd: Path) -> nbformat.NotebookNode:
+    node = nbformat.reads(json.dumps(nb), as_version=4)
+    NotebookClient(node, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return node
+
+
+def _assert_checks_not_attempted(executed):
+    checks = [c for c in executed.cells if student_edition.is_check_cell(c)]
+    for cell in checks:
+        text = "".join(o.get("text", "") for o in cell.outputs)
+        assert "not attempted yet" in text, f"check cell {cell.source!r} printed {text!r}"
+    return len(checks)
+
+
+def test_synthetic_student_edition_runs_with_the_exercise_not_attempted(tmp_path):
+    student, _ = student_notebook(_synthetic(), "synthetic.ipynb")
+    executed = _execute(student, tmp_path)
+    assert _assert_checks_not_attempted(executed) == 1
+    assert executed.cells[4].outputs[0]["text"] == "2\n"  # the cells after the exercise still run
+
+
+@pytest.mark.parametrize("notebook", REAL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_real_student_edition_has_no_solution_text(notebook):
+    instructor = json.loads(notebook.read_text(encoding="utf-8"))
+    _assert_no_solution_text(instructor, student_notebook(instructor, notebook.name)[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", REAL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_real_student_edition_runs_top_to_bottom(notebook):
+    """Every notebook's student edition runs (in the notebooks' folder, so relative paths
+    resolve as they do from student/) and each check cell reports "not attempted yet"."""
+    student, _ = student_notebook(json.loads(notebook.read_text(encoding="utf-8")), notebook.name)
+    _assert_checks_not_attempted(_execute(student, NOTEBOOKS))
