@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ._validate import check_count, check_positive
 from .utils import get_device, make_generator
 
-__all__ = ["train", "TrainResult", "ema_model"]
+__all__ = ["train", "TrainResult", "ema_model", "seconds_per_step"]
 
 
 @dataclass
@@ -120,3 +120,29 @@ def train(
     bar.close()
     model.eval()
     return TrainResult(model, losses, ema, opt, time.perf_counter() - start)
+
+
+def seconds_per_step(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor],
+    data,
+    *,
+    n_steps: int = 5,
+    warmup: int = 1,
+    **train_kwargs,
+) -> float:
+    """Median wall-clock seconds of one :func:`train` step (batch, loss, backward, Adam update).
+
+    Runs ``warmup`` untimed steps first (the first call pays one-off costs such as tracing
+    ``torch.func`` transforms), then ``n_steps`` timed ones; the median is robust to a few
+    steps slowed down by other processes. Trains ``model`` as a side effect. Other keyword
+    arguments go to :func:`train` (``batch_size``, ``lr``, ``seed``, ``device``).
+    """
+    n_steps = check_count(n_steps, "n_steps")
+    warmup = check_count(warmup, "warmup", minimum=0)
+    train_kwargs["progress"] = False
+    train(model, loss_fn, data, n_steps=warmup, **train_kwargs)
+    stamps = [time.perf_counter()]
+    train(model, loss_fn, data, n_steps=n_steps, callback=lambda step, loss: stamps.append(time.perf_counter()),
+          **train_kwargs)
+    return float(torch.tensor(stamps, dtype=torch.float64).diff().median())

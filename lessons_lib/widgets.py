@@ -23,12 +23,13 @@ import torch
 from IPython.display import clear_output, display
 
 from ._validate import check_positive, check_sigma
-from .densities import total_variation_1d
+from .autodiff import hutchinson_trace
+from .densities import GaussianMixture, total_variation_1d
 from .plotting import plot_density_2d
 from .samplers import DivergenceError, langevin
 from .utils import make_generator
 
-__all__ = ["Explorer", "SigmaExplorer", "LangevinExplorer"]
+__all__ = ["Explorer", "MixtureScoreExplorer", "ProjectionVarianceExplorer", "SigmaExplorer", "LangevinExplorer"]
 
 
 class Explorer:
@@ -68,6 +69,125 @@ class Explorer:
 
     def _ipython_display_(self) -> None:
         display(self.widget)
+
+
+# --- lessons 01–03 ---
+
+
+def _slider(description: str, value: float, lo: float, hi: float, step: float, **kwargs) -> widgets.FloatSlider:
+    return widgets.FloatSlider(value=value, min=lo, max=hi, step=step, description=description, **kwargs)
+
+
+class MixtureScoreExplorer(Explorer):
+    """A 1-D two-component mixture w·N(μ₁, σ₁²) + (1 − w)·N(μ₂, σ₂²): its density (top) and its
+    score s(x) = d/dx log p(x) (bottom), both computed by :class:`GaussianMixture`.
+
+    Sliders: ``weight`` (w), ``mean1``, ``mean2``, ``std1``, ``std2``. Each redraw updates
+    ``density_line`` and ``score_line`` in place, evaluated on the grid ``xs``.
+    """
+
+    def __init__(self, weight=0.3, mean1=-2.0, mean2=2.0, std1=0.7, std2=1.0, xlim=(-6.0, 6.0), n: int = 400):
+        self.xs = torch.linspace(xlim[0], xlim[1], n, dtype=torch.float64)
+        self.weight = _slider("weight w", weight, 0.02, 0.98, 0.02)
+        self.mean1 = _slider("mean μ₁", mean1, -4.0, 4.0, 0.1)
+        self.mean2 = _slider("mean μ₂", mean2, -4.0, 4.0, 0.1)
+        self.std1 = _slider("width σ₁", std1, 0.2, 2.0, 0.05)
+        self.std2 = _slider("width σ₂", std2, 0.2, 2.0, 0.05)
+        fig, (self.ax_density, self.ax_score) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+        (self.density_line,) = self.ax_density.plot(self.xs.numpy(), np.zeros(n), color="C0")
+        (self.score_line,) = self.ax_score.plot(self.xs.numpy(), np.zeros(n), color="C3")
+        self.ax_score.axhline(0.0, color="grey", lw=0.8)
+        self.ax_density.set(ylabel="density p(x)", title="mixture density and its score")
+        self.ax_score.set(xlabel="x", ylabel="score d/dx log p(x)")
+        fig.tight_layout()
+        super().__init__([self.weight, self.mean1, self.mean2, self.std1, self.std2], fig)
+
+    def mixture(self) -> GaussianMixture:
+        """The mixture described by the sliders' current values."""
+        w = self.weight.value
+        return GaussianMixture(
+            [w, 1.0 - w], [[self.mean1.value], [self.mean2.value]], [self.std1.value**2, self.std2.value**2]
+        )
+
+    def draw(self) -> None:
+        mix = self.mixture()
+        p = mix.log_prob(self.xs[:, None]).exp().numpy()
+        s = mix.score(self.xs[:, None])[:, 0].numpy()
+        self.density_line.set_ydata(p)
+        self.score_line.set_ydata(s)
+        self.ax_density.set_ylim(0.0, 1.1 * p.max())
+        bound = min(float(np.abs(s).max()), 15.0)
+        self.ax_score.set_ylim(-1.1 * bound, 1.1 * bound)
+        modes = self.xs[:-1].numpy()[(s[:-1] > 0) & (s[1:] <= 0)]  # the score crosses zero downwards
+        self.message.value = "modes of p (score crosses 0 downwards) near x = " + ", ".join(f"{m:.2f}" for m in modes)
+
+
+class ProjectionVarianceExplorer(Explorer):
+    """Hutchinson's estimate of tr(A) with M random projections, repeated ``n_repeats`` times.
+
+    The field is linear, f(x) = A x, so its Jacobian is the matrix A (given, or a random
+    symmetric d×d matrix). Left: histogram of the ``n_repeats`` estimates
+    (1/M)Σₘ vₘᵀ A vₘ (``hist``, a step patch) with the exact trace marked. Right: the measured
+    variance against M on log-log axes with the closed forms 2Σ_{i≠j}A_ij²/M (Rademacher) and
+    2‖A‖_F²/M (Gaussian). Controls: ``n_projections`` (M) and ``kind``. The estimates for a
+    setting are reproducible: they use a generator seeded with ``seed``.
+    """
+
+    M_VALUES = (1, 2, 4, 8, 16, 32, 64)
+
+    def __init__(self, A=None, dim: int = 10, n_repeats: int = 2000, seed: int = 0, bins: int = 40):
+        if A is None:
+            g = make_generator(seed)
+            B = torch.randn(dim, dim, generator=g, dtype=torch.float64)
+            A = (B + B.T) / 2
+        self.A = torch.as_tensor(A, dtype=torch.float64)
+        if self.A.dim() != 2 or self.A.shape[0] != self.A.shape[1]:
+            raise ValueError(f"A must be a square matrix, got shape {tuple(self.A.shape)}")
+        self.n_repeats = n_repeats
+        self.seed = seed
+        self.trace = float(torch.trace(self.A))
+        sym = (self.A + self.A.T) / 2
+        off = sym - torch.diag(torch.diagonal(sym))
+        self.variance_formula = {"rademacher": 2 * float((off**2).sum()), "gaussian": 2 * float((sym**2).sum())}
+        self.n_projections = widgets.SelectionSlider(
+            options=list(self.M_VALUES), value=1, description="projections M", continuous_update=False
+        )
+        self.kind = widgets.ToggleButtons(options=["rademacher", "gaussian"], value="rademacher", description="v")
+        width = 4 * max(self.variance_formula.values()) ** 0.5
+        self.edges = np.linspace(self.trace - width, self.trace + width, bins + 1)
+        fig, (self.ax_hist, self.ax_var) = plt.subplots(1, 2, figsize=(10, 4))
+        self.hist = self.ax_hist.stairs(np.zeros(bins), self.edges, fill=True, alpha=0.6)
+        self.ax_hist.axvline(self.trace, color="k", ls="--", label=f"exact tr A = {self.trace:.2f}")
+        self.ax_hist.set(xlabel="estimate of tr A", ylabel="density", title="Hutchinson estimates")
+        self.ax_hist.legend(loc="upper right")
+        ms = np.array(self.M_VALUES, dtype=float)
+        for name, color in (("rademacher", "C0"), ("gaussian", "C1")):
+            self.ax_var.loglog(ms, self.variance_formula[name] / ms, color=color, label=f"{name}: closed form / M")
+        (self.var_point,) = self.ax_var.loglog([1.0], [1.0], "o", color="k", label="measured (current setting)")
+        self.ax_var.set(xlabel="number of projections M", ylabel="variance of the estimate", title="variance ∝ 1/M")
+        self.ax_var.legend(loc="lower left")
+        fig.tight_layout()
+        super().__init__([self.n_projections, self.kind], fig)
+
+    def estimates(self, n_projections: int, kind: str) -> torch.Tensor:
+        """``n_repeats`` independent Hutchinson estimates of tr A, each from M projections."""
+        x = torch.zeros(self.n_repeats, self.A.shape[0], dtype=torch.float64)
+        return hutchinson_trace(
+            lambda y: y @ self.A.T, x, n_projections, kind=kind, generator=make_generator(self.seed)
+        )
+
+    def draw(self) -> None:
+        m, kind = self.n_projections.value, self.kind.value
+        est = self.estimates(m, kind).numpy()
+        values, _ = np.histogram(est, bins=self.edges, density=True)
+        self.hist.set_data(values, self.edges)
+        self.ax_hist.set_ylim(0.0, 1.1 * max(values.max(), 1e-12))
+        var = float(est.var(ddof=1))
+        self.var_point.set_data([m], [var])
+        self.message.value = (
+            f"M = {m}, {kind}: mean {est.mean():.3f} (exact {self.trace:.3f}), variance {var:.3f} "
+            f"(closed form {self.variance_formula[kind] / m:.3f})"
+        )
 
 
 # --- lessons 04–05 ---
