@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import jupytext
-from nbclient import NotebookClient
+
+from tools.build_notebooks import execute
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -15,8 +16,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 def notebook_seconds(path: Path) -> float:
     nb = jupytext.read(path)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=1800, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    execute(nb, path.parent)
     return time.perf_counter() - start
 
 

@@ -32,16 +32,22 @@ class OneWayOutputWidget(OutputWidget):
         pass
 
 
-# pass as NotebookClient(..., widget_registry=WIDGET_REGISTRY)
 WIDGET_REGISTRY = {"@jupyter-widgets/output": {"OutputModel": OneWayOutputWidget}}
+
+
+def execute(nb, cwd: Path, timeout: int = 1800):
+    """Run every cell of ``nb`` in place on a fresh python3 kernel started in ``cwd``."""
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}}, widget_registry=WIDGET_REGISTRY)
+    client.execute()
+    return nb
 
 
 def build(source: Path) -> float:
     """Execute ``source`` on a fresh kernel and write the paired .ipynb; return seconds."""
     nb = jupytext.read(source)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}},
-                   widget_registry=WIDGET_REGISTRY).execute()
+    execute(nb, source.parent)
     seconds = time.perf_counter() - start
     jupytext.write(nb, source.with_suffix(".ipynb"))
     return seconds
