@@ -39,7 +39,7 @@ def machine() -> str:
 
 
 def sections(repeats: int):
-    from benchmarks import course, objectives, samplers
+    from benchmarks import course, objectives, samplers, widgets
 
     yield "objectives", "Cost of the objectives vs dimension", (
         "One training step (forward + backward) of a ScoreMLP (2 hidden layers of 256), batch 64; "
@@ -52,6 +52,9 @@ def sections(repeats: int):
     yield "samplers", "Sampler quality on known targets", (
         "4,000 chains from a uniform box around the data; mode weights by the most responsible "
         "component; the same score-evaluation budget for both samplers.", samplers.quality_table)
+    yield "widgets", "Slider latency", (
+        "Setting a slider's value headlessly, five values each: the explorer's recomputation and "
+        "redraw plus the PNG rendering Jupyter's inline backend does.", widgets.latency_table)
     yield "course", "Course runtime", (
         "Each notebook executed top to bottom on a fresh kernel (nbclient).",
         lambda: course.runtime_table(repeats))

@@ -1,0 +1,56 @@
+"""Slider latency: time of one update of every explorer, driven headlessly by setting the
+slider's value as a student's drag would: the observer's recomputation and redraw, plus the
+PNG rendering that Jupyter's inline backend does to show the figure (done here with
+IPython's own ``print_figure``, since no front end is attached)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import statistics
+import time
+
+import torch
+from IPython.core.pylabtools import print_figure
+
+from lessons_lib import widgets
+from lessons_lib.data import mixture_1d, mixture_2d
+from lessons_lib.nets import ScoreMLP
+
+
+def _cases():
+    """(explorer name, factory, name of the slider attribute, values to visit)."""
+    yield "MixtureScoreExplorer (lesson 01)", widgets.MixtureScoreExplorer, "weight", [0.1, 0.2, 0.5, 0.7, 0.9]
+    yield ("ProjectionVarianceExplorer (lesson 03)", lambda: widgets.ProjectionVarianceExplorer(dim=10),
+           "n_projections", "options")
+    torch.manual_seed(0)
+    model = ScoreMLP(1, hidden=64, sigma_conditioned=True)
+    yield ("SigmaExplorer (lesson 04)", lambda: widgets.SigmaExplorer(mixture_1d(), model, sigma=0.3),
+           "slider", [0.05, 0.1, 0.5, 1.0, 2.0])
+    start = 8 * torch.rand(500, 2, generator=torch.Generator().manual_seed(0)) - 4
+    yield ("LangevinExplorer, 500 chains × 200 steps (lesson 05)",
+           lambda: widgets.LangevinExplorer(mixture_2d(), start, step_size=0.05, n_steps=200), "step_slider", [0.01, 0.02, 0.1, 0.2, 0.5])
+    if hasattr(widgets, "SigmaLevelExplorer"):
+        yield "SigmaLevelExplorer (lesson 06)", None, None, None
+
+
+
+
+def latency_table() -> str:
+    rows = ["| explorer | median update incl. PNG rendering (ms) | max (ms) |", "| --- | ---: | ---: |"]
+    for name, factory, attr, values in _cases():
+        if factory is None:
+            continue
+        explorer = factory()
+        slider = getattr(explorer, attr)
+        if values == "options":
+            values = [v for v in slider.options if v != slider.value][:5]
+        times = []
+        for value in values:
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):  # display() without a front end prints
+                slider.value = value
+            print_figure(explorer.fig, "png")
+            times.append(time.perf_counter() - start)
+        rows.append(f"| {name} | {statistics.median(times) * 1e3:.0f} | {max(times) * 1e3:.0f} |")
+    return "\n".join(rows)
