@@ -36,7 +36,7 @@ import torch
 from ._validate import check_batch, check_count, check_positive, check_same_shape
 from .noise import check_sigmas
 
-__all__ = ["langevin", "annealed_langevin", "langevin_step", "DivergenceError"]
+__all__ = ["langevin", "annealed_langevin", "annealed_inpainting", "langevin_step", "DivergenceError"]
 
 Tensor = torch.Tensor
 
@@ -122,6 +122,57 @@ def annealed_langevin(
     every k-th state (``record_every=n_steps_each`` keeps the state at the end of each level;
     the denoised result, if asked for, is appended last).
     """
+    return _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_every, denoise)
+
+
+def annealed_inpainting(
+    score_fn: Callable[[Tensor, float], Tensor],
+    image: Tensor,
+    mask: Tensor,
+    sigmas,
+    n_steps_each: int = 100,
+    step_lr: float = 2e-5,
+    generator: torch.Generator | None = None,
+    record_every: int | None = None,
+    denoise: bool = False,
+    x0: Tensor | None = None,
+):
+    """Fill in the unknown pixels of ``image`` by annealed Langevin (Song & Ermon 2019, §5).
+
+    ``mask`` (broadcastable to ``image``) is 1 where the pixel is known and 0 where it is to be
+    generated. The unknown part follows the annealed chain of :func:`annealed_langevin`; after
+    every step the known part is reset to the data perturbed to the current level,
+    ``image + σᵢ·z``, so that the whole image is always a plausible sample of p_σᵢ. The known
+    pixels come out exact. ``x0``: the starting values of the unknown pixels (default
+    uniform on [0, 1], drawn with ``generator``).
+    """
+    image = check_batch(image, "image")
+    mask = torch.as_tensor(mask, dtype=image.dtype, device=image.device)
+    try:
+        mask = mask.expand_as(image)
+    except RuntimeError as err:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to image {tuple(image.shape)}") from err
+    if not ((mask == 0) | (mask == 1)).all():
+        raise ValueError("mask must hold only 0 (unknown pixel) and 1 (known pixel)")
+    if x0 is None:
+        x0 = torch.rand(image.shape, generator=generator, dtype=image.dtype, device=image.device)
+    x0 = check_same_shape(x0, image, "x0")
+
+    def keep_known(x: Tensor, sigma: float) -> Tensor:
+        noise = torch.randn(image.shape, generator=generator, dtype=image.dtype, device=image.device)
+        return mask * (image + sigma * noise) + (1 - mask) * x
+
+    sig_first = float(check_sigmas(sigmas)[0])
+    out = _annealed(score_fn, keep_known(x0, sig_first), sigmas, n_steps_each, step_lr, generator,
+                    record_every, denoise, after_step=keep_known)
+    if record_every is None:
+        return mask * image + (1 - mask) * out
+    x, trajectory = out
+    return mask * image + (1 - mask) * x, trajectory
+
+
+def _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_every, denoise, after_step=None):
+    """The annealed loop shared by sampling and in-painting; ``after_step(x, σ)`` constrains x."""
     x = check_batch(x0, "x0").detach().clone()
     sig = [float(s) for s in check_sigmas(sigmas)]
     n_steps_each = check_count(n_steps_each, "n_steps_each")
@@ -140,6 +191,8 @@ def annealed_langevin(
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = langevin_step(x, s, eps, z)
             _check_finite(x, t, total, eps, where=f" at noise level {i + 1} (σ = {sigma:.3g})")
+            if after_step is not None:
+                x = after_step(x, sigma)
             _record(trajectory, x, t, record_every)
     if denoise:
         x = x + sig[-1] ** 2 * _score(score_fn, x, sig[-1])

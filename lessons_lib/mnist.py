@@ -1,0 +1,295 @@
+r"""MNIST end to end: train a noise-conditional score network and sample digits from it.
+
+Training minimises the σ²-weighted denoising score matching loss of Song & Ermon (2019),
+:func:`lessons_lib.losses.ncsn_loss`, over a geometric schedule σ₁ > … > σ_L, with
+:func:`lessons_lib.training.train` (Adam, an EMA of the weights, a progress bar). Sampling runs
+:func:`lessons_lib.samplers.annealed_langevin` from uniform noise and ends with one Tweedie
+denoising step x + σ_L²·s(x, σ_L).
+
+Command line (``python -m lessons_lib.mnist --help``)::
+
+    python -m lessons_lib.mnist train --steps 6000 --out checkpoints/ncsn_mnist.pt
+    python -m lessons_lib.mnist sample --checkpoint checkpoints/ncsn_mnist.pt --n 64 --out samples.npy
+
+A checkpoint is a plain dictionary that ``torch.load(..., weights_only=True)`` reads: the EMA
+weights (``model``), the network's ``config``, the ``sigmas`` and ``meta`` (how it was made).
+While training, the full state (raw weights, optimiser, EMA, losses) is written every
+``--checkpoint-every`` steps to ``<out>.state.pt``; ``--resume`` continues from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._validate import check_count, check_positive
+from .data import MNISTError, mnist_train_heldout
+from .losses import ncsn_loss
+from .nets import NCSNUNet
+from .noise import check_sigmas, geometric_sigmas
+from .samplers import annealed_langevin
+from .training import ema_model, train
+from .utils import get_device, make_generator, seed_everything
+
+__all__ = ["DEFAULT_CHECKPOINT", "SAMPLING", "Checkpoint", "load_checkpoint", "save_checkpoint", "sample",
+           "train_ncsn", "main"]
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ncsn_mnist.pt"
+
+#: The sampler settings the course uses with the shipped checkpoint (chosen in
+#: ``benchmarks/mnist_quality.py``: as good as 10 levels × 100 steps for a fraction of the cost).
+SAMPLING = {"n_steps_each": 20, "step_lr": 5e-5, "denoise": True}
+
+
+@dataclass
+class Checkpoint:
+    """A trained score network with the σ schedule it was trained on (largest first)."""
+
+    model: NCSNUNet
+    sigmas: torch.Tensor
+    meta: dict
+
+    def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """s_θ(x, σ) without gradients."""
+        with torch.no_grad():
+            return self.model(x, sigma)
+
+
+def save_checkpoint(path, model: NCSNUNet, sigmas, meta: dict) -> None:
+    """Write the weights, config, σ schedule and meta data, atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": dict(model.config),
+        "sigmas": [float(s) for s in sigmas],
+        "meta": meta,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path=None, device=None) -> Checkpoint:
+    """Load a checkpoint written by :func:`save_checkpoint` (default: the shipped one)."""
+    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}; the course ships one at {DEFAULT_CHECKPOINT}, "
+            "or make one with `python -m lessons_lib.mnist train --out PATH`"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model = NCSNUNet(**payload["config"])
+        model.load_state_dict(payload["model"])
+    except Exception as err:  # a truncated or foreign file: say which file
+        raise ValueError(f"{path} is not a score-network checkpoint of this course ({err})") from err
+    model.to(get_device(device)).eval()
+    return Checkpoint(model, check_sigmas(payload["sigmas"]), payload.get("meta", {}))
+
+
+def sample(
+    checkpoint: Checkpoint,
+    n: int,
+    *,
+    n_steps_each: int = SAMPLING["n_steps_each"],
+    step_lr: float = SAMPLING["step_lr"],
+    denoise: bool = SAMPLING["denoise"],
+    generator: torch.Generator | None = None,
+    batch_size: int = 500,
+    record_every: int | None = None,
+    progress: bool = False,
+):
+    """Draw ``n`` digits by annealed Langevin from uniform noise on [0, 1] (Song & Ermon 2019).
+
+    Runs in batches of ``batch_size`` on the checkpoint's device. Returns images (n, 1, 28, 28)
+    on the CPU (not clipped: pixel values slightly outside [0, 1] are part of the sample); with
+    ``record_every`` also the trajectory (T, n, 1, 28, 28) as in :func:`annealed_langevin`.
+    """
+    n = check_count(n, "n")
+    batch_size = check_count(batch_size, "batch_size")
+    device = next(checkpoint.model.parameters()).device
+    generator = generator if generator is not None else make_generator(0, device)
+    outs, trajs = [], []
+    n_batches = math.ceil(n / batch_size)
+    for b in range(n_batches):
+        m = min(batch_size, n - b * batch_size)
+        x0 = torch.rand((m, 1, 28, 28), generator=generator, device=device)
+        out = annealed_langevin(checkpoint.score, x0, checkpoint.sigmas.tolist(), n_steps_each, step_lr,
+                                generator=generator, record_every=record_every, denoise=denoise)
+        if record_every is None:
+            outs.append(out.cpu())
+        else:
+            outs.append(out[0].cpu())
+            trajs.append(out[1].cpu())
+        if progress:
+            print(f"sampled {min(n, (b + 1) * batch_size)}/{n}", file=sys.stderr)
+    images = torch.cat(outs)
+    return images if record_every is None else (images, torch.cat(trajs, dim=1))
+
+
+def _state_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".state.pt")
+
+
+def train_ncsn(
+    out,
+    *,
+    steps: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    sigma_max: float = 1.0,
+    sigma_min: float = 0.01,
+    n_sigmas: int = 10,
+    ema_decay: float = 0.999,
+    seed: int = 0,
+    device=None,
+    data_dir=None,
+    checkpoint_every: int = 500,
+    resume: bool = False,
+    progress: bool = True,
+    command: str = "",
+) -> Checkpoint:
+    """Train :class:`NCSNUNet` with :func:`ncsn_loss` and write the EMA checkpoint to ``out``.
+
+    Every ``checkpoint_every`` steps (and at the end) writes ``out`` (EMA weights, small) and
+    ``<out>.state.pt`` (everything needed to resume). ``resume=True`` continues from that state
+    up to ``steps`` in total; the batches of a resumed run differ from an uninterrupted one.
+    """
+    out = Path(out)
+    steps = check_count(steps, "steps")
+    checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
+    dev = get_device(device)
+    split = mnist_train_heldout(data_dir)
+    print(split.source, file=sys.stderr)
+    sigmas = geometric_sigmas(sigma_max, sigma_min, n_sigmas)
+    seed_everything(seed)
+    model = NCSNUNet().to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=check_positive(lr, "lr"))
+    ema = ema_model(model, ema_decay)
+    losses: list[float] = []
+    seconds = 0.0
+    state_path = _state_path(out)
+    if resume:
+        if not state_path.is_file():
+            raise FileNotFoundError(f"--resume: no training state at {state_path}")
+        state = torch.load(state_path, map_location=dev, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        ema.load_state_dict(state["ema"])
+        losses, seconds = list(state["losses"]), float(state["seconds"])
+        print(f"resuming from step {len(losses)} of {steps}", file=sys.stderr)
+    start_step, t0 = len(losses), time.perf_counter()
+    meta = {
+        "command": command, "data": split.source, "n_train": int(split.train.shape[0]), "batch_size": batch_size,
+        "lr": lr, "ema_decay": ema_decay, "seed": seed, "device": str(dev), "torch": str(torch.__version__),
+        "threads": torch.get_num_threads(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+
+    def save(step: int) -> None:
+        elapsed = seconds + time.perf_counter() - t0
+        info = dict(meta, steps=step, seconds=round(elapsed, 1), final_loss=float(np.mean(losses[-200:])))
+        save_checkpoint(out, ema.module, sigmas, info)
+        tmp = state_path.with_name(state_path.name + ".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict(),
+                    "losses": losses, "seconds": elapsed}, tmp)
+        os.replace(tmp, state_path)
+
+    def callback(step: int, loss: float) -> None:
+        losses.append(loss)
+        if (start_step + step) % checkpoint_every == 0:
+            save(start_step + step)
+
+    if steps > start_step:
+        train(model, lambda m, x, g: ncsn_loss(m, x, sigmas.to(x), generator=g), split.train, n_steps=steps - start_step,
+              batch_size=batch_size, lr=lr, seed=seed + start_step, device=dev, progress=progress, optimizer=opt,
+              ema=ema, callback=callback, desc="NCSN on MNIST")
+    save(len(losses))
+    return load_checkpoint(out, device=dev)
+
+
+def _save_png(images: torch.Tensor, path: Path, nrow: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import image_grid
+
+    n = images.shape[0]
+    ncol = min(nrow, n)
+    fig, ax = plt.subplots(figsize=(ncol * 0.5 + 0.2, math.ceil(n / ncol) * 0.5 + 0.2))
+    image_grid(ax, images, nrow=nrow)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lessons_lib.mnist", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    tr = sub.add_parser("train", help="train a noise-conditional score network on MNIST")
+    tr.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
+    tr.add_argument("--steps", type=int, default=6000)
+    tr.add_argument("--batch-size", type=int, default=128)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--sigma-max", type=float, default=1.0)
+    tr.add_argument("--sigma-min", type=float, default=0.01)
+    tr.add_argument("--n-sigmas", type=int, default=10)
+    tr.add_argument("--ema-decay", type=float, default=0.999)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--checkpoint-every", type=int, default=500)
+    tr.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
+    tr.add_argument("--data", type=Path, default=None, help="MNIST directory (default: $LESSONS_LIB_MNIST_DIR)")
+    tr.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    tr.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    tr.add_argument("--no-progress", action="store_true")
+    sa = sub.add_parser("sample", help="draw digits from a checkpoint by annealed Langevin")
+    sa.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    sa.add_argument("--n", type=int, default=64)
+    sa.add_argument("--out", type=Path, default=Path("samples.npy"), help=".npy file (a PNG grid is written beside it)")
+    sa.add_argument("--steps-each", type=int, default=SAMPLING["n_steps_each"])
+    sa.add_argument("--step-lr", type=float, default=SAMPLING["step_lr"])
+    sa.add_argument("--no-denoise", action="store_true")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--device", default="cpu")
+    sa.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.cmd == "train":
+            ck = train_ncsn(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                            sigma_max=args.sigma_max, sigma_min=args.sigma_min, n_sigmas=args.n_sigmas,
+                            ema_decay=args.ema_decay, seed=args.seed, device=args.device, data_dir=args.data,
+                            checkpoint_every=args.checkpoint_every, resume=args.resume,
+                            progress=not args.no_progress, command="python -m lessons_lib.mnist " + " ".join(
+                                sys.argv[1:] if argv is None else argv))
+            print(f"wrote {args.out} ({ck.meta['steps']} steps, {ck.meta['seconds']:.0f} s, "
+                  f"final loss {ck.meta['final_loss']:.3f})")
+        else:
+            ck = load_checkpoint(args.checkpoint, device=args.device)
+            start = time.perf_counter()
+            images = sample(ck, args.n, n_steps_each=args.steps_each, step_lr=args.step_lr,
+                            denoise=not args.no_denoise, generator=make_generator(args.seed, get_device(args.device)),
+                            progress=True)
+            np.save(args.out, images.numpy())
+            png = args.out.with_suffix(".png")
+            _save_png(images, png, nrow=min(10, args.n))
+            print(f"wrote {args.out} and {png}: {args.n} samples in {time.perf_counter() - start:.1f} s")
+    except (ValueError, OSError, MNISTError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

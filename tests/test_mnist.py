@@ -1,0 +1,190 @@
+"""The MNIST score network, its checkpoints, the command line and annealed in-painting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lessons_lib import mnist
+from lessons_lib.densities import Gaussian
+from lessons_lib.losses import ncsn_loss
+from lessons_lib.nets import NCSNUNet
+from lessons_lib.noise import geometric_sigmas
+from lessons_lib.samplers import annealed_inpainting
+
+SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(
+    not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file() and not os.environ.get("LESSONS_LIB_MNIST_DIR"),
+    reason="the offline MNIST copy ../shared/data/mnist is not here",
+)
+
+
+@pytest.fixture
+def mnist_env(monkeypatch):
+    if not os.environ.get("LESSONS_LIB_MNIST_DIR"):
+        monkeypatch.setenv("LESSONS_LIB_MNIST_DIR", str(SHARED_MNIST.resolve()))
+
+
+def small_net(seed: int = 0) -> NCSNUNet:
+    torch.manual_seed(seed)
+    return NCSNUNet(channels=(8, 16, 16), emb_dim=16)
+
+
+def test_unet_shapes_and_per_sample_sigma():
+    net = small_net().eval()
+    x = torch.rand(3, 1, 28, 28)
+    sigmas = torch.tensor([1.0, 0.1, 0.01])
+    out = net(x, sigmas)
+    assert out.shape == x.shape
+    # each sample is conditioned on its own level: the batch equals the samples one by one
+    one_by_one = torch.cat([net(x[i:i + 1], float(sigmas[i])) for i in range(3)])
+    torch.testing.assert_close(out, one_by_one, rtol=1e-4, atol=1e-4)
+    # a number is the same level for the whole batch
+    torch.testing.assert_close(net(x, 0.1), net(x, torch.full((3,), 0.1)))
+
+
+def test_unet_output_scales_like_one_over_sigma_at_initialisation():
+    # σ·s(x, σ) is the network's raw output, of order one at every level
+    net = small_net()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        raw = [float((s * net(x, s)).abs().mean()) for s in (1.0, 0.01)]
+    assert all(0.001 < r < 10 for r in raw)
+
+
+def test_unet_rejects_wrong_input():
+    net = small_net()
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        net(torch.rand(2, 28, 28), 0.1)
+    with pytest.raises(ValueError, match="sigma"):
+        net(torch.rand(2, 1, 28, 28), -1.0)
+    with pytest.raises(ValueError, match="channels"):
+        NCSNUNet(channels=(8, 16))
+
+
+def test_unet_learns_the_score_of_a_gaussian_image_distribution():
+    # data: every pixel N(0.5, 0.1²) independently; the score of p_σ is −(x − 0.5)/(0.01 + σ²)
+    torch.manual_seed(0)
+    net = small_net()
+    sigmas = geometric_sigmas(1.0, 0.1, 4)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(150):
+        x = 0.5 + 0.1 * torch.randn(32, 1, 28, 28, generator=g)
+        loss = ncsn_loss(net, x, sigmas, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        for sigma in (1.0, 0.1):
+            # where p_σ puts its mass: x ~ N(0.5, 0.1² + σ²) per pixel
+            x = 0.5 + (0.01 + sigma**2) ** 0.5 * torch.randn(16, 1, 28, 28, generator=g)
+            truth = -(x - 0.5) / (0.01 + sigma**2)
+            rel = float((net(x, sigma) - truth).norm() / truth.norm())
+            assert rel < 0.3, (sigma, rel)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    net = small_net().eval()
+    sigmas = geometric_sigmas(1.0, 0.01, 5)
+    path = tmp_path / "ck.pt"
+    mnist.save_checkpoint(path, net, sigmas, {"steps": 7})
+    ck = mnist.load_checkpoint(path)
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(ck.score(x, 0.1), net(x, 0.1).detach())
+    torch.testing.assert_close(ck.sigmas, sigmas)
+    assert ck.meta == {"steps": 7}
+    # the file is plain tensors and builtins: the safe loader reads it
+    torch.load(path, weights_only=True)
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="lessons_lib.mnist train"):
+        mnist.load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt"):
+        mnist.load_checkpoint(bad)
+
+
+def test_sample_is_seeded_and_records_the_levels(tmp_path):
+    net = small_net().eval()
+    mnist.save_checkpoint(tmp_path / "ck.pt", net, geometric_sigmas(1.0, 0.1, 3), {})
+    ck = mnist.load_checkpoint(tmp_path / "ck.pt")
+    a = mnist.sample(ck, 5, n_steps_each=2, generator=torch.Generator().manual_seed(3), batch_size=2)
+    b = mnist.sample(ck, 5, n_steps_each=2, generator=torch.Generator().manual_seed(3), batch_size=2)
+    assert a.shape == (5, 1, 28, 28) and torch.isfinite(a).all()
+    torch.testing.assert_close(a, b)
+    x, traj = mnist.sample(ck, 2, n_steps_each=2, record_every=2, denoise=True)
+    # x0, the end of each of the 3 levels, and the denoised result
+    assert traj.shape == (5, 2, 1, 28, 28)
+    torch.testing.assert_close(traj[-1], x)
+
+
+def test_annealed_inpainting_samples_the_gaussian_conditional():
+    # p = N(μ, Σ) in 2-D with correlation 0.8; keep x₁ = 2 and fill in x₂:
+    # x₂ | x₁ ~ N(μ₂ + 0.8 (x₁ − μ₁), 1 − 0.8²) = N(−0.2, 0.36)
+    gauss = Gaussian(torch.tensor([1.0, -1.0]), torch.tensor([[1.0, 0.8], [0.8, 1.0]]))
+    perturbed = {}
+
+    def score(x, sigma):
+        if sigma not in perturbed:
+            perturbed[sigma] = gauss.perturbed(sigma)
+        return perturbed[sigma].score(x)
+
+    image = torch.zeros(4000, 2)
+    image[:, 0] = 2.0
+    out = annealed_inpainting(score, image, torch.tensor([1.0, 0.0]), geometric_sigmas(2.0, 0.02, 8),
+                              n_steps_each=100, step_lr=1e-3, generator=torch.Generator().manual_seed(0))
+    assert (out[:, 0] == 2.0).all()
+    assert abs(float(out[:, 1].mean()) - (-0.2)) < 0.04
+    assert abs(float(out[:, 1].var()) - 0.36) < 0.04
+
+
+def test_annealed_inpainting_rejects_bad_masks():
+    score = lambda x, s: -x  # noqa: E731
+    with pytest.raises(ValueError, match="0 .*1"):
+        annealed_inpainting(score, torch.zeros(2, 3), torch.tensor([0.5, 1.0, 0.0]), [1.0, 0.5])
+    with pytest.raises(ValueError, match="broadcast"):
+        annealed_inpainting(score, torch.zeros(2, 3), torch.ones(4), [1.0, 0.5])
+
+
+@needs_mnist
+def test_cli_train_resume_and_sample(tmp_path, mnist_env, capsys):
+    out = tmp_path / "ncsn.pt"
+    common = ["train", "--out", str(out), "--batch-size", "8", "--checkpoint-every", "2", "--no-progress",
+              "--n-sigmas", "4"]
+    assert mnist.main(common + ["--steps", "2"]) == 0
+    assert out.is_file() and (tmp_path / "ncsn.state.pt").is_file()
+    assert mnist.main(common + ["--steps", "3", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "test split" in err and "resuming from step 2" in err
+    ck = mnist.load_checkpoint(out)
+    assert ck.meta["steps"] == 3 and "lessons_lib.mnist train" in ck.meta["command"]
+    assert len(ck.sigmas) == 4
+    samples = tmp_path / "s.npy"
+    assert mnist.main(["sample", "--checkpoint", str(out), "--n", "3", "--steps-each", "1",
+                       "--out", str(samples)]) == 0
+    assert np.load(samples).shape == (3, 1, 28, 28)
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
+    assert mnist.main(["sample", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "s.npy")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert mnist.main(["train", "--out", str(tmp_path / "x.pt"), "--steps", "1", "--resume", "--no-progress",
+                       "--data", str(SHARED_MNIST)]) == 2
+    assert "no training state" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not mnist.DEFAULT_CHECKPOINT.is_file(), reason="the shipped checkpoint is not built yet")
+def test_shipped_checkpoint_loads_safely():
+    ck = mnist.load_checkpoint()
+    assert ck.meta["steps"] >= 1000 and "lessons_lib.mnist train" in ck.meta["command"]
+    assert mnist.DEFAULT_CHECKPOINT.stat().st_size < 5_000_000
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.isfinite(ck.score(x, float(ck.sigmas[-1]))).all()
