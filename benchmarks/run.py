@@ -39,7 +39,7 @@ def machine() -> str:
 
 
 def sections(repeats: int):
-    from benchmarks import course, objectives, samplers, widgets
+    from benchmarks import course, mnist, mnist_quality, objectives, samplers, widgets
 
     yield "objectives", "Cost of the objectives vs dimension", (
         "One training step (forward + backward) of a ScoreMLP (2 hidden layers of 256), batch 64; "
@@ -55,6 +55,14 @@ def sections(repeats: int):
     yield "widgets", "Slider latency", (
         "Setting a slider's value headlessly, five values each: the explorer's recomputation and "
         "redraw plus the PNG rendering Jupyter's inline backend does.", widgets.latency_table)
+    yield "mnist", "MNIST: training and sampling speed", (
+        "The noise-conditional U-Net of lesson 06 (15 levels): one training step of batch 128 "
+        "(median), one network evaluation on 100 images (median), and their product with the number "
+        "of evaluations a sampler needs.", mnist.speed_table)
+    yield "mnist_quality", "MNIST: sample quality vs number of network evaluations", (
+        "The shipped checkpoint, scored by `benchmarks/mnist_quality.py` (Fréchet distance in the "
+        "feature space of the classifier of `benchmarks/mnist_classifier.py`, and the class "
+        "fractions of the samples).", mnist_quality.quality_table)
     yield "course", "Course runtime", (
         "Each notebook executed top to bottom on a fresh kernel (nbclient).",
         lambda: course.runtime_table(repeats))

@@ -1,0 +1,74 @@
+"""MNIST speed: training throughput and sampling time of the noise-conditional score network.
+
+    python -m benchmarks.mnist
+
+On the CPU (all of torch's threads) and, when CUDA is available, on the GPU: training steps
+per second (batch 128, σ²-weighted DSM, Adam; median step time), and the time to draw 100
+digits with the course's sampler settings (``lessons_lib.mnist.SAMPLING``) and with Song &
+Ermon's 100 steps per level (median of timed network evaluations × their number).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from lessons_lib import mnist
+from lessons_lib.losses import ncsn_loss
+from lessons_lib.nets import NCSNUNet
+from lessons_lib.noise import geometric_sigmas
+from lessons_lib.training import seconds_per_step
+from lessons_lib.utils import get_device, seed_everything
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_seconds(fn, dev: torch.device, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        _sync(dev)
+        start = time.perf_counter()
+        fn()
+        _sync(dev)
+        times.append(time.perf_counter() - start)
+    return float(torch.tensor(times).median())
+
+
+def speed_row(device: str, train_steps: int = 10) -> str:
+    dev = get_device(device)
+    seed_everything(0)
+    levels = 15
+    sigmas = geometric_sigmas(10.0, 0.01, levels).to(dev)
+    data = torch.rand(1024, 1, 28, 28)
+    step = seconds_per_step(NCSNUNet(), lambda m, x, g: ncsn_loss(m, x, sigmas, generator=g), data,
+                            n_steps=train_steps, batch_size=128, device=dev)
+    net = NCSNUNet().to(dev).eval()
+    x = torch.rand(100, 1, 28, 28, device=dev)
+
+    def evaluate():
+        with torch.no_grad():
+            net(x, 0.1)
+
+    per_eval = _median_seconds(evaluate, dev, repeats=10 if dev.type == "cpu" else 50)
+    n_course = levels * mnist.SAMPLING["n_steps_each"] + int(mnist.SAMPLING["denoise"])
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    return (f"| {name} | {1 / step:.1f} | {per_eval * 1e3:.1f} | {per_eval * n_course:.1f} ({n_course} evaluations) "
+            f"| {per_eval * levels * 100:.0f} |")
+
+
+def speed_table() -> str:
+    lines = ["| device | training steps/s (batch 128) | ms per evaluation (100 images) | "
+             "s per 100 digits, course sampler | s per 100 digits, 100 steps per level |",
+             "| --- | ---: | ---: | ---: | ---: |", speed_row("cpu")]
+    if torch.cuda.is_available():
+        lines.append(speed_row("cuda", train_steps=50))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(speed_table())
