@@ -1,6 +1,6 @@
 """Run every benchmark and write benchmarks/RESULTS.md (included in the README).
 
-    python -m benchmarks.run                 # everything (about half an hour on 2 cores)
+    python -m benchmarks.run                 # everything (about half an hour on 2 cores, plus MNIST quality: an hour without a GPU)
     python -m benchmarks.run --only objectives samplers
     python -m benchmarks.run --repeats 1     # one run per notebook for the course runtime
 
@@ -62,27 +62,39 @@ def sections(repeats: int):
     yield "mnist_quality", "MNIST: sample quality vs number of network evaluations", (
         "The shipped checkpoint, scored by `benchmarks/mnist_quality.py` (Fréchet distance in the "
         "feature space of the classifier of `benchmarks/mnist_classifier.py`, and the class "
-        "fractions of the samples).", mnist_quality.quality_table)
+        "fractions of the samples). On a GPU when there is one: on 2 CPU cores this section "
+        "takes about an hour.", lambda: mnist_quality.quality_table(device="auto"))
     yield "course", "Course runtime", (
         "Each notebook executed top to bottom on a fresh kernel (nbclient).",
         lambda: course.runtime_table(repeats))
 
 
+def _previous_sections() -> dict[str, str]:
+    """The sections of the existing RESULTS.md by title, so that ``--only`` keeps the others."""
+    if not RESULTS.is_file():
+        return {}
+    chunks = re.split(r"^## ", RESULTS.read_text(), flags=re.M)[1:]
+    return {chunk.split("\n", 1)[0].strip(): "## " + chunk.rstrip() + "\n" for chunk in chunks}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", help="section keys to run (default: all)")
+    parser.add_argument("--only", nargs="*", help="section keys to run (default: all); the others are kept")
     parser.add_argument("--repeats", type=int, default=3, help="runs per notebook for the course runtime")
     args = parser.parse_args(argv)
-    parts = [f"# Benchmark results\n\nMeasured on {machine()}, {time.strftime('%Y-%m-%d')}. "
-             "Regenerate with `make benchmarks`.\n"]
+    previous = _previous_sections()
+    parts = ["# Benchmark results\n\nEach section names the machine it was measured on. "
+             "Regenerate with `make benchmarks` (or `python -m benchmarks.run --only KEY ...`).\n"]
     for key, title, (intro, table) in sections(args.repeats):
         if args.only and key not in args.only:
+            if title in previous:
+                parts.append(previous[title])
             continue
         start = time.perf_counter()
         print(f"[{key}] ...", flush=True)
         body = table()
         print(body, f"\n[{key}] {time.perf_counter() - start:.0f} s", flush=True)
-        parts.append(f"## {title}\n\n{intro}\n\n{body}\n")
+        parts.append(f"## {title}\n\n{intro}\n\n{body}\n\n*{machine()}, {time.strftime('%Y-%m-%d')}.*\n")
     RESULTS.write_text("\n".join(parts))
     include_in_readme(RESULTS.read_text())
 
