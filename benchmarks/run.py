@@ -38,35 +38,43 @@ def machine() -> str:
             f"{torch.get_num_threads()} threads, Python {platform.python_version()}, GPU: {gpu}")
 
 
-def sections(repeats: int):
-    from benchmarks import course, mnist, mnist_quality, objectives, samplers, widgets
+def _lazy(module: str, function: str, *args, **kwargs):
+    """Import a benchmark module only when its section runs (a GPU machine may lack Jupyter)."""
+    def run():
+        import importlib
 
+        return getattr(importlib.import_module(f"benchmarks.{module}"), function)(*args, **kwargs)
+    return run
+
+
+def sections(repeats: int):
     yield "objectives", "Cost of the objectives vs dimension", (
         "One training step (forward + backward) of a ScoreMLP (2 hidden layers of 256), batch 64; "
         "median time of DSM and the other objectives as multiples of it; extra resident memory of "
-        "the step in a fresh process.", objectives.cost_table)
+        "the step in a fresh process.", _lazy("objectives", "cost_table"))
     yield "variance", "Estimator variance", (
         "Gradient variance at equal batch size, and at equal cost (variance × relative step time). "
         "Then the variance of the DSM loss at the true score as σ shrinks.",
-        lambda: objectives.gradient_variance_table() + "\n\n" + objectives.dsm_variance_table())
+        lambda: _lazy("objectives", "gradient_variance_table")() + "\n\n" + _lazy("objectives", "dsm_variance_table")())
     yield "samplers", "Sampler quality on known targets", (
         "4,000 chains from a uniform box around the data; mode weights by the most responsible "
-        "component; the same score-evaluation budget for both samplers.", samplers.quality_table)
+        "component; the same score-evaluation budget for both samplers.", _lazy("samplers", "quality_table"))
     yield "widgets", "Slider latency", (
         "Setting a slider's value headlessly, five values each: the explorer's recomputation and "
-        "redraw plus the PNG rendering Jupyter's inline backend does.", widgets.latency_table)
-    yield "mnist", "MNIST: training and sampling speed", (
+        "redraw plus the PNG rendering Jupyter's inline backend does.", _lazy("widgets", "latency_table"))
+    where = " (a GPU machine)" if torch.cuda.is_available() else " (CPU only)"
+    yield "mnist", "MNIST: training and sampling speed" + where, (
         "The noise-conditional U-Net of lesson 06 (15 levels): one training step of batch 128 "
         "(median), one network evaluation on 100 images (median), and their product with the number "
-        "of evaluations a sampler needs.", mnist.speed_table)
+        "of evaluations a sampler needs.", _lazy("mnist", "speed_table"))
     yield "mnist_quality", "MNIST: sample quality vs number of network evaluations", (
         "The shipped checkpoint, scored by `benchmarks/mnist_quality.py` (Fréchet distance in the "
         "feature space of the classifier of `benchmarks/mnist_classifier.py`, and the class "
         "fractions of the samples). On a GPU when there is one: on 2 CPU cores this section "
-        "takes about an hour.", lambda: mnist_quality.quality_table(device="auto"))
+        "takes about an hour.", _lazy("mnist_quality", "quality_table", device="auto"))
     yield "course", "Course runtime", (
         "Each notebook executed top to bottom on a fresh kernel (nbclient).",
-        lambda: course.runtime_table(repeats))
+        _lazy("course", "runtime_table", repeats))
 
 
 def _previous_sections() -> dict[str, str]:
