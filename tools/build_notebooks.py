@@ -37,8 +37,8 @@ WIDGET_REGISTRY = {"@jupyter-widgets/output": {"OutputModel": OneWayOutputWidget
 
 def execute(nb, cwd: Path, timeout: int = 1800):
     """Run every cell of ``nb`` in place on a fresh python3 kernel started in ``cwd``."""
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}}, widget_registry=WIDGET_REGISTRY)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client.widget_registry = WIDGET_REGISTRY  # not a constructor argument: __init__ sets the default
     client.execute()
     return nb
 
