@@ -21,15 +21,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import clear_output, display
+from matplotlib.figure import Figure
 
 from ._validate import check_positive, check_sigma
 from .autodiff import hutchinson_trace
 from .densities import GaussianMixture, total_variation_1d
-from .plotting import plot_density_2d
+from .noise import check_sigmas
+from .plotting import image_grid, plot_density_2d
 from .samplers import DivergenceError, langevin
 from .utils import make_generator
 
-__all__ = ["Explorer", "MixtureScoreExplorer", "ProjectionVarianceExplorer", "SigmaExplorer", "LangevinExplorer"]
+__all__ = ["Explorer", "MixtureScoreExplorer", "ProjectionVarianceExplorer", "SigmaExplorer", "LangevinExplorer",
+           "SigmaLevelExplorer"]
 
 
 class Explorer:
@@ -332,4 +335,79 @@ class LangevinExplorer(Explorer):
             f"chains per component: {fmt(f'{v:.2f}' for v in measured.tolist())} "
             f"(weights {fmt(f'{v:.2f}' for v in self.density.weights.tolist())}) · "
             f"{1 - float(inside.double().mean()):.0%} of the chains outside the plotted box"
+        )
+
+
+# --- lesson 06 ---
+
+
+class SigmaLevelExplorer(Explorer):
+    r"""Step through a stored annealed-Langevin trajectory, one σ level at a time (lesson 06).
+
+    ``trajectory`` has shape (T, B, 1, H, W) as returned by
+    ``lessons_lib.mnist.sample(..., record_every=n_steps_each)`` (or
+    :func:`lessons_lib.samplers.annealed_langevin` with ``record_every=n_steps_each``): the start
+    x₀, the batch at the end of each of the L levels of ``sigmas`` (largest first), and — when
+    the sampler denoised — the Tweedie step x + σ_L²·s(x, σ_L) last; so T = L + 1 or L + 2.
+
+    An integer slider (``slider``) picks the stored state; the figure shows that state's image
+    grid (:func:`lessons_lib.plotting.image_grid`, pixel values clipped to [0, 1]) in one
+    AxesImage, ``image``, whose data is swapped with ``set_data``: the grids of all states are
+    computed once, so an update costs no network evaluation. The title and ``message`` name the
+    state ("start: uniform noise", "after level i: σ = …", "denoised (Tweedie)"); the message
+    also gives the range of the pixel values, which at large σ lie far outside [0, 1].
+    """
+
+    def __init__(self, trajectory, sigmas, nrow: int = 8, start_label: str = "start: uniform noise"):
+        traj = torch.as_tensor(trajectory).detach().cpu().float()
+        if traj.dim() != 5 or traj.shape[2] != 1 or traj.shape[0] < 2 or traj.shape[1] < 1:
+            raise ValueError(
+                "trajectory must have shape (T, B, 1, H, W): T stored states (x0, the end of each level, "
+                f"the denoised result if any) of B grey images, got {tuple(traj.shape)}"
+            )
+        sig = check_sigmas(sigmas).double()
+        n_levels, n_states = len(sig), traj.shape[0]
+        if n_states not in (n_levels + 1, n_levels + 2):
+            raise ValueError(
+                f"a trajectory over {n_levels} σ levels stores {n_levels + 1} states (x0 and the end of each "
+                f"level) or {n_levels + 2} (plus the denoised result), got {n_states}; record it with "
+                "record_every = n_steps_each"
+            )
+        if not torch.isfinite(traj).all():
+            raise ValueError("the trajectory holds NaN or infinite values")
+        self.trajectory = traj
+        self.sigmas = sig
+        self.nrow = nrow
+        self.start_label = start_label
+        self.denoised = n_states == n_levels + 2
+        # Every state's grid, drawn once on a scratch figure (not shown, not kept by pyplot).
+        scratch = Figure().add_subplot()
+        self.grids = [np.asarray(image_grid(scratch, traj[k], nrow=nrow).get_array()) for k in range(n_states)]
+        self.slider = widgets.IntSlider(value=n_states - 1, min=0, max=n_states - 1, step=1, description="state",
+                                        continuous_update=True)
+        rows = math.ceil(traj.shape[1] / min(nrow, traj.shape[1]))
+        cols = min(nrow, traj.shape[1])
+        fig, ax = plt.subplots(figsize=(max(3.0, 0.6 * cols + 0.4), 0.6 * rows + 0.7), layout="constrained")
+        self.image = image_grid(ax, traj[-1], nrow=nrow)
+        self._ax = ax
+        super().__init__([self.slider], fig)
+
+    def label(self, k: int) -> str:
+        """What stored state ``k`` is, in words."""
+        n_levels = len(self.sigmas)
+        if k == 0:
+            return self.start_label
+        if k <= n_levels:
+            return f"after level {k} of {n_levels}: σ = {float(self.sigmas[k - 1]):.3g}"
+        return f"denoised (Tweedie): x + σ_L²·s(x, σ_L), σ_L = {float(self.sigmas[-1]):.3g}"
+
+    def draw(self) -> None:
+        k = int(self.slider.value)
+        self.image.set_data(self.grids[k])
+        text = self.label(k)
+        self._ax.set_title(text, fontsize=10)
+        x = self.trajectory[k]
+        self.message.value = (
+            f"{html.escape(text)} · pixel values from {float(x.min()):.2f} to {float(x.max()):.2f} "
+            f"(shown clipped to [0, 1])"
         )

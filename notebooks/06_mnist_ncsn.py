@@ -1,0 +1,569 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · A noise-conditional score network on MNIST
+#
+# Everything so far lived in one or two dimensions, where the true score was known. This
+# lesson puts the pieces together on 28×28 images of handwritten digits ($d = 784$): DSM from
+# lesson 04, annealed Langevin from lesson 05, and one network that knows *every* noise level —
+# the **noise-conditional score network** (NCSN) of Song & Ermon (2019).
+#
+# **After this lesson you can**
+# 1. explain why one σ is not enough, and choose a geometric σ schedule from the data (the
+#    largest level about the distance between digits, the smallest invisible);
+# 2. describe the noise-conditional network $s_\theta(x, \sigma)$ and why its output is divided
+#    by σ;
+# 3. show with numbers why each level's DSM term is weighted by σ², and write the NCSN loss;
+# 4. train such a network (briefly, here), then sample digits from a properly trained one by
+#    annealed Langevin, and follow a sample through the σ levels;
+# 5. use the same network to denoise (Tweedie) and to fill in missing pixels (in-painting).
+#
+# **Conventions.** Langevin step $x \leftarrow x + \varepsilon\,s(x) + \sqrt{2\varepsilon}\,z$;
+# σ schedules from largest to smallest, $\sigma_1 > \dots > \sigma_L$; losses with the ½,
+# summed over pixels and averaged over the batch; pixel values in [0, 1].
+#
+# **Data.** The cells that need real digits read MNIST with `mnist_train_heldout()` once, in the
+# setup cell. Without the files they print "skipped" and the rest still runs: sampling, the
+# trajectory and the explorer need only the shipped checkpoint.
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from lessons_lib import losses, seed_everything
+from lessons_lib.checks import check_ncsn_loss
+from lessons_lib.data import MNISTError, mnist_train_heldout
+from lessons_lib.mnist import SAMPLING, load_checkpoint, sample
+from lessons_lib.nets import NCSNUNet
+from lessons_lib.noise import geometric_sigmas
+from lessons_lib.plotting import image_grid
+from lessons_lib.quality import class_histogram, load_classifier
+from lessons_lib.samplers import annealed_inpainting, annealed_langevin
+from lessons_lib.training import train
+from lessons_lib.utils import make_generator
+from lessons_lib.widgets import SigmaLevelExplorer
+
+seed_everything(0)
+D = 28 * 28  # dimension of an image
+SKIPPED = "skipped: this cell needs the MNIST digits (see the setup cell)"
+try:
+    split = mnist_train_heldout()
+    print(split.source)
+except MNISTError as err:
+    split = None
+    print(f"MNIST is not available, so the cells that need real digits will print 'skipped'.\n\n{err}\n\n"
+          "To run them: set LESSONS_LIB_MNIST_DIR to a folder with the MNIST files, or, with internet, "
+          "download them once with lessons_lib.data.load_mnist('test', download=True) "
+          "(and load_mnist('train', download=True) for the training split).")
+
+# %% [markdown]
+# ## 1. From DSM at one σ to many σ
+#
+# **Why one σ fails.** Lesson 04 showed the trade-off of a single noise level. DSM at σ learns
+# the score of $p_\sigma = p * \mathcal N(0, \sigma^2 I)$. With a *small* σ, $p_\sigma\approx p$,
+# but the noisy training points stay close to the data, so the learned score is accurate only
+# there: digits occupy a thin set in $[0,1]^{784}$, and a Langevin chain started from noise
+# begins exactly where the network has never been trained. With a *large* σ the noisy points
+# fill the space and the score is reliable everywhere — but of a blurred density, whose samples
+# are blurred digits. Lesson 05 added the third failure: even with exact scores, plain Langevin
+# gets the *weights* of separated modes wrong (the 1:9 mixture came out about 1:1), and annealing
+# over σ₁ > … > σ_L fixed them. So we learn the score at many levels and anneal.
+#
+# **The geometric σ schedule.** Song & Ermon choose
+#
+# $$\sigma_i = \sigma_1\Big(\frac{\sigma_L}{\sigma_1}\Big)^{\frac{i-1}{L-1}},\qquad i = 1,\dots,L,$$
+#
+# a constant ratio between neighbours, i.e. equal steps in $\log\sigma$ (the network is told
+# $\log\sigma$). The two ends come from the data:
+#
+# * **σ₁ about the distance between data points.** Add noise σz to two digits $a$ and $b$ at
+#   distance Δ. The best guess of which digit a noisy image came from picks the nearer one, and
+#   it errs when the noise's component along $b - a$ (a 1-D normal with standard deviation σ,
+#   whatever $d$) exceeds Δ/2: with probability $\Phi(-\Delta/2\sigma)$. Only the ratio Δ/σ
+#   matters. When σ is comparable to the distance between digits, the noisy versions of *any*
+#   two digits are hard to tell apart, so a chain at that level moves freely between digit
+#   classes — the annealing of lesson 05 needs exactly that at its first level.
+# * **σ_L invisible.** At σ = 0.01 the noise per pixel is 0.01 ≈ 2.6 grey levels out of 255:
+#   $p_{\sigma_L}$ is the data, for the eye.
+#
+# The course uses $L = 15$ levels from σ₁ = 10 to σ_L = 0.01. Measure the distances of 500
+# training digits, and check Φ(−Δ/2σ) by brute force in 784 dimensions on the pair of digits
+# whose distance is closest to the median.
+
+# %%
+sigmas = geometric_sigmas(10.0, 0.01, 15)
+if split is None:
+    print(SKIPPED)
+else:
+    digits = split.train[:500].flatten(1)
+    dist = torch.cdist(digits, digits)
+    pair_dist = dist[torch.triu_indices(500, 500, offset=1).unbind()]
+    median_dist, max_dist = pair_dist.median().item(), pair_dist.max().item()
+    i, j = divmod(int((dist - median_dist).abs().add(torch.eye(500) * 1e9).argmin()), 500)
+    a, b = digits[i], digits[j]
+    delta = (a - b).norm().item()
+    confusion = {}
+    for s in (10.0, 3.0, 1.0):
+        noisy = a + s * torch.randn(20_000, D, generator=make_generator(1))
+        wrong = ((noisy - b).norm(dim=1) < (noisy - a).norm(dim=1)).double().mean().item()
+        confusion[s] = (wrong, 0.5 * math.erfc(delta / (2 * s) / math.sqrt(2)))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("σ schedule (largest first):", [round(s, 3) for s in sigmas.tolist()])
+print(f"ratio between neighbouring levels: {(sigmas[0] / sigmas[1]).item():.3f}")
+if split is not None:
+    print(f"distance between two of 500 training digits: median {median_dist:.2f}, largest {max_dist:.2f};  σ₁ = {sigmas[0]:.0f}")
+    print(f"a pair at distance Δ = {delta:.2f}: how often the nearer digit is the wrong one (20,000 noisy copies)")
+    for s, (measured, predicted) in confusion.items():
+        print(f"  σ = {s:4.1f}: measured {measured:.3f}, Φ(−Δ/2σ) = {predicted:.3f}")
+
+# %% [markdown]
+# At σ₁ = 10 two typical digits are confused a third of the time; by σ = 1 practically never. Between the
+# first few levels the sampler therefore decides *which* digit to draw, while the noise still
+# blurs all digits together — the same mechanism that fixed the mode weights in lesson 05. (The
+# noise vector itself is much longer than Δ: ‖σz‖ ≈ σ√d = 280 at σ = 10. What matters for
+# telling two digits apart is only its component along their difference.)
+#
+# ## 2. The noise-conditional network $s_\theta(x, \sigma)$
+#
+# One network for all levels, told σ as an input. `NCSNUNet` is a small U-Net: three
+# resolutions (28, 14 and 7 pixels), residual blocks on the way down and up, skip connections
+# between them. σ enters as an **embedding**: $\log\sigma$ is turned into Fourier features and
+# a small MLP, and every block scales and shifts its features by a linear function of that
+# vector (FiLM). The last step **divides the output by σ**:
+#
+# $$s_\theta(x, \sigma) = \frac{f_\theta(x, \log\sigma)}{\sigma}.$$
+#
+# Why: for $\tilde x = x + \sigma z$ the DSM target is $-z/\sigma$, whose size ranges over three
+# orders of magnitude across our levels. With the division, the network body $f_\theta$ always
+# predicts $-z$, a target of size one at every level. Check on a fresh (untrained) network:
+# $s_\theta$ scales like 1/σ, while $\sigma s_\theta = f_\theta$ stays of order one.
+
+# %%
+seed_everything(0)
+fresh = NCSNUNet().eval()
+x_any = torch.rand(32, 1, 28, 28, generator=make_generator(2))  # any images will do for this check
+with torch.no_grad():
+    rms = {s: (fresh(x_any + s * torch.randn(x_any.shape, generator=make_generator(3)), s).pow(2).mean().sqrt().item())
+           for s in (10.0, 1.0, 0.1, 0.01)}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"NCSNUNet: {sum(p.numel() for p in fresh.parameters()):,} parameters, config {fresh.config}")
+print(f"{'σ':>6s} {'RMS of s_θ per pixel':>22s} {'RMS of σ·s_θ':>14s}")
+for s, r in rms.items():
+    print(f"{s:6.2f} {r:22.3g} {s * r:14.3f}")
+
+# %% [markdown]
+# ## 3. Why each level is weighted by σ²
+#
+# The DSM term of level σ (lesson 04) is
+# $\ell(\theta;\sigma) = \tfrac12\,\mathbb E\,\big\|s_\theta(x+\sigma z, \sigma) + z/\sigma\big\|^2$.
+# Its target alone has
+#
+# $$\mathbb E\Big\|\frac z\sigma\Big\|^2 = \frac{1}{\sigma^2}\sum_{k=1}^d\mathbb E z_k^2 = \frac d{\sigma^2},$$
+#
+# so a model that knows nothing ($s_\theta = 0$) scores $\ell = d/(2\sigma^2)$: 3.9 at σ = 10
+# but 3.9 million at σ = 0.01. Summing the levels unweighted, the smallest σ would drown out
+# every other level (and its gradient is the noisiest, lesson 04 §6). Song & Ermon weight level σ
+# by λ(σ) = σ², which makes every term the same kind of quantity:
+#
+# $$\sigma^2\,\ell(\theta;\sigma) = \tfrac12\,\mathbb E\,\big\|\sigma\,s_\theta(x+\sigma z,\sigma) + z\big\|^2
+#   = \tfrac12\,\mathbb E\,\big\|f_\theta(\tilde x, \log\sigma) + z\big\|^2 ,$$
+#
+# equal to $\tfrac12\mathbb E\|z\|^2 = d/2 = 392$ for the zero model at *every* level. The NCSN
+# loss averages these terms over levels drawn uniformly:
+#
+# $$J_\mathrm{NCSN}(\theta) = \frac1L\sum_{i=1}^L \sigma_i^2\,\ell(\theta;\sigma_i)
+#   = \tfrac12\,\mathbb E_{i}\,\mathbb E_{x,z}\big\|\sigma_i\,s_\theta(x + \sigma_i z, \sigma_i) + z\big\|^2 .$$
+#
+# Check with numbers: the zero model and the fresh U-Net, 256 noise draws per level, unweighted
+# (`losses.dsm_loss`) and weighted (`losses.ncsn_loss_at`, the same noise).
+
+# %%
+def zero_score(x, sigma=None):
+    return torch.zeros_like(x)
+
+
+x_batch = torch.rand(256, 1, 28, 28, generator=make_generator(4))  # the zero model ignores x; any images do
+weighting = []
+with torch.no_grad():
+    for s in sigmas[[0, 3, 7, 11, 14]].tolist():
+        z = torch.randn(x_batch.shape, generator=make_generator(5))
+        plain = losses.dsm_loss(zero_score, x_batch, s, z=z).item()
+        weighted = losses.ncsn_loss_at(zero_score, x_batch, s, z=z).item()
+        weighted_fresh = losses.ncsn_loss_at(fresh, x_batch, s, z=z).item()
+        weighting.append((s, plain, D / (2 * s**2), weighted, weighted_fresh))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'σ':>6s} {'DSM, zero model':>16s} {'d/(2σ²)':>12s} {'σ²·DSM, zero model':>19s} {'σ²·DSM, fresh U-Net':>20s}")
+for s, plain, predicted, weighted, weighted_fresh in weighting:
+    print(f"{s:6.3f} {plain:16.4g} {predicted:12.4g} {weighted:19.1f} {weighted_fresh:20.1f}")
+print(f"d/2 = {D / 2:.0f}; unweighted terms span a factor {weighting[-1][1] / weighting[0][1]:.3g}, "
+      f"weighted ones {max(w[3] for w in weighting) / min(w[3] for w in weighting):.3f}")
+
+# %% [markdown]
+# Unweighted, the terms differ by a factor $(\sigma_1/\sigma_L)^2 = 10^6$; weighted, they are all
+# ≈ 392 for the zero model (one and the same number, because every level used the same 256
+# noise draws; its Monte-Carlo standard error is $\tfrac12\sqrt{2d}/\sqrt{256}\approx1.2$),
+# and the untrained network starts from about the same value at every level. Training lowers every level from
+# there; as in lesson 04 the minimum is not zero.
+#
+# ### Exercise: the NCSN loss
+#
+# Each sample of the batch comes with its own level: `sigma` has shape (B,). Given the noise `z`
+# (shape of `x`), perturb, evaluate the score *with each sample's σ*, and return
+# ½ · mean over the batch of $\|\sigma\,s(\tilde x, \sigma) + z\|^2$, summed over pixels. It must
+# work for points (B, d) and for images (B, 1, 28, 28).
+
+# %%
+def ncsn_loss(score_fn, x, sigma, z):
+    """½ · mean over the batch of ‖σ·score_fn(x + σz, σ) + z‖², summed over dimensions; sigma of shape (B,)."""
+    # Hint: sigma has shape (B,); view it as (B, 1, ..., 1) so that it broadcasts against x, but
+    # give score_fn the (B,) tensor itself.
+    ### BEGIN SOLUTION
+    s = sigma.view(-1, *[1] * (x.dim() - 1))
+    residual = s * score_fn(x + s * z, sigma) + z
+    return 0.5 * residual.pow(2).flatten(1).sum(1).mean()
+    ### END SOLUTION
+
+
+# %%
+check_ncsn_loss(ncsn_loss)
+
+# %% [markdown]
+# From here on the notebook uses the library's `losses.ncsn_loss`, which also draws each
+# sample's level uniformly from the schedule and the noise `z` from a `generator`.
+#
+# ## 4. A short training run (honest about what it is)
+#
+# The course's one training loop, `train`, with Adam at learning rate 1e-3, batches of 128
+# training digits, each with its own random level. 200 steps take about a minute and a half
+# on two CPU cores — a few percent of the run that made the shipped checkpoint.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+if split is None:
+    print(SKIPPED)
+    demo = None
+else:
+    seed_everything(0)
+    demo = train(NCSNUNet(), lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), split.train,
+                 n_steps=200, batch_size=128, lr=1e-3, progress=False)
+    first, last = np.mean(demo.losses[:20]), np.mean(demo.losses[-20:])
+    print(f"{len(demo.losses)} steps in {demo.seconds:.0f} s ({len(demo.losses) / demo.seconds:.1f} steps/s); "
+          f"mean loss over the first 20 steps {first:.0f}, over the last 20 {last:.0f}")
+
+# %% [markdown]
+# The loss falls fast from about d/2 = 392 (the network knows nothing) — the easy part: predicting
+# the noise at large σ, where the image is almost all noise. Then it flattens. Rough samples: a
+# cheap sampler (15 levels × 5 steps, ε = 3e-5, then a denoising step; 76 network evaluations)
+# from the demo network, and the same sampler from the shipped checkpoint for comparison.
+
+# %%
+ck = load_checkpoint()
+cheap = {"n_steps_each": 5, "step_lr": 3e-5, "denoise": True}
+if demo is not None:
+    demo_samples = annealed_langevin(demo.model, torch.rand(16, 1, 28, 28, generator=make_generator(6)),
+                                     sigmas, generator=make_generator(7), **cheap)
+shipped_cheap = sample(ck, 16, generator=make_generator(6), **cheap)
+
+# %%
+if demo is None:
+    print(SKIPPED)
+else:
+    fig, (ax_loss, ax_demo, ax_ship) = plt.subplots(1, 3, figsize=(13, 4), layout="constrained",
+                                                     gridspec_kw={"width_ratios": [1.6, 1, 1]})
+    steps = np.arange(1, len(demo.losses) + 1)
+    ax_loss.semilogy(steps, demo.losses, color="C0", alpha=0.35, lw=0.8, label="each step")
+    ax_loss.semilogy(steps[19:], np.convolve(demo.losses, np.ones(20) / 20, mode="valid"), color="C0",
+                     label="mean of the last 20 steps")
+    ax_loss.axhline(D / 2, color="k", ls=":", label="d/2: the zero model")
+    ax_loss.axhline(ck.meta["final_loss"], color="C3", ls="--",
+                    label=f"shipped checkpoint after {ck.meta['steps']:,} steps")
+    ax_loss.set(xlabel="training step", ylabel=r"$J_\mathrm{NCSN}$ (log scale)", title="NCSN loss, 200 steps in the notebook")
+    ax_loss.legend(fontsize=8)
+    image_grid(ax_demo, demo_samples, nrow=4)
+    ax_demo.set_title("demo network (200 steps)")
+    image_grid(ax_ship, shipped_cheap, nrow=4)
+    ax_ship.set_title(f"shipped checkpoint ({ck.meta['steps']:,} steps)")
+    fig.suptitle("Same cheap sampler: 15 levels × 5 steps + denoising")
+    plt.show()
+
+# %% [markdown]
+# Two hundred steps give blobs with a hint of strokes: this network is **far from converged**,
+# and no amount of sampling fixes an inaccurate score (lesson 05 §4c). The rest of the lesson
+# uses the **shipped checkpoint**, trained by the command below with the same loss, network and
+# loop, only 30 times longer. Its record (`ck.meta`) says on what machine; on two CPU cores the
+# same command takes about an hour (`checkpoints/README.md`).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+meta = ck.meta
+print(f"command:  {meta['command']}")
+print(f"training: {meta['steps']:,} steps of batch {meta['batch_size']} in {meta['seconds']:.0f} s "
+      f"on {meta['machine']} ({meta['device']}, {meta['threads']} threads); loss over the last 200 steps {meta['final_loss']:.1f}")
+print(f"data:     {meta['data']}")
+print(f"levels:   {len(ck.sigmas)}, σ from {ck.sigmas[0]:.3g} to {ck.sigmas[-1]:.3g}")
+
+# %% [markdown]
+# ## 5. Sampling with the shipped checkpoint
+#
+# Annealed Langevin (lesson 05) from uniform noise: at level $i$, 20 steps of
+# $x\leftarrow x+\varepsilon_i s_\theta(x,\sigma_i)+\sqrt{2\varepsilon_i}z$ with
+# $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$, ε = 3e-5, then one Tweedie step
+# $x + \sigma_L^2 s_\theta(x,\sigma_L)$ that removes the last noise (section 7): 301 network
+# evaluations, the course's `SAMPLING` settings (`benchmarks/mnist_quality.py` finds them as good
+# as Song & Ermon's 100 steps per level). We keep the state at the end of every level, for
+# sections 5b and 6.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print("SAMPLING =", SAMPLING)
+start = time.perf_counter()
+samples, trajectory = sample(ck, 64, generator=make_generator(8), record_every=SAMPLING["n_steps_each"], **SAMPLING)
+print(f"64 samples in {time.perf_counter() - start:.0f} s; trajectory of shape {tuple(trajectory.shape)} "
+      f"(start, {len(ck.sigmas)} levels, denoised)")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 6), layout="constrained")
+image_grid(ax, samples, nrow=8)
+ax.set_title(f"64 samples: {len(ck.sigmas)} levels × {SAMPLING['n_steps_each']} steps, ε = {SAMPLING['step_lr']:g}, + denoising")
+plt.show()
+
+# %% [markdown]
+# **Which digits?** A classifier trained on real MNIST (`load_classifier()`, 98.7% on held-out
+# digits) labels each sample. A good sampler draws every digit about equally often. 64 samples
+# are a glimpse: for the proper figures — Fréchet distance in the classifier's feature space
+# and class fractions over 1,000 samples, for several sampler settings — see
+# `benchmarks/RESULTS.md` (made by `python -m benchmarks.mnist_quality`).
+
+# %%
+classifier = load_classifier()
+hist = class_histogram(samples.clamp(0, 1), classifier)
+print("samples per digit 0–9:", hist.counts.tolist(), f"· total variation from uniform {hist.tv_to_uniform:.2f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+digits_axis = np.arange(10)
+ax.bar(digits_axis - 0.2, hist.fractions.numpy(), width=0.4, label="64 samples (classifier's label)")
+if split is not None:
+    real = torch.bincount(split.heldout_labels, minlength=10).double() / len(split.heldout_labels)
+    ax.bar(digits_axis + 0.2, real.numpy(), width=0.4, label=f"{len(split.heldout_labels):,} held-out real digits")
+ax.axhline(0.1, color="k", ls=":", lw=1, label="uniform")
+ax.set(xticks=digits_axis, xlabel="digit", ylabel="fraction", title="Class histogram of the samples")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ### 5b. Following the chains through the σ levels
+#
+# Eight of the 64 chains, one column per stored state: the uniform-noise start, the end of each
+# level (σ decreasing to the right), and the denoised result. Pixel values are shown clipped
+# to [0, 1]; at the first levels they spread over about ±3σ, so those columns look like salt
+# and pepper.
+
+# %%
+chains = trajectory[:, :8]  # (states, chains, 1, 28, 28)
+n_states = chains.shape[0]
+column_titles = ["start"] + [f"{s:.2g}" for s in ck.sigmas.tolist()] + ["denoised"]
+fig, ax = plt.subplots(figsize=(14, 7.2), layout="constrained")
+image_grid(ax, chains.transpose(0, 1).reshape(-1, 1, 28, 28), nrow=n_states)
+for k, title in enumerate(column_titles):
+    ax.text(2 + 30 * k + 14, -3, title, ha="center", va="bottom", fontsize=8)
+ax.set_title("Eight chains through the σ levels (σ at the end of each level above its column)", pad=18)
+plt.show()
+
+# %% [markdown]
+# To the eye nothing appears before σ ≈ 0.8, and below σ ≈ 0.1 the levels only clean the
+# strokes. The eye is a poor judge of noisy images, though: section 1 says that at σ = 3 the
+# noisy versions of two digits are already told apart 95% of the time. Measure when each chain's
+# digit is decided: at the end of every level, denoise the state with Tweedie's formula
+# $x + \sigma_i^2 s_\theta(x, \sigma_i)$ (section 7), give it to the classifier, and count the
+# chains whose label is already the label of their final sample.
+
+# %%
+decided = []
+with torch.no_grad():
+    final_label = classifier(samples.clamp(0, 1)).argmax(1)
+    for k, s in enumerate(ck.sigmas.tolist(), start=1):
+        estimate = trajectory[k] + s**2 * ck.score(trajectory[k], s)
+        decided.append((classifier(estimate.clamp(0, 1)).argmax(1) == final_label).double().mean().item())
+print("fraction of the 64 chains already showing their final digit, level by level:")
+print(" ".join(f"σ={s:.2g}: {f:.2f}" for s, f in zip(ck.sigmas.tolist(), decided)))
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.5), layout="constrained")
+ax.semilogx(ck.sigmas, decided, "o-", label="Tweedie estimate has the final label")
+ax.axhline(0.1, color="k", ls=":", label="chance (10 digits)")
+ax.invert_xaxis()
+ax.set(xlabel="noise level σ at the end of the level (decreasing →)", ylabel="fraction of chains", ylim=(0, 1.05),
+       title="When is the digit chosen?")
+ax.legend(loc="center right")
+plt.show()
+
+# %% [markdown]
+# The label settles between σ ≈ 1.4 and σ ≈ 0.3: half of the chains show their final digit at
+# σ ≈ 0.85, where the raw states still look mostly like noise, and the last levels change almost
+# no labels. (At the largest levels the Tweedie estimate is a blurred average of many digits,
+# which a classifier trained on sharp digits reads poorly; so this is when the digit becomes
+# *readable*, an upper bound on when it is chosen.) As for the 1-D mixture of lesson 05 §5, the
+# choice is made at intermediate levels and the small levels only refine. It comes later than
+# the two-digit test of section 1 suggests (σ ≈ 3): partly the caveat just given, partly because
+# a chain does not choose between two fixed digits but among countless shapes, many of them
+# much closer to each other than the median distance.
+#
+# ## 6. The σ-level explorer
+#
+# The same stored trajectory for all 64 samples: drag the slider through the states. It only
+# swaps the image data of one picture (nothing is recomputed), so it is instant.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+explorer = SigmaLevelExplorer(trajectory, ck.sigmas, nrow=8)
+explorer
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for k in (0, 5, 10, n_states - 1):
+    explorer.slider.value = k
+    print(f"state {k:2d}: {explorer.label(k)} — update took {1000 * explorer.last_update_seconds:.0f} ms")
+
+# %% [markdown]
+# ## 7. Denoising with Tweedie's formula
+#
+# Lesson 04: the best denoiser in the mean-square sense is
+# $\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\nabla\log p_\sigma(\tilde x)$, and the network
+# gives us $\nabla\log p_\sigma$ at every level of its schedule. Add noise to 500 held-out digits
+# (never seen in training) at four levels and denoise in one network evaluation each. For
+# the noisy images the mean squared error per pixel is σ² on average; Tweedie's estimate should
+# be far below.
+
+# %%
+tweedie_levels = [float(ck.sigmas[k]) for k in (9, 7, 5, 3)]
+if split is None:
+    print(SKIPPED)
+else:
+    clean = split.heldout[:500]
+    denoising = {}
+    for k, s in enumerate(tweedie_levels):
+        noisy = clean + s * torch.randn(clean.shape, generator=make_generator(10 + k))
+        denoised = noisy + s**2 * ck.score(noisy, s)
+        denoising[s] = (noisy, denoised, (noisy - clean).pow(2).mean().item(), (denoised - clean).pow(2).mean().item())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+if split is not None:
+    print(f"{'σ':>6s} {'σ²':>8s} {'MSE noisy':>10s} {'MSE Tweedie':>12s}   (per pixel, 500 held-out digits)")
+    for s, (_, _, before, after) in denoising.items():
+        print(f"{s:6.3f} {s**2:8.4f} {before:10.4f} {after:12.4f}")
+
+# %%
+if split is None:
+    print(SKIPPED)
+else:
+    fig, axes = plt.subplots(2, len(tweedie_levels) + 1, figsize=(13, 3.6), layout="constrained")
+    image_grid(axes[0, 0], clean[:8], nrow=4)
+    axes[0, 0].set_title("clean (held out)")
+    axes[1, 0].set_axis_off()
+    for col, (s, (noisy, denoised, before, after)) in enumerate(denoising.items(), start=1):
+        image_grid(axes[0, col], noisy[:8], nrow=4)
+        axes[0, col].set_title(f"noisy, σ = {s:.2g}")
+        image_grid(axes[1, col], denoised[:8], nrow=4)
+        axes[1, col].set_title(f"Tweedie, MSE {after:.3f}")
+    fig.suptitle(r"Denoising in one step: $\hat x = \tilde x + \sigma^2 s_\theta(\tilde x, \sigma)$")
+    plt.show()
+
+# %% [markdown]
+# At small σ the estimate is close to the clean digit. At σ ≈ 2 the noise hides the digit's
+# identity, and the posterior *mean* averages over the digits it could have been: a blurred,
+# plausible-on-average image — the best guess in squared error, not a sample.
+#
+# ## 8. In-painting: filling in the lower half
+#
+# The network knows what digits look like, so it can complete one. Song & Ermon's in-painting
+# runs the annealed chain on the unknown pixels only; after every step the known pixels are
+# reset to the data *perturbed to the current level*, $x + \sigma_i z$, so the whole image is
+# always a plausible sample of $p_{\sigma_i}$ (`annealed_inpainting`). Keep the top 14 rows of
+# eight held-out digits, and fill in the rest twice with different noise: the two completions
+# differ where the top half leaves the digit open.
+
+# %%
+if split is None:
+    print(SKIPPED)
+else:
+    originals = split.heldout[500:508]
+    mask = torch.ones(1, 1, 28, 28)
+    mask[..., 14:, :] = 0.0  # 1 = known pixel, 0 = to fill in
+    twice = originals.repeat(2, 1, 1, 1)
+    start = time.perf_counter()
+    filled = annealed_inpainting(ck.score, twice, mask, ck.sigmas, generator=make_generator(11), **SAMPLING)
+    with torch.no_grad():
+        predicted = classifier(filled.clamp(0, 1)).argmax(1)
+    same_label = (predicted == split.heldout_labels[500:508].repeat(2)).sum().item()
+    print(f"16 completions in {time.perf_counter() - start:.0f} s; the classifier gives {same_label} of 16 "
+          "the label of the original digit")
+
+# %%
+if split is None:
+    print(SKIPPED)
+else:
+    rows = torch.cat([originals, originals * mask + 0.3 * (1 - mask), filled[:8], filled[8:]])
+    fig, ax = plt.subplots(figsize=(8, 4.4), layout="constrained")
+    image_grid(ax, rows, nrow=8)
+    for r, label in enumerate(["original", "known (top half)", "completion 1", "completion 2"]):
+        ax.text(-4, 2 + 30 * r + 14, label, ha="right", va="center", fontsize=9)
+    ax.set_title("In-painting the lower half of held-out digits")
+    plt.show()
+
+# %% [markdown]
+# ## Think
+#
+# 1. Section 1 chose σ₁ from the distance between digits. What would go wrong with σ₁ = 1? With
+#    σ₁ = 100 and the same number of levels?
+# 2. The confusion probability Φ(−Δ/2σ) does not depend on the dimension d, yet the noise
+#    vector has length σ√d. Why does the length of the noise not matter for telling two digits
+#    apart?
+# 3. With the σ² weighting, the loss of the zero model is d/2 at every level. What is the
+#    smallest possible value of each level's weighted term, and why is it larger at large σ?
+#    (Hint: lesson 04's constant C.)
+# 4. The sampler's step at level i is ε·σᵢ²/σ_L². Using the weighted loss, explain why the
+#    ratio of the step to σᵢ² — not the step itself — should be the same at every level.
+# 5. Tweedie's estimate at σ ≈ 2 is blurry, yet annealed Langevin passes through σ ≈ 2 and ends
+#    with sharp digits. What does the sampler do that one denoising step does not?
+# 6. In-painting resets the known pixels to $x + \sigma_i z$, not to $x$. What would go wrong
+#    at the first levels if they were reset to the clean pixels?
+#
+# ## Summary
+#
+# - One σ is not enough: small σ is accurate only near the data, large σ blurs, and plain
+#   Langevin gets mode weights wrong. NCSN learns the scores of $p_{\sigma_1},\dots,p_{\sigma_L}$
+#   with one network and samples by annealing.
+# - The schedule is geometric, largest first: σ₁ about the distance between training points
+#   (noisy digits become confusable: error Φ(−Δ/2σ)), σ_L invisible.
+# - $s_\theta(x,\sigma) = f_\theta(x,\log\sigma)/\sigma$ with σ entering through an embedding:
+#   the body always predicts −z, of size one.
+# - Level σ's DSM term is of order $d/\sigma^2$; weighting it by σ² gives
+#   $\tfrac12\mathbb E\|\sigma s_\theta + z\|^2$, of the same scale at every level (d/2 for the
+#   zero model). $J_\mathrm{NCSN}$ averages these over randomly drawn levels.
+# - A network trained for minutes gives blobs; the shipped checkpoint gives digits with 301
+#   evaluations. The same network denoises (Tweedie, one evaluation) and in-paints (annealed
+#   Langevin with the known pixels clamped to their noisy versions).
