@@ -256,7 +256,7 @@ check_ncsn_loss(ncsn_loss)
 # ## 4. A short training run (honest about what it is)
 #
 # The course's one training loop, `train`, with Adam at learning rate 1e-3, batches of 128
-# training digits, each with its own random level. 200 steps take about a minute and a half
+# training digits, each with its own random level. 200 steps take about two minutes
 # on two CPU cores — a few percent of the run that made the shipped checkpoint.
 
 # %%
