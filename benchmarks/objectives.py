@@ -52,16 +52,22 @@ def step_seconds(name: str, d: int, min_run_time: float = 0.5) -> float:
 
 
 def peak_memory_mib(name: str, d: int) -> float:
-    """Extra resident memory of 3 steps, in a fresh Python process (MiB)."""
+    """Extra resident memory of 3 steps, in a fresh Python process (MiB).
+
+    Reads the process's own high-water mark VmHWM (Linux); ``getrusage``'s ru_maxrss would not
+    do: Linux carries it over from the parent across fork and exec, so a child of a large
+    process sees no growth at all.
+    """
     code = (
-        "import json, resource, sys\n"
+        "import json, re\n"
         "from benchmarks.objectives import _setup, OBJECTIVES\n"
+        "def hwm():\n"
+        "    return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
         f"model, x, g = _setup({d})\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = hwm()\n"
         "for _ in range(3):\n"
         f"    model.zero_grad(); OBJECTIVES[{name!r}](model, x, g).backward()\n"
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(json.dumps((after - before) / 1024))\n"
+        "print(json.dumps((hwm() - before) / 1024))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -94,15 +94,18 @@ def main(argv=None) -> None:
     parts = ["# Benchmark results\n\nEach section names the machine it was measured on. "
              "Regenerate with `make benchmarks` (or `python -m benchmarks.run --only KEY ...`).\n"]
     for key, title, (intro, table) in sections(args.repeats):
+        # the same measurement from another kind of machine, e.g. "... (CPU only)" beside "... (a GPU machine)"
+        siblings = [text for t, text in previous.items() if t != title and t.split(" (")[0] == title.split(" (")[0]]
         if args.only and key not in args.only:
-            if title in previous:
-                parts.append(previous[title])
+            parts += [previous[title]] if title in previous else []
+            parts += siblings
             continue
         start = time.perf_counter()
         print(f"[{key}] ...", flush=True)
         body = table()
         print(body, f"\n[{key}] {time.perf_counter() - start:.0f} s", flush=True)
         parts.append(f"## {title}\n\n{intro}\n\n{body}\n\n*{machine()}, {time.strftime('%Y-%m-%d')}.*\n")
+        parts += siblings
     RESULTS.write_text("\n".join(parts))
     include_in_readme(RESULTS.read_text())
 
