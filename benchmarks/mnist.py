@@ -5,14 +5,13 @@
 On the CPU (all of torch's threads) and, when CUDA is available, on the GPU: training steps
 per second (batch 128, σ²-weighted DSM, Adam; median step time), and the time to draw 100
 digits with the course's sampler settings (``lessons_lib.mnist.SAMPLING``) and with Song &
-Ermon's 100 steps per level (median of timed network evaluations × their number).
+Ermon's 100 steps per level (median network evaluation, torch.utils.benchmark, × their number).
 """
 
 from __future__ import annotations
 
-import time
-
 import torch
+from torch.utils import benchmark
 
 from lessons_lib import mnist
 from lessons_lib.losses import ncsn_loss
@@ -20,23 +19,6 @@ from lessons_lib.nets import NCSNUNet
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.training import seconds_per_step
 from lessons_lib.utils import get_device, seed_everything
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _median_seconds(fn, dev: torch.device, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        _sync(dev)
-        start = time.perf_counter()
-        fn()
-        _sync(dev)
-        times.append(time.perf_counter() - start)
-    return float(torch.tensor(times).median())
 
 
 def speed_row(device: str, train_steps: int = 10) -> str:
@@ -50,11 +32,10 @@ def speed_row(device: str, train_steps: int = 10) -> str:
     net = NCSNUNet().to(dev).eval()
     x = torch.rand(100, 1, 28, 28, device=dev)
 
-    def evaluate():
-        with torch.no_grad():
-            net(x, 0.1)
-
-    per_eval = _median_seconds(evaluate, dev, repeats=10 if dev.type == "cpu" else 50)
+    with torch.no_grad():
+        # the Timer synchronises CUDA around each measurement
+        timer = benchmark.Timer(stmt="net(x, 0.1)", globals={"net": net, "x": x}, num_threads=torch.get_num_threads())
+        per_eval = timer.blocked_autorange(min_run_time=1.0).median
     n_course = levels * mnist.SAMPLING["n_steps_each"] + int(mnist.SAMPLING["denoise"])
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     return (f"| {name} | {1 / step:.1f} | {per_eval * 1e3:.1f} | {per_eval * n_course:.1f} ({n_course} evaluations) "
