@@ -89,9 +89,12 @@ def jupyterlab(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "sigma_explorer.ipynb")
     # no "official Jupyter news?" toast over the figure
-    settings = tmp_path / "home" / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    settings = tmp_path / "home" / ".jupyter" / "lab" / "user-settings" / "@jupyterlab"
+    (settings / "apputils-extension").mkdir(parents=True)
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    # every cell attached and laid out once: no virtualised cells moving or re-attaching under the test
+    (settings / "notebook-extension").mkdir(parents=True)
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     token = secrets.token_hex(16)
     port = _free_port()
     env = dict(os.environ, HOME=str(tmp_path / "home"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
@@ -129,6 +132,27 @@ def _pixels(png: bytes) -> np.ndarray:
     import matplotlib.image
 
     return matplotlib.image.imread(io.BytesIO(png), format="png")
+
+
+def _settled_screenshot(page, figure, path: Path, polls: int = 150) -> bytes:
+    """A screenshot of ``figure`` once its image and position have stopped changing.
+
+    While the notebook is still laying out, Playwright's element screenshot can find the image
+    "not stable" or detached. Instead, poll the image's source and box every 0.2 s; when two
+    polls agree, capture that region of the page (which needs no element handle). The image is
+    scrolled to the middle of the notebook with plain DOM calls, which do not wait for stability."""
+    last = None
+    for _ in range(polls):
+        try:
+            figure.evaluate("img => img.scrollIntoView({block: 'center'})", timeout=2_000)
+            state = (figure.get_attribute("src", timeout=2_000), figure.bounding_box(timeout=2_000))
+        except sync_api.Error:  # replaced between two calls: poll again
+            state = None
+        if state is not None and state[1] is not None and state == last:
+            return page.screenshot(path=str(path), clip=state[1])
+        last = state
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the figure kept changing for {polls * 0.2:.0f} s; last box {last and last[1]}")
 
 
 def _run_all_cells(page, timeout_error, attempts: int = 3) -> None:
@@ -169,8 +193,8 @@ def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
             message = page.locator(".widget-html-content").first
             assert readout.inner_text() == "0.300"
             page.wait_for_function("() => document.querySelector('.widget-html-content')?.textContent.includes('σ = 0.300')")
+            before = _settled_screenshot(page, figure, out / "browser_sigma_before.png")
             source_before = figure.get_attribute("src")
-            before = figure.screenshot(path=str(out / "browser_sigma_before.png"))
             page.screenshot(path=str(out / "browser_page_before.png"))
 
             handle = page.locator(".widget-slider .noUi-handle").first
@@ -188,8 +212,7 @@ def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
                 "old => { const img = document.querySelector('.widget-output img'); return img && img.src !== old; }",
                 arg=source_before,
             )
-            page.wait_for_timeout(500)  # let the last image finish painting
-            after = figure.screenshot(path=str(out / "browser_sigma_after.png"))
+            after = _settled_screenshot(page, figure, out / "browser_sigma_after.png")
             page.screenshot(path=str(out / "browser_page_after.png"))
             assert "blur TV" in message.inner_text()
         except Exception:
