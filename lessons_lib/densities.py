@@ -28,7 +28,7 @@ import torch
 
 from ._validate import as_tensor, check_count, check_sigma
 
-__all__ = ["Gaussian", "GaussianMixture", "SampleErrors", "sample_errors", "density_from_score_1d", "total_variation_1d"]
+__all__ = ["Gaussian", "GaussianMixture", "noisy_score", "SampleErrors", "sample_errors", "density_from_score_1d", "total_variation_1d"]
 
 
 def _covariance(cov, d: int, name: str) -> torch.Tensor:
@@ -240,6 +240,24 @@ class GaussianMixture:
         diff = y[..., None, :] - self.means.to(y)
         cond_means = self.means.to(y) + torch.einsum("kij,...kj->...ki", gain.to(y), diff)
         return (r[..., None] * cond_means).sum(-2)
+
+
+def noisy_score(density):
+    """The exact σ-conditioned score ``score_fn(x, sigma)`` = ∇ₓ log p_σ(x) of a density with an
+    exact ``perturbed(sigma)`` (a :class:`Gaussian` or :class:`GaussianMixture`): the convention
+    of :func:`lessons_lib.samplers.annealed_langevin` and :mod:`lessons_lib.sde`, with the true
+    score in place of a network. The perturbed densities are cached per σ."""
+    if not hasattr(density, "perturbed"):
+        raise ValueError(f"density must have an exact perturbed(sigma), got {type(density).__name__}")
+    cache: dict[float, object] = {}
+
+    def score(x: torch.Tensor, sigma) -> torch.Tensor:
+        key = float(check_sigma(sigma))
+        if key not in cache:
+            cache[key] = density.perturbed(key)
+        return cache[key].score(x)
+
+    return score
 
 
 class SampleErrors(NamedTuple):

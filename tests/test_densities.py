@@ -9,7 +9,7 @@ from torch.distributions import MultivariateNormal
 
 from lessons_lib.autodiff import score_from_log_prob
 from lessons_lib.data import mixture_1d, mixture_2d
-from lessons_lib.densities import Gaussian, GaussianMixture, sample_errors
+from lessons_lib.densities import Gaussian, GaussianMixture, noisy_score, sample_errors
 
 
 def random_spd(d, generator):
@@ -193,3 +193,15 @@ def test_sample_errors_of_exact_samples_are_monte_carlo_small_and_of_bad_ones_la
     assert bad.weight == pytest.approx(0.5)
     assert bad.mean == pytest.approx(torch.linalg.norm(mix.means[0] - mix.mean()).item(), abs=0.02)
     torch.testing.assert_close(mix.component_fractions(one_mode), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+
+
+def test_noisy_score_is_the_score_of_the_perturbed_density():
+    mix = mixture_2d()
+    score = noisy_score(mix)
+    x = torch.randn(20, 2, generator=torch.Generator().manual_seed(60), dtype=torch.float64)
+    for sigma in (0.1, 2.0, 0.1):
+        torch.testing.assert_close(score(x, sigma), mix.perturbed(sigma).score(x))
+    with pytest.raises(ValueError, match="> 0"):
+        score(x, 0.0)
+    with pytest.raises(ValueError, match="perturbed"):
+        noisy_score(lambda x: x)

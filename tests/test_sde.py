@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lessons_lib.data import mixture_1d, mixture_2d
-from lessons_lib.densities import Gaussian, GaussianMixture, sample_errors
+from lessons_lib.densities import Gaussian, noisy_score, sample_errors
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.samplers import DivergenceError, annealed_langevin
 from lessons_lib.sde import (
@@ -37,18 +37,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def exact_score(mix):
-    """score_fn(x, σ) = ∇log p_σ(x), the exact score of the mixture perturbed to σ."""
-    cache = {}
-
-    def score(x, sigma):
-        if sigma not in cache:
-            cache[sigma] = mix.perturbed(sigma)
-        return cache[sigma].score(x)
-
-    return score
 
 
 # --------------------------------------------------------------------------- the SDE itself
@@ -201,7 +189,7 @@ def test_likelihood_needs_a_differentiable_score():
 # --------------------------------------------------------------------------- steps and conventions
 def test_samplers_are_their_single_steps_in_a_loop():
     mix = mixture_2d()
-    score = exact_score(mix)
+    score = noisy_score(mix)
     x1 = SDE.prior_sample((50, 2), make_generator(1), dtype=torch.float64)
     times = SDE.time_grid(7).tolist()
     x_sde, x_ode, g = x1.clone(), x1.clone(), make_generator(2)
@@ -218,7 +206,7 @@ def test_corrector_alone_is_annealed_langevin_draw_for_draw():
     """PC without its predictor, with annealed Langevin's step rule, is lesson 05's sampler on
     the levels σ(tᵢ) below t = 1."""
     mix = mixture_1d()
-    score = exact_score(mix)
+    score = noisy_score(mix)
     x1 = SDE.prior_sample((200, 1), make_generator(3), dtype=torch.float64)
     pc = pc_sample(score, SDE, x1, 12, n_corrector=5, predictor=False, step_lr=1e-5, generator=make_generator(4))
     levels = SDE.sigma(SDE.time_grid(12).flip(0)[1:])  # σ(t₁₁) > … > σ(t₀), float64
@@ -271,7 +259,7 @@ def test_ode_is_the_closed_form_flow_of_a_gaussian():
     m, v = 2.4, 4.24
     gauss = Gaussian([m], v)
     x1 = SDE.prior_sample((20, 1), make_generator(11), dtype=torch.float64)
-    x0 = ode_sample(exact_score(gauss), SDE, x1, 100)
+    x0 = ode_sample(noisy_score(gauss), SDE, x1, 100)
     expected = m + math.sqrt((v + SIGMA_MIN**2) / (v + SIGMA_MAX**2)) * (x1 - m)
     torch.testing.assert_close(x0 - m, expected - m, rtol=0.02, atol=1e-3)  # Heun, 100 steps: about 1%
 
@@ -279,7 +267,7 @@ def test_ode_is_the_closed_form_flow_of_a_gaussian():
 @pytest.mark.parametrize("n_steps, tolerance", [(30, 0.3), (100, 0.01)])
 def test_encode_then_decode_returns_the_point(n_steps, tolerance):
     mix = mixture_2d()
-    score = exact_score(mix)
+    score = noisy_score(mix)
     x = mix.sample(200, generator=make_generator(12), dtype=torch.float64)
     z = ode_encode(score, SDE, x, n_steps)
     back = ode_sample(score, SDE, z, n_steps)
@@ -307,7 +295,7 @@ def test_samplers_with_exact_scores_map_the_prior_to_the_mixture(sampler, mean_t
     SDE and PC, 0.2 and 0.15 for the ODE)."""
     mix = target()
     x1 = SDE.prior_sample((N_CHAINS, mix.dim), make_generator(13), dtype=torch.float64)
-    err = sample_errors(mix, sampler(exact_score(mix), x1, make_generator(14)))
+    err = sample_errors(mix, sampler(noisy_score(mix), x1, make_generator(14)))
     assert err.weight < 0.02 and err.mean < mean_tol and err.covariance < cov_tol, err
 
 
@@ -319,8 +307,8 @@ def test_samplers_with_exact_scores_map_the_prior_to_the_mixture(sampler, mean_t
 def test_errors_shrink_with_the_number_of_steps(sampler):
     mix = mixture_2d()
     x1 = SDE.prior_sample((4000, 2), make_generator(15), dtype=torch.float64)
-    few = sample_errors(mix, sampler(exact_score(mix), x1, make_generator(16), 10))
-    many = sample_errors(mix, sampler(exact_score(mix), x1, make_generator(16), 100))
+    few = sample_errors(mix, sampler(noisy_score(mix), x1, make_generator(16), 10))
+    many = sample_errors(mix, sampler(noisy_score(mix), x1, make_generator(16), 100))
     assert many.covariance < 0.05 < 0.25 < few.covariance, (few, many)
 
 
@@ -329,7 +317,7 @@ def test_ode_mean_error_is_the_prior_mismatch():
     to t = 0, shrunk by √((v + σ²_min)/(v + σ²_max)); starting from the exact p_σmax removes it."""
     mix = mixture_1d()
     m, v = mix.mean().item(), mix.covariance().item()
-    score = exact_score(mix)
+    score = noisy_score(mix)
     sde10 = VESDE(SIGMA_MIN, 10.0)
     g = make_generator(17)
     x_prior = ode_sample(score, sde10, sde10.prior_sample((N_CHAINS, 1), g, dtype=torch.float64), 50)
@@ -345,7 +333,7 @@ def test_ode_log_likelihood_equals_the_closed_form(target):
     """Exact divergence, Heun with 100 steps: within 0.05 nats of log p_σmin(x) when the ODE
     starts from the exact p_σmax, within 0.15 with the N(0, σ_max² I) prior; 30 steps are worse."""
     mix = target()
-    score = exact_score(mix)
+    score = noisy_score(mix)
     x = mix.sample(8, generator=make_generator(18), dtype=torch.float64)
     exact = mix.perturbed(SIGMA_MIN).log_prob(x)
     p1 = mix.perturbed(SIGMA_MAX)
@@ -362,7 +350,7 @@ def test_hutchinson_log_likelihood_is_unbiased_and_its_error_shrinks():
     approaches the exact-divergence value on the same grid (within 4 standard errors), and the
     spread of a mean of K shrinks like 1/√K."""
     mix = mixture_2d()
-    score = exact_score(mix)
+    score = noisy_score(mix)
     x = mix.sample(4, generator=make_generator(19), dtype=torch.float64)
     exact = ode_log_likelihood(score, SDE, x, 20, "exact")
     k = 1000
