@@ -417,7 +417,7 @@ def _divergence_fn(score_fn, x: Tensor, divergence: str, n_projections: int, gen
             with torch.enable_grad():
                 y_in = y.detach().requires_grad_(True)
                 out = _needs_graph(score_fn(y_in, sigma))
-                total = sum(projected_jacobian(out, y_in, v[k]).detach() for k in range(n_projections))
+                total = sum(projected_jacobian(out, y_in, v[k], create_graph=False) for k in range(n_projections))
             return total / n_projections
         return trace
     raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
