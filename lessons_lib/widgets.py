@@ -467,7 +467,9 @@ class SDETimeExplorer(Explorer):
         score = p_t.score(self._arrow_pts)
         norm = score.norm(dim=1).clamp_min(1e-300)
         unit = (score / norm[:, None]).reshape(self._n_arrows, self._n_arrows, 2).numpy()
-        self.quiver.set_UVC(unit[..., 0], unit[..., 1], np.log1p(norm.reshape(self._n_arrows, self._n_arrows).numpy()))
+        colour = np.log1p(norm.reshape(self._n_arrows, self._n_arrows).numpy())
+        self.quiver.set_UVC(unit[..., 0], unit[..., 1], colour)
+        self.quiver.set_clim(float(colour.min()), float(colour.max()) + 1e-12)
         base, z = self._points
         self.scatter.set_offsets((base + self.sde.kernel_std(t) * z).numpy())
         self._ax.set_title(f"$p_t = p_{{\\sigma(t)}}$ and its score at t = {t:.2f}, σ(t) = {sigma:.3g}")

@@ -31,6 +31,8 @@ def test_time_slider_redraws_p_t_its_score_and_the_points(explorer, t):
     unit = (score / score.norm(dim=1, keepdim=True)).numpy()
     np.testing.assert_allclose(explorer.quiver.U, unit[:, 0], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(explorer.quiver.V, unit[:, 1], rtol=1e-6, atol=1e-9)
+    colour = np.log1p(score.norm(dim=1).numpy())
+    assert explorer.quiver.get_clim() == pytest.approx((colour.min(), colour.max()), rel=1e-6, abs=1e-9)
     base, z = explorer._points
     np.testing.assert_allclose(explorer.scatter.get_offsets(), (base + SDE.kernel_std(t) * z).numpy(), rtol=1e-6)
     assert f"σ(t) = {SDE.sigma(t):.3g}" in explorer.message.value
