@@ -229,8 +229,9 @@ def reverse_sde_sample(
 
     ``n_steps`` network evaluations (one per step), plus one if ``denoise`` adds the final
     Tweedie step x + σ_min²·s(x, σ_min). ``x1`` (any shape, batch first) is usually
-    ``sde.prior_sample``. Returns the batch at t = 0 (samples of p_σmin); with ``record=True``
-    ``(x, trajectory)`` with the state at every grid time, from t = 1 down to t = 0.
+    ``sde.prior_sample``. Returns the batch at t = 0 (samples of p_σmin; with ``times=``, at the
+    grid's first time); with ``record=True`` ``(x, trajectory)`` with the state at every grid
+    time, from the last down to the first.
     """
     grid = _grid(sde, n_steps, times)
     x = _start(x1, "x1")
