@@ -12,6 +12,11 @@ Solutions are marked as nbgrader marks them, on lines of their own:
 * in markdown cells, the lines between ``<!-- BEGIN SOLUTION -->`` and
   ``<!-- END SOLUTION -->`` are removed (a cell left empty is dropped).
 
+The model answers to the "Think" questions are collapsed blocks in markdown cells, from a line
+``<details><summary>Model answer</summary>`` to the next line ``</details>`` (each alone on
+its line). The instructor edition keeps them; the student edition, and nbgrader's source
+version, drop them. Other ``<details>`` blocks (hints) stay.
+
 The outputs of the cells that held a solution, and of the check cells (code cells that call a
 ``check_...(...)`` function), are cleared; every other cell, its outputs included (figures),
 is unchanged. A marker without its partner, a nested one, or a misspelt one (``## BEGIN
@@ -43,11 +48,13 @@ __all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "is
 BEGIN_CODE, END_CODE = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_MARKDOWN, END_MARKDOWN = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
 STUB = 'raise NotImplementedError("Replace this line with your solution.")'
+BEGIN_ANSWER, END_ANSWER = "<details><summary>Model answer</summary>", "</details>"
 
 # Anything that looks like a marker, so that a misspelt one fails instead of leaking a solution.
 _CODE_MARKER = re.compile(r"#+\s*(BEGIN|END)\s+SOLUTION", re.IGNORECASE)
 _MARKDOWN_MARKER = re.compile(r"<!--\s*(BEGIN|END)\s+SOLUTION\s*-->", re.IGNORECASE)
 _CHECK_CALL = re.compile(r"(?<!\w)(check_\w+)\s*\(")
+_ANSWER_MARKER = re.compile(r"<summary>\s*model answer", re.IGNORECASE)
 
 
 class MarkerError(ValueError):
@@ -107,6 +114,33 @@ def _strip_markdown(source: str, where: str) -> tuple[str, int]:
     return "\n".join(lines).strip("\n") if regions else source, len(regions)
 
 
+def _drop_model_answers(source: str, where: str) -> tuple[str, int]:
+    """Remove each model-answer block of a markdown cell; return (source, n_blocks)."""
+    lines = source.split("\n")
+    opened, blocks = None, []
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if text == BEGIN_ANSWER:
+            if opened is not None:
+                raise MarkerError(f"{where}: a model answer opened on line {i + 1} inside the one opened on line {opened + 1}")
+            opened = i
+        elif opened is not None and text == END_ANSWER:
+            blocks.append((opened, i))
+            opened = None
+        elif _ANSWER_MARKER.search(text):
+            raise MarkerError(
+                f"{where}: line {i + 1} looks like a model answer but is not one: {text!r}; "
+                f"write '{BEGIN_ANSWER}' alone on its line"
+            )
+    if opened is not None:
+        raise MarkerError(f"{where}: the model answer opened on line {opened + 1} has no '{END_ANSWER}' line after it")
+    for begin, end in reversed(blocks):
+        del lines[begin : end + 1]
+        if 0 < begin < len(lines) and not lines[begin].strip() and not lines[begin - 1].strip():
+            del lines[begin]  # one blank line where the block was, not two
+    return ("\n".join(lines).strip("\n") if blocks else source), len(blocks)
+
+
 def _source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
@@ -140,9 +174,12 @@ def student_notebook(nb: dict, name: str = "notebook") -> tuple[dict, int]:
                 _clear_outputs(cell)
         elif cell.get("cell_type") == "markdown":
             new, n = _strip_markdown(source, where)
-            if n and not new.strip():
+            new, n_answers = _drop_model_answers(new, where)
+            if (n or n_answers) and not new.strip():
                 n_exercises += n
                 continue
+            if n_answers:
+                cell["source"] = new.splitlines(keepends=True)
         else:
             new, n = source, 0
         n_exercises += n
@@ -167,10 +204,22 @@ def nbgrader_source(nb: dict, name: str = "notebook", points: int = 1) -> tuple[
     * a check cell: a locked autograded test worth ``points``, its grade id the check's name;
     * a markdown cell with a solution region: a manually graded answer worth ``points``.
 
+    The model answers to the Think questions are dropped (nbgrader would release them).
+
     Malformed markers raise :class:`MarkerError` as for the student edition.
     """
     student_notebook(nb, name)  # validates every marker
     nb = json.loads(json.dumps(nb))
+    kept = []
+    for cell in nb.get("cells", []):  # nbgrader would release the model answers: drop them here
+        if cell.get("cell_type") == "markdown":
+            new, n_answers = _drop_model_answers(_source(cell), name)
+            if n_answers and not new.strip():
+                continue
+            if n_answers:
+                cell["source"] = new.splitlines(keepends=True)
+        kept.append(cell)
+    nb["cells"] = kept
     used: set[str] = set()
     n_cells = 0
 

@@ -118,6 +118,41 @@ def test_markdown_solutions_are_removed_and_empty_cells_dropped():
     assert sources[5] == "## Think\n1. Why does Z drop out?\n2. Next question."
 
 
+THINK = (
+    "## Think\n1. Why does Z drop out?\n\n<details><summary>Model answer</summary>\n\nBecause the "
+    "gradient of a constant is zero.\n\n</details>\n\n2. Where do the arrows point?\n\n"
+    "<details><summary>Hint</summary>\n\nLook at the sign.\n\n</details>"
+)
+
+
+def test_model_answers_are_dropped_and_hints_kept():
+    answer_cell = new_markdown_cell("<details><summary>Model answer</summary>\n\nA whole cell.\n\n</details>")
+    instructor = _notebook(new_markdown_cell(THINK), answer_cell, new_markdown_cell("## Summary"))
+    student, n = student_notebook(instructor, "think.ipynb")
+    assert n == 0  # model answers are not exercises
+    assert _sources(student) == [
+        "## Think\n1. Why does Z drop out?\n\n2. Where do the arrows point?\n\n"
+        "<details><summary>Hint</summary>\n\nLook at the sign.\n\n</details>",
+        "## Summary",
+    ]
+    assert "Because the gradient" in _sources(instructor)[0]  # the instructor edition keeps them
+    source, _ = nbgrader_source(instructor, "think.ipynb")
+    assert _sources(source) == _sources(student)  # nbgrader would release them: gone too
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("<details><summary>Model answer</summary>\nno end", "has no '</details>'"),
+        ("<details><summary>Model Answer</summary> text on the line\n</details>", "looks like a model answer"),
+        ("<details><summary>Model answer</summary>\n<details><summary>Model answer</summary>\n</details>", "inside"),
+    ],
+)
+def test_malformed_model_answers_fail(text, message):
+    with pytest.raises(MarkerError, match=message):
+        student_notebook(_notebook(new_markdown_cell(text)), "bad.ipynb")
+
+
 def test_check_cells_are_recognised():
     assert student_edition.is_check_cell(new_code_cell("check_dsm_loss(dsm_loss)"))
     assert student_edition.is_check_cell(new_code_cell("# try it\nchecks.check_ism_loss(ism_loss)"))
