@@ -56,11 +56,14 @@ class Explorer:
 
     def update(self) -> None:
         start = time.perf_counter()
-        self.draw()
-        self.fig.canvas.draw_idle()
-        with self.output:
-            clear_output(wait=True)
-            display(self.fig)
+        # The message that names the new values reaches the browser after the new figure, never
+        # before it: whoever sees the message (a student, the browser test) sees its figure.
+        with self.message.hold_sync():
+            self.draw()
+            self.fig.canvas.draw_idle()
+            with self.output:
+                clear_output(wait=True)
+                display(self.fig)
         self.last_update_seconds = time.perf_counter() - start
 
     def _on_change(self, change) -> None:
