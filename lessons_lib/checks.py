@@ -7,8 +7,16 @@ from the library (:mod:`lessons_lib.densities`, :mod:`lessons_lib.losses`,
 
 * prints ``✓ <exercise> matches the reference on N test cases`` when every case agrees;
 * prints ``○ <exercise>: not attempted yet ...`` when ``fn`` still raises
-  ``NotImplementedError`` (so the rest of the notebook still runs), unless the environment
-  variable ``LESSONS_LIB_GRADING=1`` asks for grading: then that is a failure too;
+  ``NotImplementedError`` (so the rest of the notebook still runs), unless the notebook is being
+  graded: then that is a failure too. Grading is on when nbgrader runs the notebook (it sets
+  ``NBGRADER_EXECUTION`` to ``autograde`` or ``validate`` in the kernel's environment) or when
+  ``LESSONS_LIB_GRADING=1``. Both are read from the environment the kernel *started* with as
+  well as from ``os.environ``, and once on, grading stays on: a student's code cannot switch it
+  off by changing ``os.environ``;
+* fails with "not your own work: calls lessons_lib.<name>" when ``fn`` reaches the library's
+  own implementation of the exercise, however it gets there (an import inside the function, an
+  alias, ``getattr``, a lambda, the reference passed in directly): every call of ``fn`` runs
+  under a profiler hook that watches for the code objects listed in :data:`OWN_WORK`;
 * otherwise raises ``AssertionError`` with a diagnosis. The diagnosis comes from comparing the
   student's output with *known wrong answers* computed on the same inputs (the sign flipped,
   a factor 2 or σ² too many, the ½ missing, the sum instead of the mean over the batch, the
@@ -35,16 +43,17 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from . import losses
+from . import autodiff, losses, samplers
 from .losses import _sum_event
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
-from .densities import Gaussian
+from .densities import Gaussian, GaussianMixture
 from .nets import LinearScore, ScoreMLP
 from .noise import geometric_sigmas, sigma_like
 from .samplers import langevin_step
@@ -57,13 +66,16 @@ __all__ = [
     "check_langevin_step",
     "check_ncsn_loss",
     "REFERENCES",
+    "OWN_WORK",
 ]
 
 Tensor = torch.Tensor
 
-# Set to 1 when grading (e.g. `LESSONS_LIB_GRADING=1 nbgrader autograde ...`): a check whose
-# exercise still raises NotImplementedError then fails instead of printing "not attempted yet".
+# Set to 1 to grade without nbgrader (nbgrader's own NBGRADER_EXECUTION is enough with it): a
+# check whose exercise still raises NotImplementedError then fails instead of printing
+# "not attempted yet".
 GRADING_ENV = "LESSONS_LIB_GRADING"
+NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 # Agreement with the reference (float32 inputs; the student may sum in another order).
 RTOL, ATOL = 1e-4, 1e-5
@@ -101,6 +113,18 @@ REFERENCES: dict[str, Callable] = {
     "ncsn_loss": _ref_ncsn_loss,
 }
 """The reference solution of each exercise, with the exercise's signature, built on the library."""
+
+OWN_WORK: dict[str, tuple[Callable, ...]] = {
+    "gaussian_score": (Gaussian.score, GaussianMixture.score),
+    "ism_loss": (losses.ism_loss, autodiff.jacobian_trace),
+    "ssm_loss": (losses.ssm_loss, losses.ssm_vr_loss, autodiff.projected_jacobian, autodiff.hutchinson_trace),
+    "dsm_loss": (losses.dsm_loss, losses.ncsn_loss, losses.ncsn_loss_at),
+    "langevin_step": (samplers.langevin_step,),
+    "ncsn_loss": (losses.ncsn_loss, losses.ncsn_loss_at, losses.dsm_loss),
+}
+"""For each exercise, the library functions that *are* its answer (or contain it): an answer that
+calls one of them, directly or not, is not the student's own work. The building blocks a lesson
+teaches before the exercise (autograd, a score model, the Gaussian's log-density) stay free."""
 
 
 # --------------------------------------------------------------------------- the machinery
@@ -205,15 +229,55 @@ def _shape_problem(ex: _Exercise, got: Tensor, expected: Tensor) -> str | None:
     return f"it returned shape {_shape(got)}, expected {_shape(expected)}"
 
 
+class NotOwnWorkError(AssertionError):
+    """The answer calls the library's own implementation of the exercise."""
+
+
+def _qualified(code) -> str:
+    module = {f.__code__: f.__module__ for fns in OWN_WORK.values() for f in fns}.get(code, "lessons_lib")
+    return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
+
+
+def _guarded_call(ex: _Exercise, fn: Callable, args: tuple):
+    """``fn(*args)`` under a profiler hook that records any call of the exercise's library
+    implementation (:data:`OWN_WORK`); such a call, or an answer that removes the hook, fails."""
+    __tracebackhide__ = True
+    watched = {f.__code__ for f in OWN_WORK.get(ex.name, ())}
+    seen: list = []
+
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code in watched:
+            seen.append(frame.f_code)
+
+    previous = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        result = fn(*args)
+    finally:
+        removed = sys.getprofile() is not hook
+        sys.setprofile(previous)
+        if seen or removed:
+            what = f"calls {_qualified(seen[0])}" if seen else "it switched off the check's call tracing (sys.setprofile)"
+            raise NotOwnWorkError(
+                f"{ex.name}: not your own work: {what}, the library's implementation of this "
+                "exercise. Write the computation yourself from the formula "
+                f"({ex.formula}); the check compares it with that implementation."
+            )
+    return result
+
+
 def _call(ex: _Exercise, fn: Callable, case: _Case):
     """``(result, args)`` of ``fn`` on fresh inputs of the case; ``None`` while ``fn`` still
-    raises NotImplementedError. Any other error becomes an AssertionError naming the case."""
+    raises NotImplementedError. Any other error becomes an AssertionError naming the case; a
+    call of the library's implementation of the exercise raises :class:`NotOwnWorkError`."""
     __tracebackhide__ = True
     args = case.build()
     try:
-        return fn(*args), args
+        return _guarded_call(ex, fn, args), args
     except NotImplementedError:
         return None
+    except NotOwnWorkError:
+        raise
     except Exception as err:  # the student's code failed: say where, keep the traceback
         hint = ex.error_hint(str(err))
         raise AssertionError(
@@ -278,9 +342,32 @@ def _gradient_problem(ex: _Exercise, got: Tensor, args: tuple, case: _Case) -> s
     return None
 
 
+def _initial_environment() -> dict[str, str]:
+    """The environment this process started with (Linux: /proc/self/environ), which assignments
+    to ``os.environ`` do not change; elsewhere an empty dict."""
+    try:
+        raw = open("/proc/self/environ", "rb").read()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def _asks_for_grading(env) -> bool:
+    explicit = env.get(GRADING_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return explicit or env.get(NBGRADER_ENV, "") in ("autograde", "validate")
+
+
+_GRADING_SEEN = _asks_for_grading(os.environ) or _asks_for_grading(_initial_environment())
+
+
 def _grading() -> bool:
-    """Grading mode (``LESSONS_LIB_GRADING=1``): an exercise not attempted fails its check."""
-    return os.environ.get(GRADING_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    """Grading mode: an exercise not attempted fails its check. On when nbgrader runs the
+    notebook (``NBGRADER_EXECUTION``) or with ``LESSONS_LIB_GRADING=1``, in the environment the
+    kernel started with or at any check since; once on, it stays on."""
+    global _GRADING_SEEN
+    _GRADING_SEEN = _GRADING_SEEN or _asks_for_grading(os.environ)
+    return _GRADING_SEEN
 
 
 def _run(ex: _Exercise, fn: Callable) -> None:
@@ -292,7 +379,10 @@ def _run(ex: _Exercise, fn: Callable) -> None:
         called = _call(ex, fn, case)
         if called is None:
             if _grading():
-                raise AssertionError(f"{ex.name}: not attempted (it still raises NotImplementedError)")
+                raise AssertionError(
+                    f"{ex.name}: not attempted: it still raises NotImplementedError. Replace "
+                    "`raise NotImplementedError` with your solution before you submit."
+                )
             print(
                 f"○ {ex.name}: not attempted yet (it still raises NotImplementedError). Replace "
                 "`raise NotImplementedError` with your solution and run this cell again."
