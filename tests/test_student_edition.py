@@ -266,9 +266,14 @@ def test_nbgrader_source_marks_answer_check_and_question_cells():
     }
     assert meta[7]["grade_id"] == "check_gaussian_score_2", "grade ids are unique"
     assert meta[5]["solution"] and meta[5]["grade"] and meta[5]["grade_id"] == "answer_cell6"
-    # The solutions and outputs stay: nbgrader makes the student version itself.
+    # The solutions stay (nbgrader makes the student version itself); the outputs of answer and
+    # check cells go, the others (figures) stay
     assert _sources(source) == _sources(instructor)
-    assert source["cells"][3]["outputs"] == instructor["cells"][3]["outputs"]
+    assert source["cells"][2]["outputs"] == source["cells"][3]["outputs"] == []
+    assert source["cells"][1]["outputs"] == instructor["cells"][1]["outputs"] != []
+    # points: one number for all, or by grade id (1 for a cell not named)
+    by_id, _ = nbgrader_source(instructor, "synthetic.ipynb", points={"check_gaussian_score": 5})
+    assert [c["metadata"]["nbgrader"].get("points") for c in by_id["cells"] if c["metadata"].get("nbgrader", {}).get("grade")] == [5, 1, 1, 1]
 
 
 def test_nbgrader_source_rejects_malformed_markers():
@@ -276,14 +281,9 @@ def test_nbgrader_source_rejects_malformed_markers():
         nbgrader_source(_notebook(new_code_cell(END_CODE)), "bad.ipynb")
 
 
-def test_nbgrader_command_line(tmp_path, capsys):
-    src = tmp_path / "notebooks"
-    src.mkdir()
-    (src / "01_demo.ipynb").write_text(json.dumps(_synthetic()))
-    student_edition.main(["--nbgrader", str(src), str(tmp_path / "source" / "hw1")])
-    assert "01_demo.ipynb: 4 cell(s) marked for nbgrader" in capsys.readouterr().out
-    nb = json.loads((tmp_path / "source" / "hw1" / "01_demo.ipynb").read_text())
-    assert nb["cells"][2]["metadata"]["nbgrader"]["grade_id"] == "gaussian_score"
+def test_command_line_usage_points_to_the_homework_command():
+    with pytest.raises(SystemExit, match="lessons_lib.homework"):
+        student_edition.main(["--nbgrader", "notebooks", "course"])
 
 
 def _execute(nb: dict, cwd: Path) -> nbformat.NotebookNode:
