@@ -2,8 +2,9 @@
 #   make course   set everything up (virtual environment, package, Jupyter kernel) and open JupyterLab
 #   make test     run the whole test suite (library, exercise checks, notebooks under nbval)
 # Other targets: make setup (no JupyterLab), make notebooks (re-execute the .ipynb from the .py
-# sources), make student (the student edition), make benchmarks, make mnist-train (download the
-# MNIST training split; the test split ships in data/mnist).
+# sources), make student (the student edition), make homework COURSE=dir (the problem sets as an
+# nbgrader course), make benchmarks, make mnist-train (download the MNIST training split; the
+# test split ships in data/mnist).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,7 +14,7 @@ OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # torch is pinned here (not in pyproject.toml): 2.13.0 is the CPU build that installs offline.
 TORCH  ?= torch==2.13.0
 
-.PHONY: course setup test notebooks student benchmarks mnist-train clean
+.PHONY: course setup test notebooks student homework benchmarks mnist-train clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,10 @@ notebooks: setup
 
 student: setup
 	$(BIN)/python -m lessons_lib.student_edition notebooks student
+
+# The problem sets as an nbgrader course: make homework COURSE=my_course [FORCE=--force]
+homework: setup
+	$(BIN)/python -m lessons_lib.homework notebooks $(or $(COURSE),$(error set COURSE=folder)) $(FORCE)
 
 benchmarks: setup
 	$(BIN)/python -m benchmarks.run
