@@ -12,7 +12,9 @@ Display an explorer by leaving it as the last expression of a cell.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 import time
 
@@ -73,8 +75,15 @@ class Explorer:
     def widget(self) -> widgets.Widget:
         return widgets.VBox([widgets.HBox(self.controls), self.message, self.output])
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The live widget for JupyterLab, and beside it a PNG of the figure as it is now, which
+        every reader that cannot run the widget shows instead: GitHub, nbviewer and the course
+        book show the explorer's initial state, not an empty box."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        png = io.BytesIO()
+        self.fig.savefig(png, format="png", bbox_inches="tight")
+        bundle["image/png"] = base64.b64encode(png.getvalue()).decode("ascii")
+        return bundle
 
 
 # --- lessons 01–03 ---
