@@ -3,7 +3,7 @@
 #   make test     run the whole test suite (library, exercise checks, notebooks under nbval)
 # Other targets: make setup (no JupyterLab), make notebooks (re-execute the .ipynb from the .py
 # sources), make student (the student edition), make homework COURSE=dir (the problem sets as an
-# nbgrader course), make benchmarks, make mnist-train (download the MNIST training split; the
+# nbgrader course), make book (the course as a static site in _build/book), make benchmarks, make mnist-train (download the MNIST training split; the
 # test split ships in data/mnist).
 
 PYTHON ?= python3
@@ -14,13 +14,13 @@ OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # torch is pinned here (not in pyproject.toml): 2.13.0 is the CPU build that installs offline.
 TORCH  ?= torch==2.13.0
 
-.PHONY: course setup test notebooks student homework benchmarks mnist-train clean
+.PHONY: course setup test notebooks student homework book benchmarks mnist-train clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[course,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[course,dev,book]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (score matching)" >/dev/null
 	touch $@
 
@@ -46,6 +46,10 @@ student: setup
 homework: setup
 	$(BIN)/python -m lessons_lib.homework notebooks $(or $(COURSE),$(error set COURSE=folder)) $(FORCE)
 
+# The course as a static site, from the committed notebooks (never re-executed): _build/book
+book: setup
+	$(BIN)/python -m tools.build_book
+
 benchmarks: setup
 	$(BIN)/python -m benchmarks.run
 
@@ -53,4 +57,4 @@ mnist-train: setup
 	$(BIN)/python -c "from lessons_lib.data import load_mnist; load_mnist('train', download=True)"
 
 clean:
-	rm -rf $(VENV) student artifacts .pytest_cache
+	rm -rf $(VENV) student artifacts _build .pytest_cache

@@ -42,7 +42,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "copy_companions", "is_check_cell", "STUB"]
+__all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "copy_companions", "is_check_cell", "stub_code", "STUB"]
 
 BEGIN_CODE, END_CODE = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_MARKDOWN, END_MARKDOWN = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
@@ -93,7 +93,7 @@ def _find_regions(lines: list[str], begin: str, end: str, pattern: re.Pattern, w
     return regions
 
 
-def _stub_code(source: str, where: str) -> tuple[str, int]:
+def stub_code(source: str, where: str) -> tuple[str, int]:
     """Replace each solution region of a code cell by the stub; return (source, n_regions)."""
     lines = source.split("\n")
     regions = _find_regions(lines, BEGIN_CODE, END_CODE, _CODE_MARKER, where)
@@ -168,7 +168,7 @@ def student_notebook(nb: dict, name: str = "notebook") -> tuple[dict, int]:
         first = next((line for line in source.split("\n") if line.strip()), "")
         where = f"{name}, cell {index} ({cell.get('cell_type')} cell starting {first[:60]!r})"
         if cell.get("cell_type") == "code":
-            new, n = _stub_code(source, where)
+            new, n = stub_code(source, where)
             if n or is_check_cell(cell):
                 _clear_outputs(cell)
         elif cell.get("cell_type") == "markdown":
