@@ -3,6 +3,7 @@ clearly, no solution text leaks, and the edition runs top to bottom with every e
 reported as "not attempted yet"."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -320,3 +321,42 @@ def test_real_student_edition_runs_top_to_bottom(notebook):
     resolve as they do from student/) and each check cell reports "not attempted yet"."""
     student, _ = student_notebook(json.loads(notebook.read_text(encoding="utf-8")), notebook.name)
     _assert_checks_not_attempted(_execute(student, NOTEBOOKS))
+
+
+def _think_section(nb: dict) -> str:
+    """The markdown of a notebook's "Think" section: from its heading to the next heading of
+    the same level."""
+    text, inside = [], False
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in _cell_source(cell).split("\n"):
+            if line.startswith("## "):
+                inside = line.lower().startswith("## think")
+            if inside:
+                text.append(line)
+    return "\n".join(text)
+
+
+def _questions_and_answers(section: str) -> tuple[int, int]:
+    questions, answers, in_answer = 0, 0, False
+    for line in section.split("\n"):
+        stripped = line.strip()
+        if stripped == student_edition.BEGIN_ANSWER:
+            answers, in_answer = answers + 1, True
+        elif stripped == student_edition.END_ANSWER:
+            in_answer = False
+        elif not in_answer and re.match(r"^\d+\.\s", line):  # a numbered question, not indented
+            questions += 1
+    return questions, answers
+
+
+@pytest.mark.parametrize("notebook", REAL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_think_question_has_a_model_answer_that_only_the_instructor_sees(notebook):
+    instructor = json.loads(notebook.read_text(encoding="utf-8"))
+    questions, answers = _questions_and_answers(_think_section(instructor))
+    assert questions >= 1, "no Think questions"
+    assert answers == questions, f"{questions} Think questions, {answers} model answers"
+    student, _ = student_notebook(instructor, notebook.name)
+    assert _questions_and_answers(_think_section(student)) == (questions, 0)
+    assert "Model answer" not in json.dumps(student)
