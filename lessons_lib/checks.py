@@ -36,6 +36,8 @@ The exercises and their signatures (the reference of each is in :data:`REFERENCE
 ``dsm_loss``                ``(score_fn, x, sigma, z)`` → ½ mean ‖s(x + σz) + z/σ‖²
 ``langevin_step``           ``(x, score, step_size, z)`` → x + ε·score + √(2ε)·z
 ``ncsn_loss``               ``(score_fn, x, sigma, z)``, sigma (B,) → ½ mean ‖σ·s(x + σz, σ) + z‖²
+``reverse_sde_step``        ``(x, score, g, dt, z)`` → x + g²·score·dt + g·√dt·z (t → t − dt)
+``probability_flow_step``   ``(x, score, g, dt)`` → x + ½·g²·score·dt (t → t − dt)
 ==========================  =================================================================
 """
 
@@ -50,13 +52,14 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from . import autodiff, losses, samplers
+from . import autodiff, losses, samplers, sde
 from .losses import _sum_event
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .densities import Gaussian, GaussianMixture
 from .nets import LinearScore, ScoreMLP
 from .noise import geometric_sigmas, sigma_like
 from .samplers import langevin_step
+from .sde import probability_flow_step, reverse_sde_step
 
 __all__ = [
     "check_gaussian_score",
@@ -65,6 +68,8 @@ __all__ = [
     "check_dsm_loss",
     "check_langevin_step",
     "check_ncsn_loss",
+    "check_reverse_sde_step",
+    "check_probability_flow_step",
     "REFERENCES",
     "OWN_WORK",
 ]
@@ -111,6 +116,8 @@ REFERENCES: dict[str, Callable] = {
     "dsm_loss": _ref_dsm_loss,
     "langevin_step": langevin_step,
     "ncsn_loss": _ref_ncsn_loss,
+    "reverse_sde_step": reverse_sde_step,
+    "probability_flow_step": probability_flow_step,
 }
 """The reference solution of each exercise, with the exercise's signature, built on the library."""
 
@@ -121,6 +128,8 @@ OWN_WORK: dict[str, tuple[Callable, ...]] = {
     "dsm_loss": (losses.dsm_loss, losses.ncsn_loss, losses.ncsn_loss_at),
     "langevin_step": (samplers.langevin_step,),
     "ncsn_loss": (losses.ncsn_loss, losses.ncsn_loss_at, losses.dsm_loss),
+    "reverse_sde_step": (sde.reverse_sde_step, sde.reverse_sde_sample, sde.pc_sample),
+    "probability_flow_step": (sde.probability_flow_step, sde.ode_sample, sde.ode_encode),
 }
 """For each exercise, the library functions that *are* its answer (or contain it): an answer that
 calls one of them, directly or not, is not the student's own work. The building blocks a lesson
@@ -952,3 +961,123 @@ def check_ncsn_loss(ncsn_loss: Callable) -> None:
     with the same levels and noise (value and gradient), on points and on 28×28 images."""
     __tracebackhide__ = True
     _run(_NCSN_LOSS, ncsn_loss)
+
+
+# --------------------------------------------------------------------------- reverse_sde_step, probability_flow_step
+def _sde_step_case(seed: int, shape: tuple[int, ...], g: float, dt: float, noise: bool) -> _Case:
+    def make(gen: torch.Generator) -> tuple:
+        x = torch.randn(shape, generator=gen)
+        score = -x + 0.5 * torch.randn(shape, generator=gen)
+        z = torch.randn(shape, generator=gen)
+        return (x, score, g, dt, z) if noise else (x, score, g, dt)
+
+    what = "x, score and z" if noise else "x and score"
+    return _Case(f"{what} of shape {shape}, g = {g}, dt = {dt}", _seeded(seed, make))
+
+
+def _sde_step_cases(noise: bool) -> Callable[[], list[_Case]]:
+    # g ≠ 1 and g ≠ 2, so that g, g² and ½g² are three different numbers in every case
+    return lambda: [
+        _sde_step_case(60, (6, 2), 2.5, 0.03, noise),
+        _sde_step_case(61, (5, 1), 0.7, 0.1, noise),
+        _sde_step_case(62, (3, 1, 28, 28), 4.0, 0.01, noise),
+    ]
+
+
+def _reverse(drift: Callable[[float, float], float], noise: Callable[[float, float], float], keep_x: bool = True):
+    """A wrong reverse-SDE step x + drift(g, dt)·score + noise(g, dt)·z."""
+    return lambda x, score, g, dt, z: keep_x * x + drift(g, dt) * score + noise(g, dt) * z
+
+
+def _g2dt(g: float, dt: float) -> float:
+    return g**2 * dt
+
+
+def _g_sqrt_dt(g: float, dt: float) -> float:
+    return g * math.sqrt(dt)
+
+
+_REVERSE_SDE_STEP = _Exercise(
+    name="reverse_sde_step",
+    formula="x + g²·score·dt + g·√dt·z with the z you are given (reverse-time Euler–Maruyama, from t to t − dt)",
+    cases=_sde_step_cases(noise=True),
+    random_hint="use the noise z you are given; do not draw new noise with torch.randn",
+    mistakes=[
+        _Mistake(
+            "wrong sign on the score term: going backwards in time the drift −g²∇log p·dt becomes "
+            "+g²·score·dt (the step moves towards higher density)",
+            _reverse(lambda g, dt: -_g2dt(g, dt), _g_sqrt_dt),
+        ),
+        _Mistake(
+            "the score term has a ½: that is the probability-flow ODE's drift; the reverse SDE has "
+            "g²·score·dt, twice as much, because its noise spreads the samples out again",
+            _reverse(lambda g, dt: 0.5 * _g2dt(g, dt), _g_sqrt_dt),
+        ),
+        _Mistake("the score is multiplied by g; the drift is g²·score·dt", _reverse(lambda g, dt: g * dt, _g_sqrt_dt)),
+        _Mistake(
+            "the noise is multiplied by g²; the diffusion coefficient multiplies dW̄ once: g·√dt·z",
+            _reverse(_g2dt, lambda g, dt: g**2 * math.sqrt(dt)),
+        ),
+        _Mistake(
+            "the noise is not scaled by √dt: a Brownian increment over dt has standard deviation √dt",
+            _reverse(_g2dt, lambda g, dt: g),
+        ),
+        _Mistake(
+            "the noise is scaled by dt; a Brownian increment over dt has standard deviation √dt",
+            _reverse(_g2dt, lambda g, dt: g * dt),
+        ),
+        _Mistake("the noise term g·√dt·z is missing (that would be a different ODE, not the reverse SDE)",
+                 _reverse(_g2dt, lambda g, dt: 0.0)),
+        _Mistake("the noise is subtracted: add g·√dt·z with the z you are given",
+                 _reverse(_g2dt, lambda g, dt: -_g_sqrt_dt(g, dt))),
+        _Mistake("the score term is not multiplied by dt", _reverse(lambda g, dt: g**2, _g_sqrt_dt)),
+        _Mistake(
+            "it returns the increment g²·score·dt + g·√dt·z; return the new point x + ...",
+            _reverse(_g2dt, _g_sqrt_dt, keep_x=False),
+        ),
+    ],
+)
+
+
+def check_reverse_sde_step(reverse_sde_step: Callable) -> None:
+    """Check ``reverse_sde_step(x, score, g, dt, z)`` against
+    :func:`lessons_lib.sde.reverse_sde_step` on points and on a batch of 28×28 images."""
+    __tracebackhide__ = True
+    _run(_REVERSE_SDE_STEP, reverse_sde_step)
+
+
+def _flow(drift: Callable[[float, float], float], keep_x: bool = True):
+    """A wrong probability-flow step x + drift(g, dt)·score."""
+    return lambda x, score, g, dt: keep_x * x + drift(g, dt) * score
+
+
+_PROBABILITY_FLOW_STEP = _Exercise(
+    name="probability_flow_step",
+    formula="x + ½·g²·score·dt (Euler on the probability-flow ODE, from t to t − dt)",
+    cases=_sde_step_cases(noise=False),
+    random_hint="the probability-flow ODE is deterministic: do not draw any noise",
+    mistakes=[
+        _Mistake(
+            "the ½ is missing: x + g²·score·dt is the reverse SDE's drift; without its noise the "
+            "flow must move only half as far, ½·g²·score·dt",
+            _flow(_g2dt),
+        ),
+        _Mistake(
+            "wrong sign: going from t to t − dt the velocity −½g²∇log p is reversed, x + ½·g²·score·dt",
+            _flow(lambda g, dt: -0.5 * _g2dt(g, dt)),
+        ),
+        _Mistake("the score is multiplied by ½·g; it must be ½·g² (g² = dσ²/dt)", _flow(lambda g, dt: 0.5 * g * dt)),
+        _Mistake("the score is multiplied by g; it must be ½·g²", _flow(lambda g, dt: g * dt)),
+        _Mistake("the factor is (½g)² = ¼g²; it must be ½·g²", _flow(lambda g, dt: 0.25 * _g2dt(g, dt))),
+        _Mistake("the score term is not multiplied by dt", _flow(lambda g, dt: 0.5 * g**2)),
+        _Mistake("it returns the increment ½·g²·score·dt; return the new point x + ½·g²·score·dt",
+                 _flow(lambda g, dt: 0.5 * _g2dt(g, dt), keep_x=False)),
+    ],
+)
+
+
+def check_probability_flow_step(probability_flow_step: Callable) -> None:
+    """Check ``probability_flow_step(x, score, g, dt)`` against
+    :func:`lessons_lib.sde.probability_flow_step` on points and on a batch of 28×28 images."""
+    __tracebackhide__ = True
+    _run(_PROBABILITY_FLOW_STEP, probability_flow_step)

@@ -61,6 +61,8 @@ POINTS: dict[str, int] = {
     "check_dsm_loss": 2,
     "check_langevin_step": 2,
     "check_ncsn_loss": 3,
+    "check_reverse_sde_step": 2,
+    "check_probability_flow_step": 2,
 }
 """What each exercise's check is worth (its grade id is the check's name): one-liners 2, short
 loops and reductions 3. A check not listed here is worth 1."""

@@ -76,6 +76,8 @@ OTHER_RIGHT_ANSWERS = {
         lambda x, s, e, z: torch.addcmul(x + e * s, torch.sqrt(torch.tensor(2.0 * e)), z),
     ],
     "ncsn_loss": [_ncsn_einsum],
+    "reverse_sde_step": [lambda x, s, g, dt, z: x + (g * g * dt) * s + (g * g * dt) ** 0.5 * z],
+    "probability_flow_step": [lambda x, s, g, dt: torch.add(x, s, alpha=g**2 * dt / 2)],
 }
 
 
@@ -207,6 +209,23 @@ WRONG = {
         ("one level for all", lambda f, x, s, z: 0.5 * ((s[0] * f(x + s[0] * z, s[0].expand_as(s)) + z) ** 2).flatten(1).sum(-1).mean(), "first level sigma[0]"),
         ("sigma not reshaped", lambda f, x, s, z: 0.5 * ((s * f(x + s * z, s) + z) ** 2).flatten(1).sum(-1).mean(), "reshape it so it broadcasts"),
         ("detached", lambda f, x, s, z: 0.5 * ((_sigma_view(s, x) * f(x + _sigma_view(s, x) * z, s) + z) ** 2).flatten(1).sum(-1).mean().detach(), "detached"),
+    ],
+    "reverse_sde_step": [
+        ("½ of the ODE", lambda x, s, g, dt, z: x + 0.5 * g**2 * s * dt + g * math.sqrt(dt) * z, "has a ½"),
+        ("sign", lambda x, s, g, dt, z: x - g**2 * s * dt + g * math.sqrt(dt) * z, "wrong sign on the score"),
+        ("g² on the noise", lambda x, s, g, dt, z: x + g**2 * s * dt + g**2 * math.sqrt(dt) * z, "noise is multiplied by g²"),
+        ("g on the score", lambda x, s, g, dt, z: x + g * s * dt + g * math.sqrt(dt) * z, "score is multiplied by g;"),
+        ("no √dt", lambda x, s, g, dt, z: x + g**2 * s * dt + g * z, "not scaled by √dt"),
+        ("no noise", lambda x, s, g, dt, z: x + g**2 * s * dt, "noise term g·√dt·z is missing"),
+        ("fresh noise", lambda x, s, g, dt, z: x + g**2 * s * dt + g * math.sqrt(dt) * torch.randn_like(x), "use the noise z"),
+    ],
+    "probability_flow_step": [
+        ("missing ½", lambda x, s, g, dt: x + g**2 * s * dt, "the ½ is missing"),
+        ("sign", lambda x, s, g, dt: x - 0.5 * g**2 * s * dt, "wrong sign"),
+        ("g instead of g²", lambda x, s, g, dt: x + 0.5 * g * s * dt, "multiplied by ½·g;"),
+        ("(½g)²", lambda x, s, g, dt: x + (0.5 * g) ** 2 * s * dt, "(½g)²"),
+        ("no dt", lambda x, s, g, dt: x + 0.5 * g**2 * s, "not multiplied by dt"),
+        ("noise added", lambda x, s, g, dt: x + 0.5 * g**2 * s * dt + g * math.sqrt(dt) * torch.randn_like(x), "do not draw any noise"),
     ],
 }
 
