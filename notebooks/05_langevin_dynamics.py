@@ -366,7 +366,7 @@ check_annealed_langevin(annealed_langevin_loop)
 # The step/variance column falls from 0.96 at σ = 10 to 0.002 at σ = 0.1: $\varepsilon_i\propto\sigma_i^2$
 # does not hold the step at a fixed fraction of the variance. The drift-to-noise column is
 # constant as long as $\sigma\cdot\mathrm{RMS}\,s \approx 1$, i.e. $\|\nabla\log p_\sigma\|\propto1/\sigma$:
-# here for σ ≳ 2, where $p_\sigma$ is a broad bump. Below that, in one dimension with modes
+# here roughly for σ ≳ 3 (0.98 to 0.88), where $p_\sigma$ is a broad bump. Below that, in one dimension with modes
 # of width 1, the score of $p_\sigma$ tends to the score of $p$ and stops growing, so
 # $\sigma\cdot\mathrm{RMS}\,s\approx\sigma$ and the ratio falls ten-fold; the small levels move the
 # chains little, which is harmless because by then the split between the modes is settled. In
