@@ -63,9 +63,11 @@ POINTS: dict[str, int] = {
     "check_ncsn_loss": 3,
     "check_reverse_sde_step": 2,
     "check_probability_flow_step": 2,
+    "check_annealed_langevin": 5,
 }
 """What each exercise's check is worth (its grade id is the check's name): one-liners 2, short
-loops and reductions 3. A check not listed here is worth 1."""
+loops and reductions 3, the annealed sampler (a loop over levels and steps) 5. A check not
+listed here is worth 1."""
 
 CELL_TIMEOUT = 900
 """Seconds nbgrader may spend on one cell (``c.Execute.timeout``)."""

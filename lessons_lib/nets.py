@@ -10,7 +10,7 @@ r"""Score networks: small models whose output has the shape of their input.
   e^{−E_θ}/Z_θ can be read off up to Z_θ.
 * :class:`NCSNUNet` — the noise-conditional score network for 1×28×28 images (MNIST): a
   compact U-Net whose residual blocks are modulated by an embedding of log σ, with the same
-  output scaling s(x, σ) = net(x, log σ)/σ.
+  output scaling s(x, σ) = net(x, log σ)/σ (Song & Ermon 2020, NCSNv2).
 
 Smooth activations (SiLU) keep the Jacobian differentiable, which implicit and sliced score
 matching need.
@@ -148,7 +148,8 @@ class NCSNUNet(nn.Module):
     A U-Net with three resolutions (28, 14, 7; ``channels`` features at each), one residual
     block per resolution on the way down and up, skip connections between them, and a middle
     block. Every block is conditioned on σ through an embedding of log σ (FiLM). The output is
-    divided by σ — s_θ(x, σ) = net(x, log σ)/σ — so the network predicts −z for x̃ = x + σz,
+    divided by σ — s_θ(x, σ) = net(x, log σ)/σ, the output scaling of Song & Ermon 2020 (NCSNv2;
+    the 2019 NCSN told its network the level's index instead) — so the network predicts −z for x̃ = x + σz,
     a target of order one at every level (the σ²-weighted loss ½‖σ·s_θ + z‖² sees exactly
     that). ``forward(x, sigma)``: σ a number (one level for the batch) or a (B,) tensor.
     """

@@ -39,7 +39,7 @@ class TrainResult:
 
     @property
     def best_model(self) -> nn.Module:
-        """The EMA of the weights when one was kept (it samples better), else the model."""
+        """The EMA of the weights when one was kept (it samples better; Song & Ermon 2020), else the model."""
         return self.ema.module if self.ema is not None else self.model
 
 

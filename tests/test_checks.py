@@ -59,6 +59,16 @@ def _ncsn_einsum(score_fn, x, sigma, z):
     return 0.5 * residual.pow(2).sum(dim=tuple(range(1, x.dim()))).mean()
 
 
+def _sampler(f, x, sigmas, lr, z, step=lambda si, sl, lr: lr * (si / sl) ** 2, scale=lambda e, lr: (2 * e) ** 0.5):
+    """Annealed Langevin written out, with a replaceable step rule and noise scale (the wrong
+    answers above change one of them); z[i, t] is the noise of step t at level i."""
+    for i in range(len(sigmas)):
+        e = step(float(sigmas[i]), float(sigmas[-1]), lr)
+        for t in range(z.shape[1]):
+            x = x + e * f(x, sigmas[i]) + scale(e, lr) * z[i, t]
+    return x
+
+
 OTHER_RIGHT_ANSWERS = {
     "gaussian_score": [
         lambda x, m, c: -(x - m) @ torch.linalg.inv(c),
@@ -78,6 +88,10 @@ OTHER_RIGHT_ANSWERS = {
     "ncsn_loss": [_ncsn_einsum],
     "reverse_sde_step": [lambda x, s, g, dt, z: x + (g * g * dt) * s + (g * g * dt) ** 0.5 * z],
     "probability_flow_step": [lambda x, s, g, dt: torch.add(x, s, alpha=g**2 * dt / 2)],
+    "annealed_langevin": [
+        _sampler,
+        lambda f, x, s, lr, z: _sampler(f, x.clone(), s.tolist(), lr, z),
+    ],
 }
 
 
@@ -226,6 +240,17 @@ WRONG = {
         ("(½g)²", lambda x, s, g, dt: x + (0.5 * g) ** 2 * s * dt, "(½g)²"),
         ("no dt", lambda x, s, g, dt: x + 0.5 * g**2 * s, "not multiplied by dt"),
         ("noise added", lambda x, s, g, dt: x + 0.5 * g**2 * s * dt + g * math.sqrt(dt) * torch.randn_like(x), "do not draw any noise"),
+    ],
+    "annealed_langevin": [
+        ("smallest σ first", lambda f, x, s, lr, n: _sampler(f, x, s.flip(0), lr, n, lambda si, sl, lr: lr * (si / s[-1]) ** 2), "wrong order"),
+        ("constant step", lambda f, x, s, lr, n: _sampler(f, x, s, lr, n, lambda si, sl, lr: lr), "same at every level"),
+        ("step ∝ σ", lambda f, x, s, lr, n: _sampler(f, x, s, lr, n, lambda si, sl, lr: lr * si / sl), "grows like σᵢ"),
+        ("step lr·σ²", lambda f, x, s, lr, n: _sampler(f, x, s, lr, n, lambda si, sl, lr: lr * si**2), "divide by σ_L²"),
+        ("noise √ε", lambda f, x, s, lr, n: _sampler(f, x, s, lr, n, scale=lambda e, lr: e**0.5), "√2 is missing"),
+        ("noise ε", lambda f, x, s, lr, n: _sampler(f, x, s, lr, n, scale=lambda e, lr: e), "noise is scaled by εᵢ"),
+        ("noise √(2 lr)", lambda f, x, s, lr, n: _sampler(f, x, s, lr, n, scale=lambda e, lr: (2 * lr) ** 0.5), "√(2·step_lr)"),
+        ("one step a level", lambda f, x, s, lr, n: _sampler(f, x, s, lr, n[:, :1]), "evaluations, one per step"),
+        ("fresh noise", lambda f, x, s, lr, n: _sampler(f, x, s, lr, torch.randn_like(n)), "do not draw new noise"),
     ],
 }
 
@@ -385,3 +410,22 @@ def test_library_building_blocks_stay_allowed(capsys):
 def test_other_correct_solutions_pass(name, right, capsys):
     CHECKS[name](right)
     assert capsys.readouterr().out.startswith(f"✓ {name}")
+
+
+def test_annealed_langevin_reference_is_the_library_sampler_with_replayed_noise():
+    """The check's reference (noise given) equals lessons_lib.samplers.annealed_langevin, which
+    draws one standard normal of x's shape per step from its generator."""
+    from lessons_lib.noise import geometric_sigmas
+    from lessons_lib.samplers import annealed_langevin
+
+    def score(x, sigma):
+        return -(x - 1.0) / (0.3 + sigma**2)
+
+    sigmas, T, lr = geometric_sigmas(3.0, 0.1, 5), 4, 0.002
+    x0 = torch.randn(10, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    library = annealed_langevin(score, x0, sigmas, n_steps_each=T, step_lr=lr, generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    noise = torch.stack([torch.stack([torch.randn(x0.shape, generator=g, dtype=x0.dtype) for _ in range(T)])
+                         for _ in sigmas])
+    torch.testing.assert_close(checks.REFERENCES["annealed_langevin"](score, x0, sigmas, lr, noise), library,
+                               rtol=0, atol=1e-12)
