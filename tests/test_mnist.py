@@ -169,6 +169,11 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
                        "--out", str(samples)]) == 0
     assert np.load(samples).shape == (3, 1, 28, 28)
     assert (tmp_path / "s.png").stat().st_size > 0
+    # a progress bar over the network evaluations: 4 levels × 1 step + the denoising step
+    assert "sampling 3 digits" in (err := capsys.readouterr().err) and "5/5" in err
+    assert mnist.main(["sample", "--checkpoint", str(out), "--n", "2", "--steps-each", "1", "--no-progress",
+                       "--out", str(samples)]) == 0
+    assert "sampling" not in capsys.readouterr().err
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
