@@ -215,3 +215,17 @@ def test_real_nbgrader_grades_four_submissions(tmp_path):
     assert "not your own work: calls lessons_lib.losses.ism_loss" in html("library", "02_explicit_implicit_score_matching")
     assert "not attempted" in html("untouched", "03_sliced_score_matching")
     shutil.rmtree(course)
+
+
+def test_the_teaching_guide_states_each_problem_sets_points():
+    import re
+
+    guide = (ROOT / "docs" / "teaching.md").read_text(encoding="utf-8")
+    for name, (_, stems) in PROBLEM_SETS.items():
+        row = re.search(rf"^\| `{name}` \|.*\| (\d+) \|$", guide, re.MULTILINE)
+        assert row, f"no row for {name} in docs/teaching.md"
+        total = 0
+        for stem in stems:
+            source, _ = nbgrader_source(_load(NOTEBOOKS / f"{stem}.ipynb"), stem, POINTS)
+            total += sum(c["metadata"]["nbgrader"]["points"] for c in source["cells"] if is_check_cell(c))
+        assert int(row.group(1)) == total, f"{name}: the guide says {row.group(1)} points, the notebooks give {total}"
