@@ -14,7 +14,12 @@ worth its :data:`POINTS`), and the settings the course needs to ``COURSE/nbgrade
   ``NameError`` in correct work. :data:`CELL_TIMEOUT` covers the slowest cell with room;
 * ``c.ClearOutput.enabled = False``: ``generate_assignment`` would clear every output, and the
   students would get the lessons without their figures. The source notebooks carry no output
-  of an answer or a check cell, so nothing of a solution is released.
+  of an answer or a check cell, so nothing of a solution is released;
+* :func:`one_way_output_widgets`: the explorers draw into ipywidgets Output widgets, and
+  nbclient (which nbgrader runs notebooks with) echoes what such a widget captured back to the
+  kernel from inside its output handler, which can stall a headless run for good
+  (jupyter/nbclient#312). Grading never needs the echo; the course's own executor
+  (``tools/build_notebooks.py``) leaves it out the same way.
 
 Then nbgrader's own cycle: ``nbgrader generate_assignment ps1``, release, collect,
 ``nbgrader autograde ps1``. Under nbgrader the checks grade by themselves (nbgrader sets
@@ -36,7 +41,8 @@ from pathlib import Path
 
 from .student_edition import BEGIN_CODE, END_CODE, MarkerError, copy_companions, nbgrader_source
 
-__all__ = ["PROBLEM_SETS", "POINTS", "CELL_TIMEOUT", "make_course", "nbgrader_config", "solution_lines", "main"]
+__all__ = ["PROBLEM_SETS", "POINTS", "CELL_TIMEOUT", "make_course", "nbgrader_config", "solution_lines",
+           "one_way_output_widgets", "main"]
 
 PROBLEM_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ps1": (
@@ -76,6 +82,15 @@ _BEGIN = "# --- lessons_lib homework settings: begin (python -m lessons_lib.home
 _END = "# --- lessons_lib homework settings: end ---"
 
 
+def one_way_output_widgets() -> None:
+    """Make nbclient's stand-in for Output widgets keep what it captures instead of sending it
+    back to the kernel (jupyter/nbclient#312: that echo can block a headless run). Called from
+    the ``nbgrader_config.py`` block, in nbgrader's process."""
+    from nbclient.output_widget import OutputWidget
+
+    OutputWidget.sync_state = lambda self: None
+
+
 def nbgrader_config() -> str:
     """The block of nbgrader settings this course needs, between its marker lines."""
     return "\n".join([
@@ -86,6 +101,9 @@ def nbgrader_config() -> str:
         f"c.Execute.timeout = {CELL_TIMEOUT}",
         "# Keep the lessons' figures in the release (answer and check cells carry no output).",
         "c.ClearOutput.enabled = False",
+        "# The explorers' Output widgets without the echo that can stall a headless run (jupyter/nbclient#312).",
+        "from lessons_lib.homework import one_way_output_widgets",
+        "one_way_output_widgets()",
         _END,
         "",
     ])

@@ -97,6 +97,7 @@ def test_make_course_writes_sets_points_and_config(tmp_path, capsys):
     config = (course / "nbgrader_config.py").read_text()
     assert config.startswith('c = get_config()\nc.CourseDirectory.course_id = "sm101"\n')  # the user's settings stay
     assert f"c.Execute.timeout = {homework.CELL_TIMEOUT}" in config and "c.ClearOutput.enabled = False" in config
+    assert "one_way_output_widgets()" in config
 
     # a second run refuses to overwrite ...
     with pytest.raises(FileExistsError, match="--force"):
@@ -109,6 +110,18 @@ def test_make_course_writes_sets_points_and_config(tmp_path, capsys):
     assert "kept points check_gaussian_score: 7 (default 2)" in capsys.readouterr().out
     assert _load(path)["cells"][1]["metadata"]["nbgrader"]["points"] == 7
     assert (course / "nbgrader_config.py").read_text() == config
+
+
+def test_the_config_block_runs_and_silences_the_output_widget_echo(monkeypatch):
+    from nbclient.output_widget import OutputWidget
+
+    monkeypatch.setattr(OutputWidget, "sync_state", OutputWidget.sync_state)  # restored after the test
+    sent = []
+    widget = OutputWidget.__new__(OutputWidget)
+    widget.outputs, widget.send = [{"output_type": "stream"}], sent.append
+    exec(homework.nbgrader_config(), {"get_config": lambda: type("C", (), {"__getattr__": lambda self, k: self})()})
+    widget.sync_state()
+    assert sent == []
 
 
 def test_command_line_reports_errors_without_a_traceback(tmp_path):
