@@ -223,8 +223,8 @@ print(f"C = ½ E‖∇log p‖² = {C:.3f} ± {C_se:.3f}")
 # $-\mathbb E_p\big[s_\theta^\top\nabla\log p + \nabla\cdot s_\theta\big]$. **Stein's identity**
 # says that $\mathbb E_p\big[f^\top\nabla\log p + \nabla\cdot f\big] = 0$ for every smooth vector field
 # $f$ for which the boundary term vanishes; it is exactly the integration by parts of section 3,
-# and ESM − ISM = C is Stein's identity applied to $f = s_\theta$. (It is also why the score is
-# called the *Stein* score.)
+# and ESM − ISM = C is Stein's identity applied to $f = s_\theta$. (The name *Stein score* for
+# $\nabla_x\log p$ comes from its role in this identity.)
 #
 # ## 5. Fitting a score model by ISM
 #
