@@ -516,7 +516,9 @@ plt.show()
 # The energy network recovers the three modes, and because it is an energy we can draw its
 # density — something the free-form `ScoreMLP` of section 5 cannot offer (lesson 1: a
 # free-form field need not be a gradient). The price is the extra order of differentiation in
-# every training step. Lesson 3's projections make that cheaper too.
+# every training step. Lesson 3's projections apply unchanged: for $s_\theta = -\nabla E_\theta$,
+# $v^\top\nabla_x s_\theta\,v = -v^\top(\nabla_x^2 E_\theta)\,v$ is one Hessian–vector product, one extra backward
+# pass whatever the dimension.
 #
 # ## 9. The price of the trace
 #
