@@ -558,7 +558,7 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# For small $d$ an ISM step costs a few DSM steps even though the trace is only a handful of
+# For small $d$ an ISM step already costs several DSM steps even though the trace is only a few
 # backward passes: these are **fixed overheads** — `torch.func` builds a vmapped Jacobian
 # computation at every call, whose bookkeeping costs about the same for $d = 2$ as for $d = 8$, so the
 # curve is nearly flat there (single steps at this scale are also easily slowed by other
