@@ -223,8 +223,8 @@ print(f"C = ½ E‖∇log p‖² = {C:.3f} ± {C_se:.3f}")
 # $-\mathbb E_p\big[s_\theta^\top\nabla\log p + \nabla\cdot s_\theta\big]$. **Stein's identity**
 # says that $\mathbb E_p\big[f^\top\nabla\log p + \nabla\cdot f\big] = 0$ for every smooth vector field
 # $f$ for which the boundary term vanishes; it is exactly the integration by parts of section 3,
-# and ESM − ISM = C is Stein's identity applied to $f = s_\theta$. (It is also why the score is
-# called the *Stein* score.)
+# and ESM − ISM = C is Stein's identity applied to $f = s_\theta$. (The name *Stein score* for
+# $\nabla_x\log p$ comes from its role in this identity.)
 #
 # ## 5. Fitting a score model by ISM
 #
@@ -516,7 +516,9 @@ plt.show()
 # The energy network recovers the three modes, and because it is an energy we can draw its
 # density — something the free-form `ScoreMLP` of section 5 cannot offer (lesson 1: a
 # free-form field need not be a gradient). The price is the extra order of differentiation in
-# every training step. Lesson 3's projections make that cheaper too.
+# every training step. Lesson 3's projections apply unchanged: for $s_\theta = -\nabla E_\theta$,
+# $v^\top\nabla_x s_\theta\,v = -v^\top(\nabla_x^2 E_\theta)\,v$ is one Hessian–vector product, one extra backward
+# pass whatever the dimension.
 #
 # ## 9. The price of the trace
 #
@@ -556,7 +558,7 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# For small $d$ an ISM step costs a few DSM steps even though the trace is only a handful of
+# For small $d$ an ISM step already costs several DSM steps even though the trace is only a few
 # backward passes: these are **fixed overheads** — `torch.func` builds a vmapped Jacobian
 # computation at every call, whose bookkeeping costs about the same for $d = 2$ as for $d = 8$, so the
 # curve is nearly flat there (single steps at this scale are also easily slowed by other
