@@ -66,7 +66,11 @@ class _Region:
     end: int  # index of the END line
 
 
-def _find_regions(lines: list[str], begin: str, end: str, pattern: re.Pattern, where: str) -> list[_Region]:
+def _find_regions(
+    lines: list[str], begin: str, end: str, pattern: re.Pattern, where: str, stray_end: bool = False
+) -> list[_Region]:
+    """The regions from a line ``begin`` to the next line ``end``; a malformed marker (nested,
+    unclosed, misspelt per ``pattern``, or an ``end`` alone unless ``stray_end``) raises."""
     regions: list[_Region] = []
     opened: int | None = None
     for i, line in enumerate(lines):
@@ -80,12 +84,14 @@ def _find_regions(lines: list[str], begin: str, end: str, pattern: re.Pattern, w
             opened = i
         elif text == end:
             if opened is None:
+                if stray_end:  # e.g. the </details> of a hint
+                    continue
                 raise MarkerError(f"{where}: '{end}' on line {i + 1} without a '{begin}' before it")
             regions.append(_Region(opened, i))
             opened = None
         elif pattern.search(text):
             raise MarkerError(
-                f"{where}: line {i + 1} looks like a solution marker but is not one: {text!r}; "
+                f"{where}: line {i + 1} looks like a marker but is not one: {text!r}; "
                 f"write '{begin}' or '{end}' alone on its line"
             )
     if opened is not None:
@@ -116,23 +122,7 @@ def _strip_markdown(source: str, where: str) -> tuple[str, int]:
 def _drop_model_answers(source: str, where: str) -> tuple[str, int]:
     """Remove each model-answer block of a markdown cell; return (source, n_blocks)."""
     lines = source.split("\n")
-    opened, blocks = None, []
-    for i, line in enumerate(lines):
-        text = line.strip()
-        if text == BEGIN_ANSWER:
-            if opened is not None:
-                raise MarkerError(f"{where}: a model answer opened on line {i + 1} inside the one opened on line {opened + 1}")
-            opened = i
-        elif opened is not None and text == END_ANSWER:
-            blocks.append((opened, i))
-            opened = None
-        elif _ANSWER_MARKER.search(text):
-            raise MarkerError(
-                f"{where}: line {i + 1} looks like a model answer but is not one: {text!r}; "
-                f"write '{BEGIN_ANSWER}' alone on its line"
-            )
-    if opened is not None:
-        raise MarkerError(f"{where}: the model answer opened on line {opened + 1} has no '{END_ANSWER}' line after it")
+    blocks = [(r.begin, r.end) for r in _find_regions(lines, BEGIN_ANSWER, END_ANSWER, _ANSWER_MARKER, where, stray_end=True)]
     for begin, end in reversed(blocks):
         del lines[begin : end + 1]
         if 0 < begin < len(lines) and not lines[begin].strip() and not lines[begin - 1].strip():

@@ -145,7 +145,7 @@ def test_model_answers_are_dropped_and_hints_kept():
     "text, message",
     [
         ("<details><summary>Model answer</summary>\nno end", "has no '</details>'"),
-        ("<details><summary>Model Answer</summary> text on the line\n</details>", "looks like a model answer"),
+        ("<details><summary>Model Answer</summary> text on the line\n</details>", "looks like a marker but is not one"),
         ("<details><summary>Model answer</summary>\n<details><summary>Model answer</summary>\n</details>", "inside"),
     ],
 )
@@ -167,8 +167,8 @@ def test_check_cells_are_recognised():
         (f"def f():\n    {BEGIN_CODE}\n    return 1", "has no '### END SOLUTION' after it"),
         (f"def f():\n    return 1\n    {END_CODE}", "without a '### BEGIN SOLUTION' before it"),
         (f"{BEGIN_CODE}\n{BEGIN_CODE}\nx = 1\n{END_CODE}\n{END_CODE}", "cannot be nested"),
-        ("## BEGIN SOLUTION\nx = 1\n## END SOLUTION", "looks like a solution marker but is not one"),
-        (f"{BEGIN_CODE}  # start\nx = 1\n{END_CODE}", "looks like a solution marker but is not one"),
+        ("## BEGIN SOLUTION\nx = 1\n## END SOLUTION", "looks like a marker but is not one"),
+        (f"{BEGIN_CODE}  # start\nx = 1\n{END_CODE}", "looks like a marker but is not one"),
     ],
     ids=["begin-without-end", "end-without-begin", "nested", "misspelt", "text-on-marker-line"],
 )
