@@ -48,7 +48,7 @@ homework: setup
 
 # The course as a static site, from the committed notebooks (never re-executed): _build/book
 book: setup
-	$(BIN)/python -m tools.build_book
+	BOOK_REPOSITORY=$(BOOK_REPOSITORY) $(BIN)/python -m tools.build_book
 
 benchmarks: setup
 	$(BIN)/python -m benchmarks.run

@@ -13,7 +13,8 @@ configuration, the landing page, the style sheet) and the notebooks, each change
 * the Think model answers stay as they are in the notebooks: collapsed ``<details>`` blocks;
 * an explorer's cell shows the PNG of its initial state that the explorer puts beside its
   widget view, with a note that the sliders work in JupyterLab;
-* under each lesson's title, a box says how to run it.
+* under each lesson's title, a box says how to run it: the two commands of the README, and a
+  Binder link when ``BOOK_REPOSITORY=owner/name`` names the course's GitHub repository.
 
 The landing page gets the table of lessons (titles from the notebooks, one line each from the
 README's course table), the README's short benchmarks summary, and the σ explorer's figure from
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -41,10 +43,12 @@ EXPLORER_FIGURE = ("04_denoising_score_matching", "SigmaExplorer(")
 RUN_BOX = """<div class="run-lesson">
 
 **Run this lesson.** In a clone of the course: `make course` (sets everything up and opens
-JupyterLab), then open `notebooks/{name}.ipynb`; `make test` runs every check. Binder builds
-the same environment from `environment.yml`. The sliders of the explorers work only there.
+JupyterLab), then open `notebooks/{name}.ipynb`; `make test` runs every check. {binder}
+The sliders of the explorers work only in a running notebook.
 
 </div>"""
+# Set BOOK_REPOSITORY=owner/name (the course's GitHub repository) to link each lesson to Binder.
+BINDER = "https://mybinder.org/v2/gh/{repository}/HEAD?urlpath=lab/tree/notebooks/{name}.ipynb"
 WIDGET_NOTE = (
     '<p class="widget-note">In JupyterLab this figure is a live explorer with sliders; '
     "here it shows its initial state.</p>"
@@ -87,9 +91,16 @@ def book_notebook(nb: dict, name: str) -> dict:
         if cell["cell_type"] == "code" and any(WIDGET_MIME in o.get("data", {}) for o in cell.get("outputs", [])):
             cells.append(_markdown(WIDGET_NOTE, f"book-widget-note-{index}"))
         if index == 0 and cell["cell_type"] == "markdown":
-            cells.append(_markdown(RUN_BOX.format(name=name), "book-run-lesson"))
+            cells.append(_markdown(RUN_BOX.format(name=name, binder=_binder(name)), "book-run-lesson"))
     nb["cells"] = cells
     return nb
+
+
+def _binder(name: str) -> str:
+    repository = os.environ.get("BOOK_REPOSITORY", "").strip()
+    if not repository:
+        return "Binder builds the same environment from `environment.yml`."
+    return f"Or [run it on Binder]({BINDER.format(repository=repository, name=name)}), built from `environment.yml`."
 
 
 def _title(nb: dict) -> str:
