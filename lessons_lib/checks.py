@@ -7,8 +7,16 @@ from the library (:mod:`lessons_lib.densities`, :mod:`lessons_lib.losses`,
 
 * prints ``✓ <exercise> matches the reference on N test cases`` when every case agrees;
 * prints ``○ <exercise>: not attempted yet ...`` when ``fn`` still raises
-  ``NotImplementedError`` (so the rest of the notebook still runs), unless the environment
-  variable ``LESSONS_LIB_GRADING=1`` asks for grading: then that is a failure too;
+  ``NotImplementedError`` (so the rest of the notebook still runs), unless the notebook is being
+  graded: then that is a failure too. Grading is on when nbgrader runs the notebook (it sets
+  ``NBGRADER_EXECUTION`` to ``autograde`` or ``validate`` in the kernel's environment) or when
+  ``LESSONS_LIB_GRADING=1``. Both are read from the environment the kernel *started* with as
+  well as from ``os.environ``, and once on, grading stays on: a student's code cannot switch it
+  off by changing ``os.environ``;
+* fails with "not your own work: calls lessons_lib.<name>" when ``fn`` reaches the library's
+  own implementation of the exercise, however it gets there (an import inside the function, an
+  alias, ``getattr``, a lambda, the reference passed in directly): every call of ``fn`` runs
+  under a profiler hook that watches for the code objects listed in :data:`OWN_WORK`;
 * otherwise raises ``AssertionError`` with a diagnosis. The diagnosis comes from comparing the
   student's output with *known wrong answers* computed on the same inputs (the sign flipped,
   a factor 2 or σ² too many, the ½ missing, the sum instead of the mean over the batch, the
@@ -30,6 +38,9 @@ The exercises and their signatures (the reference of each is in :data:`REFERENCE
 ``ncsn_loss``               ``(score_fn, x, sigma, z)``, sigma (B,) → ½ mean ‖σ·s(x + σz, σ) + z‖²
 ``reverse_sde_step``        ``(x, score, g, dt, z)`` → x + g²·score·dt + g·√dt·z (t → t − dt)
 ``probability_flow_step``   ``(x, score, g, dt)`` → x + ½·g²·score·dt (t → t − dt)
+``annealed_langevin``       ``(score_fn, x, sigmas, step_lr, noise)``, noise (L, T, *x.shape) →
+                            x after T steps x + εᵢ·s(x, σᵢ) + √(2εᵢ)·noise[i, t] at each level,
+                            σ₁ first, εᵢ = step_lr·σᵢ²/σ_L²
 ==========================  =================================================================
 """
 
@@ -37,16 +48,17 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from . import losses
+from . import autodiff, losses, samplers, sde
 from .losses import _sum_event
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
-from .densities import Gaussian
+from .densities import Gaussian, GaussianMixture
 from .nets import LinearScore, ScoreMLP
 from .noise import geometric_sigmas, sigma_like
 from .samplers import langevin_step
@@ -61,14 +73,18 @@ __all__ = [
     "check_ncsn_loss",
     "check_reverse_sde_step",
     "check_probability_flow_step",
+    "check_annealed_langevin",
     "REFERENCES",
+    "OWN_WORK",
 ]
 
 Tensor = torch.Tensor
 
-# Set to 1 when grading (e.g. `LESSONS_LIB_GRADING=1 nbgrader autograde ...`): a check whose
-# exercise still raises NotImplementedError then fails instead of printing "not attempted yet".
+# Set to 1 to grade without nbgrader (nbgrader's own NBGRADER_EXECUTION is enough with it): a
+# check whose exercise still raises NotImplementedError then fails instead of printing
+# "not attempted yet".
 GRADING_ENV = "LESSONS_LIB_GRADING"
+NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 # Agreement with the reference (float32 inputs; the student may sum in another order).
 RTOL, ATOL = 1e-4, 1e-5
@@ -97,6 +113,17 @@ def _ref_ncsn_loss(score_fn, x, sigma, z):
     return losses.ncsn_loss_at(score_fn, x, sigma, z=z)
 
 
+def _ref_annealed_langevin(score_fn, x, sigmas, step_lr, noise):
+    """Annealed Langevin (Song & Ermon 2019) with the noise given: level i = 0, 1, ... (largest σ
+    first), step t: x ← x + εᵢ·s(x, σᵢ) + √(2εᵢ)·noise[i, t], εᵢ = step_lr·σᵢ²/σ_L²."""
+    sig = [float(s) for s in sigmas]
+    for i, sigma in enumerate(sig):
+        eps = step_lr * (sigma / sig[-1]) ** 2
+        for t in range(noise.shape[1]):
+            x = langevin_step(x, score_fn(x, sigma), eps, noise[i, t])
+    return x
+
+
 REFERENCES: dict[str, Callable] = {
     "gaussian_score": _ref_gaussian_score,
     "ism_loss": _ref_ism_loss,
@@ -106,8 +133,26 @@ REFERENCES: dict[str, Callable] = {
     "ncsn_loss": _ref_ncsn_loss,
     "reverse_sde_step": reverse_sde_step,
     "probability_flow_step": probability_flow_step,
+    "annealed_langevin": _ref_annealed_langevin,
 }
 """The reference solution of each exercise, with the exercise's signature, built on the library."""
+
+OWN_WORK: dict[str, tuple[Callable, ...]] = {
+    "gaussian_score": (Gaussian.score, GaussianMixture.score),
+    "ism_loss": (losses.ism_loss, autodiff.jacobian_trace),
+    "ssm_loss": (losses.ssm_loss, losses.ssm_vr_loss, autodiff.projected_jacobian, autodiff.hutchinson_trace),
+    "dsm_loss": (losses.dsm_loss, losses.ncsn_loss, losses.ncsn_loss_at),
+    "langevin_step": (samplers.langevin_step,),
+    "ncsn_loss": (losses.ncsn_loss, losses.ncsn_loss_at, losses.dsm_loss),
+    "reverse_sde_step": (sde.reverse_sde_step, sde.reverse_sde_sample, sde.pc_sample),
+    "probability_flow_step": (sde.probability_flow_step, sde.ode_sample, sde.ode_encode),
+    "annealed_langevin": (samplers.annealed_langevin, samplers.annealed_inpainting),
+}
+"""For each exercise, the library functions that *are* its answer (or contain it): an answer that
+calls one of them, directly or not, is not the student's own work (nor one that calls the
+exercise's entry in :data:`REFERENCES`). The building blocks a lesson teaches before the
+exercise (autograd, a score model, the Gaussian's log-density, the single Langevin step inside
+the annealed sampler) stay free."""
 
 
 # --------------------------------------------------------------------------- the machinery
@@ -212,15 +257,59 @@ def _shape_problem(ex: _Exercise, got: Tensor, expected: Tensor) -> str | None:
     return f"it returned shape {_shape(got)}, expected {_shape(expected)}"
 
 
+class NotOwnWorkError(AssertionError):
+    """The answer calls the library's own implementation of the exercise."""
+
+
+def _qualified(code) -> str:
+    functions = [*REFERENCES.values(), *(f for fns in OWN_WORK.values() for f in fns)]
+    module = {f.__code__: f.__module__ for f in functions}.get(code, "lessons_lib")
+    return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
+
+
+def _guarded_call(ex: _Exercise, fn: Callable, args: tuple):
+    """``fn(*args)`` under a profiler hook that records any call of the exercise's library
+    implementation (:data:`OWN_WORK`); such a call, or an answer that removes the hook, fails."""
+    __tracebackhide__ = True
+    own = {f.__code__ for f in OWN_WORK.get(ex.name, ())}
+    watched = own | {REFERENCES[ex.name].__code__}
+    seen: list = []
+
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code in watched:
+            seen.append(frame.f_code)
+
+    previous = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        result = fn(*args)
+    finally:
+        removed = sys.getprofile() is not hook
+        sys.setprofile(previous)
+        if seen or removed:
+            # name the library function rather than the check's own wrapper around it
+            named = next((code for code in seen if code in own), seen[0]) if seen else None
+            what = f"calls {_qualified(named)}" if seen else "it switched off the check's call tracing (sys.setprofile)"
+            raise NotOwnWorkError(
+                f"{ex.name}: not your own work: {what}, the library's implementation of this "
+                "exercise. Write the computation yourself from the formula "
+                f"({ex.formula}); the check compares it with that implementation."
+            )
+    return result
+
+
 def _call(ex: _Exercise, fn: Callable, case: _Case):
     """``(result, args)`` of ``fn`` on fresh inputs of the case; ``None`` while ``fn`` still
-    raises NotImplementedError. Any other error becomes an AssertionError naming the case."""
+    raises NotImplementedError. Any other error becomes an AssertionError naming the case; a
+    call of the library's implementation of the exercise raises :class:`NotOwnWorkError`."""
     __tracebackhide__ = True
     args = case.build()
     try:
-        return fn(*args), args
+        return _guarded_call(ex, fn, args), args
     except NotImplementedError:
         return None
+    except NotOwnWorkError:
+        raise
     except Exception as err:  # the student's code failed: say where, keep the traceback
         hint = ex.error_hint(str(err))
         raise AssertionError(
@@ -285,9 +374,32 @@ def _gradient_problem(ex: _Exercise, got: Tensor, args: tuple, case: _Case) -> s
     return None
 
 
+def _initial_environment() -> dict[str, str]:
+    """The environment this process started with (Linux: /proc/self/environ), which assignments
+    to ``os.environ`` do not change; elsewhere an empty dict."""
+    try:
+        raw = open("/proc/self/environ", "rb").read()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def _asks_for_grading(env) -> bool:
+    explicit = env.get(GRADING_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return explicit or env.get(NBGRADER_ENV, "") in ("autograde", "validate")
+
+
+_GRADING_SEEN = _asks_for_grading(os.environ) or _asks_for_grading(_initial_environment())
+
+
 def _grading() -> bool:
-    """Grading mode (``LESSONS_LIB_GRADING=1``): an exercise not attempted fails its check."""
-    return os.environ.get(GRADING_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    """Grading mode: an exercise not attempted fails its check. On when nbgrader runs the
+    notebook (``NBGRADER_EXECUTION``) or with ``LESSONS_LIB_GRADING=1``, in the environment the
+    kernel started with or at any check since; once on, it stays on."""
+    global _GRADING_SEEN
+    _GRADING_SEEN = _GRADING_SEEN or _asks_for_grading(os.environ)
+    return _GRADING_SEEN
 
 
 def _run(ex: _Exercise, fn: Callable) -> None:
@@ -299,7 +411,10 @@ def _run(ex: _Exercise, fn: Callable) -> None:
         called = _call(ex, fn, case)
         if called is None:
             if _grading():
-                raise AssertionError(f"{ex.name}: not attempted (it still raises NotImplementedError)")
+                raise AssertionError(
+                    f"{ex.name}: not attempted: it still raises NotImplementedError. Replace "
+                    "`raise NotImplementedError` with your solution before you submit."
+                )
             print(
                 f"○ {ex.name}: not attempted yet (it still raises NotImplementedError). Replace "
                 "`raise NotImplementedError` with your solution and run this cell again."
@@ -989,3 +1104,164 @@ def check_probability_flow_step(probability_flow_step: Callable) -> None:
     :func:`lessons_lib.sde.probability_flow_step` on points and on a batch of 28×28 images."""
     __tracebackhide__ = True
     _run(_PROBABILITY_FLOW_STEP, probability_flow_step)
+
+
+# --------------------------------------------------------------------------- annealed_langevin
+def _gaussian_noisy_score(mean: float, var: float) -> Callable:
+    """The score of N(mean, var·I) perturbed to level σ: −(x − mean)/(var + σ²) (σ a number or
+    a 0-d tensor)."""
+    return lambda x, sigma: -(x - mean) / (var + float(sigma) ** 2)
+
+
+def _annealed_case(seed: int, shape: tuple[int, ...], sigmas: tuple[float, float, int], n_steps: int,
+                   step_lr: float, what: str, score: Callable) -> _Case:
+    schedule = geometric_sigmas(*sigmas)
+
+    def make(g: torch.Generator) -> tuple:
+        x = 2 * torch.rand(shape, generator=g) - 1
+        return score, x, schedule, step_lr, torch.randn((len(schedule), n_steps, *shape), generator=g)
+
+    return _Case(
+        f"{what}, x of shape {shape}, {len(schedule)} levels from σ = {sigmas[0]} to {sigmas[1]}, "
+        f"{n_steps} steps each, step_lr = {step_lr}",
+        _seeded(seed, make),
+    )
+
+
+def _annealed_cases() -> list[_Case]:
+    return [
+        _annealed_case(60, (64, 2), (2.0, 0.5, 3), 4, 0.05, "the score of a perturbed Gaussian",
+                       _gaussian_noisy_score(1.0, 0.5)),
+        _annealed_case(61, (16, 1), (3.0, 0.3, 4), 3, 0.01, "the score of a perturbed Gaussian",
+                       _gaussian_noisy_score(-2.0, 1.0)),
+        _annealed_case(62, (3, 1, 28, 28), (1.0, 0.1, 3), 2, 0.001, "images, a perturbed Gaussian's score",
+                       _gaussian_noisy_score(0.5, 0.05)),
+        _annealed_case(63, (8, 2), (2.0, 0.2, 3), 3, 0.01, "a score that is 0 everywhere (only the noise moves x)",
+                       lambda x, sigma: torch.zeros_like(x)),
+    ]
+
+
+def _annealed_like(step: Callable, noise_scale: Callable = lambda eps, lr: math.sqrt(2 * eps),
+                   order: Callable = lambda sig: sig, restart: bool = False, score_sigma: Callable = None):
+    """A wrong annealed sampler: levels visited in ``order(σ's)``, step ``step(σᵢ, σ's, step_lr)``,
+    noise scaled by ``noise_scale(εᵢ, step_lr)``, each level restarted from x0 if ``restart``,
+    the score evaluated at ``score_sigma(σᵢ, σ's)`` (default σᵢ)."""
+
+    def wrong(score_fn, x, sigmas, step_lr, noise):
+        sig = [float(s) for s in sigmas]
+        x0, out = x, x
+        for i, sigma in enumerate(order(sig)):
+            eps = step(sigma, sig, step_lr)
+            x = x0 if restart else out
+            for t in range(noise.shape[1]):
+                at = score_sigma(sigma, sig) if score_sigma else sigma
+                x = x + eps * score_fn(x, at) + noise_scale(eps, step_lr) * noise[i, t]
+            out = x
+        return out
+
+    return wrong
+
+
+def _right_step(sigma: float, sig: list, lr: float) -> float:
+    return lr * (sigma / sig[-1]) ** 2
+
+
+_ANNEALED_LANGEVIN = _Exercise(
+    name="annealed_langevin",
+    formula=(
+        "for each level i from the largest σ to the smallest, with εᵢ = step_lr·σᵢ²/σ_L², T steps "
+        "x ← x + εᵢ·score_fn(x, σᵢ) + √(2εᵢ)·noise[i, t], each level continuing from the previous "
+        "level's x"
+    ),
+    cases=_annealed_cases,
+    random_hint="use noise[i, t] at step t of level i; do not draw new noise with torch.randn",
+    mistakes=[
+        _Mistake(
+            "the levels run in the wrong order: annealing starts at the largest σ (sigmas[0]) and "
+            "ends at the smallest",
+            _annealed_like(_right_step, order=lambda sig: sig[::-1]),
+        ),
+        _Mistake(
+            "the step is the same at every level: it must grow like σᵢ², εᵢ = step_lr·σᵢ²/σ_L²",
+            _annealed_like(lambda s, sig, lr: lr),
+        ),
+        _Mistake(
+            "the step grows like σᵢ: it must grow like σᵢ², εᵢ = step_lr·σᵢ²/σ_L²",
+            _annealed_like(lambda s, sig, lr: lr * s / sig[-1]),
+        ),
+        _Mistake(
+            "the step is step_lr·σᵢ²: divide by σ_L², so that step_lr is the step at the last level",
+            _annealed_like(lambda s, sig, lr: lr * s**2),
+        ),
+        _Mistake(
+            "the step is normalised by the first level, step_lr·σᵢ²/σ₁²: normalise by the last one, σ_L²",
+            _annealed_like(lambda s, sig, lr: lr * (s / sig[0]) ** 2),
+        ),
+        _Mistake(
+            "the noise is scaled by √εᵢ: it must be √(2εᵢ) (the √2 is missing)",
+            _annealed_like(_right_step, lambda eps, lr: math.sqrt(eps)),
+        ),
+        _Mistake(
+            "the noise is scaled by εᵢ: it must be √(2εᵢ)",
+            _annealed_like(_right_step, lambda eps, lr: eps),
+        ),
+        _Mistake(
+            "the noise is scaled by √(2·step_lr), the last level's step: use the step of the current "
+            "level, √(2εᵢ)",
+            _annealed_like(_right_step, lambda eps, lr: math.sqrt(2 * lr)),
+        ),
+        _Mistake(
+            "every level starts again from the initial x: each level must continue from where the "
+            "previous one ended",
+            _annealed_like(_right_step, restart=True),
+        ),
+        _Mistake(
+            "the score is always evaluated at the smallest σ: use score_fn(x, σᵢ) of the current level",
+            _annealed_like(_right_step, score_sigma=lambda s, sig: sig[-1]),
+        ),
+    ],
+)
+
+
+def _levels_seen(fn: Callable, case: _Case) -> list[float] | None:
+    """The σ passed to the score at each call when ``fn`` runs on ``case`` (None if ``fn`` still
+    raises NotImplementedError or fails otherwise: :func:`_run` reports that)."""
+    score, x, sigmas, step_lr, noise = case.build()
+    seen: list[float] = []
+
+    def recording(x_, sigma):
+        seen.append(float(sigma))
+        return score(x_, sigma)
+
+    try:
+        fn(recording, x, sigmas, step_lr, noise)
+    except Exception:  # noqa: BLE001 - reported with its case by _run
+        return None
+    return seen
+
+
+def check_annealed_langevin(annealed_langevin: Callable) -> None:
+    """Check ``annealed_langevin(score_fn, x, sigmas, step_lr, noise)`` against a loop over
+    :func:`lessons_lib.samplers.langevin_step` (the same as :func:`lessons_lib.samplers.annealed_langevin`
+    with the noise given): first the order and number of the score's calls, then the values,
+    naming the usual mistakes (level order, step not ∝ σ², noise not √(2εᵢ))."""
+    __tracebackhide__ = True
+    case = _annealed_cases()[0]
+    seen = _levels_seen(annealed_langevin, case)
+    if seen is not None:
+        _, _, sigmas, _, noise = case.build()
+        expected = [float(s) for s in sigmas for _ in range(noise.shape[1])]
+        if len(seen) != len(expected):
+            raise _fail(_ANNEALED_LANGEVIN, case, f"it evaluated the score {len(seen)} times; with "
+                        f"{len(sigmas)} levels of {noise.shape[1]} steps it takes {len(expected)} evaluations, "
+                        "one per step")
+        if not _close(torch.tensor(seen), torch.tensor(expected)):
+            if _close(torch.tensor(seen), torch.tensor(expected[::-1])):
+                problem = ("the levels run in the wrong order: annealing starts at the largest σ "
+                           "(sigmas[0]) and ends at the smallest")
+            else:
+                shown = ", ".join(f"{s:.3g}" for s in seen[:8]) + (", ..." if len(seen) > 8 else "")
+                problem = (f"the score was called with σ = {shown}; at step t of level i call "
+                           "score_fn(x, sigmas[i]), largest σ first")
+            raise _fail(_ANNEALED_LANGEVIN, case, problem)
+    _run(_ANNEALED_LANGEVIN, annealed_langevin)

@@ -32,7 +32,9 @@ Denoising score matching (Vincent 2011) at noise level σ, with
           = J_\mathrm{ESM}(\theta; p_\sigma) + C_\sigma .
 
 The noise-conditional loss (Song & Ermon 2019) draws one level per sample uniformly from the
-schedule and weights level σ by λ(σ) = σ², which makes every level's term of order one:
+schedule and weights level σ by λ(σ) = σ², which puts every level's term on the same scale
+(d/2 for a model that outputs zero). The weight balances the levels against each other; it
+does not make the small-σ gradient less noisy relative to its mean (lesson 04 §6):
 
 .. math:: J_\mathrm{NCSN}(\theta) = \mathbb E_{\sigma}\,\tfrac12\,\sigma^2\,
           \mathbb E\big\|s_\theta(\tilde x, \sigma) + z/\sigma\big\|^2

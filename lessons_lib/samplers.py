@@ -18,9 +18,16 @@ schedule σ₁ > … > σ_L (largest first), with the score of the perturbed den
 
 .. math:: \varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2 ,
 
-so ε (``step_lr``) is the step at the last, smallest level. An optional final denoising step
-(Tweedie's formula) returns :math:`x + \sigma_L^2\, s(x, \sigma_L)`, the posterior mean of the
-clean sample given the noisy one.
+so ε (``step_lr``) is the step at the last, smallest level. (Song & Ermon's argument for
+εᵢ ∝ σᵢ²: with ‖∇log p_σ‖ ∝ 1/σ, the ratio of the drift εᵢ·s to the noise √(2εᵢ)·z in one step
+is the same at every level.) An optional final denoising step (Tweedie's formula) returns
+:math:`x + \sigma_L^2\, s(x, \sigma_L)`, the posterior mean of the clean sample given the
+noisy one; it is not in the 2019 paper, it comes with Song & Ermon 2020 ("Improved techniques
+for training score-based generative models", NCSNv2), after Jolicoeur-Martineau et al. 2020.
+
+In-painting (:func:`annealed_inpainting`) follows Song & Ermon 2019, Algorithm 2 (the known
+pixels perturbed once per level, to the level about to be used), or optionally NCSNv2's code
+(a fresh perturbation before every step).
 
 Both samplers stop with :class:`DivergenceError` (a ``ValueError``) naming the step and the
 step size as soon as the chain stops being finite.
@@ -116,7 +123,8 @@ def annealed_langevin(
 
     At level i, ``n_steps_each`` steps of x ← x + εᵢ·s(x, σᵢ) + √(2εᵢ)·z with
     εᵢ = step_lr · σᵢ²/σ_L². ``score_fn(x, sigma)`` receives σᵢ as a Python float.
-    With ``denoise=True`` a last step x ← x + σ_L²·s(x, σ_L) removes the remaining noise.
+    With ``denoise=True`` a last step x ← x + σ_L²·s(x, σ_L) removes the remaining noise
+    (Tweedie's formula; the final denoising step of Song & Ermon 2020, not of the 2019 paper).
 
     Returns the final batch; with ``record_every=k`` returns ``(x, trajectory)`` holding x0 and
     every k-th state (``record_every=n_steps_each`` keeps the state at the end of each level;
@@ -136,15 +144,31 @@ def annealed_inpainting(
     record_every: int | None = None,
     denoise: bool = False,
     x0: Tensor | None = None,
+    known_noise: str = "per_level",
 ):
-    """Fill in the unknown pixels of ``image`` by annealed Langevin (Song & Ermon 2019, §5).
+    r"""Fill in the unknown pixels of ``image`` by annealed Langevin (Song & Ermon 2019, Algorithm 2).
 
     ``mask`` (broadcastable to ``image``) is 1 where the pixel is known and 0 where it is to be
-    generated. The unknown part follows the annealed chain of :func:`annealed_langevin`; after
-    every step the known part is reset to the data perturbed to the current level,
-    ``image + σᵢ·z``, so that the whole image is always a plausible sample of p_σᵢ. The known
-    pixels come out exact. ``x0``: the starting values of the unknown pixels (default
-    uniform on [0, 1], drawn with ``generator``).
+    generated. The unknown part follows the annealed chain of :func:`annealed_langevin`. The
+    known part is held at the data *perturbed to the level about to be used*,
+    :math:`y_i = x + \sigma_i z`, so that the chain only ever evaluates :math:`s(\cdot, \sigma_i)`
+    on images whose known pixels are a plausible sample of :math:`p_{\sigma_i}`:
+
+    * ``known_noise="per_level"`` (the default; Song & Ermon 2019, Algorithm 2 and their code):
+      :math:`z` is drawn once at the start of level i, the known pixels are set to
+      :math:`y_i` before the level's first step and reset to the same :math:`y_i` after every
+      step;
+    * ``known_noise="per_step"`` (Song & Ermon 2020, NCSNv2's code): a fresh :math:`z` before
+      every step, the known pixels set to :math:`x + \sigma_i z` just before the score is
+      evaluated.
+
+    With ``denoise=True`` the known pixels are set to :math:`x + \sigma_L z` (the last level's
+    :math:`y_L` with ``"per_level"``, a fresh draw with ``"per_step"``) before the final
+    Tweedie step. The known pixels come out exact. ``x0``: the starting values of the unknown
+    pixels (default uniform on [0, 1], drawn with ``generator``). Random numbers are drawn from
+    ``generator`` in this order: ``x0`` (if not given), then per level [the known-pixel noise
+    (``"per_level"``)], per step [the known-pixel noise (``"per_step"``), the Langevin noise],
+    and [the known-pixel noise (``"per_step"``)] before denoising.
     """
     image = check_batch(image, "image")
     mask = torch.as_tensor(mask, dtype=image.dtype, device=image.device)
@@ -154,25 +178,51 @@ def annealed_inpainting(
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to image {tuple(image.shape)}") from err
     if not ((mask == 0) | (mask == 1)).all():
         raise ValueError("mask must hold only 0 (unknown pixel) and 1 (known pixel)")
+    if known_noise not in ("per_level", "per_step"):
+        raise ValueError(f"known_noise must be 'per_level' (Song & Ermon 2019) or 'per_step' (NCSNv2), not {known_noise!r}")
     if x0 is None:
         x0 = torch.rand(image.shape, generator=generator, dtype=image.dtype, device=image.device)
     x0 = check_same_shape(x0, image, "x0")
+    held: dict[str, Tensor] = {}
 
-    def keep_known(x: Tensor, sigma: float) -> Tensor:
-        noise = torch.randn(image.shape, generator=generator, dtype=image.dtype, device=image.device)
-        return mask * (image + sigma * noise) + (1 - mask) * x
+    def perturbed_known(sigma: float) -> Tensor:
+        return image + sigma * torch.randn(image.shape, generator=generator, dtype=image.dtype, device=image.device)
 
-    sig_first = float(check_sigmas(sigmas)[0])
-    out = _annealed(score_fn, keep_known(x0, sig_first), sigmas, n_steps_each, step_lr, generator,
-                    record_every, denoise, after_step=keep_known)
+    def clamp(x: Tensor, y: Tensor) -> Tensor:
+        return mask * y + (1 - mask) * x
+
+    def before_level(x: Tensor, sigma: float) -> Tensor:
+        if known_noise == "per_level":
+            held["y"] = perturbed_known(sigma)
+            return clamp(x, held["y"])
+        return x
+
+    def before_step(x: Tensor, sigma: float) -> Tensor:
+        return clamp(x, perturbed_known(sigma)) if known_noise == "per_step" else x
+
+    def after_step(x: Tensor, sigma: float) -> Tensor:
+        return clamp(x, held["y"]) if known_noise == "per_level" else x
+
+    def before_denoise(x: Tensor, sigma: float) -> Tensor:
+        return clamp(x, held["y"] if known_noise == "per_level" else perturbed_known(sigma))
+
+    out = _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_every, denoise,
+                    hooks=dict(before_level=before_level, before_step=before_step, after_step=after_step,
+                               before_denoise=before_denoise))
     if record_every is None:
-        return mask * image + (1 - mask) * out
+        return clamp(out, image)
     x, trajectory = out
-    return mask * image + (1 - mask) * x, trajectory
+    return clamp(x, image), trajectory
 
 
-def _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_every, denoise, after_step=None):
-    """The annealed loop shared by sampling and in-painting; ``after_step(x, σ)`` constrains x."""
+def _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_every, denoise, hooks=None):
+    """The annealed loop shared by sampling and in-painting. ``hooks`` (in-painting) maps
+    ``before_level``, ``before_step``, ``after_step`` and ``before_denoise`` to functions
+    ``(x, σ) -> x`` that constrain x at those points."""
+    hooks = hooks or {}
+    identity = lambda x, sigma: x  # noqa: E731
+    before_level, before_step, after_step, before_denoise = (
+        hooks.get(k, identity) for k in ("before_level", "before_step", "after_step", "before_denoise"))
     x = check_batch(x0, "x0").detach().clone()
     sig = [float(s) for s in check_sigmas(sigmas)]
     n_steps_each = check_count(n_steps_each, "n_steps_each")
@@ -185,16 +235,18 @@ def _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_eve
     t = 0
     for i, sigma in enumerate(sig):
         eps = step_lr * (sigma / sig[-1]) ** 2
+        x = before_level(x, sigma)
         for _ in range(n_steps_each):
             t += 1
+            x = before_step(x, sigma)
             s = _score(score_fn, x, sigma)
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = langevin_step(x, s, eps, z)
             _check_finite(x, t, total, eps, where=f" at noise level {i + 1} (σ = {sigma:.3g})")
-            if after_step is not None:
-                x = after_step(x, sigma)
+            x = after_step(x, sigma)
             _record(trajectory, x, t, record_every)
     if denoise:
+        x = before_denoise(x, sig[-1])
         x = x + sig[-1] ** 2 * _score(score_fn, x, sig[-1])
         _check_finite(x, total, total, sig[-1] ** 2, where=" in the final denoising step")
         if record_every is not None:

@@ -7,6 +7,13 @@ either a tensor of examples (batches are drawn uniformly with replacement) or a 
 
 Everything random (batches, noise, projections) flows from one ``seed``; the model's initial
 weights are the caller's (call ``seed_everything`` before building it).
+
+**Several processes** (``torchrun --nproc_per_node=N ...``, or any caller that has run
+``torch.distributed.init_process_group``): each process draws its own batches and noise (its
+generators are seeded with ``seed + RANK_STRIDE·rank``), the model is wrapped in
+``DistributedDataParallel``, and every backward pass averages the gradients over the
+processes, so all of them take the same Adam step and hold the same weights: one step is a
+step on the N batches together (N × ``batch_size`` examples). Only rank 0 shows progress.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ from tqdm.auto import tqdm
 from ._validate import check_count, check_positive
 from .utils import get_device, make_generator
 
-__all__ = ["train", "TrainResult", "ema_model", "seconds_per_step"]
+__all__ = ["train", "TrainResult", "ema_model", "seconds_per_step", "step_costs", "process_rank", "RANK_STRIDE"]
+
+# Seeds of different processes lie this far apart, so their batches and noise never coincide.
+RANK_STRIDE = 1_000_003
 
 
 @dataclass
@@ -39,7 +49,7 @@ class TrainResult:
 
     @property
     def best_model(self) -> nn.Module:
-        """The EMA of the weights when one was kept (it samples better), else the model."""
+        """The EMA of the weights when one was kept (it samples better; Song & Ermon 2020), else the model."""
         return self.ema.module if self.ema is not None else self.model
 
 
@@ -48,6 +58,15 @@ def ema_model(model: nn.Module, decay: float) -> AveragedModel:
     if not 0.0 < decay < 1.0:
         raise ValueError(f"ema_decay must be between 0 and 1, got {decay!r}")
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, number of processes) of this process: (0, 1) unless torch.distributed is running."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _batches(data, batch_size: int, generator: torch.Generator, device: torch.device):
@@ -84,6 +103,9 @@ def train(
     keeps an exponential moving average of the weights (``result.ema``). Pass ``optimizer``
     and ``ema`` from an earlier result to resume. ``callback(step, loss)`` runs after every
     step (checkpoints, logging). Raises ``ValueError`` if the loss stops being finite.
+
+    Under ``torch.distributed`` the loss is called with the ``DistributedDataParallel`` wrapper
+    of ``model`` and this process's batch; ``result.losses`` are this process's losses.
     """
     n_steps = check_count(n_steps, "n_steps", minimum=0)
     batch_size = check_count(batch_size, "batch_size")
@@ -93,14 +115,21 @@ def train(
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     if ema is None and ema_decay is not None:
         ema = ema_model(model, ema_decay)
-    batch_gen = make_generator(seed)
-    noise_gen = make_generator(seed + 1, dev)
+    rank, world = process_rank()
+    net = model
+    if world > 1:  # gradients averaged over the processes in every backward pass
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    progress = progress and rank == 0
+    batch_gen = make_generator(seed + RANK_STRIDE * rank)
+    noise_gen = make_generator(seed + 1 + RANK_STRIDE * rank, dev)
     batches = _batches(data, batch_size, batch_gen, dev)
     losses: list[float] = []
     start = time.perf_counter()
     bar = tqdm(range(1, n_steps + 1), desc=desc, disable=not progress, leave=True)
     for step in bar:
-        loss = loss_fn(model, next(batches), noise_gen)
+        loss = loss_fn(net, next(batches), noise_gen)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise ValueError(
@@ -146,3 +175,43 @@ def seconds_per_step(
     train(model, loss_fn, data, n_steps=n_steps, callback=lambda step, loss: stamps.append(time.perf_counter()),
           **train_kwargs)
     return float(torch.tensor(stamps, dtype=torch.float64).diff().median())
+
+
+def step_costs(
+    objectives: dict,
+    dims,
+    *,
+    hidden: int = 128,
+    batch_size: int = 64,
+    n_steps: int = 5,
+    warmup: int = 2,
+    threads: int | None = 1,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Seconds per training step of ``ScoreMLP(d, hidden)`` on standard-normal data for every
+    objective and every dimension: the one way the course times its objectives.
+
+    ``objectives`` maps a name to ``loss_fn(model, batch, generator)``; each (name, d) pair gets
+    a fresh network (seeded with ``seed``) and :func:`seconds_per_step` with the same
+    ``n_steps``, ``warmup`` and ``batch_size``. ``threads`` (default 1) pins torch's intra-op
+    threads while timing, so the numbers measure the algorithm rather than how threads share
+    a busy machine; the previous setting is restored. Returns ``{name: [seconds for each d]}``.
+    """
+    from .densities import Gaussian
+    from .nets import ScoreMLP
+
+    dims = [check_count(d, "dims") for d in dims]
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(check_count(threads, "threads"))
+    try:
+        costs: dict[str, list[float]] = {name: [] for name in objectives}
+        for name, loss_fn in objectives.items():
+            for d in dims:
+                torch.manual_seed(seed)
+                data = Gaussian(torch.zeros(d), 1.0).sample
+                costs[name].append(seconds_per_step(ScoreMLP(d, hidden=hidden), loss_fn, data, n_steps=n_steps,
+                                                    warmup=warmup, batch_size=batch_size, seed=seed))
+    finally:
+        torch.set_num_threads(before)
+    return costs

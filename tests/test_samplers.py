@@ -8,7 +8,7 @@ import torch
 from lessons_lib.data import mixture_1d
 from lessons_lib.densities import Gaussian
 from lessons_lib.noise import geometric_sigmas
-from lessons_lib.samplers import DivergenceError, annealed_langevin, langevin, langevin_step
+from lessons_lib.samplers import DivergenceError, annealed_inpainting, annealed_langevin, langevin, langevin_step
 
 
 def test_langevin_step_is_the_stated_convention():
@@ -129,3 +129,108 @@ def test_annealed_langevin_rejects_bad_schedules_and_scores():
         annealed_langevin(lambda x, s: -x, x0, [1.0, -0.1])
     with pytest.raises(ValueError, match="same shape"):
         annealed_langevin(lambda x, s: x.sum(1), x0, [1.0, 0.1])
+
+
+# --------------------------------------------------------------------------- in-painting
+def _algorithm_2(score, image, mask, sigmas, n_steps_each, step_lr, x0, known_z, step_z):
+    """Song & Ermon (2019), Algorithm 2, transcribed line by line, as in their code: per level
+    draw z̃ ~ N(0, σᵢ²) once, y = x + z̃, set the known part of x̃ to y; then T times a Langevin
+    step on the whole image (the paper's (αᵢ/2)·s + √αᵢ·z is εᵢ·s + √(2εᵢ)·z with
+    εᵢ = step_lr·σᵢ²/σ_L²) and x̃ ← x̃ ⊙ (1 − m) + y ⊙ m. ``known_z[i]`` and ``step_z[i][t]``
+    are standard normal draws replayed from the library's generator."""
+    x = x0.clone()
+    for i, sigma in enumerate(sigmas):
+        eps = step_lr * sigma**2 / sigmas[-1] ** 2
+        y = image + sigma * known_z[i]
+        x = x * (1 - mask) + y * mask
+        for t in range(n_steps_each):
+            x = x + eps * score(x, sigma) + (2 * eps) ** 0.5 * step_z[i][t]
+            x = x * (1 - mask) + y * mask
+    return x * (1 - mask) + image * mask
+
+
+def _ncsnv2_inpainting(score, image, mask, sigmas, n_steps_each, step_lr, x0, known_z):
+    """NCSNv2's `anneal_Langevin_dynamics_inpainting` (Song & Ermon 2020), transcribed: before
+    every step the known part is set to x + σᵢ·z with a fresh z, then one Langevin step."""
+    x = x0.clone()
+    for i, sigma in enumerate(sigmas):
+        eps = step_lr * sigma**2 / sigmas[-1] ** 2
+        for t in range(n_steps_each):
+            kz, sz = known_z[i][t]
+            x = x * (1 - mask) + (image + sigma * kz) * mask
+            x = x + eps * score(x, sigma) + (2 * eps) ** 0.5 * sz
+    return x * (1 - mask) + image * mask
+
+
+def _inpainting_problem():
+    gauss = Gaussian([1.0, -1.0, 0.5], [[1.0, 0.8, 0.3], [0.8, 1.0, 0.5], [0.3, 0.5, 1.0]])
+    noisy = {}
+
+    def score(x, sigma):
+        if sigma not in noisy:
+            noisy[sigma] = gauss.perturbed(sigma)
+        return noisy[sigma].score(x)
+
+    image = torch.tensor([[2.0, 0.0, -1.0]], dtype=torch.float64).repeat(5, 1)
+    mask = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+    sigmas = [float(s) for s in geometric_sigmas(2.0, 0.1, 4)]
+    return score, image, mask, sigmas
+
+
+def test_inpainting_per_level_is_song_and_ermon_2019_algorithm_2_with_replayed_noise():
+    score, image, mask, sigmas = _inpainting_problem()
+    T, lr = 3, 0.01
+    out = annealed_inpainting(score, image, mask, sigmas, n_steps_each=T, step_lr=lr,
+                              generator=torch.Generator().manual_seed(7))
+    # replay the generator in the documented order: x0, then per level [known noise, T step noises]
+    g = torch.Generator().manual_seed(7)
+    x0 = torch.rand(image.shape, generator=g, dtype=image.dtype)
+    known_z, step_z = [], []
+    for _ in sigmas:
+        known_z.append(torch.randn(image.shape, generator=g, dtype=image.dtype))
+        step_z.append([torch.randn(image.shape, generator=g, dtype=image.dtype) for _ in range(T)])
+    expected = _algorithm_2(score, image, mask, sigmas, T, lr, x0, known_z, step_z)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+def test_inpainting_per_step_is_ncsnv2_with_replayed_noise():
+    score, image, mask, sigmas = _inpainting_problem()
+    T, lr = 3, 0.01
+    out = annealed_inpainting(score, image, mask, sigmas, n_steps_each=T, step_lr=lr,
+                              generator=torch.Generator().manual_seed(8), known_noise="per_step")
+    g = torch.Generator().manual_seed(8)
+    x0 = torch.rand(image.shape, generator=g, dtype=image.dtype)
+    known_z = [[(torch.randn(image.shape, generator=g, dtype=image.dtype),
+                 torch.randn(image.shape, generator=g, dtype=image.dtype)) for _ in range(T)] for _ in sigmas]
+    expected = _ncsnv2_inpainting(score, image, mask, sigmas, T, lr, x0, known_z)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("known_noise", ["per_level", "per_step"])
+def test_inpainting_score_only_sees_known_pixels_at_the_level_it_is_asked_about(known_noise):
+    """Every call s(x, σᵢ) must see the known pixels at noise level σᵢ — the first step of a new
+    level included (the bug: they were still at the previous level's noise, 1.6× too large
+    here). Per level: the same perturbation for every step of a level; per step: a new one."""
+    image = torch.zeros(4, 20_000, dtype=torch.float64)
+    mask = torch.zeros(20_000, dtype=torch.float64)
+    mask[:10_000] = 1.0
+    seen = []
+
+    def score(x, sigma):
+        seen.append((sigma, x[:, :10_000].clone()))
+        return -x / (1 + sigma**2)
+
+    sigmas = [float(s) for s in geometric_sigmas(4.0, 0.1, 9)]  # neighbours 1.6× apart
+    mode = {} if known_noise == "per_level" else {"known_noise": known_noise}  # per level is the default
+    annealed_inpainting(score, image, mask, sigmas, n_steps_each=3, step_lr=1e-4, denoise=True,
+                        generator=torch.Generator().manual_seed(9), **mode)
+    assert len(seen) == 9 * 3 + 1
+    for sigma, known in seen:
+        assert known.std().item() / sigma == pytest.approx(1.0, abs=0.02)
+    same_within_level = [torch.equal(seen[k][1], seen[k + 1][1]) for k in range(0, 27, 3)]
+    assert all(same_within_level) if known_noise == "per_level" else not any(same_within_level)
+
+
+def test_inpainting_rejects_an_unknown_noise_mode():
+    with pytest.raises(ValueError, match="per_level"):
+        annealed_inpainting(lambda x, s: -x, torch.zeros(2, 3), torch.ones(3), [1.0, 0.5], known_noise="once")
