@@ -143,7 +143,7 @@ for ax in (ax_a, ax_b):
                levels=6, colors="k", linewidths=0.7)
     ax.set(xlabel="$x_1$", ylabel="$x_2$", xlim=(-6, 6), ylim=(-6, 6))
 for i in range(6):
-    line, = ax_a.plot(path[:, i, 0], path[:, i, 1], lw=0.8, marker=".", ms=2)
+    line, = ax_a.plot(path[:, i, 0], path[:, i, 1], lw=0.6, marker=".", ms=2, alpha=0.6)
     ax_a.plot(*path[0, i], "o", color=line.get_color(), ms=8, mfc="white", mew=2, label="start" if i == 0 else None)
     ax_a.plot(*path[-1, i], "*", color=line.get_color(), ms=14, mec="k", label="end (step 500)" if i == 0 else None)
 ax_a.legend(loc="upper right")
