@@ -2,30 +2,36 @@
 #   make course   set everything up (virtual environment, package, Jupyter kernel) and open JupyterLab
 #   make test     run the whole test suite (library, exercise checks, notebooks under nbval)
 # Other targets: make setup (no JupyterLab), make notebooks (re-execute the .ipynb from the .py
-# sources), make student (the student edition), make benchmarks.
+# sources), make student (the student edition), make homework COURSE=dir (the problem sets as an
+# nbgrader course), make book (the course as a static site in _build/book), make benchmarks, make mnist-train (download the MNIST training split; the
+# test split ships in data/mnist).
 
 PYTHON ?= python3
-# The offline MNIST copy beside the repository, when there is one (CI and this course's machines).
-export LESSONS_LIB_MNIST_DIR ?= $(if $(wildcard ../shared/data/mnist/t10k-images-idx3-ubyte.gz),$(abspath ../shared/data/mnist))
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# JupyterLab settings for this environment only (no news pop-up); user settings still win.
+OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # torch is pinned here (not in pyproject.toml): 2.13.0 is the CPU build that installs offline.
 TORCH  ?= torch==2.13.0
 
-.PHONY: course setup test notebooks student benchmarks clean
+.PHONY: course setup test notebooks student homework book benchmarks mnist-train clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[course,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[course,dev,book]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (score matching)" >/dev/null
 	touch $@
 
-setup: $(BIN)/.installed
+$(OVERRIDES): tools/jupyterlab_overrides.json $(BIN)/.installed
+	mkdir -p $(dir $@)
+	cp $< $@
+
+setup: $(BIN)/.installed $(OVERRIDES)
 
 course: setup
-	$(BIN)/jupyter lab notebooks/01_score_function.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks notebooks/01_score_function.ipynb
 
 test: setup
 	$(BIN)/python -m pytest
@@ -36,8 +42,19 @@ notebooks: setup
 student: setup
 	$(BIN)/python -m lessons_lib.student_edition notebooks student
 
+# The problem sets as an nbgrader course: make homework COURSE=my_course [FORCE=--force]
+homework: setup
+	$(BIN)/python -m lessons_lib.homework notebooks $(or $(COURSE),$(error set COURSE=folder)) $(FORCE)
+
+# The course as a static site, from the committed notebooks (never re-executed): _build/book
+book: setup
+	$(BIN)/python -m tools.build_book
+
 benchmarks: setup
 	$(BIN)/python -m benchmarks.run
 
+mnist-train: setup
+	$(BIN)/python -c "from lessons_lib.data import load_mnist; load_mnist('train', download=True)"
+
 clean:
-	rm -rf $(VENV) student artifacts .pytest_cache
+	rm -rf $(VENV) student artifacts _build .pytest_cache

@@ -59,6 +59,10 @@ def sections(repeats: int):
     yield "samplers", "Sampler quality on known targets", (
         "4,000 chains from a uniform box around the data; mode weights by the most responsible "
         "component; the same score-evaluation budget for both samplers.", _lazy("samplers", "quality_table"))
+    yield "sde", "Score-SDE samplers on known targets", (
+        "Lesson 07: the reverse SDE, predictor–corrector, the probability-flow ODE and annealed Langevin "
+        "with the exact scores of the perturbed mixtures, at equal numbers of score evaluations "
+        "(`benchmarks/sde.py`). Mode weights by the most responsible component.", _lazy("sde", "quality_table"))
     yield "widgets", "Slider latency", (
         "Setting a slider's value headlessly, five values each: the explorer's recomputation and "
         "redraw plus the PNG rendering Jupyter's inline backend does.", _lazy("widgets", "latency_table"))
@@ -72,6 +76,10 @@ def sections(repeats: int):
         "feature space of the classifier of `benchmarks/mnist_classifier.py`, and the class "
         "fractions of the samples). On a GPU when there is one: on 2 CPU cores this section "
         "takes about an hour.", _lazy("mnist_quality", "quality_table", device="auto"))
+    yield "sde_mnist", "MNIST: score-SDE samplers and the ODE likelihood", (
+        "Lesson 07's samplers with the shipped checkpoint at equal network evaluations, scored like the "
+        "section above, and the time of one ODE log-likelihood in bits/dim (`benchmarks/sde.py --mnist`). "
+        "On a GPU when there is one.", _lazy("sde", "mnist_table", device="auto"))
     yield "course", "Course runtime", (
         "Each notebook executed top to bottom on a fresh kernel (nbclient).",
         _lazy("course", "runtime_table", repeats))

@@ -6,27 +6,11 @@ from __future__ import annotations
 import torch
 
 from lessons_lib.data import mixture_1d, mixture_2d
+from lessons_lib.densities import sample_errors
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.samplers import annealed_langevin, langevin
 
 N_CHAINS = 4000
-
-
-def _mixture_moments(mix):
-    mean = (mix.weights[:, None] * mix.means).sum(0)
-    centred = mix.means - mean
-    cov = (mix.weights[:, None, None] * (mix.covs + centred[:, :, None] * centred[:, None, :])).sum(0)
-    return mean, cov
-
-
-def _errors(mix, x):
-    """(max |weight error| over components, |mean error|, relative Frobenius covariance error)."""
-    labels = mix.responsibilities(x.double()).argmax(-1)
-    weights = torch.bincount(labels, minlength=mix.n_components).double() / len(x)
-    mean, cov = _mixture_moments(mix)
-    x = x.double()
-    cov_err = torch.linalg.norm(torch.cov(x.T).reshape(mix.dim, mix.dim) - cov) / torch.linalg.norm(cov)
-    return (weights - mix.weights).abs().max().item(), torch.linalg.norm(x.mean(0) - mean).item(), cov_err.item()
 
 
 def quality_table(budgets=(100, 300, 1000, 3000)) -> str:
@@ -39,11 +23,11 @@ def quality_table(budgets=(100, 300, 1000, 3000)) -> str:
         noisy = {float(s): mix.perturbed(float(s)) for s in sigmas}
         for budget in budgets:
             x = langevin(mix.score, x0, step_size=0.02, n_steps=budget, generator=g)
-            w, m, c = _errors(mix, x)
+            w, m, c = sample_errors(mix, x)
             rows.append(f"| {target_name} | Langevin, ε = 0.02 | {budget} | {w:.3f} | {m:.3f} | {c:.3f} |")
             x = annealed_langevin(lambda x, s: noisy[s].score(x), x0, sigmas, n_steps_each=budget // 10,
                                   step_lr=0.002, generator=g)
-            w, m, c = _errors(mix, x)
+            w, m, c = sample_errors(mix, x)
             rows.append(f"| {target_name} | annealed, 10 levels 10→0.1, ε = 0.002 | {budget} | {w:.3f} | {m:.3f} | {c:.3f} |")
     return "\n".join(rows)
 

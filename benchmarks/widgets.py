@@ -17,6 +17,7 @@ from lessons_lib import widgets
 from lessons_lib.data import mixture_1d, mixture_2d
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
+from lessons_lib.sde import VESDE
 
 
 def _cases():
@@ -31,6 +32,8 @@ def _cases():
     start = 8 * torch.rand(500, 2, generator=torch.Generator().manual_seed(0)) - 4
     yield ("LangevinExplorer, 500 chains × 200 steps (lesson 05)",
            lambda: widgets.LangevinExplorer(mixture_2d(), start, step_size=0.05, n_steps=200), "step_slider", [0.01, 0.02, 0.1, 0.2, 0.5])
+    yield ("SDETimeExplorer (lesson 07)", lambda: widgets.SDETimeExplorer(mixture_2d(), VESDE(0.01, 50.0)), "slider",
+           [0.0, 0.2, 0.4, 0.7, 1.0])
     sigmas = geometric_sigmas(10.0, 0.01, 15)
     trajectory = torch.rand(len(sigmas) + 2, 64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     yield ("SigmaLevelExplorer, 64 digits × 17 states (lesson 06)",

@@ -2,7 +2,8 @@
 
 One concept per module: ``densities`` (exact reference densities and scores), ``autodiff``
 (scores by autograd, Jacobian traces), ``losses`` (ESM, ISM, SSM, SSM-VR, DSM, NCSN), ``noise``
-(σ schedules, perturbation), ``samplers`` (Langevin, annealed Langevin), ``nets`` (score
+(σ schedules, perturbation), ``samplers`` (Langevin, annealed Langevin), ``sde`` (score SDEs:
+reverse-time and probability-flow sampling, likelihood), ``nets`` (score
 networks), ``training`` (the one training loop), ``data`` (datasets), ``plotting``, ``utils``.
 """
 

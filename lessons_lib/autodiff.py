@@ -28,6 +28,8 @@ __all__ = [
     "jacobian_trace",
     "hutchinson_trace",
     "sample_projections",
+    "hutchinson_variance",
+    "linear_hutchinson_estimates",
 ]
 
 Tensor = torch.Tensor
@@ -116,12 +118,14 @@ def sample_projections(
     raise ValueError(f"kind must be 'rademacher' or 'gaussian', got {kind!r}")
 
 
-def projected_jacobian(f_out: Tensor, x: Tensor, v: Tensor) -> Tensor:
+def projected_jacobian(f_out: Tensor, x: Tensor, v: Tensor, create_graph: bool = True) -> Tensor:
     """vᵀ (∂f/∂x) v per sample, given f_out = f(x) computed from ``x`` with grad enabled.
 
-    One vector-Jacobian product: u = vᵀJ, then Σ u ⊙ v over the event dimensions.
+    One vector-Jacobian product: u = vᵀJ, then Σ u ⊙ v over the event dimensions. With
+    ``create_graph=False`` the result cannot be differentiated again (a loss needs the default),
+    and the product costs several times less for a network.
     """
-    (vjp,) = torch.autograd.grad(f_out, x, grad_outputs=v, create_graph=True, retain_graph=True)
+    (vjp,) = torch.autograd.grad(f_out, x, grad_outputs=v, create_graph=create_graph, retain_graph=True)
     return (vjp * v).flatten(1).sum(-1)
 
 
@@ -146,3 +150,36 @@ def hutchinson_trace(
             v = sample_projections(x.shape, kind, generator, x.dtype, x.device)
             total = total + projected_jacobian(out, x_in, v)
     return total / n_projections
+
+
+def hutchinson_variance(A: Tensor, kind: str = "rademacher") -> float:
+    r"""Closed-form variance of one Hutchinson estimate :math:`v^\top A v` of tr A.
+
+    Only the symmetric part :math:`S = (A + A^\top)/2` enters :math:`v^\top A v`. Rademacher:
+    :math:`2\sum_{i\ne j} S_{ij}^2` (the diagonal contributes no randomness, since
+    :math:`v_i^2 = 1`); Gaussian: :math:`2\|S\|_F^2`. With M projections divide by M.
+    """
+    A = torch.as_tensor(A, dtype=torch.float64)
+    if A.dim() != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
+    sym = (A + A.T) / 2
+    if kind == "rademacher":
+        return 2 * float((sym**2).sum() - (torch.diagonal(sym) ** 2).sum())
+    if kind == "gaussian":
+        return 2 * float((sym**2).sum())
+    raise ValueError(f"kind must be 'rademacher' or 'gaussian', got {kind!r}")
+
+
+def linear_hutchinson_estimates(
+    A: Tensor, n_repeats: int, n_projections: int = 1, kind: str = "rademacher",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``n_repeats`` independent Hutchinson estimates of tr A, each the mean of vᵀAv over
+    ``n_projections`` projections: :func:`hutchinson_trace` applied to the linear field
+    f(x) = Ax (whose Jacobian is A everywhere) at ``n_repeats`` points. Shape (n_repeats,)."""
+    A = torch.as_tensor(A, dtype=torch.float64)
+    if A.dim() != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
+    n_repeats = check_count(n_repeats, "n_repeats")
+    x = torch.zeros(n_repeats, A.shape[0], dtype=torch.float64)
+    return hutchinson_trace(lambda y: y @ A.T, x, n_projections, kind=kind, generator=generator).detach()

@@ -7,8 +7,16 @@ from the library (:mod:`lessons_lib.densities`, :mod:`lessons_lib.losses`,
 
 * prints ``✓ <exercise> matches the reference on N test cases`` when every case agrees;
 * prints ``○ <exercise>: not attempted yet ...`` when ``fn`` still raises
-  ``NotImplementedError`` (so the rest of the notebook still runs), unless the environment
-  variable ``LESSONS_LIB_GRADING=1`` asks for grading: then that is a failure too;
+  ``NotImplementedError`` (so the rest of the notebook still runs), unless the notebook is being
+  graded: then that is a failure too. Grading is on when nbgrader runs the notebook (it sets
+  ``NBGRADER_EXECUTION`` to ``autograde`` or ``validate`` in the kernel's environment) or when
+  ``LESSONS_LIB_GRADING=1``. Both are read from the environment the kernel *started* with as
+  well as from ``os.environ``, and once on, grading stays on: a student's code cannot switch it
+  off by changing ``os.environ``;
+* fails with "not your own work: calls lessons_lib.<name>" when ``fn`` reaches the library's
+  own implementation of the exercise, however it gets there (an import inside the function, an
+  alias, ``getattr``, a lambda, the reference passed in directly): every call of ``fn`` runs
+  under a profiler hook that watches for the code objects listed in :data:`OWN_WORK`;
 * otherwise raises ``AssertionError`` with a diagnosis. The diagnosis comes from comparing the
   student's output with *known wrong answers* computed on the same inputs (the sign flipped,
   a factor 2 or σ² too many, the ½ missing, the sum instead of the mean over the batch, the
@@ -28,6 +36,8 @@ The exercises and their signatures (the reference of each is in :data:`REFERENCE
 ``dsm_loss``                ``(score_fn, x, sigma, z)`` → ½ mean ‖s(x + σz) + z/σ‖²
 ``langevin_step``           ``(x, score, step_size, z)`` → x + ε·score + √(2ε)·z
 ``ncsn_loss``               ``(score_fn, x, sigma, z)``, sigma (B,) → ½ mean ‖σ·s(x + σz, σ) + z‖²
+``reverse_sde_step``        ``(x, score, g, dt, z)`` → x + g²·score·dt + g·√dt·z (t → t − dt)
+``probability_flow_step``   ``(x, score, g, dt)`` → x + ½·g²·score·dt (t → t − dt)
 ``annealed_langevin``       ``(score_fn, x, sigmas, step_lr, noise)``, noise (L, T, *x.shape) →
                             x after T steps x + εᵢ·s(x, σᵢ) + √(2εᵢ)·noise[i, t] at each level,
                             σ₁ first, εᵢ = step_lr·σᵢ²/σ_L²
@@ -38,19 +48,21 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from . import losses
+from . import autodiff, losses, samplers, sde
 from .losses import _sum_event
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
-from .densities import Gaussian
+from .densities import Gaussian, GaussianMixture
 from .nets import LinearScore, ScoreMLP
 from .noise import geometric_sigmas, sigma_like
 from .samplers import langevin_step
+from .sde import probability_flow_step, reverse_sde_step
 
 __all__ = [
     "check_gaussian_score",
@@ -59,15 +71,20 @@ __all__ = [
     "check_dsm_loss",
     "check_langevin_step",
     "check_ncsn_loss",
+    "check_reverse_sde_step",
+    "check_probability_flow_step",
     "check_annealed_langevin",
     "REFERENCES",
+    "OWN_WORK",
 ]
 
 Tensor = torch.Tensor
 
-# Set to 1 when grading (e.g. `LESSONS_LIB_GRADING=1 nbgrader autograde ...`): a check whose
-# exercise still raises NotImplementedError then fails instead of printing "not attempted yet".
+# Set to 1 to grade without nbgrader (nbgrader's own NBGRADER_EXECUTION is enough with it): a
+# check whose exercise still raises NotImplementedError then fails instead of printing
+# "not attempted yet".
 GRADING_ENV = "LESSONS_LIB_GRADING"
+NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 # Agreement with the reference (float32 inputs; the student may sum in another order).
 RTOL, ATOL = 1e-4, 1e-5
@@ -114,9 +131,28 @@ REFERENCES: dict[str, Callable] = {
     "dsm_loss": _ref_dsm_loss,
     "langevin_step": langevin_step,
     "ncsn_loss": _ref_ncsn_loss,
+    "reverse_sde_step": reverse_sde_step,
+    "probability_flow_step": probability_flow_step,
     "annealed_langevin": _ref_annealed_langevin,
 }
 """The reference solution of each exercise, with the exercise's signature, built on the library."""
+
+OWN_WORK: dict[str, tuple[Callable, ...]] = {
+    "gaussian_score": (Gaussian.score, GaussianMixture.score),
+    "ism_loss": (losses.ism_loss, autodiff.jacobian_trace),
+    "ssm_loss": (losses.ssm_loss, losses.ssm_vr_loss, autodiff.projected_jacobian, autodiff.hutchinson_trace),
+    "dsm_loss": (losses.dsm_loss, losses.ncsn_loss, losses.ncsn_loss_at),
+    "langevin_step": (samplers.langevin_step,),
+    "ncsn_loss": (losses.ncsn_loss, losses.ncsn_loss_at, losses.dsm_loss),
+    "reverse_sde_step": (sde.reverse_sde_step, sde.reverse_sde_sample, sde.pc_sample),
+    "probability_flow_step": (sde.probability_flow_step, sde.ode_sample, sde.ode_encode),
+    "annealed_langevin": (samplers.annealed_langevin, samplers.annealed_inpainting),
+}
+"""For each exercise, the library functions that *are* its answer (or contain it): an answer that
+calls one of them, directly or not, is not the student's own work (nor one that calls the
+exercise's entry in :data:`REFERENCES`). The building blocks a lesson teaches before the
+exercise (autograd, a score model, the Gaussian's log-density, the single Langevin step inside
+the annealed sampler) stay free."""
 
 
 # --------------------------------------------------------------------------- the machinery
@@ -221,15 +257,59 @@ def _shape_problem(ex: _Exercise, got: Tensor, expected: Tensor) -> str | None:
     return f"it returned shape {_shape(got)}, expected {_shape(expected)}"
 
 
+class NotOwnWorkError(AssertionError):
+    """The answer calls the library's own implementation of the exercise."""
+
+
+def _qualified(code) -> str:
+    functions = [*REFERENCES.values(), *(f for fns in OWN_WORK.values() for f in fns)]
+    module = {f.__code__: f.__module__ for f in functions}.get(code, "lessons_lib")
+    return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
+
+
+def _guarded_call(ex: _Exercise, fn: Callable, args: tuple):
+    """``fn(*args)`` under a profiler hook that records any call of the exercise's library
+    implementation (:data:`OWN_WORK`); such a call, or an answer that removes the hook, fails."""
+    __tracebackhide__ = True
+    own = {f.__code__ for f in OWN_WORK.get(ex.name, ())}
+    watched = own | {REFERENCES[ex.name].__code__}
+    seen: list = []
+
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code in watched:
+            seen.append(frame.f_code)
+
+    previous = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        result = fn(*args)
+    finally:
+        removed = sys.getprofile() is not hook
+        sys.setprofile(previous)
+        if seen or removed:
+            # name the library function rather than the check's own wrapper around it
+            named = next((code for code in seen if code in own), seen[0]) if seen else None
+            what = f"calls {_qualified(named)}" if seen else "it switched off the check's call tracing (sys.setprofile)"
+            raise NotOwnWorkError(
+                f"{ex.name}: not your own work: {what}, the library's implementation of this "
+                "exercise. Write the computation yourself from the formula "
+                f"({ex.formula}); the check compares it with that implementation."
+            )
+    return result
+
+
 def _call(ex: _Exercise, fn: Callable, case: _Case):
     """``(result, args)`` of ``fn`` on fresh inputs of the case; ``None`` while ``fn`` still
-    raises NotImplementedError. Any other error becomes an AssertionError naming the case."""
+    raises NotImplementedError. Any other error becomes an AssertionError naming the case; a
+    call of the library's implementation of the exercise raises :class:`NotOwnWorkError`."""
     __tracebackhide__ = True
     args = case.build()
     try:
-        return fn(*args), args
+        return _guarded_call(ex, fn, args), args
     except NotImplementedError:
         return None
+    except NotOwnWorkError:
+        raise
     except Exception as err:  # the student's code failed: say where, keep the traceback
         hint = ex.error_hint(str(err))
         raise AssertionError(
@@ -294,9 +374,32 @@ def _gradient_problem(ex: _Exercise, got: Tensor, args: tuple, case: _Case) -> s
     return None
 
 
+def _initial_environment() -> dict[str, str]:
+    """The environment this process started with (Linux: /proc/self/environ), which assignments
+    to ``os.environ`` do not change; elsewhere an empty dict."""
+    try:
+        raw = open("/proc/self/environ", "rb").read()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def _asks_for_grading(env) -> bool:
+    explicit = env.get(GRADING_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return explicit or env.get(NBGRADER_ENV, "") in ("autograde", "validate")
+
+
+_GRADING_SEEN = _asks_for_grading(os.environ) or _asks_for_grading(_initial_environment())
+
+
 def _grading() -> bool:
-    """Grading mode (``LESSONS_LIB_GRADING=1``): an exercise not attempted fails its check."""
-    return os.environ.get(GRADING_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    """Grading mode: an exercise not attempted fails its check. On when nbgrader runs the
+    notebook (``NBGRADER_EXECUTION``) or with ``LESSONS_LIB_GRADING=1``, in the environment the
+    kernel started with or at any check since; once on, it stays on."""
+    global _GRADING_SEEN
+    _GRADING_SEEN = _GRADING_SEEN or _asks_for_grading(os.environ)
+    return _GRADING_SEEN
 
 
 def _run(ex: _Exercise, fn: Callable) -> None:
@@ -308,7 +411,10 @@ def _run(ex: _Exercise, fn: Callable) -> None:
         called = _call(ex, fn, case)
         if called is None:
             if _grading():
-                raise AssertionError(f"{ex.name}: not attempted (it still raises NotImplementedError)")
+                raise AssertionError(
+                    f"{ex.name}: not attempted: it still raises NotImplementedError. Replace "
+                    "`raise NotImplementedError` with your solution before you submit."
+                )
             print(
                 f"○ {ex.name}: not attempted yet (it still raises NotImplementedError). Replace "
                 "`raise NotImplementedError` with your solution and run this cell again."
@@ -878,6 +984,126 @@ def check_ncsn_loss(ncsn_loss: Callable) -> None:
     with the same levels and noise (value and gradient), on points and on 28×28 images."""
     __tracebackhide__ = True
     _run(_NCSN_LOSS, ncsn_loss)
+
+
+# --------------------------------------------------------------------------- reverse_sde_step, probability_flow_step
+def _sde_step_case(seed: int, shape: tuple[int, ...], g: float, dt: float, noise: bool) -> _Case:
+    def make(gen: torch.Generator) -> tuple:
+        x = torch.randn(shape, generator=gen)
+        score = -x + 0.5 * torch.randn(shape, generator=gen)
+        z = torch.randn(shape, generator=gen)
+        return (x, score, g, dt, z) if noise else (x, score, g, dt)
+
+    what = "x, score and z" if noise else "x and score"
+    return _Case(f"{what} of shape {shape}, g = {g}, dt = {dt}", _seeded(seed, make))
+
+
+def _sde_step_cases(noise: bool) -> Callable[[], list[_Case]]:
+    # g ≠ 1 and g ≠ 2, so that g, g² and ½g² are three different numbers in every case
+    return lambda: [
+        _sde_step_case(60, (6, 2), 2.5, 0.03, noise),
+        _sde_step_case(61, (5, 1), 0.7, 0.1, noise),
+        _sde_step_case(62, (3, 1, 28, 28), 4.0, 0.01, noise),
+    ]
+
+
+def _reverse(drift: Callable[[float, float], float], noise: Callable[[float, float], float], keep_x: bool = True):
+    """A wrong reverse-SDE step x + drift(g, dt)·score + noise(g, dt)·z."""
+    return lambda x, score, g, dt, z: keep_x * x + drift(g, dt) * score + noise(g, dt) * z
+
+
+def _g2dt(g: float, dt: float) -> float:
+    return g**2 * dt
+
+
+def _g_sqrt_dt(g: float, dt: float) -> float:
+    return g * math.sqrt(dt)
+
+
+_REVERSE_SDE_STEP = _Exercise(
+    name="reverse_sde_step",
+    formula="x + g²·score·dt + g·√dt·z with the z you are given (reverse-time Euler–Maruyama, from t to t − dt)",
+    cases=_sde_step_cases(noise=True),
+    random_hint="use the noise z you are given; do not draw new noise with torch.randn",
+    mistakes=[
+        _Mistake(
+            "wrong sign on the score term: going backwards in time the drift −g²∇log p·dt becomes "
+            "+g²·score·dt (the step moves towards higher density)",
+            _reverse(lambda g, dt: -_g2dt(g, dt), _g_sqrt_dt),
+        ),
+        _Mistake(
+            "the score term has a ½: that is the probability-flow ODE's drift; the reverse SDE has "
+            "g²·score·dt, twice as much, because its noise spreads the samples out again",
+            _reverse(lambda g, dt: 0.5 * _g2dt(g, dt), _g_sqrt_dt),
+        ),
+        _Mistake("the score is multiplied by g; the drift is g²·score·dt", _reverse(lambda g, dt: g * dt, _g_sqrt_dt)),
+        _Mistake(
+            "the noise is multiplied by g²; the diffusion coefficient multiplies dW̄ once: g·√dt·z",
+            _reverse(_g2dt, lambda g, dt: g**2 * math.sqrt(dt)),
+        ),
+        _Mistake(
+            "the noise is not scaled by √dt: a Brownian increment over dt has standard deviation √dt",
+            _reverse(_g2dt, lambda g, dt: g),
+        ),
+        _Mistake(
+            "the noise is scaled by dt; a Brownian increment over dt has standard deviation √dt",
+            _reverse(_g2dt, lambda g, dt: g * dt),
+        ),
+        _Mistake("the noise term g·√dt·z is missing (that would be a different ODE, not the reverse SDE)",
+                 _reverse(_g2dt, lambda g, dt: 0.0)),
+        _Mistake("the noise is subtracted: add g·√dt·z with the z you are given",
+                 _reverse(_g2dt, lambda g, dt: -_g_sqrt_dt(g, dt))),
+        _Mistake("the score term is not multiplied by dt", _reverse(lambda g, dt: g**2, _g_sqrt_dt)),
+        _Mistake(
+            "it returns the increment g²·score·dt + g·√dt·z; return the new point x + ...",
+            _reverse(_g2dt, _g_sqrt_dt, keep_x=False),
+        ),
+    ],
+)
+
+
+def check_reverse_sde_step(reverse_sde_step: Callable) -> None:
+    """Check ``reverse_sde_step(x, score, g, dt, z)`` against
+    :func:`lessons_lib.sde.reverse_sde_step` on points and on a batch of 28×28 images."""
+    __tracebackhide__ = True
+    _run(_REVERSE_SDE_STEP, reverse_sde_step)
+
+
+def _flow(drift: Callable[[float, float], float], keep_x: bool = True):
+    """A wrong probability-flow step x + drift(g, dt)·score."""
+    return lambda x, score, g, dt: keep_x * x + drift(g, dt) * score
+
+
+_PROBABILITY_FLOW_STEP = _Exercise(
+    name="probability_flow_step",
+    formula="x + ½·g²·score·dt (Euler on the probability-flow ODE, from t to t − dt)",
+    cases=_sde_step_cases(noise=False),
+    random_hint="the probability-flow ODE is deterministic: do not draw any noise",
+    mistakes=[
+        _Mistake(
+            "the ½ is missing: x + g²·score·dt is the reverse SDE's drift; without its noise the "
+            "flow must move only half as far, ½·g²·score·dt",
+            _flow(_g2dt),
+        ),
+        _Mistake(
+            "wrong sign: going from t to t − dt the velocity −½g²∇log p is reversed, x + ½·g²·score·dt",
+            _flow(lambda g, dt: -0.5 * _g2dt(g, dt)),
+        ),
+        _Mistake("the score is multiplied by ½·g; it must be ½·g² (g² = dσ²/dt)", _flow(lambda g, dt: 0.5 * g * dt)),
+        _Mistake("the score is multiplied by g; it must be ½·g²", _flow(lambda g, dt: g * dt)),
+        _Mistake("the factor is (½g)² = ¼g²; it must be ½·g²", _flow(lambda g, dt: 0.25 * _g2dt(g, dt))),
+        _Mistake("the score term is not multiplied by dt", _flow(lambda g, dt: 0.5 * g**2)),
+        _Mistake("it returns the increment ½·g²·score·dt; return the new point x + ½·g²·score·dt",
+                 _flow(lambda g, dt: 0.5 * _g2dt(g, dt), keep_x=False)),
+    ],
+)
+
+
+def check_probability_flow_step(probability_flow_step: Callable) -> None:
+    """Check ``probability_flow_step(x, score, g, dt)`` against
+    :func:`lessons_lib.sde.probability_flow_step` on points and on a batch of 28×28 images."""
+    __tracebackhide__ = True
+    _run(_PROBABILITY_FLOW_STEP, probability_flow_step)
 
 
 # --------------------------------------------------------------------------- annealed_langevin

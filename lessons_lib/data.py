@@ -13,9 +13,14 @@ MNIST (28×28 grey digits), read from the original IDX files with numpy only:
 * :func:`mnist_train_heldout` — training images plus a fixed held-out set (always the *last*
   ``n_heldout`` images of the test split, so quality measurements are comparable everywhere);
   it trains on the first test images when the training split is not available;
-* :func:`mnist_dir` — the folder the files are read from: the ``root`` argument, else the
-  environment variable ``LESSONS_LIB_MNIST_DIR``, else ``$XDG_CACHE_HOME/lessons_lib/mnist``
-  (``~/.cache/lessons_lib/mnist`` when ``XDG_CACHE_HOME`` is not set).
+* :func:`mnist_search_path` — the folders a split is looked for in, in order: the ``root``
+  argument alone when given; else the folder named by the environment variable
+  ``LESSONS_LIB_MNIST_DIR`` (when set), then the checkout's own ``data/mnist`` (the bundled
+  test split), then the user cache ``$XDG_CACHE_HOME/lessons_lib/mnist`` (``~/.cache/...``
+  when ``XDG_CACHE_HOME`` is not set). A split is read from the first folder that has both of
+  its files;
+* :func:`mnist_dir` — the folder downloads go to: ``root``, else ``LESSONS_LIB_MNIST_DIR``,
+  else the user cache.
 
 The files keep their official names (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
 ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``), gzipped or decompressed (the same
@@ -24,8 +29,8 @@ value, then its IDX header (magic number, dimensions, byte count). Any problem �
 corrupt, truncated or foreign file, no network — raises :class:`MNISTError` with a message that
 names the file and says what to do. Nothing is downloaded unless ``download=True`` is passed;
 a download goes to a temporary file in the same folder and is renamed into place only once its
-checksum is right. In this course's repository ``../shared/data/mnist`` holds the test split
-only.
+checksum is right. The repository ships the test split in ``data/mnist`` (10,000 images);
+the training split (60,000) is downloaded on request.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ __all__ = [
     "MNISTError",
     "MNISTSplit",
     "mnist_dir",
+    "mnist_search_path",
+    "BUNDLED_MNIST_DIR",
     "load_mnist",
     "mnist_train_heldout",
 ]
@@ -116,9 +123,11 @@ _MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 _DOWNLOAD_TIMEOUT = 60.0  # seconds without data before a mirror is given up
-_SHARED_NOTE = (
-    "In this course's repository, ../shared/data/mnist (relative to the repository root) holds "
-    "the test split only (10,000 images); the training split has to be downloaded."
+# The test split shipped with the course: data/mnist at the root of the checkout.
+BUNDLED_MNIST_DIR = pathlib.Path(__file__).resolve().parents[1] / "data" / "mnist"
+_BUNDLED_NOTE = (
+    "The course's repository ships the test split only (10,000 images, in data/mnist); "
+    "download the training split with load_mnist('train', download=True) or `make mnist-train`."
 )
 
 
@@ -149,20 +158,44 @@ class MNISTSplit:
         )
 
 
+def _user_cache() -> str:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "lessons_lib", "mnist")
+
+
+def _absolute(path) -> pathlib.Path:
+    return pathlib.Path(os.path.abspath(os.path.expanduser(path)))
+
+
 def mnist_dir(root=None) -> pathlib.Path:
-    """The folder MNIST files are read from (and downloaded to), as an absolute path.
+    """The folder MNIST files are downloaded to, as an absolute path.
 
     In order: ``root`` when given; else the environment variable ``LESSONS_LIB_MNIST_DIR``
     when set and not empty; else ``$XDG_CACHE_HOME/lessons_lib/mnist``, with
     ``XDG_CACHE_HOME`` defaulting to ``~/.cache``. ``~`` is expanded. The folder is not created
-    and need not exist.
+    and need not exist. (Files are *read* from the first folder of :func:`mnist_search_path`
+    that has them.)
     """
     if root is None or str(root) == "":
-        root = os.environ.get(ENV_VAR) or None
-    if root is None:
-        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(cache, "lessons_lib", "mnist")
-    return pathlib.Path(os.path.abspath(os.path.expanduser(root)))
+        root = os.environ.get(ENV_VAR) or _user_cache()
+    return _absolute(root)
+
+
+def mnist_search_path(root=None) -> list[pathlib.Path]:
+    """The folders :func:`load_mnist` looks in, in order, as absolute paths.
+
+    ``root`` alone when given (an explicit folder is never second-guessed). Otherwise: the
+    folder in ``LESSONS_LIB_MNIST_DIR`` when set and not empty; the checkout's bundled
+    ``data/mnist`` (:data:`BUNDLED_MNIST_DIR`, when it exists: an installed copy of the
+    package without the repository has none); the user cache folder. Folders need not exist.
+    """
+    if root is not None and str(root) != "":
+        return [_absolute(root)]
+    folders = [_absolute(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
+    if BUNDLED_MNIST_DIR.is_dir():
+        folders.append(BUNDLED_MNIST_DIR)
+    folders.append(_absolute(_user_cache()))
+    return list(dict.fromkeys(folders))  # without repeats, in order
 
 
 def _fix_hint() -> str:
@@ -272,14 +305,24 @@ def _find(directory: pathlib.Path, name: str) -> pathlib.Path | None:
     return None
 
 
-def _missing_message(directory: pathlib.Path, split: str, missing: list[str]) -> str:
-    names = ", ".join(f"{n}.gz" for n in missing)
+def _locate(split: str, root=None) -> dict[str, pathlib.Path] | None:
+    """The files of ``split`` from the first folder of the search path that has both, or None."""
+    for directory in mnist_search_path(root):
+        paths = {name: _find(directory, name) for name in _FILES[split]}
+        if all(paths.values()):
+            return paths
+    return None
+
+
+def _missing_message(split: str, root) -> str:
+    names = " and ".join(f"{n}.gz" for n in _FILES[split])
+    searched = "; ".join(str(d) for d in mnist_search_path(root))
     return (
-        f"MNIST {split} split not found: {names} (or the same names without .gz) not in "
-        f"{directory}. Provide the files in one of three ways: pass the folder that has them "
-        f"as load_mnist(..., root=...); set the environment variable {ENV_VAR} to that folder; "
-        f"or call load_mnist(..., download=True) to download them into {directory} "
-        f"(needs internet). {_SHARED_NOTE}"
+        f"MNIST {split} split not found: {names} (or the same names without .gz) are in none "
+        f"of the folders searched ({searched}). Provide the files in one of three ways: pass "
+        f"the folder that has them as load_mnist(..., root=...); set the environment variable "
+        f"{ENV_VAR} to that folder; or call load_mnist(..., download=True) to download them "
+        f"into {mnist_dir(root)} (needs internet). {_BUNDLED_NOTE}"
     )
 
 
@@ -350,9 +393,9 @@ def load_mnist(split: str = "train", root=None, *, download: bool = False):
     """One MNIST split as ``(images, labels)``.
 
     ``split``: ``"train"`` (60,000 images) or ``"test"`` (10,000). ``root``: the folder with the
-    files; ``None`` resolves it as :func:`mnist_dir` says (``LESSONS_LIB_MNIST_DIR``, then the
-    user cache folder). Each file is looked up as ``NAME.gz`` first, then as the decompressed
-    ``NAME``.
+    files; ``None`` searches the folders of :func:`mnist_search_path` (``LESSONS_LIB_MNIST_DIR``,
+    the bundled ``data/mnist``, the user cache) and reads the split from the first that has both
+    of its files. Each file is looked up as ``NAME.gz`` first, then as the decompressed ``NAME``.
 
     Returns ``images``, float32 of shape (N, 1, 28, 28) with values ``pixel / 255`` in [0, 1],
     and ``labels``, int64 of shape (N,) with values 0–9, in the official order.
@@ -363,20 +406,19 @@ def load_mnist(split: str = "train", root=None, *, download: bool = False):
     instead. Then the IDX header: magic number (2051 images, 2049 labels), dimensions, byte
     count. Any failure raises :class:`MNISTError` naming the file and what to do.
 
-    ``download=True`` fetches the files that are missing (and only those) from the mirrors
-    into the folder, printing one line per file; a file that is present but corrupt is never
+    ``download=True``, when no folder has the split, fetches the files that are missing (and
+    only those) from the mirrors into :func:`mnist_dir`, printing one line per file; a file that is present but corrupt is never
     replaced: delete it first. Without internet this raises :class:`MNISTError`.
     """
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    directory = mnist_dir(root)
     count = _COUNTS[split]
-    paths = {name: _find(directory, name) for name in _FILES[split]}
-    missing = [name for name, path in paths.items() if path is None]
-    if missing and not download:
-        raise MNISTError(_missing_message(directory, split, missing))
-    for name in missing:
-        paths[name] = _download(f"{name}.gz", directory)
+    paths = _locate(split, root)
+    if paths is None:
+        if not download:
+            raise MNISTError(_missing_message(split, root))
+        directory = mnist_dir(root)  # keep what is there, fetch only what is missing
+        paths = {name: _find(directory, name) or _download(f"{name}.gz", directory) for name in _FILES[split]}
     image_name, label_name = _FILES[split]
     images = _load_verified(paths[image_name], _IMAGE_MAGIC, count)
     labels = _load_verified(paths[label_name], _LABEL_MAGIC, count)
@@ -401,31 +443,31 @@ def mnist_train_heldout(root=None, n_heldout: int = 2000, *, download: bool = Fa
     The held-out set is always the last ``n_heldout`` images of the *test* split (indices
     ``10000 - n_heldout`` to 9999), whatever the training data, so that quality measurements
     are comparable between runs and machines. The training images are the official training
-    split (60,000 images) when both of its files are in the folder (or ``download=True``);
-    otherwise the first ``10000 - n_heldout`` images of the test split. ``source`` says which,
-    in a sentence meant to be printed. ``root`` and ``download`` are as in :func:`load_mnist`;
+    split (60,000 images) when a folder of :func:`mnist_search_path` has both of its files (or
+    with ``download=True``); otherwise the first ``10000 - n_heldout`` images of the test
+    split. ``source`` says which, in a sentence meant to be printed. ``root`` and ``download`` are as in :func:`load_mnist`;
     ``n_heldout`` is a whole number from 1 to 9,999.
     """
     n_heldout = check_count(n_heldout, "n_heldout", minimum=1)
     n_test = _COUNTS["test"]
     if n_heldout >= n_test:
         raise ValueError(f"n_heldout must be at most {n_test - 1:,}, got {n_heldout:,}")
-    directory = mnist_dir(root)
-    test_x, test_y = load_mnist("test", directory, download=download)
+    test_x, test_y = load_mnist("test", root, download=download)
     first = n_test - n_heldout
     heldout, heldout_labels = test_x[first:], test_y[first:]
-    missing = [f"{n}.gz" for n in _FILES["train"] if _find(directory, n) is None]
-    if download or not missing:
-        train, train_labels = load_mnist("train", directory, download=download)
+    found = _locate("train", root)
+    if download or found is not None:
+        train, train_labels = load_mnist("train", root, download=download)
+        where = _locate("train", root)[_FILES["train"][0]].parent
         source = (
             f"training on the {len(train):,} images of the official training split in "
-            f"{directory}; the last {n_heldout:,} images of the test split are held out"
+            f"{where}; the last {n_heldout:,} images of the test split are held out"
         )
     else:
         train, train_labels = test_x[:first], test_y[:first]
-        absent = "" if len(missing) == 2 else f" (missing {missing[0]})"
         source = (
-            f"the training split is not in {directory}{absent}; training on the first "
-            f"{first:,} images of the test split, the last {n_heldout:,} are held out"
+            f"the training split is not available (load_mnist('train', download=True) fetches "
+            f"it); training on the first {first:,} images of the test split, the last "
+            f"{n_heldout:,} are held out"
         )
     return MNISTSplit(train, train_labels, heldout, heldout_labels, source)

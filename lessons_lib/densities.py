@@ -22,12 +22,13 @@ Points are batch-first with the dimension last: ``x`` has shape ``(..., d)`` (fo
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from ._validate import as_tensor, check_count, check_sigma
 
-__all__ = ["Gaussian", "GaussianMixture", "density_from_score_1d", "total_variation_1d"]
+__all__ = ["Gaussian", "GaussianMixture", "noisy_score", "SampleErrors", "sample_errors", "density_from_score_1d", "total_variation_1d"]
 
 
 def _covariance(cov, d: int, name: str) -> torch.Tensor:
@@ -207,6 +208,22 @@ class GaussianMixture:
         eye = torch.eye(self.dim, dtype=torch.float64)
         return GaussianMixture(self.weights, self.means, self.covs + s**2 * eye)
 
+    def mean(self) -> torch.Tensor:
+        """The exact mean Σₖ πₖ μₖ, shape (d,), float64."""
+        return (self.weights[:, None] * self.means).sum(0)
+
+    def covariance(self) -> torch.Tensor:
+        """The exact covariance Σₖ πₖ (Σₖ + (μₖ − m)(μₖ − m)ᵀ), m the mean; shape (d, d), float64."""
+        centred = self.means - self.mean()
+        outer = centred[:, :, None] * centred[:, None, :]
+        return (self.weights[:, None, None] * (self.covs + outer)).sum(0)
+
+    def component_fractions(self, x: torch.Tensor) -> torch.Tensor:
+        """The fraction of the points x (shape (n, d)) whose most responsible component is k,
+        shape (K,), float64: how a sampler's output splits between the modes."""
+        labels = self.responsibilities(x.to(torch.float64)).argmax(-1).reshape(-1)
+        return torch.bincount(labels, minlength=self.n_components).double() / labels.numel()
+
     def posterior_mean(self, y: torch.Tensor, sigma) -> torch.Tensor:
         r"""E[x | x + σz = y], computed from the posterior directly (not through the score).
 
@@ -223,6 +240,49 @@ class GaussianMixture:
         diff = y[..., None, :] - self.means.to(y)
         cond_means = self.means.to(y) + torch.einsum("kij,...kj->...ki", gain.to(y), diff)
         return (r[..., None] * cond_means).sum(-2)
+
+
+def noisy_score(density):
+    """The exact σ-conditioned score ``score_fn(x, sigma)`` = ∇ₓ log p_σ(x) of a density with an
+    exact ``perturbed(sigma)`` (a :class:`Gaussian` or :class:`GaussianMixture`): the convention
+    of :func:`lessons_lib.samplers.annealed_langevin` and :mod:`lessons_lib.sde`, with the true
+    score in place of a network. The perturbed densities are cached per σ."""
+    if not hasattr(density, "perturbed"):
+        raise ValueError(f"density must have an exact perturbed(sigma), got {type(density).__name__}")
+    cache: dict[float, object] = {}
+
+    def score(x: torch.Tensor, sigma) -> torch.Tensor:
+        key = float(check_sigma(sigma))
+        if key not in cache:
+            cache[key] = density.perturbed(key)
+        return cache[key].score(x)
+
+    return score
+
+
+class SampleErrors(NamedTuple):
+    """How far samples are from a mixture: the largest error of the mode weights (by
+    :meth:`GaussianMixture.component_fractions`), the distance between the sample mean and the
+    mean, and the covariance error relative to the covariance (Frobenius norms)."""
+
+    weight: float
+    mean: float
+    covariance: float
+
+    def __str__(self) -> str:
+        return f"weights ±{self.weight:.3f}, mean {self.mean:.3f}, covariance {self.covariance:.3f} (rel.)"
+
+
+def sample_errors(mixture: GaussianMixture, x: torch.Tensor) -> SampleErrors:
+    """Compare samples ``x`` (shape (n, d)) with the exact weights and moments of ``mixture``."""
+    x = _check_points(x, mixture.dim).to(torch.float64).reshape(-1, mixture.dim)
+    cov = mixture.covariance()
+    sample_cov = torch.cov(x.T).reshape(mixture.dim, mixture.dim)
+    return SampleErrors(
+        float((mixture.component_fractions(x) - mixture.weights).abs().max()),
+        float(torch.linalg.norm(x.mean(0) - mixture.mean())),
+        float(torch.linalg.norm(sample_cov - cov) / torch.linalg.norm(cov)),
+    )
 
 
 def _check_grid(xs) -> torch.Tensor:

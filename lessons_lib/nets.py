@@ -5,6 +5,9 @@ r"""Score networks: small models whose output has the shape of their input.
 * :class:`ScoreMLP` — an MLP for low-dimensional points, optionally conditioned on the noise
   level σ (it then receives log σ as an extra input and its output is divided by σ, so that
   it only has to learn a quantity of order one: ‖∇log p_σ‖ grows like 1/σ).
+* :class:`EnergyMLP` — an energy-based model: an MLP E_θ(x) with one number per point; its
+  score −∇ₓE_θ is a conservative field by construction (``model.score``), and the density
+  e^{−E_θ}/Z_θ can be read off up to Z_θ.
 * :class:`NCSNUNet` — the noise-conditional score network for 1×28×28 images (MNIST): a
   compact U-Net whose residual blocks are modulated by an embedding of log σ, with the same
   output scaling s(x, σ) = net(x, log σ)/σ (Song & Ermon 2020, NCSNv2).
@@ -21,9 +24,10 @@ import torch
 from torch import nn
 
 from ._validate import check_count
+from .autodiff import score_from_energy
 from .noise import sigma_like
 
-__all__ = ["LinearScore", "ScoreMLP", "NCSNUNet"]
+__all__ = ["LinearScore", "ScoreMLP", "EnergyMLP", "NCSNUNet"]
 
 
 class LinearScore(nn.Module):
@@ -73,6 +77,34 @@ class ScoreMLP(nn.Module):
             raise ValueError("this ScoreMLP is σ-conditioned: call it as model(x, sigma)")
         s = sigma_like(sigma, x)
         return self.net(torch.cat([x, torch.log(s)], dim=1)) / s
+
+
+class EnergyMLP(nn.Module):
+    """An energy-based model E_θ(x) on points of shape (B, d): ``forward(x)`` returns the
+    energies, shape (B,); ``score(x)`` returns s_θ(x) = −∇ₓE_θ(x), shape (B, d), by autograd
+    (differentiable with respect to θ, so score-matching losses can train it)."""
+
+    def __init__(self, dim: int, hidden: int = 64, n_layers: int = 2):
+        super().__init__()
+        dim = check_count(dim, "dim")
+        hidden = check_count(hidden, "hidden")
+        n_layers = check_count(n_layers, "n_layers")
+        self.dim = dim
+        layers: list[nn.Module] = []
+        width = dim
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"EnergyMLP expects points of shape (B, {self.dim}), got {tuple(x.shape)}")
+        return self.net(x)[:, 0]
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        return score_from_energy(self)(x)
 
 
 class _SigmaEmbedding(nn.Module):

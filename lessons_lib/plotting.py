@@ -8,7 +8,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["grid_2d", "plot_density_1d", "plot_density_2d", "plot_score_field", "plot_samples", "image_grid"]
+__all__ = ["grid_2d", "plot_density_1d", "plot_density_2d", "plot_score_field", "score_error_grid", "plot_score_error",
+           "plot_samples", "image_grid"]
 
 
 def grid_2d(xlim=(-5, 5), ylim=(-5, 5), n: int = 100):
@@ -35,9 +36,16 @@ def plot_density_2d(ax, log_prob: Callable, xlim=(-5, 5), ylim=(-5, 5), n: int =
     return ax.contourf(X.numpy(), Y.numpy(), p.numpy(), levels=20, cmap=cmap, **kwargs)
 
 
-def plot_score_field(ax, score_fn: Callable, xlim=(-5, 5), ylim=(-5, 5), n: int = 20, normalize=True, **kwargs):
-    """Arrows of the score field over a 2-D box (lengths normalised by default, colour = norm).
-    Returns the quiver."""
+def plot_score_field(ax, score_fn: Callable, xlim=(-5, 5), ylim=(-5, 5), n: int = 15, normalize=True, **kwargs):
+    """Arrows of the score field over a 2-D box, drawn to read at 100 % zoom.
+
+    With ``normalize=True`` (default) every arrow has the same length, 0.8 of the grid spacing,
+    so that every direction is visible; the colour then encodes the magnitude,
+    log(1 + ‖s(x)‖), on the ``plasma`` colour map, and a black outline keeps light and dark
+    arrows visible on light and dark backgrounds. With ``normalize=False`` arrow lengths are
+    proportional to ‖s(x)‖ (matplotlib's autoscaling). Keyword arguments go to ``ax.quiver``.
+    Returns the quiver (call ``set_clim`` on it to share one colour scale between panels).
+    """
     X, Y, pts = grid_2d(xlim, ylim, n)
     with torch.no_grad():
         s = score_fn(pts).reshape(n, n, 2)
@@ -46,8 +54,50 @@ def plot_score_field(ax, score_fn: Callable, xlim=(-5, 5), ylim=(-5, 5), n: int 
     if normalize:
         scale = np.where(norm > 0, norm, 1.0)
         u, v = u / scale, v / scale
-    kwargs.setdefault("cmap", "viridis")
+        spacing = min((xlim[1] - xlim[0]), (ylim[1] - ylim[0])) / (n - 1)
+        kwargs.setdefault("scale_units", "xy")
+        kwargs.setdefault("angles", "xy")
+        kwargs.setdefault("scale", 1 / (0.8 * spacing))
+    kwargs.setdefault("cmap", "plasma")
+    kwargs.setdefault("pivot", "mid")
+    kwargs.setdefault("width", 0.006)
+    kwargs.setdefault("headwidth", 3.5)
+    kwargs.setdefault("headlength", 4)
+    kwargs.setdefault("headaxislength", 3.5)
+    kwargs.setdefault("edgecolor", "k")
+    kwargs.setdefault("linewidth", 0.4)
     return ax.quiver(X.numpy(), Y.numpy(), u, v, np.log1p(norm), **kwargs)
+
+
+def score_error_grid(score_fn: Callable, true_score: Callable, log_prob: Callable, xlim=(-5, 5), ylim=(-5, 5),
+                     n: int = 100):
+    """The score error ‖s_θ(x) − ∇log p(x)‖ and the density p(x) on a regular n×n grid.
+
+    Returns ``(X, Y, error, density)``, each of shape (n, n) (``error`` and ``density`` as
+    float64 numpy arrays), so the error can be mapped and summarised region by region.
+    """
+    X, Y, pts = grid_2d(xlim, ylim, n)
+    pts = pts.double()
+    with torch.no_grad():
+        learned = score_fn(pts.to(torch.get_default_dtype())).double()
+        error = (learned - true_score(pts).double()).norm(dim=-1).reshape(n, n)
+        density = torch.exp(log_prob(pts).double()).reshape(n, n)
+    return X, Y, error.numpy(), density.numpy()
+
+
+def plot_score_error(ax, score_fn: Callable, true_score: Callable, log_prob: Callable, xlim=(-5, 5), ylim=(-5, 5),
+                     n: int = 100, low_density: float = 1e-3, vmax: float | None = None, cmap="magma"):
+    """Map of the score error ‖s_θ(x) − ∇log p(x)‖ over a 2-D box, with the low-density region
+    marked: a white dashed contour at p = ``low_density`` · max p (outside it there are almost
+    no training samples) and solid contours of p inside it. Returns ``(mesh, contour)``.
+    """
+    X, Y, error, density = score_error_grid(score_fn, true_score, log_prob, xlim, ylim, n)
+    mesh = ax.pcolormesh(X.numpy(), Y.numpy(), error, cmap=cmap, vmin=0.0, vmax=vmax, shading="auto")
+    top = density.max()
+    contour = ax.contour(X.numpy(), Y.numpy(), density, levels=[low_density * top], colors="w", linestyles="--",
+                         linewidths=1.5)
+    ax.contour(X.numpy(), Y.numpy(), density, levels=[0.1 * top, 0.5 * top], colors="w", linewidths=0.8, alpha=0.7)
+    return mesh, contour
 
 
 def plot_samples(ax, x: torch.Tensor, s: float = 2, alpha: float = 0.5, **kwargs):

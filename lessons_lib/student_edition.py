@@ -1,7 +1,8 @@
 """The student edition: the instructor notebooks with every solution replaced by a stub.
 
     python -m lessons_lib.student_edition notebooks student      # (make student)
-    python -m lessons_lib.student_edition --nbgrader notebooks COURSE/source/score_matching
+
+(For nbgrader, :mod:`lessons_lib.homework` writes the problem sets as an nbgrader course.)
 
 Solutions are marked as nbgrader marks them, on lines of their own:
 
@@ -11,6 +12,11 @@ Solutions are marked as nbgrader marks them, on lines of their own:
   ``# Hint:`` comments above it) stay;
 * in markdown cells, the lines between ``<!-- BEGIN SOLUTION -->`` and
   ``<!-- END SOLUTION -->`` are removed (a cell left empty is dropped).
+
+The model answers to the "Think" questions are collapsed blocks in markdown cells, from a line
+``<details><summary>Model answer</summary>`` to the next line ``</details>`` (each alone on
+its line). The instructor edition keeps them; the student edition, and nbgrader's source
+version, drop them. Other ``<details>`` blocks (hints) stay.
 
 The outputs of the cells that held a solution, and of the check cells (code cells that call a
 ``check_...(...)`` function), are cleared; every other cell, its outputs included (figures),
@@ -23,10 +29,8 @@ images), except the notebooks' jupytext ``.py`` sources, are copied along, so th
 paths keep working. The student edition is generated, never committed (``student/`` is
 git-ignored).
 
-With ``--nbgrader`` the notebooks keep their solutions and gain the cell metadata nbgrader
-needs (answer cells, autograded check cells, manually graded answers): nbgrader's
-``generate_assignment`` then makes the student version and ``autograde`` runs the checks
-(run it with ``LESSONS_LIB_GRADING=1`` so an exercise left undone fails its check).
+:func:`nbgrader_source` gives nbgrader's source version of a notebook instead: the solutions
+stay, and the cells gain the metadata nbgrader needs (answer cells, autograded check cells).
 """
 
 from __future__ import annotations
@@ -38,16 +42,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "is_check_cell", "STUB"]
+__all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "copy_companions", "is_check_cell", "stub_code", "STUB"]
 
 BEGIN_CODE, END_CODE = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_MARKDOWN, END_MARKDOWN = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
 STUB = 'raise NotImplementedError("Replace this line with your solution.")'
+BEGIN_ANSWER, END_ANSWER = "<details><summary>Model answer</summary>", "</details>"
 
 # Anything that looks like a marker, so that a misspelt one fails instead of leaking a solution.
 _CODE_MARKER = re.compile(r"#+\s*(BEGIN|END)\s+SOLUTION", re.IGNORECASE)
 _MARKDOWN_MARKER = re.compile(r"<!--\s*(BEGIN|END)\s+SOLUTION\s*-->", re.IGNORECASE)
 _CHECK_CALL = re.compile(r"(?<!\w)(check_\w+)\s*\(")
+_ANSWER_MARKER = re.compile(r"<summary>\s*model answer", re.IGNORECASE)
 
 
 class MarkerError(ValueError):
@@ -87,7 +93,7 @@ def _find_regions(lines: list[str], begin: str, end: str, pattern: re.Pattern, w
     return regions
 
 
-def _stub_code(source: str, where: str) -> tuple[str, int]:
+def stub_code(source: str, where: str) -> tuple[str, int]:
     """Replace each solution region of a code cell by the stub; return (source, n_regions)."""
     lines = source.split("\n")
     regions = _find_regions(lines, BEGIN_CODE, END_CODE, _CODE_MARKER, where)
@@ -105,6 +111,33 @@ def _strip_markdown(source: str, where: str) -> tuple[str, int]:
     for region in reversed(regions):
         del lines[region.begin : region.end + 1]
     return "\n".join(lines).strip("\n") if regions else source, len(regions)
+
+
+def _drop_model_answers(source: str, where: str) -> tuple[str, int]:
+    """Remove each model-answer block of a markdown cell; return (source, n_blocks)."""
+    lines = source.split("\n")
+    opened, blocks = None, []
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if text == BEGIN_ANSWER:
+            if opened is not None:
+                raise MarkerError(f"{where}: a model answer opened on line {i + 1} inside the one opened on line {opened + 1}")
+            opened = i
+        elif opened is not None and text == END_ANSWER:
+            blocks.append((opened, i))
+            opened = None
+        elif _ANSWER_MARKER.search(text):
+            raise MarkerError(
+                f"{where}: line {i + 1} looks like a model answer but is not one: {text!r}; "
+                f"write '{BEGIN_ANSWER}' alone on its line"
+            )
+    if opened is not None:
+        raise MarkerError(f"{where}: the model answer opened on line {opened + 1} has no '{END_ANSWER}' line after it")
+    for begin, end in reversed(blocks):
+        del lines[begin : end + 1]
+        if 0 < begin < len(lines) and not lines[begin].strip() and not lines[begin - 1].strip():
+            del lines[begin]  # one blank line where the block was, not two
+    return ("\n".join(lines).strip("\n") if blocks else source), len(blocks)
 
 
 def _source(cell: dict) -> str:
@@ -135,14 +168,17 @@ def student_notebook(nb: dict, name: str = "notebook") -> tuple[dict, int]:
         first = next((line for line in source.split("\n") if line.strip()), "")
         where = f"{name}, cell {index} ({cell.get('cell_type')} cell starting {first[:60]!r})"
         if cell.get("cell_type") == "code":
-            new, n = _stub_code(source, where)
+            new, n = stub_code(source, where)
             if n or is_check_cell(cell):
                 _clear_outputs(cell)
         elif cell.get("cell_type") == "markdown":
             new, n = _strip_markdown(source, where)
-            if n and not new.strip():
+            new, n_answers = _drop_model_answers(new, where)
+            if (n or n_answers) and not new.strip():
                 n_exercises += n
                 continue
+            if n_answers:
+                cell["source"] = new.splitlines(keepends=True)
         else:
             new, n = source, 0
         n_exercises += n
@@ -156,7 +192,7 @@ def student_notebook(nb: dict, name: str = "notebook") -> tuple[dict, int]:
 _DEF = re.compile(r"^\s*def\s+(\w+)", re.MULTILINE)
 
 
-def nbgrader_source(nb: dict, name: str = "notebook", points: int = 1) -> tuple[dict, int]:
+def nbgrader_source(nb: dict, name: str = "notebook", points: int | dict[str, int] = 1) -> tuple[dict, int]:
     """The instructor notebook with the cell metadata nbgrader needs; returns (notebook, n_cells).
 
     Solutions and checks are left as they are; nbgrader's ``generate_assignment`` then makes
@@ -164,15 +200,34 @@ def nbgrader_source(nb: dict, name: str = "notebook", points: int = 1) -> tuple[
 
     * a code cell with a solution region: an answer cell (``solution``), its grade id the name
       of the function it defines;
-    * a check cell: a locked autograded test worth ``points``, its grade id the check's name;
-    * a markdown cell with a solution region: a manually graded answer worth ``points``.
+    * a check cell: a locked autograded test, its grade id the check's name (``check_...``);
+    * a markdown cell with a solution region: a manually graded answer.
+
+    ``points`` is what each graded cell is worth: one number for all, or a dict from grade id to
+    points (cells it does not name are worth 1).
+
+    The model answers to the Think questions are dropped (nbgrader would release them), and so
+    are the outputs of answer and check cells; every other output stays, so that the release
+    shows the lessons' figures (with ``c.ClearOutput.enabled = False``, which
+    :mod:`lessons_lib.homework` sets).
 
     Malformed markers raise :class:`MarkerError` as for the student edition.
     """
     student_notebook(nb, name)  # validates every marker
     nb = json.loads(json.dumps(nb))
+    kept = []
+    for cell in nb.get("cells", []):  # nbgrader would release the model answers: drop them here
+        if cell.get("cell_type") == "markdown":
+            new, n_answers = _drop_model_answers(_source(cell), name)
+            if n_answers and not new.strip():
+                continue
+            if n_answers:
+                cell["source"] = new.splitlines(keepends=True)
+        kept.append(cell)
+    nb["cells"] = kept
     used: set[str] = set()
     n_cells = 0
+    worth = (lambda grade_id: points.get(grade_id, 1)) if isinstance(points, dict) else (lambda grade_id: points)
 
     def unique(grade_id: str) -> str:
         candidate, k = grade_id, 2
@@ -191,13 +246,17 @@ def nbgrader_source(nb: dict, name: str = "notebook", points: int = 1) -> tuple[
             meta |= {"solution": True, "grade": False, "locked": False}
             meta["grade_id"] = unique(function.group(1) if function else f"cell{index}")
         elif is_check_cell(cell):
-            meta |= {"solution": False, "grade": True, "locked": True, "points": points}
+            meta |= {"solution": False, "grade": True, "locked": True}
             meta["grade_id"] = unique(_CHECK_CALL.search(source).group(1))
+            meta["points"] = worth(meta["grade_id"])
         elif has_region:
-            meta |= {"solution": True, "grade": True, "locked": False, "points": points}
+            meta |= {"solution": True, "grade": True, "locked": False}
             meta["grade_id"] = unique(f"answer_cell{index}")
+            meta["points"] = worth(meta["grade_id"])
         else:
             continue
+        if kind == "code":  # as in the student edition: no solution's or check's output is released
+            _clear_outputs(cell)
         cell.setdefault("metadata", {})["nbgrader"] = meta
         n_cells += 1
     return nb, n_cells
@@ -207,17 +266,12 @@ def _is_jupytext_source(path: Path) -> bool:
     return path.suffix == ".py" and path.with_suffix(".ipynb").exists()
 
 
-def generate(src: Path | str, dst: Path | str, nbgrader: bool = False) -> list[Path]:
+def generate(src: Path | str, dst: Path | str) -> list[Path]:
     """Write the student edition of every notebook in ``src`` into ``dst``; return the paths.
 
     ``dst`` is created (emptied first if it exists: the edition is generated, never edited);
     files in ``src`` that are neither notebooks nor their jupytext sources are copied along.
-    With ``nbgrader=True`` writes nbgrader's source version instead (:func:`nbgrader_source`).
     """
-    transform, did = (nbgrader_source, "cell(s) marked for nbgrader") if nbgrader else (
-        student_notebook,
-        "solution region(s) replaced",
-    )
     src, dst = Path(src), Path(dst)
     notebooks = sorted(src.glob("*.ipynb"))
     if not notebooks:
@@ -228,7 +282,7 @@ def generate(src: Path | str, dst: Path | str, nbgrader: bool = False) -> list[P
     editions = []
     for path in notebooks:
         nb = json.loads(path.read_text(encoding="utf-8"))
-        editions.append((path.name, *transform(nb, path.name)))
+        editions.append((path.name, *student_notebook(nb, path.name)))
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
@@ -237,27 +291,34 @@ def generate(src: Path | str, dst: Path | str, nbgrader: bool = False) -> list[P
         out = dst / filename
         out.write_text(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
         written.append(out)
-        print(f"{out}: {n} {did}")
-    for path in sorted(src.iterdir()):
+        print(f"{out}: {n} solution region(s) replaced")
+    copy_companions(src, dst)
+    return written
+
+
+def copy_companions(src: Path, dst: Path) -> None:
+    """Copy what the notebooks in ``src`` may read (data, images) to ``dst``: every file and
+    folder except the notebooks, their jupytext sources, hidden files and caches."""
+    for path in sorted(Path(src).iterdir()):
         if path.suffix == ".ipynb" or _is_jupytext_source(path) or path.name.startswith("."):
             continue
         if path.name == "__pycache__":
             continue
-        target = dst / path.name
+        target = Path(dst) / path.name
         if path.is_dir():
             shutil.copytree(path, target, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         else:
             shutil.copy2(path, target)
-    return written
 
 
 def main(argv: list[str]) -> None:
-    nbgrader = "--nbgrader" in argv
-    paths = [a for a in argv if a != "--nbgrader"]
-    if len(paths) != 2:
-        raise SystemExit("usage: python -m lessons_lib.student_edition [--nbgrader] SOURCE_DIR DEST_DIR")
+    if len(argv) != 2 or any(a.startswith("-") for a in argv):
+        raise SystemExit(
+            "usage: python -m lessons_lib.student_edition SOURCE_DIR DEST_DIR\n"
+            "(for nbgrader: python -m lessons_lib.homework NOTEBOOKS_DIR COURSE_DIR)"
+        )
     try:
-        generate(*paths, nbgrader=nbgrader)
+        generate(*argv)
     except (MarkerError, FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from err
 

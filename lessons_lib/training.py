@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ._validate import check_count, check_positive
 from .utils import get_device, make_generator
 
-__all__ = ["train", "TrainResult", "ema_model", "seconds_per_step"]
+__all__ = ["train", "TrainResult", "ema_model", "seconds_per_step", "step_costs"]
 
 
 @dataclass
@@ -146,3 +146,43 @@ def seconds_per_step(
     train(model, loss_fn, data, n_steps=n_steps, callback=lambda step, loss: stamps.append(time.perf_counter()),
           **train_kwargs)
     return float(torch.tensor(stamps, dtype=torch.float64).diff().median())
+
+
+def step_costs(
+    objectives: dict,
+    dims,
+    *,
+    hidden: int = 128,
+    batch_size: int = 64,
+    n_steps: int = 5,
+    warmup: int = 2,
+    threads: int | None = 1,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Seconds per training step of ``ScoreMLP(d, hidden)`` on standard-normal data for every
+    objective and every dimension: the one way the course times its objectives.
+
+    ``objectives`` maps a name to ``loss_fn(model, batch, generator)``; each (name, d) pair gets
+    a fresh network (seeded with ``seed``) and :func:`seconds_per_step` with the same
+    ``n_steps``, ``warmup`` and ``batch_size``. ``threads`` (default 1) pins torch's intra-op
+    threads while timing, so the numbers measure the algorithm rather than how threads share
+    a busy machine; the previous setting is restored. Returns ``{name: [seconds for each d]}``.
+    """
+    from .densities import Gaussian
+    from .nets import ScoreMLP
+
+    dims = [check_count(d, "dims") for d in dims]
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(check_count(threads, "threads"))
+    try:
+        costs: dict[str, list[float]] = {name: [] for name in objectives}
+        for name, loss_fn in objectives.items():
+            for d in dims:
+                torch.manual_seed(seed)
+                data = Gaussian(torch.zeros(d), 1.0).sample
+                costs[name].append(seconds_per_step(ScoreMLP(d, hidden=hidden), loss_fn, data, n_steps=n_steps,
+                                                    warmup=warmup, batch_size=batch_size, seed=seed))
+    finally:
+        torch.set_num_threads(before)
+    return costs

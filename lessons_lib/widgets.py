@@ -12,7 +12,9 @@ Display an explorer by leaving it as the last expression of a cell.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 import time
 
@@ -24,15 +26,15 @@ from IPython.display import clear_output, display
 from matplotlib.figure import Figure
 
 from ._validate import check_positive, check_sigma
-from .autodiff import hutchinson_trace
+from .autodiff import hutchinson_variance, linear_hutchinson_estimates
 from .densities import GaussianMixture, total_variation_1d
 from .noise import check_sigmas
-from .plotting import image_grid, plot_density_2d
+from .plotting import grid_2d, image_grid, plot_density_2d
 from .samplers import DivergenceError, langevin
 from .utils import make_generator
 
 __all__ = ["Explorer", "MixtureScoreExplorer", "ProjectionVarianceExplorer", "SigmaExplorer", "LangevinExplorer",
-           "SigmaLevelExplorer"]
+           "SigmaLevelExplorer", "SDETimeExplorer"]
 
 
 class Explorer:
@@ -56,11 +58,14 @@ class Explorer:
 
     def update(self) -> None:
         start = time.perf_counter()
-        self.draw()
-        self.fig.canvas.draw_idle()
-        with self.output:
-            clear_output(wait=True)
-            display(self.fig)
+        # The message that names the new values reaches the browser after the new figure, never
+        # before it: whoever sees the message (a student, the browser test) sees its figure.
+        with self.message.hold_sync():
+            self.draw()
+            self.fig.canvas.draw_idle()
+            with self.output:
+                clear_output(wait=True)
+                display(self.fig)
         self.last_update_seconds = time.perf_counter() - start
 
     def _on_change(self, change) -> None:
@@ -70,8 +75,15 @@ class Explorer:
     def widget(self) -> widgets.Widget:
         return widgets.VBox([widgets.HBox(self.controls), self.message, self.output])
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The live widget for JupyterLab, and beside it a PNG of the figure as it is now, which
+        every reader that cannot run the widget shows instead: GitHub, nbviewer and the course
+        book show the explorer's initial state, not an empty box."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        png = io.BytesIO()
+        self.fig.savefig(png, format="png", bbox_inches="tight")
+        bundle["image/png"] = base64.b64encode(png.getvalue()).decode("ascii")
+        return bundle
 
 
 # --- lessons 01–03 ---
@@ -128,68 +140,97 @@ class MixtureScoreExplorer(Explorer):
 class ProjectionVarianceExplorer(Explorer):
     """Hutchinson's estimate of tr(A) with M random projections, repeated ``n_repeats`` times.
 
-    The field is linear, f(x) = A x, so its Jacobian is the matrix A (given, or a random
-    symmetric d×d matrix). Left: histogram of the ``n_repeats`` estimates
-    (1/M)Σₘ vₘᵀ A vₘ (``hist``, a step patch) with the exact trace marked. Right: the measured
+    The field is linear, f(x) = A x, so its Jacobian is the matrix A everywhere (given, or a
+    random symmetric d×d matrix built from ``seed``). The ``diagonal`` control multiplies A's
+    diagonal by a factor c, A(c) = c·diag(A) + (A − diag(A)): c = 0 leaves only off-diagonal
+    entries, large c makes A diagonally dominant. Left: histogram of the ``n_repeats`` estimates
+    (1/M)Σₘ vₘᵀ A(c) vₘ (``hist``, a step patch) with the exact trace marked. Right: the measured
     variance against M on log-log axes with the closed forms 2Σ_{i≠j}A_ij²/M (Rademacher) and
-    2‖A‖_F²/M (Gaussian). Controls: ``n_projections`` (M) and ``kind``. The estimates for a
-    setting are reproducible: they use a generator seeded with ``seed``.
+    2‖A‖_F²/M (Gaussian) for the current c. Controls: ``n_projections`` (M), ``kind`` and
+    ``diagonal`` (c). The estimates are :func:`~lessons_lib.autodiff.linear_hutchinson_estimates`
+    with a generator seeded with ``seed`` for every setting, so a notebook that calls that
+    function with the same matrix, count and seed prints exactly the numbers shown here.
     """
 
     M_VALUES = (1, 2, 4, 8, 16, 32, 64)
+    DIAGONAL_SCALES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
     def __init__(self, A=None, dim: int = 10, n_repeats: int = 2000, seed: int = 0, bins: int = 40):
         if A is None:
             g = make_generator(seed)
             B = torch.randn(dim, dim, generator=g, dtype=torch.float64)
             A = (B + B.T) / 2
-        self.A = torch.as_tensor(A, dtype=torch.float64)
-        if self.A.dim() != 2 or self.A.shape[0] != self.A.shape[1]:
-            raise ValueError(f"A must be a square matrix, got shape {tuple(self.A.shape)}")
+        self.A0 = torch.as_tensor(A, dtype=torch.float64)
+        if self.A0.dim() != 2 or self.A0.shape[0] != self.A0.shape[1]:
+            raise ValueError(f"A must be a square matrix, got shape {tuple(self.A0.shape)}")
         self.n_repeats = n_repeats
         self.seed = seed
-        self.trace = float(torch.trace(self.A))
-        sym = (self.A + self.A.T) / 2
-        off = sym - torch.diag(torch.diagonal(sym))
-        self.variance_formula = {"rademacher": 2 * float((off**2).sum()), "gaussian": 2 * float((sym**2).sum())}
+        self.bins = bins
         self.n_projections = widgets.SelectionSlider(
             options=list(self.M_VALUES), value=1, description="projections M", continuous_update=False
         )
         self.kind = widgets.ToggleButtons(options=["rademacher", "gaussian"], value="rademacher", description="v")
-        width = 4 * max(self.variance_formula.values()) ** 0.5
-        self.edges = np.linspace(self.trace - width, self.trace + width, bins + 1)
-        fig, (self.ax_hist, self.ax_var) = plt.subplots(1, 2, figsize=(10, 4))
-        self.hist = self.ax_hist.stairs(np.zeros(bins), self.edges, fill=True, alpha=0.6)
-        self.ax_hist.axvline(self.trace, color="k", ls="--", label=f"exact tr A = {self.trace:.2f}")
+        self.diagonal = widgets.SelectionSlider(
+            options=list(self.DIAGONAL_SCALES), value=1.0, description="diagonal × c", continuous_update=False
+        )
+        fig, (self.ax_hist, self.ax_var) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+        self.hist = self.ax_hist.stairs(np.zeros(bins), np.linspace(-1.0, 1.0, bins + 1), fill=True, alpha=0.6)
+        self.trace_line = self.ax_hist.axvline(0.0, color="k", ls="--", label="exact tr A")
         self.ax_hist.set(xlabel="estimate of tr A", ylabel="density", title="Hutchinson estimates")
         self.ax_hist.legend(loc="upper right")
         ms = np.array(self.M_VALUES, dtype=float)
+        self.formula_lines = {}
         for name, color in (("rademacher", "C0"), ("gaussian", "C1")):
-            self.ax_var.loglog(ms, self.variance_formula[name] / ms, color=color, label=f"{name}: closed form / M")
+            (self.formula_lines[name],) = self.ax_var.loglog(ms, ms, color=color, label=f"{name}: closed form / M")
         (self.var_point,) = self.ax_var.loglog([1.0], [1.0], "o", color="k", label="measured (current setting)")
-        self.ax_var.set(xlabel="number of projections M", ylabel="variance of the estimate", title="variance ∝ 1/M")
+        self.ax_var.set(xlabel="number of projections M", ylabel="variance of the estimate", title="variance ∝ 1/M",
+                        xticks=list(self.M_VALUES), xticklabels=[str(m) for m in self.M_VALUES])
+        self.ax_var.minorticks_off()
         self.ax_var.legend(loc="lower left")
-        fig.tight_layout()
-        super().__init__([self.n_projections, self.kind], fig)
+        super().__init__([self.n_projections, self.kind, self.diagonal], fig)
+
+    @property
+    def A(self) -> torch.Tensor:
+        """The matrix for the current ``diagonal`` factor c: c·diag(A) + off-diagonal part."""
+        diag = torch.diag(torch.diagonal(self.A0))
+        return self.A0 - diag + float(self.diagonal.value) * diag
+
+    @property
+    def trace(self) -> float:
+        return float(torch.trace(self.A))
+
+    @property
+    def variance_formula(self) -> dict:
+        """Closed-form variance of one projection, per kind, for the current matrix."""
+        return {kind: hutchinson_variance(self.A, kind) for kind in ("rademacher", "gaussian")}
 
     def estimates(self, n_projections: int, kind: str) -> torch.Tensor:
         """``n_repeats`` independent Hutchinson estimates of tr A, each from M projections."""
-        x = torch.zeros(self.n_repeats, self.A.shape[0], dtype=torch.float64)
-        return hutchinson_trace(
-            lambda y: y @ self.A.T, x, n_projections, kind=kind, generator=make_generator(self.seed)
-        )
+        return linear_hutchinson_estimates(self.A, self.n_repeats, n_projections, kind, make_generator(self.seed))
 
     def draw(self) -> None:
         m, kind = self.n_projections.value, self.kind.value
+        formula, trace = self.variance_formula, self.trace
+        width = 4 * max(max(formula.values()), 1e-12) ** 0.5
+        self.edges = np.linspace(trace - width, trace + width, self.bins + 1)
         est = self.estimates(m, kind).numpy()
         values, _ = np.histogram(est, bins=self.edges, density=True)
         self.hist.set_data(values, self.edges)
+        self.ax_hist.set_xlim(self.edges[0], self.edges[-1])
         self.ax_hist.set_ylim(0.0, 1.1 * max(values.max(), 1e-12))
+        self.trace_line.set_xdata([trace, trace])
+        self.trace_line.set_label(f"exact tr A = {trace:.2f}")
+        self.ax_hist.legend(loc="upper right")
+        ms = np.array(self.M_VALUES, dtype=float)
+        for name, line in self.formula_lines.items():
+            line.set_ydata(np.maximum(formula[name], 1e-12) / ms)
         var = float(est.var(ddof=1))
         self.var_point.set_data([m], [var])
+        top = max(formula.values())
+        self.ax_var.set_ylim(max(min(formula.values()), 1e-3 * top) / ms[-1] / 2, 2 * top)
         self.message.value = (
-            f"M = {m}, {kind}: mean {est.mean():.3f} (exact {self.trace:.3f}), variance {var:.3f} "
-            f"(closed form {self.variance_formula[kind] / m:.3f})"
+            f"c = {self.diagonal.value:g}, M = {m}, {kind}: mean {est.mean():.3f} (exact {trace:.3f}), "
+            f"variance {var:.3f} (closed form {formula[kind] / m:.3f})"
         )
 
 
@@ -410,4 +451,68 @@ class SigmaLevelExplorer(Explorer):
         self.message.value = (
             f"{html.escape(text)} · pixel values from {float(x.min()):.2f} to {float(x.max()):.2f} "
             f"(shown clipped to [0, 1])"
+        )
+
+
+# --- lesson 07 ---
+
+
+class SDETimeExplorer(Explorer):
+    r"""The marginals of the variance-exploding SDE on a 2-D mixture (lesson 07): a slider over t.
+
+    At time t the SDE's marginal is the data perturbed to σ(t), :math:`p_t = p_{\sigma(t)}`
+    (``density.perturbed(sde.sigma(t))``). Each update shows p_t as an image (``image``, its
+    colour scale following the maximum), the direction of its score ∇log p_t as arrows
+    (``quiver``, unit length; colour = log(1 + |score|)), and ``n_points`` data points pushed
+    through the SDE's kernel from t = 0, x + √(σ²(t) − σ²_min)·z with one fixed z per point
+    (``scatter``). ``message`` gives σ(t), g(t) and the largest score on the grid.
+    """
+
+    def __init__(self, density, sde, t=0.3, xlim=(-6.0, 6.0), ylim=(-6.0, 6.0), n: int = 120, n_arrows: int = 17,
+                 n_points: int = 300, seed: int = 0):
+        if getattr(density, "dim", None) != 2:
+            raise ValueError("SDETimeExplorer shows a 2-D density (dim = 2) with an exact perturbed(sigma)")
+        sde.sigma(t)  # a clear error for t outside [0, 1]
+        self.density, self.sde = density, sde
+        self.slider = widgets.FloatSlider(value=float(t), min=0.0, max=1.0, step=0.01, description="time t",
+                                          readout_format=".2f", continuous_update=False)
+        _, _, self._pts = grid_2d(xlim, ylim, n)
+        self._pts = self._pts.double()
+        X, Y, self._arrow_pts = grid_2d(xlim, ylim, n_arrows)
+        self._arrow_pts = self._arrow_pts.double()
+        self._n, self._n_arrows = n, n_arrows
+        g = make_generator(seed)
+        base = density.perturbed(sde.sigma_min).sample(n_points, generator=g, dtype=torch.float64)
+        self._points = (base, torch.randn(base.shape, generator=g, dtype=torch.float64))
+        fig, ax = plt.subplots(figsize=(6, 5.5), layout="constrained")
+        self.image = ax.imshow(np.zeros((n, n)), origin="lower", extent=(*xlim, *ylim), cmap="Blues", aspect="auto")
+        zeros = np.zeros((n_arrows, n_arrows))
+        self.quiver = ax.quiver(X.numpy(), Y.numpy(), zeros, zeros, zeros, cmap="viridis", scale=30, width=0.004)
+        self.scatter = ax.scatter(np.empty(0), np.empty(0), s=3, color="C3", alpha=0.6, label="data points through the SDE")
+        ax.set(xlabel="$x_1$", ylabel="$x_2$", xlim=xlim, ylim=ylim)
+        ax.legend(loc="upper right", fontsize=8)
+        self._ax = ax
+        super().__init__([self.slider], fig)
+
+    def marginal(self, t: float):
+        """p_t = p_σ(t), the SDE's marginal at time t."""
+        return self.density.perturbed(self.sde.sigma(t))
+
+    def draw(self) -> None:
+        t = float(self.slider.value)
+        sigma = self.sde.sigma(t)
+        p_t = self.marginal(t)
+        dens = torch.exp(p_t.log_prob(self._pts)).reshape(self._n, self._n).numpy()
+        self.image.set_data(dens)
+        self.image.set_clim(0.0, float(dens.max()))
+        score = p_t.score(self._arrow_pts)
+        norm = score.norm(dim=1).clamp_min(1e-300)
+        unit = (score / norm[:, None]).reshape(self._n_arrows, self._n_arrows, 2).numpy()
+        self.quiver.set_UVC(unit[..., 0], unit[..., 1], np.log1p(norm.reshape(self._n_arrows, self._n_arrows).numpy()))
+        base, z = self._points
+        self.scatter.set_offsets((base + self.sde.kernel_std(t) * z).numpy())
+        self._ax.set_title(f"$p_t = p_{{\\sigma(t)}}$ and its score at t = {t:.2f}, σ(t) = {sigma:.3g}")
+        self.message.value = (
+            f"t = {t:.2f} · σ(t) = {sigma:.3g} · g(t) = {self.sde.g(t):.3g} · "
+            f"largest |score| on the grid {float(norm.max()):.3g}"
         )

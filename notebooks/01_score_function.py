@@ -20,12 +20,17 @@
 #
 # $$ s(x) = \nabla_x \log p(x) . $$
 #
+# (In the score-matching literature this is sometimes called the **Stein score**, to tell it
+# apart from the score of classical statistics, $\nabla_\theta \log p_\theta(x)$, the gradient
+# with respect to the *parameters*. In this course "score" always means the gradient with
+# respect to the data $x$.)
+#
 # **Objectives.** By the end of this lesson you can
 #
 # 1. explain why the score of an energy-based model $p(x) = e^{-E(x)}/Z$ does not need the
 #    normaliser $Z$, and compute it as $-\nabla_x E$ with automatic differentiation;
 # 2. derive the score of a Gaussian and of a Gaussian mixture, and check both against autograd;
-# 3. read a score vector field: where it points, where it vanishes, how long its arrows are;
+# 3. read a score vector field: where it points, where it vanishes, how large it is;
 # 4. implement `gaussian_score(x, mean, cov)` yourself.
 #
 # Conventions of the course: points are batch-first, a batch of $B$ points in $d$ dimensions
@@ -34,13 +39,15 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from torch.func import jacrev, vmap
 
 from lessons_lib import seed_everything
 from lessons_lib.autodiff import score_from_energy, score_from_log_prob
 from lessons_lib.checks import check_gaussian_score
 from lessons_lib.data import mixture_1d, mixture_2d
 from lessons_lib.densities import Gaussian, GaussianMixture
-from lessons_lib.plotting import plot_density_2d, plot_score_field
+from lessons_lib.nets import EnergyMLP, ScoreMLP
+from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_field
 from lessons_lib.widgets import MixtureScoreExplorer
 
 generator = seed_everything(0)
@@ -63,8 +70,16 @@ generator = seed_everything(0)
 # $$ s(x) = \nabla_x \log p(x) = \nabla_x\big(-E(x) - \log Z\big) = -\nabla_x E(x) . $$
 #
 # Equivalently: multiplying $p$ by any constant, or adding a constant to $E$, leaves the score
-# unchanged. A model of the score is therefore a model of the density *up to its normaliser*,
-# and that is all a sampler such as Langevin dynamics (lesson 5) needs.
+# unchanged. A model of the *energy* is therefore a model of the density up to its normaliser,
+# and its score $-\nabla E$ is all a sampler such as Langevin dynamics (lesson 5) needs.
+#
+# The converse needs care. A score model $s_\theta$ that is built as $-\nabla E_\theta$ is a
+# gradient field (a *conservative* field) by construction. From lesson 2 on we will mostly use
+# a free-form network $s_\theta:\mathbb R^d\to\mathbb R^d$ that outputs a vector directly, and
+# such a field need not be the gradient of anything: then there is no energy to read off and
+# no density $p_\theta$ it is the score of, only a vector field that we hope is close to
+# $\nabla\log p$ where it matters. (A gradient field has a symmetric Jacobian, since
+# $\partial_j\partial_i E = \partial_i\partial_j E$; we check this at the end of this section.)
 #
 # **Check.** Take the double-well energy $E(x) = (x^2 - 4)^2/8$ in one dimension. By hand,
 # $E'(x) = x(x^2-4)/2$, so the score is $s(x) = -x(x^2-4)/2$. We let autograd compute
@@ -114,6 +129,36 @@ plt.show()
 # The score is zero at the two minima of the energy (the modes, $x=\pm2$) and at the local
 # maximum of the energy between them ($x = 0$). Elsewhere it points *downhill in energy*, i.e.
 # towards higher density, and it grows without bound far from the data (here like $-x^3/2$).
+#
+# **Check: which fields are gradients?** In two dimensions, compare the Jacobian $J = \nabla_x s$
+# of two random networks at 500 points: an energy network `EnergyMLP` whose score is
+# $-\nabla E_\theta$, and a free-form `ScoreMLP` that outputs the vector itself. A gradient field
+# has $J = J^\top$ (zero *curl* $J_{21} - J_{12}$).
+
+# %%
+torch.manual_seed(0)
+energy_net, free_net = EnergyMLP(2).double(), ScoreMLP(2).double()
+x_check = torch.randn(500, 2, generator=generator, dtype=torch.float64)
+
+
+def curl(field, x):
+    """J₂₁ − J₁₂ of a 2-D vector field at every point (zero for a gradient field)."""
+    jac = vmap(jacrev(lambda xi: field(xi[None])[0]))(x)
+    return jac[:, 1, 0] - jac[:, 0, 1]
+
+
+with torch.no_grad():
+    curls = {"EnergyMLP (s = −∇E)": curl(energy_net.score, x_check), "ScoreMLP (free-form)": curl(free_net, x_check)}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for name, c in curls.items():
+    print(f"{name:<21} max |curl| over 500 points = {c.abs().max().item():.6f}")
+
+# %% [markdown]
+# The energy network's curl is zero up to rounding; the free-form network's is not, so no
+# function $E$ has it as its gradient. Score matching will make such a network *close* to a
+# gradient field where data are, but it never has to be one.
 
 # %% [markdown]
 # ## 2. The score of a Gaussian
@@ -127,8 +172,11 @@ plt.show()
 #
 # $$ s(x) = -\Sigma^{-1}(x - \mu) . $$
 #
-# The score of a Gaussian is **linear** in $x$: it points from $x$ back towards the mean, more
-# strongly along directions of small variance. In one dimension it is $-(x-\mu)/\sigma^2$.
+# The score of a Gaussian is **linear** in $x$. It points back into the distribution — its
+# inner product with $\mu - x$ is $(x-\mu)^\top\Sigma^{-1}(x-\mu) > 0$, so it is less than 90° away
+# from the direction of the mean — and it pulls harder along directions of small variance. In
+# one dimension it is $-(x-\mu)/\sigma^2$. (Whether it aims *exactly* at the mean is measured in
+# section 4.)
 #
 # ## 3. The score of a Gaussian mixture
 #
@@ -193,27 +241,56 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# In two dimensions we draw the score as arrows over the density. Arrow lengths are normalised
-# so that every direction is visible; the colour encodes $\log(1 + \|s(x)\|)$. Left: the
-# correlated Gaussian from above (a linear field, every arrow aims at the mean along the
-# "stretched" geometry of $\Sigma^{-1}$). Right: the three-component mixture `mixture_2d()`.
+# In two dimensions we draw the score as arrows over the density. All arrows have the same
+# length, so that every direction is visible; the **colour** encodes the magnitude
+# $\log(1 + \|s(x)\|)$ (dark = small, yellow = large). Left: the correlated Gaussian from
+# above. Its field $-\Sigma^{-1}(x-\mu)$ is linear, and it is the steepest-ascent direction of
+# $\log p$, i.e. it points *down the gradient of the Mahalanobis distance*
+# $\tfrac12(x-\mu)^\top\Sigma^{-1}(x-\mu)$, at right angles to the elliptical contours. It does
+# **not** in general aim at the mean: it is parallel to $\mu - x$ only when $x - \mu$ lies along
+# a principal axis (an eigenvector of $\Sigma$). Right: the three-component mixture
+# `mixture_2d()`. First, how far from "at the mean" the Gaussian's arrows are on the plotted
+# grid:
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+# NBVAL_CHECK_OUTPUT
+_, _, grid = grid_2d((-5, 5), (-5, 5), 15)
+grid = grid.double()
+s_grid, towards_mean = gauss.score(grid), gauss.mean - grid
+cos = (s_grid * towards_mean).sum(-1) / (s_grid.norm(dim=-1) * towards_mean.norm(dim=-1))
+angle = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
+print(f"angle between s(x) and μ − x on the 15×15 grid: largest {angle.max():.1f}°, mean {angle.mean():.1f}°")
+eigvecs = torch.linalg.eigh(gauss.cov).eigenvectors
+on_axes = gauss.mean + torch.cat([2 * eigvecs.T, -3 * eigvecs.T])  # points on the two principal axes
+s_axes, t_axes = gauss.score(on_axes), gauss.mean - on_axes
+cos_axes = (s_axes * t_axes).sum(-1) / (s_axes.norm(dim=-1) * t_axes.norm(dim=-1))
+print(f"largest angle at 4 points on the principal axes: {torch.rad2deg(torch.arccos(cos_axes.clamp(-1, 1))).max():.1f}°")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
 for ax, density, title in ((axes[0], gauss, "Gaussian N(μ, Σ)"), (axes[1], mix2, "mixture_2d()")):
-    plot_density_2d(ax, density.log_prob, xlim=(-5, 5), ylim=(-5, 5))
-    quiver = plot_score_field(ax, density.score, xlim=(-5, 5), ylim=(-5, 5), n=22)
+    plot_density_2d(ax, density.log_prob, xlim=(-5, 5), ylim=(-5, 5), alpha=0.6)
+    quiver = plot_score_field(ax, density.score, xlim=(-5, 5), ylim=(-5, 5), n=15)
     quiver.set_clim(0, 3)  # one colour scale for both panels
     ax.set(title=f"score field of the {title}", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+axes[0].plot(*gauss.mean.tolist(), "X", color="w", mec="k", ms=11, label="mean μ")
+axes[0].legend(loc="upper left")
 fig.colorbar(quiver, ax=axes, label="log(1 + ‖s(x)‖)", shrink=0.8)
 plt.show()
 
 # %% [markdown]
 # Things to notice: the arrows converge on the modes; between two modes there are points where
-# the score vanishes without being a mode (saddle points of $\log p$); and far from the data the
-# arrows are long and all point inwards — the magnitude grows linearly with the distance, as
-# for a single Gaussian.
-#
+# the score vanishes without being a mode (saddle points of $\log p$); and far from the data
+# all arrows point inwards and turn yellow: the magnitude $\|s(x)\|$ grows linearly with the
+# distance, as for a single Gaussian. Along a ray from the origin:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+direction = torch.tensor([[0.6, 0.8]], dtype=torch.float64)
+for r in (5, 10, 20, 40):
+    print(f"‖s(x)‖ of mixture_2d() at distance {r:2d}: {mix2.score(r * direction).norm().item():6.2f}")
+
+# %% [markdown]
 # ## 5. Explore
 #
 # Move the sliders: the mixture $w\,\mathcal N(\mu_1,\sigma_1^2) + (1-w)\,\mathcal N(\mu_2,
@@ -251,12 +328,59 @@ check_gaussian_score(gaussian_score)
 #
 # 1. An energy-based model is trained so that $-\nabla E_\theta$ matches the data's score.
 #    What does it tell you about $p_\theta$, and what can it *not* tell you without $Z_\theta$?
+#
+# <details><summary>Model answer</summary>
+#
+# It gives $p_\theta$ up to one constant factor: every *ratio*
+# $p_\theta(x)/p_\theta(y) = e^{E_\theta(y) - E_\theta(x)}$, hence where the modes are, how the
+# density is shaped, which of two points is more likely, and (lesson 5) samples by Langevin
+# dynamics, which only follows $-\nabla E_\theta$. Without $Z_\theta$ it cannot give the *value*
+# $p_\theta(x)$ or $\log p_\theta(x)$: no likelihood of held-out data, no comparison of
+# likelihoods with another model, no probability of a region. Section 1's printout is the
+# example: the score never needed $Z \approx 2.82$, but drawing $p$ did.
+#
+# </details>
+#
 # 2. The 1-D mixture has weights 0.1 and 0.9, but near each mode its score is almost that of
 #    the component alone. Where in $x$ does the weight $0.1$ show up in the score? What does that
 #    suggest for a sampler that only follows the score locally?
+#
+# <details><summary>Model answer</summary>
+#
+# Only in the region between the modes, where the responsibilities switch from one component
+# to the other. They are equal where $0.1\,\mathcal N(x;-3,1) = 0.9\,\mathcal N(x;3,1)$, i.e.
+# $-(x+3)^2/2 + \ln 0.1 = -(x-3)^2/2 + \ln 0.9$, which gives $x = -\ln 9/6 \approx -0.37$ instead of
+# $0$ for equal weights: the weight moves the switch-over point (and the zero of the score
+# there) towards the light mode. Near each mode the score is that of its own component, so a
+# sampler that follows it locally learns nothing about the 1 : 9 ratio unless it crosses the
+# low-density gap often — lesson 5 shows that it then gets the mode weights wrong.
+#
+# </details>
+#
 # 3. The score of a Gaussian grows linearly with $\|x - \mu\|$. Where do real data sets give you
 #    few or no samples, and what would that mean for a *learned* score there?
+#
+# <details><summary>Model answer</summary>
+#
+# In the tails, far from all data, and in the low-density gaps between clusters (between
+# digits of different classes, say). A score learned from samples is only constrained where
+# samples are (lesson 2 makes this precise: the loss weights every error by $p(x)$), so there it
+# can be wrong in size and in direction — exactly where a sampler started from noise begins its
+# journey. Lessons 4 and 5 show the consequence and the fix (perturbing the data with noise).
+#
+# </details>
+#
 # 4. Which points have $s(x) = 0$? Are they all modes?
+#
+# <details><summary>Model answer</summary>
+#
+# The critical points of $\log p$ (the same as those of $p$, since $p > 0$): local maxima (modes),
+# but also local minima of $p$ (in 1-D the dip between two modes, e.g. near $x \approx -0.4$ for the
+# course's mixture) and, in $d \ge 2$, saddle points (between the modes of `mixture_2d()`). The
+# Hessian of $\log p$, i.e. the Jacobian of the score, tells them apart: negative definite at a
+# mode. So $s = 0$ is not enough to call a point a mode.
+#
+# </details>
 #
 # ## Summary
 #
@@ -265,7 +389,10 @@ check_gaussian_score(gaussian_score)
 # - A Gaussian has the linear score $-\Sigma^{-1}(x-\mu)$; a mixture's score is the
 #   responsibility-weighted average of its components' scores. Both agree with autograd to
 #   machine precision.
-# - A score field points towards higher density, vanishes at modes and saddles, and grows far
-#   from the data. It describes the density's shape locally; the relative mass of distant modes
+# - A score field points towards higher density (for a Gaussian: down the gradient of the
+#   Mahalanobis distance, which is not always towards the mean), vanishes at modes, saddles and
+#   minima of $p$, and grows far from the data.
+# - A model built as $-\nabla E_\theta$ is a gradient field; a free-form score network need not
+#   be one (its curl is not zero), and then there is no density or energy to read off. It describes the density's shape locally; the relative mass of distant modes
 #   is only visible in the regions between them.
 # - Next lesson: how to *fit* a score model to data when the true score is unknown.

@@ -7,6 +7,7 @@ from torch import nn
 from lessons_lib.autodiff import (
     hutchinson_trace,
     jacobian_trace,
+    projected_jacobian,
     sample_projections,
     score_from_energy,
     score_from_log_prob,
@@ -138,3 +139,15 @@ def test_trace_functions_check_their_input():
         jacobian_trace(lambda x: x.sum(1, keepdim=True), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="n_projections"):
         hutchinson_trace(model, torch.zeros(3, 2), n_projections=0)
+
+
+def test_projected_jacobian_without_create_graph_has_the_same_value():
+    g = torch.Generator().manual_seed(70)
+    a = torch.randn(3, 3, generator=g, dtype=torch.float64)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    out = torch.tanh(x @ a)
+    v = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    with_graph = projected_jacobian(out, x, v)
+    without = projected_jacobian(out, x, v, create_graph=False)
+    torch.testing.assert_close(without, with_graph.detach())
+    assert with_graph.requires_grad and not without.requires_grad

@@ -12,20 +12,13 @@ Needs Debian's ``chromium`` (apt) and the ``playwright`` Python package (no brow
 from __future__ import annotations
 
 import io
-import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from _jupyterlab import jupyterlab_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -58,28 +51,6 @@ explorer""",
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_server(url: str, token: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"JupyterLab did not answer {url}/api/status within {timeout:.0f} s")
-
-
 @pytest.fixture
 def jupyterlab(tmp_path):
     """A JupyterLab server whose root holds the σ-explorer notebook; yields (base url, token)."""
@@ -88,38 +59,15 @@ def jupyterlab(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "sigma_explorer.ipynb")
-    # no "official Jupyter news?" toast over the figure
-    settings = tmp_path / "home" / ".jupyter" / "lab" / "user-settings" / "@jupyterlab"
-    (settings / "apputils-extension").mkdir(parents=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     # every cell attached and laid out once: no virtualised cells moving or re-attaching under the test
+    # (no "Jupyter news?" toast either: `make setup` switches it off for the environment)
+    settings = tmp_path / "home" / ".jupyter" / "lab" / "user-settings" / "@jupyterlab"
     (settings / "notebook-extension").mkdir(parents=True)
     (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    token = secrets.token_hex(16)
-    port = _free_port()
-    env = dict(os.environ, HOME=str(tmp_path / "home"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               MPLBACKEND="module://matplotlib_inline.backend_inline")
-    command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    log = open(tmp_path / "jupyterlab.log", "wb")
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_server(url, token, proc)
-        yield url, token
+        with jupyterlab_server(tmp_path, root, {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}) as server:
+            yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
         shutil.copy(tmp_path / "jupyterlab.log", _artifacts() / "browser_jupyterlab.log")
 
 

@@ -1,16 +1,21 @@
 """The exercise checks accept the reference solutions, reject typical wrong answers with the
 right diagnosis, and report a stub that still raises NotImplementedError as "not attempted".
 
-The wrong answers are written here as small functions, independently of the list of known
-mistakes inside lessons_lib.checks."""
+The right and wrong answers are written here as small functions, as a student would write them,
+independently of the library's implementations (which a check refuses: an answer that calls
+them is "not your own work") and of the list of known mistakes inside lessons_lib.checks."""
 
+import functools
 import math
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 
 from lessons_lib import checks
-from lessons_lib.autodiff import hutchinson_trace, jacobian_trace
+from lessons_lib.autodiff import hutchinson_trace
 
 CHECKS = {name: getattr(checks, f"check_{name}") for name in checks.REFERENCES}
 
@@ -19,9 +24,84 @@ def _stub(*args):
     raise NotImplementedError("replace this line with your solution")
 
 
+@pytest.fixture(autouse=True)
+def not_grading(monkeypatch):
+    """Each test starts outside grading mode (which, once on, stays on for the process)."""
+    monkeypatch.delenv(checks.GRADING_ENV, raising=False)
+    monkeypatch.delenv(checks.NBGRADER_ENV, raising=False)
+    monkeypatch.setattr(checks, "_GRADING_SEEN", False)
+
+
+# ------------------------------------------------------------------------ other right answers
+def _ism_loop(score_fn, x):
+    """The exact trace one coordinate at a time, with create_graph=True."""
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    trace = sum(
+        torch.autograd.grad(s[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(x.shape[1])
+    )
+    return (trace + 0.5 * (s**2).sum(dim=1)).mean()
+
+
+def _ssm_loop(score_fn, x, v):
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    terms = []
+    for vm in v:
+        (g,) = torch.autograd.grad((s * vm).sum(), x, create_graph=True)
+        terms.append((g * vm).sum(-1) + 0.5 * (vm * s).sum(-1) ** 2)
+    return torch.stack(terms).mean()
+
+
+def _ncsn_einsum(score_fn, x, sigma, z):
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    residual = sigma.reshape(shape) * score_fn(x + sigma.reshape(shape) * z, sigma) + z
+    return 0.5 * residual.pow(2).sum(dim=tuple(range(1, x.dim()))).mean()
+
+
+def _sampler(f, x, sigmas, lr, z, step=lambda si, sl, lr: lr * (si / sl) ** 2, scale=lambda e, lr: (2 * e) ** 0.5):
+    """Annealed Langevin written out, with a replaceable step rule and noise scale (the wrong
+    answers above change one of them); z[i, t] is the noise of step t at level i."""
+    for i in range(len(sigmas)):
+        e = step(float(sigmas[i]), float(sigmas[-1]), lr)
+        for t in range(z.shape[1]):
+            x = x + e * f(x, sigmas[i]) + scale(e, lr) * z[i, t]
+    return x
+
+
+OTHER_RIGHT_ANSWERS = {
+    "gaussian_score": [
+        lambda x, m, c: -(x - m) @ torch.linalg.inv(c),
+        lambda x, m, c: -torch.linalg.solve(c, (x - m).T).T,
+        lambda x, m, c: -torch.cholesky_solve((x - m).T.double(), torch.linalg.cholesky(c.double())).T,
+    ],
+    "ism_loss": [_ism_loop],
+    "ssm_loss": [_ssm_loop],
+    "dsm_loss": [
+        lambda f, x, s, z: ((f(x + s * z) + z / s) ** 2).sum(-1).mean() / 2,
+        lambda f, x, s, z: 0.5 * torch.mean(torch.sum((s * f(x + s * z) + z) ** 2, dim=1)) / s**2,
+    ],
+    "langevin_step": [
+        lambda x, s, e, z: x + e * s + (2 * e) ** 0.5 * z,
+        lambda x, s, e, z: torch.addcmul(x + e * s, torch.sqrt(torch.tensor(2.0 * e)), z),
+    ],
+    "ncsn_loss": [_ncsn_einsum],
+    "reverse_sde_step": [lambda x, s, g, dt, z: x + (g * g * dt) * s + (g * g * dt) ** 0.5 * z],
+    "probability_flow_step": [lambda x, s, g, dt: torch.add(x, s, alpha=g**2 * dt / 2)],
+    "annealed_langevin": [
+        _sampler,
+        lambda f, x, s, lr, z: _sampler(f, x.clone(), s.tolist(), lr, z),
+    ],
+}
+
+
+
+OWN_SOLUTIONS = {name: answers[0] for name, answers in OTHER_RIGHT_ANSWERS.items()}
+
+
 @pytest.mark.parametrize("name", sorted(CHECKS))
-def test_reference_passes(name, capsys):
-    CHECKS[name](checks.REFERENCES[name])
+def test_own_solution_passes(name, capsys):
+    CHECKS[name](OWN_SOLUTIONS[name])
     out = capsys.readouterr().out
     assert out.startswith(f"✓ {name} matches the reference on ") and "test cases" in out
 
@@ -37,7 +117,7 @@ def test_check_leaves_global_random_state_alone(name):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    CHECKS[name](checks.REFERENCES[name])
+    CHECKS[name](OWN_SOLUTIONS[name])
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -55,7 +135,9 @@ def _precision(cov):
 
 
 def _ism_parts(score_fn, x):
-    trace, s = jacobian_trace(score_fn, x, return_output=True)
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    trace = sum(torch.autograd.grad(s[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(x.shape[1]))
     return trace, (s**2).sum(-1)
 
 
@@ -142,6 +224,23 @@ WRONG = {
         ("sigma not reshaped", lambda f, x, s, z: 0.5 * ((s * f(x + s * z, s) + z) ** 2).flatten(1).sum(-1).mean(), "reshape it so it broadcasts"),
         ("detached", lambda f, x, s, z: 0.5 * ((_sigma_view(s, x) * f(x + _sigma_view(s, x) * z, s) + z) ** 2).flatten(1).sum(-1).mean().detach(), "detached"),
     ],
+    "reverse_sde_step": [
+        ("½ of the ODE", lambda x, s, g, dt, z: x + 0.5 * g**2 * s * dt + g * math.sqrt(dt) * z, "has a ½"),
+        ("sign", lambda x, s, g, dt, z: x - g**2 * s * dt + g * math.sqrt(dt) * z, "wrong sign on the score"),
+        ("g² on the noise", lambda x, s, g, dt, z: x + g**2 * s * dt + g**2 * math.sqrt(dt) * z, "noise is multiplied by g²"),
+        ("g on the score", lambda x, s, g, dt, z: x + g * s * dt + g * math.sqrt(dt) * z, "score is multiplied by g;"),
+        ("no √dt", lambda x, s, g, dt, z: x + g**2 * s * dt + g * z, "not scaled by √dt"),
+        ("no noise", lambda x, s, g, dt, z: x + g**2 * s * dt, "noise term g·√dt·z is missing"),
+        ("fresh noise", lambda x, s, g, dt, z: x + g**2 * s * dt + g * math.sqrt(dt) * torch.randn_like(x), "use the noise z"),
+    ],
+    "probability_flow_step": [
+        ("missing ½", lambda x, s, g, dt: x + g**2 * s * dt, "the ½ is missing"),
+        ("sign", lambda x, s, g, dt: x - 0.5 * g**2 * s * dt, "wrong sign"),
+        ("g instead of g²", lambda x, s, g, dt: x + 0.5 * g * s * dt, "multiplied by ½·g;"),
+        ("(½g)²", lambda x, s, g, dt: x + (0.5 * g) ** 2 * s * dt, "(½g)²"),
+        ("no dt", lambda x, s, g, dt: x + 0.5 * g**2 * s, "not multiplied by dt"),
+        ("noise added", lambda x, s, g, dt: x + 0.5 * g**2 * s * dt + g * math.sqrt(dt) * torch.randn_like(x), "do not draw any noise"),
+    ],
     "annealed_langevin": [
         ("smallest σ first", lambda f, x, s, lr, n: _sampler(f, x, s.flip(0), lr, n, lambda si, sl, lr: lr * (si / s[-1]) ** 2), "wrong order"),
         ("constant step", lambda f, x, s, lr, n: _sampler(f, x, s, lr, n, lambda si, sl, lr: lr), "same at every level"),
@@ -154,16 +253,6 @@ WRONG = {
         ("fresh noise", lambda f, x, s, lr, n: _sampler(f, x, s, lr, torch.randn_like(n)), "do not draw new noise"),
     ],
 }
-
-
-def _sampler(f, x, sigmas, lr, z, step=lambda si, sl, lr: lr * (si / sl) ** 2, scale=lambda e, lr: (2 * e) ** 0.5):
-    """Annealed Langevin written out, with a replaceable step rule and noise scale (the wrong
-    answers above change one of them); z[i, t] is the noise of step t at level i."""
-    for i in range(len(sigmas)):
-        e = step(float(sigmas[i]), float(sigmas[-1]), lr)
-        for t in range(z.shape[1]):
-            x = x + e * f(x, sigmas[i]) + scale(e, lr) * z[i, t]
-    return x
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
@@ -197,7 +286,7 @@ def test_message_shows_the_case_the_numbers_and_the_formula():
 
 def test_unrecognised_error_reports_the_ratio():
     def off(f, x, s, z):
-        return 1.37 * checks.REFERENCES["dsm_loss"](f, x, s, z)
+        return 1.37 * OWN_SOLUTIONS["dsm_loss"](f, x, s, z)
 
     with pytest.raises(AssertionError, match=r"ratio got/expected = 1\.37"):
         checks.check_dsm_loss(off)
@@ -208,58 +297,109 @@ def test_stub_fails_when_grading(name, monkeypatch):
     monkeypatch.setenv(checks.GRADING_ENV, "1")
     with pytest.raises(AssertionError, match=f"{name}: not attempted"):
         CHECKS[name](_stub)
-    CHECKS[name](checks.REFERENCES[name])  # a right answer still passes
+    CHECKS[name](OWN_SOLUTIONS[name])  # a right answer still passes
 
 
-# ------------------------------------------------------------------------ other right answers
-def _ism_loop(score_fn, x):
-    """The exact trace one coordinate at a time, with create_graph=True."""
-    x = x.detach().requires_grad_(True)
-    s = score_fn(x)
-    trace = sum(
-        torch.autograd.grad(s[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(x.shape[1])
-    )
-    return (trace + 0.5 * (s**2).sum(dim=1)).mean()
+@pytest.mark.parametrize("mode", ["autograde", "validate"])
+def test_nbgrader_turns_grading_on_by_itself(mode, monkeypatch):
+    CHECKS["dsm_loss"](_stub)  # not graded: "not attempted yet"
+    monkeypatch.setenv(checks.NBGRADER_ENV, mode)
+    with pytest.raises(AssertionError, match="not attempted"):
+        CHECKS["dsm_loss"](_stub)
 
 
-def _ssm_loop(score_fn, x, v):
-    x = x.detach().requires_grad_(True)
-    s = score_fn(x)
-    terms = []
-    for vm in v:
-        (g,) = torch.autograd.grad((s * vm).sum(), x, create_graph=True)
-        terms.append((g * vm).sum(-1) + 0.5 * (vm * s).sum(-1) ** 2)
-    return torch.stack(terms).mean()
+def test_grading_cannot_be_switched_off_once_on(monkeypatch):
+    monkeypatch.setenv(checks.GRADING_ENV, "1")
+    with pytest.raises(AssertionError, match="not attempted"):
+        CHECKS["langevin_step"](_stub)
+    monkeypatch.setenv(checks.GRADING_ENV, "0")  # what a student's cell could do
+    monkeypatch.delenv(checks.NBGRADER_ENV, raising=False)
+    with pytest.raises(AssertionError, match="not attempted"):
+        CHECKS["langevin_step"](_stub)
 
 
-def _ncsn_einsum(score_fn, x, sigma, z):
-    shape = (-1,) + (1,) * (x.dim() - 1)
-    residual = sigma.reshape(shape) * score_fn(x + sigma.reshape(shape) * z, sigma) + z
-    return 0.5 * residual.pow(2).sum(dim=tuple(range(1, x.dim()))).mean()
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/environ")
+@pytest.mark.parametrize("variable, value", [("NBGRADER_EXECUTION", "autograde"), ("LESSONS_LIB_GRADING", "1")])
+def test_a_kernel_started_for_grading_grades_even_if_the_answer_edits_os_environ(variable, value, tmp_path):
+    code = textwrap.dedent(f"""
+        import os
+        os.environ.pop("NBGRADER_EXECUTION", None)       # a student's cell, run before the
+        os.environ["LESSONS_LIB_GRADING"] = "0"          # setup cell imports the checks
+        from lessons_lib.checks import check_langevin_step
+        def stub(*args):
+            raise NotImplementedError
+        try:
+            check_langevin_step(stub)
+        except AssertionError as err:
+            print("FAILED:", err)
+    """)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), variable: value}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "FAILED: langevin_step: not attempted" in out.stdout, out.stdout + out.stderr
 
 
-OTHER_RIGHT_ANSWERS = {
-    "gaussian_score": [
-        lambda x, m, c: -(x - m) @ torch.linalg.inv(c),
-        lambda x, m, c: -torch.linalg.solve(c, (x - m).T).T,
-        lambda x, m, c: -torch.cholesky_solve((x - m).T.double(), torch.linalg.cholesky(c.double())).T,
-    ],
-    "ism_loss": [_ism_loop],
-    "ssm_loss": [_ssm_loop],
-    "dsm_loss": [
-        lambda f, x, s, z: ((f(x + s * z) + z / s) ** 2).sum(-1).mean() / 2,
-        lambda f, x, s, z: 0.5 * torch.mean(torch.sum((s * f(x + s * z) + z) ** 2, dim=1)) / s**2,
-    ],
-    "langevin_step": [
-        lambda x, s, e, z: x + e * s + (2 * e) ** 0.5 * z,
-        lambda x, s, e, z: torch.addcmul(x + e * s, torch.sqrt(torch.tensor(2.0 * e)), z),
-    ],
-    "ncsn_loss": [_ncsn_einsum],
-    "annealed_langevin": [
-        _sampler,
-        lambda f, x, s, lr, z: _sampler(f, x.clone(), s.tolist(), lr, z),
-    ],
+# ------------------------------------------------------------------------ not your own work
+def _import_inside(f, x, s, z):
+    from lessons_lib.losses import dsm_loss as mine
+
+    return mine(f, x, s, z=z)
+
+
+_alias = checks.losses.dsm_loss
+
+
+def _via_getattr(f, x, s, z):
+    import importlib
+
+    return getattr(importlib.import_module("lessons_lib." + "losses"), "dsm" + "_loss")(f, x, s, z=z)
+
+
+def _profile_off(f, x, s, z):
+    sys.setprofile(None)
+    return OWN_SOLUTIONS["dsm_loss"](f, x, s, z)
+
+
+LIBRARY_CALLS = {
+    "the reference itself": (checks.REFERENCES["dsm_loss"], "lessons_lib.losses.dsm_loss"),
+    "an import inside the function": (_import_inside, "lessons_lib.losses.dsm_loss"),
+    "an alias": (lambda f, x, s, z: _alias(f, x, s, z=z), "lessons_lib.losses.dsm_loss"),
+    "getattr": (_via_getattr, "lessons_lib.losses.dsm_loss"),
+    "functools.partial": (functools.partial(checks.losses.dsm_loss), "lessons_lib.losses.dsm_loss"),
+    "the σ²-weighted loss, rescaled": (
+        lambda f, x, s, z: checks.losses.ncsn_loss_at(lambda y, _: f(y), x, torch.full((x.shape[0],), s), z=z) / s**2,
+        "lessons_lib.losses.ncsn_loss_at",
+    ),
+    "switching the tracing off": (_profile_off, "switched off the check's call tracing"),
 }
+
+
+@pytest.mark.parametrize("disguise", sorted(LIBRARY_CALLS))
+def test_an_answer_that_calls_the_library_is_not_own_work(disguise):
+    answer, named = LIBRARY_CALLS[disguise]
+    with pytest.raises(checks.NotOwnWorkError, match="dsm_loss: not your own work") as info:
+        checks.check_dsm_loss(answer)
+    assert named in str(info.value)
+    assert sys.getprofile() is None  # the hook is gone after the check
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_every_exercise_refuses_its_reference(name):
+    assert checks.OWN_WORK[name], f"{name} lists no library implementation to refuse"
+    with pytest.raises(checks.NotOwnWorkError, match="not your own work: calls lessons_lib."):
+        CHECKS[name](checks.REFERENCES[name])
+    with pytest.raises(checks.NotOwnWorkError):
+        CHECKS[name](lambda *args: checks.REFERENCES[name](*args))
+
+
+def test_library_building_blocks_stay_allowed(capsys):
+    # the Gaussian's log-density and autograd are what lesson 01 teaches before its exercise
+    def by_autograd(x, mean, cov):
+        x = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(checks.Gaussian(mean, cov).log_prob(x).sum(), x)
+        return g
+
+    checks.check_gaussian_score(by_autograd)
+    assert capsys.readouterr().out.startswith("✓ gaussian_score")
 
 
 @pytest.mark.parametrize(

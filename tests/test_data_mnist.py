@@ -1,7 +1,7 @@
 """The MNIST loader: IDX parsing, folder resolution, checksums, clear errors, opt-in download.
 
 No test touches the internet: ``urllib.request.urlopen`` is replaced for every test, and the
-download tests serve bytes of the offline test split in ``../shared/data/mnist``.
+download tests serve bytes of the test split bundled in the repository (``data/mnist``).
 """
 
 from __future__ import annotations
@@ -19,16 +19,12 @@ import pytest
 import torch
 
 from lessons_lib import data
-from lessons_lib.data import MNISTError, MNISTSplit, load_mnist, mnist_dir, mnist_train_heldout
+from lessons_lib.data import MNISTError, MNISTSplit, load_mnist, mnist_dir, mnist_search_path, mnist_train_heldout
 
-SHARED = (Path(__file__).parents[1] / ".." / "shared" / "data" / "mnist").resolve()
+# The test split shipped with the repository (found here independently of the library).
+BUNDLED = (Path(__file__).parents[1] / "data" / "mnist").resolve()
 TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-needs_shared = pytest.mark.skipif(
-    not all((SHARED / f).is_file() for f in TEST_FILES),
-    reason=f"the offline MNIST test split is not in {SHARED}",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -43,14 +39,21 @@ def no_internet(monkeypatch):
 
 @pytest.fixture(scope="module")
 def test_split():
-    if not all((SHARED / f).is_file() for f in TEST_FILES):
-        pytest.skip(f"the offline MNIST test split is not in {SHARED}")
-    return load_mnist("test", SHARED)
+    return load_mnist("test", BUNDLED)
+
+
+@pytest.fixture
+def no_env(monkeypatch, tmp_path):
+    """No LESSONS_LIB_MNIST_DIR, and an empty user cache: only the repository is left."""
+    monkeypatch.delenv("LESSONS_LIB_MNIST_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "lessons_lib" / "mnist"
 
 
 def copy_test_split(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for f in TEST_FILES:
-        shutil.copyfile(SHARED / f, dest / f)
+        shutil.copyfile(BUNDLED / f, dest / f)
     return dest
 
 
@@ -80,7 +83,11 @@ def serve(payloads: dict[str, bytes], calls: list | None = None):
 # --- the offline test split --------------------------------------------------------------------
 
 
-def test_shared_test_split(test_split):
+def test_bundled_test_split_is_the_official_one(test_split):
+    md5 = {f: data._md5((BUNDLED / f).read_bytes()) for f in TEST_FILES}
+    assert md5 == {f: data._MD5[f] for f in TEST_FILES}
+    assert {f: (BUNDLED / f).stat().st_size for f in TEST_FILES} == {f: data._GZ_SIZES[f] for f in TEST_FILES}
+    assert data.BUNDLED_MNIST_DIR == BUNDLED
     x, y = test_split
     assert x.shape == (10000, 1, 28, 28) and x.dtype == torch.float32
     assert y.shape == (10000,) and y.dtype == torch.int64
@@ -92,10 +99,9 @@ def test_shared_test_split(test_split):
     assert torch.equal(k, k.round())
 
 
-@needs_shared
 def test_raw_files_are_read_and_verified(tmp_path, test_split):
     for f in TEST_FILES:
-        (tmp_path / f.removesuffix(".gz")).write_bytes(gzip.decompress((SHARED / f).read_bytes()))
+        (tmp_path / f.removesuffix(".gz")).write_bytes(gzip.decompress((BUNDLED / f).read_bytes()))
     x, y = load_mnist("test", tmp_path)
     assert torch.equal(x, test_split[0]) and torch.equal(y, test_split[1])
     raw = tmp_path / "t10k-labels-idx1-ubyte"
@@ -165,21 +171,70 @@ def test_dir_falls_back_to_cache(monkeypatch, tmp_path):
     assert mnist_dir() == tmp_path / "home" / ".cache" / "lessons_lib" / "mnist"
 
 
-@needs_shared
 def test_load_uses_env_var(monkeypatch, tmp_path):
-    monkeypatch.setenv("LESSONS_LIB_MNIST_DIR", str(SHARED))
+    copy_test_split(tmp_path / "env")
+    monkeypatch.setenv("LESSONS_LIB_MNIST_DIR", str(tmp_path / "env"))
     x, _ = load_mnist("test")
     assert x.shape == (10000, 1, 28, 28)
-    # the argument beats the environment variable: an empty folder is searched, not SHARED
+    # the env folder comes first: a corrupt copy there is an error, not silently skipped
+    (tmp_path / "env" / TEST_FILES[1]).write_bytes(b"junk")
+    with pytest.raises(MNISTError, match="corrupt") as err:
+        load_mnist("test")
+    assert str(tmp_path / "env") in str(err.value)
+    # the argument beats everything: an empty folder is searched, and only it
     with pytest.raises(MNISTError) as err:
-        load_mnist("test", tmp_path)
-    assert str(tmp_path) in str(err.value)
+        load_mnist("test", tmp_path / "empty")
+    assert str(tmp_path / "empty") in str(err.value) and str(BUNDLED) not in str(err.value)
+
+
+def test_search_path_order(monkeypatch, tmp_path, no_env):
+    assert mnist_search_path() == [BUNDLED, no_env]
+    monkeypatch.setenv("LESSONS_LIB_MNIST_DIR", str(tmp_path / "env"))
+    assert mnist_search_path() == [tmp_path / "env", BUNDLED, no_env]
+    assert mnist_search_path(tmp_path / "arg") == [tmp_path / "arg"]
+    monkeypatch.setenv("LESSONS_LIB_MNIST_DIR", str(BUNDLED))  # no folder twice
+    assert mnist_search_path() == [BUNDLED, no_env]
+
+
+def test_fresh_clone_reads_the_bundled_test_split(no_env, monkeypatch, tmp_path, test_split):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    x, y = load_mnist("test")
+    assert torch.equal(x, test_split[0]) and torch.equal(y, test_split[1])
+    # an env folder without the test split falls through to the bundled copy
+    monkeypatch.setenv("LESSONS_LIB_MNIST_DIR", str(tmp_path / "elsewhere"))
+    assert torch.equal(load_mnist("test")[1], y)
+    split = mnist_train_heldout()
+    assert len(split.train) == 8000 and "not available" in split.source
+
+
+def test_training_split_is_never_looked_for_in_the_repository(no_env):
+    with pytest.raises(MNISTError) as err:
+        load_mnist("train")
+    msg = str(err.value)
+    assert str(BUNDLED) in msg and str(no_env) in msg  # every folder searched is named
+    assert "test split only" in msg and "download=True" in msg and "make mnist-train" in msg
+    assert "shared" not in msg
+
+
+def test_download_goes_to_the_user_cache(no_env, monkeypatch):
+    calls = []
+    labels = (BUNDLED / TEST_FILES[1]).read_bytes()
+    monkeypatch.setitem(data._MD5, "train-labels-idx1-ubyte.gz", data._md5(labels))
+    monkeypatch.setitem(data._MD5, "train-images-idx3-ubyte.gz", data._MD5[TEST_FILES[0]])
+    monkeypatch.setitem(data._COUNTS, "train", 10000)
+    payloads = {"train-images-idx3-ubyte.gz": (BUNDLED / TEST_FILES[0]).read_bytes(), "train-labels-idx1-ubyte.gz": labels}
+    monkeypatch.setattr(urllib.request, "urlopen", serve(payloads, calls))
+    x, _ = load_mnist("train", download=True)
+    assert len(calls) == 2 and x.shape == (10000, 1, 28, 28)
+    assert sorted(p.name for p in no_env.iterdir()) == sorted(payloads)
+    assert not (BUNDLED / "train-images-idx3-ubyte.gz").exists()
+    split = mnist_train_heldout()
+    assert len(split.train) == 10000 and str(no_env) in split.source
 
 
 # --- clear errors ------------------------------------------------------------------------------
 
 
-@needs_shared
 def test_corrupt_file(tmp_path):
     copy_test_split(tmp_path)
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
@@ -195,7 +250,6 @@ def test_corrupt_file(tmp_path):
     assert "download=True" in msg and "LESSONS_LIB_MNIST_DIR" in msg
 
 
-@needs_shared
 def test_truncated_file(tmp_path):
     copy_test_split(tmp_path)
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
@@ -212,7 +266,7 @@ def test_missing_files(tmp_path):
     assert str(tmp_path) in msg
     assert "train-images-idx3-ubyte.gz" in msg and "train-labels-idx1-ubyte.gz" in msg
     assert "download=True" in msg and "LESSONS_LIB_MNIST_DIR" in msg and "root=" in msg
-    assert "../shared/data/mnist" in msg and "test split only" in msg
+    assert "data/mnist" in msg and "test split only" in msg and "shared" not in msg
 
 
 # --- download (urlopen replaced) ---------------------------------------------------------------
@@ -249,10 +303,9 @@ def test_download_into_unwritable_folder(monkeypatch, tmp_path):
     assert str(tmp_path) in str(err.value) and "no network" not in str(err.value)
 
 
-@needs_shared
 def test_download_serves_verified_files(monkeypatch, tmp_path, capsys, test_split):
     calls = []
-    payloads = {f: (SHARED / f).read_bytes() for f in TEST_FILES}
+    payloads = {f: (BUNDLED / f).read_bytes() for f in TEST_FILES}
     monkeypatch.setattr(urllib.request, "urlopen", serve(payloads, calls))
     target = tmp_path / "cache" / "mnist"
     x, y = load_mnist("test", target, download=True)
@@ -267,9 +320,8 @@ def test_download_serves_verified_files(monkeypatch, tmp_path, capsys, test_spli
     assert calls == []
 
 
-@needs_shared
 def test_download_corrupt_payload(monkeypatch, tmp_path):
-    payloads = {f: (SHARED / f).read_bytes()[:-10] for f in TEST_FILES}
+    payloads = {f: (BUNDLED / f).read_bytes()[:-10] for f in TEST_FILES}
     monkeypatch.setattr(urllib.request, "urlopen", serve(payloads))
     with pytest.raises(MNISTError, match="wrong checksum") as err:
         load_mnist("test", tmp_path, download=True)
@@ -277,9 +329,8 @@ def test_download_corrupt_payload(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@needs_shared
 def test_download_falls_back_to_next_mirror(monkeypatch, tmp_path):
-    good = (SHARED / TEST_FILES[1]).read_bytes()
+    good = (BUNDLED / TEST_FILES[1]).read_bytes()
 
     def urlopen(url, timeout=None):
         if url.startswith(data._MIRRORS[0]):
@@ -287,7 +338,7 @@ def test_download_falls_back_to_next_mirror(monkeypatch, tmp_path):
         return io.BytesIO(good)
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
-    shutil.copyfile(SHARED / TEST_FILES[0], tmp_path / TEST_FILES[0])
+    shutil.copyfile(BUNDLED / TEST_FILES[0], tmp_path / TEST_FILES[0])
     _, y = load_mnist("test", tmp_path, download=True)
     assert torch.bincount(y).tolist() == TEST_LABEL_COUNTS
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(TEST_FILES)
@@ -296,9 +347,8 @@ def test_download_falls_back_to_next_mirror(monkeypatch, tmp_path):
 # --- training / held-out split -----------------------------------------------------------------
 
 
-@needs_shared
 def test_train_heldout_from_test_split_only(test_split):
-    split = mnist_train_heldout(SHARED)
+    split = mnist_train_heldout(BUNDLED)
     assert isinstance(split, MNISTSplit)
     x, y = test_split
     assert split.train.shape == (8000, 1, 28, 28) and split.heldout.shape == (2000, 1, 28, 28)
@@ -306,17 +356,16 @@ def test_train_heldout_from_test_split_only(test_split):
     # held out: exactly test images 8000..9999; training: 0..7999, so the two are disjoint
     assert torch.equal(split.heldout, x[8000:]) and torch.equal(split.heldout_labels, y[8000:])
     assert torch.equal(split.train, x[:8000]) and torch.equal(split.train_labels, y[:8000])
-    assert "test split" in split.source and str(SHARED) in split.source
+    assert "test split" in split.source and "not available" in split.source
     assert "8,000" in split.source and "2,000" in split.source
     assert repr(split).startswith("MNISTSplit(train=(8000, 1, 28, 28), heldout=(2000, 1, 28, 28)")
 
-    small = mnist_train_heldout(SHARED, n_heldout=500)
+    small = mnist_train_heldout(BUNDLED, n_heldout=500)
     assert torch.equal(small.heldout, x[9500:]) and len(small.train) == 9500
     with pytest.raises(ValueError, match="n_heldout"):
-        mnist_train_heldout(SHARED, n_heldout=10000)
+        mnist_train_heldout(BUNDLED, n_heldout=10000)
 
 
-@needs_shared
 def test_train_heldout_uses_training_split_when_present(monkeypatch, tmp_path):
     # A stand-in training split of 50 raw images (the raw training files are checked by their
     # exact size, so shrinking the expected count lets a tiny synthetic copy pass).
@@ -328,7 +377,7 @@ def test_train_heldout_uses_training_split_when_present(monkeypatch, tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
 
     partial = mnist_train_heldout(tmp_path)  # one training file missing: falls back, says so
-    assert len(partial.train) == 8000 and "train-images-idx3-ubyte.gz" in partial.source
+    assert len(partial.train) == 8000 and "not available" in partial.source
 
     write_idx(tmp_path / "train-images-idx3-ubyte", images)
     split = mnist_train_heldout(tmp_path)

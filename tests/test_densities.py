@@ -9,7 +9,7 @@ from torch.distributions import MultivariateNormal
 
 from lessons_lib.autodiff import score_from_log_prob
 from lessons_lib.data import mixture_1d, mixture_2d
-from lessons_lib.densities import Gaussian, GaussianMixture
+from lessons_lib.densities import Gaussian, GaussianMixture, noisy_score, sample_errors
 
 
 def random_spd(d, generator):
@@ -171,3 +171,37 @@ def test_bad_points_and_sigma_raise_value_error():
     for bad in [0.0, -1.0, float("inf"), "a"]:
         with pytest.raises(ValueError, match="sigma"):
             mix.perturbed(bad)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_mixture_moments_match_a_large_sample(d):
+    g = torch.Generator().manual_seed(40 + d)
+    mix = random_mixture(d, 3, g)
+    x, labels = mix.sample(400_000, generator=g, dtype=torch.float64, return_labels=True)
+    torch.testing.assert_close(mix.mean(), x.mean(0), atol=0.02, rtol=0)
+    torch.testing.assert_close(mix.covariance(), torch.cov(x.T).reshape(d, d), atol=0.05, rtol=0.02)
+
+
+def test_sample_errors_of_exact_samples_are_monte_carlo_small_and_of_bad_ones_large():
+    mix = mixture_2d()
+    g = torch.Generator().manual_seed(50)
+    exact = sample_errors(mix, mix.sample(100_000, generator=g))
+    assert exact.weight < 0.01 and exact.mean < 0.03 and exact.covariance < 0.02
+    # all the points in the first component: weight error 1 − 0.5, mean at that component's mean
+    one_mode = mix.means[0] + 0.1 * torch.randn(1000, 2, generator=g, dtype=torch.float64)
+    bad = sample_errors(mix, one_mode)
+    assert bad.weight == pytest.approx(0.5)
+    assert bad.mean == pytest.approx(torch.linalg.norm(mix.means[0] - mix.mean()).item(), abs=0.02)
+    torch.testing.assert_close(mix.component_fractions(one_mode), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+
+
+def test_noisy_score_is_the_score_of_the_perturbed_density():
+    mix = mixture_2d()
+    score = noisy_score(mix)
+    x = torch.randn(20, 2, generator=torch.Generator().manual_seed(60), dtype=torch.float64)
+    for sigma in (0.1, 2.0, 0.1):
+        torch.testing.assert_close(score(x, sigma), mix.perturbed(sigma).score(x))
+    with pytest.raises(ValueError, match="> 0"):
+        score(x, 0.0)
+    with pytest.raises(ValueError, match="perturbed"):
+        noisy_score(lambda x: x)

@@ -1,5 +1,5 @@
 """environment.yml (conda-forge, Binder) lists the same packages as pyproject.toml's
-dependencies plus its course and dev extras, with the same lower bounds."""
+dependencies plus its course, dev and book extras, with the same lower bounds."""
 
 import re
 import tomllib
@@ -10,7 +10,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # PyPI name -> conda-forge name, where they differ.
 CONDA_NAME = {"torch": "pytorch"}
-EXTRAS = ("course", "dev")
+EXTRAS = ("course", "dev", "book")
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:(>=|==|=)\s*([^\s,;]+))?")
 
 

@@ -1,14 +1,13 @@
 """lessons_lib.quality: the Fréchet distance against its closed form, the class histogram on a
 classifier whose logits we control, and the shipped MNIST classifier on held-out digits."""
 
-import os
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from lessons_lib import quality
+from lessons_lib.data import mnist_train_heldout
 from lessons_lib.quality import (
     MNISTClassifier,
     class_histogram,
@@ -186,24 +185,10 @@ def test_load_classifier_round_trip(tmp_path):
 
 # --- the shipped classifier on real digits ------------------------------------------------
 
-def _heldout_or_skip():
-    if not quality.DEFAULT_CHECKPOINT.is_file():
-        pytest.skip(f"{quality.DEFAULT_CHECKPOINT} not found (python -m benchmarks.mnist_classifier)")
-    from lessons_lib.data import MNISTError, mnist_train_heldout
-
-    # LESSONS_LIB_MNIST_DIR (the Makefile sets it), else the offline copy beside the repository.
-    beside = quality.DEFAULT_CHECKPOINT.parents[2] / "shared" / "data" / "mnist"
-    root = None if os.environ.get("LESSONS_LIB_MNIST_DIR") or not beside.is_dir() else beside
-    try:
-        return mnist_train_heldout(root)
-    except MNISTError as err:
-        pytest.skip(f"MNIST not available offline: {err}")
-
-
 @pytest.fixture(scope="module")
 def shipped():
-    split = _heldout_or_skip()
-    return load_classifier(), split
+    # the shipped classifier and the held-out digits of the test split bundled in data/mnist
+    return load_classifier(), mnist_train_heldout()
 
 
 def test_shipped_classifier_accuracy_on_heldout(shipped):

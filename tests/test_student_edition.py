@@ -3,6 +3,7 @@ clearly, no solution text leaks, and the edition runs top to bottom with every e
 reported as "not attempted yet"."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -118,6 +119,41 @@ def test_markdown_solutions_are_removed_and_empty_cells_dropped():
     assert sources[5] == "## Think\n1. Why does Z drop out?\n2. Next question."
 
 
+THINK = (
+    "## Think\n1. Why does Z drop out?\n\n<details><summary>Model answer</summary>\n\nBecause the "
+    "gradient of a constant is zero.\n\n</details>\n\n2. Where do the arrows point?\n\n"
+    "<details><summary>Hint</summary>\n\nLook at the sign.\n\n</details>"
+)
+
+
+def test_model_answers_are_dropped_and_hints_kept():
+    answer_cell = new_markdown_cell("<details><summary>Model answer</summary>\n\nA whole cell.\n\n</details>")
+    instructor = _notebook(new_markdown_cell(THINK), answer_cell, new_markdown_cell("## Summary"))
+    student, n = student_notebook(instructor, "think.ipynb")
+    assert n == 0  # model answers are not exercises
+    assert _sources(student) == [
+        "## Think\n1. Why does Z drop out?\n\n2. Where do the arrows point?\n\n"
+        "<details><summary>Hint</summary>\n\nLook at the sign.\n\n</details>",
+        "## Summary",
+    ]
+    assert "Because the gradient" in _sources(instructor)[0]  # the instructor edition keeps them
+    source, _ = nbgrader_source(instructor, "think.ipynb")
+    assert _sources(source) == _sources(student)  # nbgrader would release them: gone too
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("<details><summary>Model answer</summary>\nno end", "has no '</details>'"),
+        ("<details><summary>Model Answer</summary> text on the line\n</details>", "looks like a model answer"),
+        ("<details><summary>Model answer</summary>\n<details><summary>Model answer</summary>\n</details>", "inside"),
+    ],
+)
+def test_malformed_model_answers_fail(text, message):
+    with pytest.raises(MarkerError, match=message):
+        student_notebook(_notebook(new_markdown_cell(text)), "bad.ipynb")
+
+
 def test_check_cells_are_recognised():
     assert student_edition.is_check_cell(new_code_cell("check_dsm_loss(dsm_loss)"))
     assert student_edition.is_check_cell(new_code_cell("# try it\nchecks.check_ism_loss(ism_loss)"))
@@ -231,9 +267,14 @@ def test_nbgrader_source_marks_answer_check_and_question_cells():
     }
     assert meta[7]["grade_id"] == "check_gaussian_score_2", "grade ids are unique"
     assert meta[5]["solution"] and meta[5]["grade"] and meta[5]["grade_id"] == "answer_cell6"
-    # The solutions and outputs stay: nbgrader makes the student version itself.
+    # The solutions stay (nbgrader makes the student version itself); the outputs of answer and
+    # check cells go, the others (figures) stay
     assert _sources(source) == _sources(instructor)
-    assert source["cells"][3]["outputs"] == instructor["cells"][3]["outputs"]
+    assert source["cells"][2]["outputs"] == source["cells"][3]["outputs"] == []
+    assert source["cells"][1]["outputs"] == instructor["cells"][1]["outputs"] != []
+    # points: one number for all, or by grade id (1 for a cell not named)
+    by_id, _ = nbgrader_source(instructor, "synthetic.ipynb", points={"check_gaussian_score": 5})
+    assert [c["metadata"]["nbgrader"].get("points") for c in by_id["cells"] if c["metadata"].get("nbgrader", {}).get("grade")] == [5, 1, 1, 1]
 
 
 def test_nbgrader_source_rejects_malformed_markers():
@@ -241,14 +282,9 @@ def test_nbgrader_source_rejects_malformed_markers():
         nbgrader_source(_notebook(new_code_cell(END_CODE)), "bad.ipynb")
 
 
-def test_nbgrader_command_line(tmp_path, capsys):
-    src = tmp_path / "notebooks"
-    src.mkdir()
-    (src / "01_demo.ipynb").write_text(json.dumps(_synthetic()))
-    student_edition.main(["--nbgrader", str(src), str(tmp_path / "source" / "hw1")])
-    assert "01_demo.ipynb: 4 cell(s) marked for nbgrader" in capsys.readouterr().out
-    nb = json.loads((tmp_path / "source" / "hw1" / "01_demo.ipynb").read_text())
-    assert nb["cells"][2]["metadata"]["nbgrader"]["grade_id"] == "gaussian_score"
+def test_command_line_usage_points_to_the_homework_command():
+    with pytest.raises(SystemExit, match="lessons_lib.homework"):
+        student_edition.main(["--nbgrader", "notebooks", "course"])
 
 
 def _execute(nb: dict, cwd: Path) -> nbformat.NotebookNode:
@@ -285,3 +321,42 @@ def test_real_student_edition_runs_top_to_bottom(notebook):
     resolve as they do from student/) and each check cell reports "not attempted yet"."""
     student, _ = student_notebook(json.loads(notebook.read_text(encoding="utf-8")), notebook.name)
     _assert_checks_not_attempted(_execute(student, NOTEBOOKS))
+
+
+def _think_section(nb: dict) -> str:
+    """The markdown of a notebook's "Think" section: from its heading to the next heading of
+    the same level."""
+    text, inside = [], False
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in _cell_source(cell).split("\n"):
+            if line.startswith("## "):
+                inside = line.lower().startswith("## think")
+            if inside:
+                text.append(line)
+    return "\n".join(text)
+
+
+def _questions_and_answers(section: str) -> tuple[int, int]:
+    questions, answers, in_answer = 0, 0, False
+    for line in section.split("\n"):
+        stripped = line.strip()
+        if stripped == student_edition.BEGIN_ANSWER:
+            answers, in_answer = answers + 1, True
+        elif stripped == student_edition.END_ANSWER:
+            in_answer = False
+        elif not in_answer and re.match(r"^\d+\.\s", line):  # a numbered question, not indented
+            questions += 1
+    return questions, answers
+
+
+@pytest.mark.parametrize("notebook", REAL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_think_question_has_a_model_answer_that_only_the_instructor_sees(notebook):
+    instructor = json.loads(notebook.read_text(encoding="utf-8"))
+    questions, answers = _questions_and_answers(_think_section(instructor))
+    assert questions >= 1, "no Think questions"
+    assert answers == questions, f"{questions} Think questions, {answers} model answers"
+    student, _ = student_notebook(instructor, notebook.name)
+    assert _questions_and_answers(_think_section(student)) == (questions, 0)
+    assert "Model answer" not in json.dumps(student)

@@ -63,3 +63,20 @@ def test_projection_explorer_closed_form_variances():
 def test_projection_explorer_rejects_a_non_square_matrix():
     with pytest.raises(ValueError, match="square"):
         ProjectionVarianceExplorer(A=torch.zeros(2, 3))
+
+
+def test_projection_explorer_diagonal_control_scales_the_diagonal_and_the_gaussian_variance():
+    A = torch.tensor([[2.0, 1.0], [1.0, -3.0]], dtype=torch.float64)
+    ex = ProjectionVarianceExplorer(A=A, n_repeats=4000, seed=2)
+    ex.diagonal.value = 4.0
+    torch.testing.assert_close(ex.A, torch.tensor([[8.0, 1.0], [1.0, -12.0]], dtype=torch.float64))
+    assert ex.trace == pytest.approx(-4.0)
+    # Rademacher: diagonal gives no variance (2·2·1² = 4); Gaussian: + 2(8² + 12²) = 416 more
+    assert ex.variance_formula == pytest.approx({"rademacher": 4.0, "gaussian": 420.0})
+    ex.kind.value = "gaussian"
+    est = _linear_trace_estimates(ex.A, 4000, 1, "gaussian", 2)
+    np.testing.assert_allclose(ex.var_point.get_ydata(), [est.var(ddof=1)])
+    np.testing.assert_allclose(ex.formula_lines["gaussian"].get_ydata(), 420.0 / np.array(ex.M_VALUES))
+    assert "c = 4" in ex.message.value
+    ex.diagonal.value = 0.0
+    assert ex.variance_formula["gaussian"] == pytest.approx(ex.variance_formula["rademacher"])

@@ -1,0 +1,690 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · From noise levels to an SDE: reverse-time sampling, the probability-flow ODE, exact likelihood
+#
+# Lessons 05 and 06 sampled by annealed Langevin over a *list* of noise levels
+# σ₁ > … > σ_L. Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole (2021) let the list become a
+# continuum: noise is added by a stochastic differential equation (SDE), and sampling runs that
+# SDE backwards in time. The same score network then gives three samplers and an exact
+# likelihood. This is also how "diffusion models" are built. We check every identity with exact
+# scores of Gaussian mixtures, then run the samplers with lesson 06's MNIST network.
+#
+# **After this lesson you can**
+# 1. write the variance-exploding SDE $dx = g(t)\,dW$ with $g^2 = d\sigma^2/dt$, and show that
+#    its marginal at time t is the perturbed density $p_{\sigma(t)}$ of lesson 04;
+# 2. derive from the Fokker–Planck equation both the reverse-time SDE
+#    $dx = -g^2\nabla\log p_t\,dt + g\,d\bar W$ (Anderson 1982) and the probability-flow ODE
+#    $dx/dt = -\tfrac12 g^2\nabla\log p_t$, and implement one step of each;
+# 3. sample by the reverse SDE, by predictor–corrector (and see that lesson 05's annealed Langevin
+#    is the corrector alone), and by the ODE, and compare them at equal numbers of score
+#    evaluations;
+# 4. encode data into noise and back with the ODE, and compute exact log-likelihoods with the
+#    instantaneous change of variables, the divergence exact in 2-D and by Hutchinson (lesson 03)
+#    in 784-D;
+# 5. read DDPM's ε-prediction as a score model, s = −ε/σ.
+#
+# **Conventions.** Time runs from t = 0 (data) to t = 1 (noise), as in Song et al. 2021; the
+# list of levels of lessons 05–06 runs the other way (largest first). `score_fn(x, sigma)` is the
+# σ-conditioned score of lesson 06, ≈ ∇ₓ log p_σ(x). Langevin step
+# $x \leftarrow x + \varepsilon s + \sqrt{2\varepsilon}z$. Here the scores of the mixtures are
+# exact (`noisy_score(p)`); MNIST uses the shipped network.
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from lessons_lib import seed_everything
+from lessons_lib.checks import check_probability_flow_step, check_reverse_sde_step
+from lessons_lib.data import MNISTError, mixture_1d, mixture_2d, mnist_train_heldout
+from lessons_lib.densities import noisy_score, sample_errors
+from lessons_lib.mnist import load_checkpoint
+from lessons_lib.plotting import image_grid, plot_density_2d, plot_samples
+from lessons_lib.quality import load_classifier, sample_quality
+from lessons_lib.samplers import annealed_langevin
+from lessons_lib.sde import (VESDE, bits_per_dim, ode_encode, ode_log_likelihood, ode_sample, pc_sample,
+                             reverse_sde_sample)
+from lessons_lib.utils import make_generator
+from lessons_lib.widgets import SDETimeExplorer
+
+seed_everything(0)
+THREADS = torch.get_num_threads()
+torch.set_num_threads(1)  # the mixtures: small tensors, one thread is faster (MNIST gets them all back)
+SKIPPED = "skipped: this cell needs the MNIST digits (see lesson 06's setup cell)"
+try:
+    split = mnist_train_heldout()
+except MNISTError as err:
+    split = None
+    print(f"MNIST is not available; the cells that need real digits will print 'skipped'.\n{err}")
+
+# %% [markdown]
+# ## 1. From many σ to a continuum
+#
+# Lesson 06 perturbed data at levels σ₁ > … > σ_L. Order them the other way, from small to large,
+# and build the noisy versions *one from the other*: starting from a data point $x_0$,
+#
+# $$x_i = x_{i-1} + \sqrt{\sigma_i^2 - \sigma_{i-1}^2}\;z_i,\qquad z_i\sim\mathcal N(0, I),$$
+#
+# adds independent Gaussian noise whose variances sum to $\sigma_i^2$, so $x_i$ is distributed as
+# $p_{\sigma_i}$ (with $\sigma_0 = 0$). Now let the levels fill an interval: $\sigma_i = \sigma(t_i)$
+# with $t_i = i/N$ and $N\to\infty$. The increment's variance is
+# $\sigma^2(t+\Delta t) - \sigma^2(t) \approx \frac{d\sigma^2}{dt}\Delta t$, the variance of a
+# Brownian increment $\sqrt{d\sigma^2/dt}\;dW$. The chain becomes the **variance-exploding (VE) SDE**
+#
+# $$dx = g(t)\,dW_t,\qquad g(t) = \sqrt{\frac{d\sigma^2(t)}{dt}},\qquad
+#   \sigma(t) = \sigma_{\min}\Big(\frac{\sigma_{\max}}{\sigma_{\min}}\Big)^t,\quad t\in[0, 1],$$
+#
+# with the geometric schedule of lesson 06 made continuous, so
+# $g(t) = \sigma(t)\sqrt{2\log(\sigma_{\max}/\sigma_{\min})}$. No drift, only noise, with a
+# variance that "explodes" to σ_max² at t = 1.
+#
+# **Its marginals.** From time s to t the SDE adds Gaussian noise of variance
+# $\int_s^t g^2 = \sigma^2(t) - \sigma^2(s)$: the transition kernel is
+# $\mathcal N\big(x_s, (\sigma^2(t) - \sigma^2(s))I\big)$. Start at $x(0)\sim p_{\sigma_{\min}}$
+# (the data with a tiny noise σ_min = 0.01, invisible) and the marginal at time t is
+#
+# $$p_t = p * \mathcal N(0, \sigma^2(t) I) = p_{\sigma(t)},$$
+#
+# exactly lesson 04's perturbed density. A score model of $p_{\sigma}$ for every σ (lesson 06's
+# network) is therefore a score model of every $p_t$: $\nabla\log p_t(x) = s(x, \sigma(t))$. At
+# t = 1, $p_1 = p_{\sigma_{\max}}$ is close to $\mathcal N(0, \sigma_{\max}^2 I)$ when σ_max is large
+# compared with the spread of the data *and* with its distance from the origin: that is the
+# **prior** we will sample from. For the mixtures we take σ_max = 50 (section 4 shows why not 10).
+#
+# Check: simulate the SDE by hand (Euler–Maruyama, 400 steps of $x \leftarrow x + g(t)\sqrt{\Delta t}\,z$)
+# from samples of $p_{\sigma_{\min}}$ of the 2-D mixture, and compare the moments of $x(t)$ with
+# the exact moments of `p2.perturbed(σ(t))`.
+
+# %%
+sde = VESDE(sigma_min=0.01, sigma_max=50.0)
+p1, p2 = mixture_1d(), mixture_2d()
+g_fwd = make_generator(1)
+x = p2.perturbed(sde.sigma_min).sample(20_000, generator=g_fwd, dtype=torch.float64)
+n_fwd = 400
+forward_check = {}
+for k in range(n_fwd):
+    t = k / n_fwd
+    x = x + sde.g(t) * math.sqrt(1 / n_fwd) * torch.randn(x.shape, generator=g_fwd, dtype=torch.float64)
+    if (k + 1) in (100, 200, 300):
+        t_next = (k + 1) / n_fwd
+        p_t = p2.perturbed(sde.sigma(t_next))
+        forward_check[t_next] = (sde.sigma(t_next), x.var(0).tolist(), torch.diagonal(p_t.covariance()).tolist())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(sde, f"· g(0) = {sde.g(0.0):.4f}, g(1) = {sde.g(1.0):.1f}")
+print(f"{'t':>5s} {'σ(t)':>7s}   variance of x(t) per coordinate   exact for p_σ(t)")
+for t, (s, measured, exact) in forward_check.items():
+    print(f"{t:5.2f} {s:7.3f}   {measured[0]:8.3f} {measured[1]:8.3f}            {exact[0]:8.3f} {exact[1]:8.3f}")
+
+# %% [markdown]
+# The simulated variances agree with $\operatorname{Var} p + \sigma^2(t)$ to about 1%, the
+# Monte-Carlo error of a variance estimated from 20,000 points ($\sqrt{2/20000}$). The explorer
+# shows $p_t$ and the direction of its score on the 2-D mixture, with 300 data points pushed
+# through the SDE's kernel: as t grows the three components merge into one broad bump and the
+# score field points at its centre. The arrows are normalised; the message line gives the largest
+# score on the grid, which falls quickly once σ(t) exceeds the size of the mixture.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+explorer = SDETimeExplorer(p2, sde, t=0.3)
+explorer
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for t in (0.0, 0.3, 0.5, 0.7):
+    explorer.slider.value = t
+    print(explorer.message.value)
+
+# %% [markdown]
+# ## 2. Running the SDE backwards
+#
+# **The Fokker–Planck equation** of $dx = g\,dW$ is the heat equation,
+# $\partial_t p_t = \tfrac12 g^2\Delta p_t$. Since $\Delta p = \nabla\cdot(p\,\nabla\log p)$, it can
+# be rewritten in two useful ways:
+#
+# $$\partial_t p_t = -\nabla\cdot\Big(p_t\,\big[-\tfrac12 g^2\nabla\log p_t\big]\Big)
+#   \qquad\text{and}\qquad
+#   \partial_t p_t = -\nabla\cdot\Big(p_t\,\big[-g^2\nabla\log p_t\big]\Big) - \tfrac12 g^2\Delta p_t .$$
+#
+# The first is a continuity equation without any noise: section 4. The second, read with time
+# running backwards (the sign of the diffusion term flips with the direction of time), is the
+# Fokker–Planck equation of the **reverse-time SDE**
+#
+# $$dx = -g^2(t)\,\nabla\log p_t(x)\,dt + g(t)\,d\bar W_t ,\qquad t: 1\to 0,$$
+#
+# the special case, for an SDE without drift, of Anderson's (1982) general result
+# $dx = [f - g^2\nabla\log p_t]\,dt + g\,d\bar W$. Started from $p_1$ at t = 1, it has the same
+# marginals $p_t$ all the way down to $p_0$. Only the score is needed: the score network *is* a
+# generative model.
+#
+# **Euler–Maruyama**, with a step Δt > 0 from t to t − Δt, and z ~ N(0, I):
+#
+# $$x \leftarrow x + g^2(t)\,s(x, \sigma(t))\,\Delta t + g(t)\sqrt{\Delta t}\;z .$$
+#
+# (`reverse_sde_sample` takes N equal steps in t, i.e. equal ratios of σ, N score evaluations.)
+# On the 1:9 mixture of lessons 04–05, from the prior $\mathcal N(0, 50^2)$, with 4,000 chains:
+
+# %%
+N_CHAINS = 4000
+x1_1d = sde.prior_sample((N_CHAINS, 1), make_generator(2), dtype=torch.float64)
+x1_2d = sde.prior_sample((N_CHAINS, 2), make_generator(3), dtype=torch.float64)
+score1, score2 = noisy_score(p1), noisy_score(p2)
+reverse_by_steps = {n: (sample_errors(p1, reverse_sde_sample(score1, sde, x1_1d, n, generator=make_generator(4))),
+                        sample_errors(p2, reverse_sde_sample(score2, sde, x1_2d, n, generator=make_generator(5))))
+                    for n in (10, 30, 100)}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"Monte-Carlo standard error of a weight with {N_CHAINS} chains: about {math.sqrt(0.25 / N_CHAINS):.3f}")
+print("reverse SDE, N steps  | 1-D 1:9 mixture                            | 2-D mixture")
+for n, (e1, e2) in reverse_by_steps.items():
+    print(f"N = {n:3d}               | {e1} | {e2}")
+
+# %% [markdown]
+# With 100 steps the weights of both mixtures are right within about 1.5 Monte-Carlo standard
+# errors, and the 1:9 mixture, of which plain Langevin put 40% in the light mode in lesson 05
+# (§4b), comes out 1:9. Ten steps are too coarse: each step multiplies σ by
+# $5000^{1/10}\approx 2.3$.
+#
+# Paths of the reverse SDE on the 1:9 mixture over the density $p_t$ (the colour: $p_t(x)$ along
+# each vertical line):
+
+# %%
+x_paths, sde_paths = reverse_sde_sample(score1, sde, x1_1d[:12], 200, generator=make_generator(6), record=True)
+ode_end, ode_paths = ode_sample(score1, sde, x1_1d[:12], 200, record=True)
+t_axis = sde.time_grid(200).flip(0).numpy()  # the paths run from t = 1 down to t = 0
+xs = torch.linspace(-8, 8, 321, dtype=torch.float64)
+t_img = np.linspace(0, 1, 201)
+density_tx = np.stack([torch.exp(p1.perturbed(sde.sigma(float(t))).log_prob(xs[:, None])).numpy() for t in t_img], 1)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained", sharey=True)
+for ax, paths, title in [(axes[0], sde_paths, "reverse-time SDE (200 steps)"),
+                         (axes[1], ode_paths, "probability-flow ODE (Heun, 200 steps)")]:
+    ax.imshow(density_tx ** 0.5, origin="lower", extent=(0, 1, -8, 8), aspect="auto", cmap="Blues")
+    ax.plot(t_axis, paths[:, :, 0].numpy(), color="C3", lw=0.8)
+    ax.set(xlabel="time t (sampling runs from right to left)", ylim=(-8, 8), title=title)
+axes[0].set_ylabel("x")
+fig.suptitle(r"Twelve chains from $\mathcal{N}(0, 50^2)$ to the 1:9 mixture; colour: $\sqrt{p_t(x)}$")
+plt.show()
+
+# %% [markdown]
+# ## 3. Predictor–corrector, and where lesson 05 fits in
+#
+# The Euler–Maruyama step makes an error, so $x$ after a step is only *roughly* distributed as
+# $p_{t-\Delta t}$. Song et al. correct it with a few Langevin steps aimed at exactly that density,
+# whose score is known: $x \leftarrow x + \varepsilon\,s(x, \sigma(t-\Delta t)) + \sqrt{2\varepsilon}\,z$.
+# That is **predictor–corrector (PC)** sampling. The corrector's step follows a signal-to-noise
+# ratio r (their Algorithm 4): $\varepsilon = 2\,(r\,\|z\|/\|s\|)^2$, r = 0.16.
+#
+# Switch the predictor off, and use lesson 05's step rule $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$:
+# what is left is Langevin at $\sigma(t_{N-1}) > \dots > \sigma(t_0)$, a geometric list of levels —
+# **annealed Langevin dynamics is the corrector alone**. Check it draw for draw, with the same
+# random numbers:
+
+# %%
+pc_only = pc_sample(score1, sde, x1_1d, 10, n_corrector=30, predictor=False, step_lr=2e-5, generator=make_generator(7))
+levels = sde.sigma(sde.time_grid(10).flip(0)[1:])  # σ(t₉) > … > σ(t₀) = σ_min, largest first
+lesson05 = annealed_langevin(score1, x1_1d, levels, n_steps_each=30, step_lr=2e-5, generator=make_generator(7))
+pc_by_steps = {n: (sample_errors(p1, pc_sample(score1, sde, x1_1d, n, 1, 0.16, generator=make_generator(8))),
+                   sample_errors(p2, pc_sample(score2, sde, x1_2d, n, 1, 0.16, generator=make_generator(9))))
+               for n in (15, 50)}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("annealed Langevin levels:", [round(s, 3) for s in levels.tolist()])
+print(f"largest difference between PC without predictor and annealed_langevin: {(pc_only - lesson05).abs().max():.1e}")
+print("PC, N steps × (1 predictor + 1 corrector) | 1-D 1:9 mixture                          | 2-D mixture")
+for n, (e1, e2) in pc_by_steps.items():
+    print(f"N = {n:2d} ({2 * n:3d} evaluations)               | {e1} | {e2}")
+
+# %% [markdown]
+# The two samplers are the same to the last bit. With a predictor, 100 evaluations of PC do about
+# as well as 100 steps of the reverse SDE on these targets; section 6 compares them at several
+# budgets.
+
+# %% [markdown]
+# ## 4. The probability-flow ODE
+#
+# The first form of the Fokker–Planck equation in section 2 is a continuity equation: the
+# marginals $p_t$ are transported by the velocity field
+#
+# $$\frac{dx}{dt} = f(x, t) = -\tfrac12 g^2(t)\,\nabla\log p_t(x) .$$
+#
+# Points that move along this **probability-flow ODE** (Song et al. 2021, §4.3) have exactly the
+# SDE's marginals, with no noise at all. Compared with the reverse SDE the drift has a ½: the SDE
+# pushes twice as hard towards high density and its noise spreads the points out again; the ODE
+# does neither. Solving it from t = 1 to 0 maps prior samples to data (`ode_sample`, Heun's
+# second-order method, 2 evaluations per step); solving it from 0 to 1 maps data to noise
+# (`ode_encode`). Section 2's figure (right) showed its smooth paths. Three checks: the samples,
+# the round trip, and what the prior costs.
+
+# %%
+ode_by_steps = {n: (sample_errors(p1, ode_sample(score1, sde, x1_1d, n)), sample_errors(p2, ode_sample(score2, sde, x1_2d, n)))
+                for n in (15, 50)}
+x_data = p2.sample(1000, generator=make_generator(10), dtype=torch.float64)
+round_trip = {}
+for n in (30, 100):
+    latent = ode_encode(score2, sde, x_data, n)
+    round_trip[n] = ((ode_sample(score2, sde, latent, n) - x_data).norm(dim=1).max().item(), latent.std().item())
+sde10 = VESDE(0.01, 10.0)
+mean_error_prior = {name: abs(ode_sample(score1, s, s.prior_sample((N_CHAINS, 1), make_generator(11), dtype=torch.float64),
+                                         50).mean().item() - p1.mean().item())
+                    for name, s in [("σ_max = 10", sde10), ("σ_max = 50", sde)]}
+exact_start = ode_sample(score1, sde10, p1.perturbed(10.0).sample(N_CHAINS, make_generator(11), dtype=torch.float64), 50)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("ODE, Heun with N steps   | 1-D 1:9 mixture                            | 2-D mixture")
+for n, (e1, e2) in ode_by_steps.items():
+    print(f"N = {n:2d} ({2 * n:3d} evaluations) | {e1} | {e2}")
+for n, (err, spread) in round_trip.items():
+    print(f"encode then decode, {n:3d} Heun steps: largest distance from the start {err:.4f}; std of the code {spread:.1f}")
+m, v = p1.mean().item(), p1.covariance().item()
+print(f"1-D mixture, mean {m:.1f}: mean error of the ODE's samples from N(0, σ_max²): "
+      + ", ".join(f"{k}: {e:.3f}" for k, e in mean_error_prior.items()))
+print(f"  prediction for a Gaussian, m·√(v/(v + σ_max²)): σ_max = 10: {m * math.sqrt(v / (v + 100)):.3f}, "
+      f"σ_max = 50: {m * math.sqrt(v / (v + 2500)):.3f}; from the exact p_σmax instead (σ_max = 10): "
+      f"{abs(exact_start.mean().item() - m):.3f}")
+
+# %% [markdown]
+# At 100 evaluations the ODE's weights are within about two Monte-Carlo standard errors, like
+# the SDE's. Encoding and decoding with 100 Heun steps returns every one of 1,000 points within
+# the printed distance (30 steps are not enough), and the code looks like noise of standard
+# deviation ≈ σ_max. The last lines show a cost of determinism. The prior
+# $\mathcal N(0, \sigma_{\max}^2)$ is centred at 0, while $p_{\sigma_{\max}}$ is centred at the
+# data's mean m = 2.4. The ODE carries that error all the way down, shrunk by
+# $\sqrt{(v+\sigma_{\min}^2)/(v+\sigma_{\max}^2)}$ for a Gaussian, whose flow is linear; the
+# mixture's errors are of that size (its weights add their own Monte-Carlo error to the mean).
+# So σ_max must be large compared with the data's distance from the origin, not only with its
+# spread. Started from the exact $p_{\sigma_{\max}}$, the error is gone.
+#
+# ### Exercise: one step of each
+#
+# Both samplers are loops over one step from t to t − Δt, given the score at $(x, \sigma(t))$ and
+# g = g(t). Write the reverse-SDE step (with the noise `z` you are given) and the
+# probability-flow step. Their checks recognise the usual slips: the ½ put in the wrong one, a
+# sign, g where g² belongs, the noise not scaled by √Δt.
+
+# %%
+def reverse_sde_step(x, score, g, dt, z):
+    """Euler–Maruyama for dx = −g²∇log p dt + g dW̄, from t to t − dt: x + g²·score·dt + g·√dt·z."""
+    # Hint: a Brownian increment over a time dt has standard deviation √dt.
+    ### BEGIN SOLUTION
+    return x + g**2 * score * dt + g * math.sqrt(dt) * z
+    ### END SOLUTION
+
+
+# %%
+check_reverse_sde_step(reverse_sde_step)
+
+
+# %%
+def probability_flow_step(x, score, g, dt):
+    """Euler for dx/dt = −½g²∇log p, from t to t − dt: x + ½·g²·score·dt."""
+    ### BEGIN SOLUTION
+    return x + 0.5 * g**2 * score * dt
+    ### END SOLUTION
+
+
+# %%
+check_probability_flow_step(probability_flow_step)
+
+# %% [markdown]
+# The library's samplers use the same steps: `reverse_sde_sample` the first, `ode_sample(...,
+# method="euler")` the second (its default, Heun, averages the velocity at both ends of a step).
+#
+# ## 5. Exact likelihood: the instantaneous change of variables
+#
+# An ODE $dx/dt = f(x, t)$ moves mass without creating or destroying it, so along one solution
+# $x(t)$ the density changes only by how much the flow compresses or spreads space, its divergence
+# (Chen, Rubanova, Bettencourt & Duvenaud 2018):
+#
+# $$\frac{d}{dt}\log p_t\big(x(t)\big) = -\nabla\cdot f\big(x(t), t\big),
+#   \qquad \nabla\cdot f = -\tfrac12 g^2(t)\,\operatorname{tr}\nabla_x s\big(x, \sigma(t)\big).$$
+#
+# Encode x along the ODE to t = 1 while integrating the divergence, and
+#
+# $$\log p_0(x) = \log p_1\big(x(1)\big) + \int_0^1 \nabla\cdot f\big(x(t), t\big)\,dt ,$$
+#
+# with $p_1$ the prior. Here $p_0$ is the model of $p_{\sigma_{\min}}$, and it is an exact
+# log-density — up to the ODE solver's error and the prior's mismatch — rather than a bound. The
+# trace $\operatorname{tr}\nabla_x s$ is lesson 02's Jacobian trace: exact in 2-D (two backward
+# passes), or Hutchinson's estimate $\mathbb E[v^\top(\nabla_x s)v]$ of lesson 03, one
+# vector-Jacobian product whatever the dimension. FFJORD (Grathwohl et al. 2019) draws v once and
+# keeps it for the whole solve; the estimate of log p is then unbiased (for the discretised ODE).
+#
+# With the exact score of the 2-D mixture, the result must equal the closed form
+# $\log p_{\sigma_{\min}}(x)$:
+
+# %%
+x_test = p2.sample(6, generator=make_generator(12), dtype=torch.float64)
+exact_log_p = p2.perturbed(sde.sigma_min).log_prob(x_test)
+ode_log_p = {n: ode_log_likelihood(score2, sde, x_test, n, "exact") for n in (30, 100)}
+n_rep = 400
+hutch = ode_log_likelihood(score2, sde, x_test.repeat(n_rep, 1), 100, "hutchinson", make_generator(13)).view(n_rep, 6)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("closed form log p_σmin(x)     ", np.round(exact_log_p.numpy(), 3))
+for n, lp in ode_log_p.items():
+    print(f"ODE, exact trace, {n:3d} steps  ", np.round(lp.numpy(), 3), f" largest error {(lp - exact_log_p).abs().max():.3f}")
+print(f"Hutchinson, one draw, 100 steps", np.round(hutch[0].numpy(), 3))
+hutch_se = hutch.std(0) / math.sqrt(n_rep)
+print(f"Hutchinson, mean of {n_rep} draws ", np.round(hutch.mean(0).numpy(), 3),
+      f" largest standard error {hutch_se.max():.3f}")
+print(f"largest |mean of the draws − exact-trace value| in standard errors: "
+      f"{((hutch.mean(0) - ode_log_p[100]).abs() / hutch_se).max():.1f}")
+
+# %% [markdown]
+# With 100 Heun steps the ODE's log-density matches the closed form to the printed error (the
+# solver's and the prior's); 30 steps are visibly worse. A single Hutchinson draw is off by up to
+# about a nat in 2-D, and the mean of 400 draws agrees with the exact-trace value to within the
+# printed number of its standard errors. Section 7 uses this estimator on MNIST, where the exact trace would cost 784 backward
+# passes per evaluation.
+#
+# ## 6. Three samplers at equal cost
+#
+# On the 2-D mixture, at about 30, 100 and 300 score evaluations per chain: the reverse SDE (N
+# steps), PC (N/2 steps, one corrector step each), the ODE (N/2 Heun steps) and annealed Langevin
+# (10 of the SDE's levels, N/10 steps each, ε = 0.2σ², lesson 05's ratio), and the ODE once more
+# from another 4,000 starting points. Errors are from 4,000
+# chains, whose Monte-Carlo standard error for a weight is about 0.008; the scores are exact, so
+# this compares samplers, not networks. (`benchmarks/sde.py` has the same table for both mixtures
+# up to 1,000 evaluations.)
+
+# %%
+budgets = (30, 100, 300)
+equal_cost = {
+    "reverse SDE": lambda n: reverse_sde_sample(score2, sde, x1_2d, n, generator=make_generator(14)),
+    "PC": lambda n: pc_sample(score2, sde, x1_2d, n // 2, 1, 0.16, generator=make_generator(14)),
+    "ODE (Heun)": lambda n: ode_sample(score2, sde, x1_2d, n // 2),
+    "ODE, other starting points": lambda n: ode_sample(score2, sde, sde.prior_sample((N_CHAINS, 2), make_generator(15),
+                                                                                   dtype=torch.float64), n // 2),
+    "annealed Langevin": lambda n: pc_sample(score2, sde, x1_2d, 10, n // 10, predictor=False,
+                                             step_lr=0.2 * sde.sigma_min**2, generator=make_generator(14)),
+}
+cost_table = {name: [sample_errors(p2, run(n)) for n in budgets] for name, run in equal_cost.items()}
+last_samples = {name: equal_cost[name](100) for name in ("reverse SDE", "PC", "ODE (Heun)")}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'max weight error':>35s}" + "".join(f"{n:>8d}" for n in budgets) + "   | covariance error" + "".join(f"{n:>8d}" for n in budgets))
+for name, errs in cost_table.items():
+    print(f"{name:>35s}" + "".join(f"{e.weight:8.3f}" for e in errs) + "   |                 "
+          + "".join(f"{e.covariance:8.3f}" for e in errs))
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(16, 4), layout="constrained")
+for ax, (name, x) in zip(axes, last_samples.items()):
+    plot_density_2d(ax, p2.log_prob, alpha=0.7)
+    plot_samples(ax, x[:2000], s=2, color="C3")
+    ax.set(title=f"{name}, 100 evaluations", xlim=(-5, 5), ylim=(-5, 5))
+for name, errs in cost_table.items():
+    axes[3].loglog(budgets, [max(e.weight, 1e-3) for e in errs], "o-", label=name)
+axes[3].axhline(math.sqrt(0.25 / N_CHAINS), color="k", ls=":", label="Monte-Carlo s.e.")
+axes[3].set(xlabel="score evaluations per chain", ylabel="max weight error", title="Weights against cost",
+            xticks=budgets, xticklabels=[str(n) for n in budgets])
+axes[3].minorticks_off()
+axes[3].legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# At 100 evaluations the three SDE-based samplers are within about two Monte-Carlo standard
+# errors of the weights, and annealed Langevin on 10 levels is several times further off. At
+# 300, the reverse SDE and PC reach the Monte-Carlo floor. The ODE's errors stop changing after
+# 100 evaluations: once the solver is accurate, a deterministic map's error is that of its 4,000
+# starting points, and another draw of them (the row below it) gives other values. Annealed
+# Langevin keeps improving as its steps per level grow. This ranking holds for exact
+# scores; with a learned score the sampler also decides *where* the network is asked, and the
+# comparison can change, as the MNIST part shows.
+#
+# ## 7. DDPM in one paragraph
+#
+# Ho, Jain & Abbeel's DDPM (2020) perturbs data as $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$
+# and trains a network $\varepsilon_\theta(x_t, t)$ to predict the noise ε. Song et al. 2021 show
+# it is the discretisation of the **variance-preserving SDE** $dx = -\tfrac12\beta(t)\,x\,dt +
+# \sqrt{\beta(t)}\,dW$, whose kernel shrinks the data while adding noise, so the total variance
+# stays near one instead of exploding. The score of that kernel is
+# $-\varepsilon/\sqrt{1-\bar\alpha_t}$, so predicting ε *is* score matching with
+# $s_\theta = -\varepsilon_\theta/\sigma_t$, $\sigma_t = \sqrt{1-\bar\alpha_t}$, and DDPM's loss
+# $\|\varepsilon_\theta - \varepsilon\|^2 = \|\sigma_t s_\theta + \varepsilon\|^2$ is lesson 06's
+# σ²-weighted loss. Lesson 06's network made the same choice: $s_\theta(x,\sigma) =
+# f_\theta(x, \log\sigma)/\sigma$, so $-f_\theta$ is an ε-predictor. Check it on held-out digits:
+# $\hat\varepsilon = -\sigma\,s_\theta(x+\sigma z, \sigma)$ against the z that was added.
+
+# %%
+torch.set_num_threads(THREADS)  # the MNIST network: all threads
+ck = load_checkpoint()
+mnist_sde = VESDE(float(ck.sigmas[-1]), float(ck.sigmas[0]))
+if split is None:
+    print(SKIPPED)
+else:
+    digits = split.heldout[:64]
+    eps_check = {}
+    for k, s in enumerate((0.05, 0.5, 5.0)):
+        z = torch.randn(digits.shape, generator=make_generator(20 + k))
+        eps_hat = -s * ck.score(digits + s * z, s)
+        eps_check[s] = ((eps_hat - z).pow(2).mean() / z.pow(2).mean()).item()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"checkpoint: {len(ck.sigmas)} levels from σ = {ck.sigmas[0]:g} to {ck.sigmas[-1]:g}; as an SDE: {mnist_sde}")
+if split is not None:
+    for s, rel in eps_check.items():
+        print(f"σ = {s:4.2f}: ‖ε̂ − z‖² / ‖z‖² = {rel:.3f} on 64 held-out digits")
+
+# %% [markdown]
+# A relative error of 0 would mean the noise is recovered exactly, 1 that the network predicts
+# nothing. At σ = 0.05 and 0.5 the network recovers most of the noise. At σ = 5 the image is
+# mostly noise, and $\hat\varepsilon - z = (x - \mathbb E[x\mid\tilde x])/\sigma$ (Tweedie,
+# lesson 04) is the uncertainty about which digit it was: no network can predict that part.
+#
+# ## 8. MNIST with the course's network
+#
+# **Which network.** The shipped checkpoint of lesson 06 was trained at 15 fixed levels from
+# σ = 10 to 0.01. It takes σ as a continuous input (through log σ), so the SDE samplers can ask
+# it for any σ(t) in between — but between the levels it interpolates what it learned, so the
+# numbers below are for *this* network, not for a network trained on a continuum of σ as in Song
+# et al. Every sampler starts from $\mathcal N(0, 10^2 I)$ and ends with lesson 06's denoising
+# step $x + \sigma_{\min}^2 s_\theta(x, \sigma_{\min})$. The parameters:
+
+# %%
+N_DIGITS = 64  # samples per sampler
+EVALS = 100  # network evaluations per sampler (+1 for the denoising step)
+N_LIKELIHOOD = 4  # held-out digits whose likelihood is computed
+LIKELIHOOD_STEPS = (25, 50)  # Heun steps (2 evaluations with a vector-Jacobian product each)
+
+# %%
+mnist_samplers = {
+    f"reverse SDE, {EVALS} steps": lambda x1, g: reverse_sde_sample(ck.score, mnist_sde, x1, EVALS, generator=g, denoise=True),
+    f"PC, {EVALS // 2} × (1 + 1)": lambda x1, g: pc_sample(ck.score, mnist_sde, x1, EVALS // 2, 1, 0.16, generator=g, denoise=True),
+    f"ODE, Heun {EVALS // 2} steps": lambda x1, g: ode_sample(ck.score, mnist_sde, x1, EVALS // 2, denoise=True),
+}
+x1_mnist = mnist_sde.prior_sample((N_DIGITS, 1, 28, 28), make_generator(30))
+start = time.perf_counter()
+mnist_samples = {name: run(x1_mnist, make_generator(31)).clamp(0, 1) for name, run in mnist_samplers.items()}
+print(f"{len(mnist_samplers)} × {N_DIGITS} digits in {time.perf_counter() - start:.0f} s")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), layout="constrained")
+for ax, (name, images) in zip(axes, mnist_samples.items()):
+    image_grid(ax, images, nrow=8)
+    ax.set_title(f"{name} + denoising")
+fig.suptitle(f"The same {N_DIGITS} starting points, {EVALS + 1} network evaluations each")
+plt.show()
+
+# %% [markdown]
+# **Quality.** The course's Fréchet distance (in the feature space of lesson 06's MNIST
+# classifier) and the class balance. With only 64 samples the FD is strongly biased upwards,
+# so the row "other held-out real digits" (64 of them) gives the scale; only differences
+# much larger than the gap between that row and zero mean anything. `benchmarks/sde.py --mnist`
+# computes the same table on 1,000 samples.
+
+# %%
+if split is None:
+    print(SKIPPED)
+else:
+    classifier = load_classifier()
+    reference = split.heldout[-1000:]
+    quality = {"other held-out real digits": sample_quality(split.heldout[64:64 + N_DIGITS], reference, classifier)}
+    quality.update({name: sample_quality(images, reference, classifier) for name, images in mnist_samples.items()})
+
+# %%
+# NBVAL_CHECK_OUTPUT
+if split is not None:
+    print(f"{'':>28s} {'FD':>7s} {'TV to uniform':>14s}   digits 0-9 (counts of {N_DIGITS})")
+    for name, q in quality.items():
+        counts = [round(f * q.n) for f in q.class_fractions]
+        print(f"{name:>28s} {q.fd:7.1f} {q.tv_to_uniform:14.2f}   {counts}")
+
+# %% [markdown]
+# At this sample size the FD of all three samplers is far above that of real digits, and their
+# differences are much smaller than that gap: 64 samples do not rank them. To the eye (the grids
+# above) the ODE's strokes are thin and smooth, while the reverse SDE and PC, at this budget, draw
+# thick, tangled strokes; lesson 06's annealed sampler used 301 evaluations. Which of these
+# differences survive at 1,000 samples is a question for `benchmarks/sde.py --mnist`.
+#
+# **Likelihood in bits per dimension.** The pixels are 256 grey levels scaled to [0, 1]. Adding
+# uniform noise of one grey level (dequantisation) turns them into continuous data, and a density
+# p on $[0,1]^{784}$ gives $-\log_2 p/784 + 8$ bits per dimension (the 8 converts to the 0…255
+# scale). Lower is better; published MNIST models reach about 1 bit/dim (FFJORD 0.99, Glow 1.05,
+# RealNVP 1.06, as tabulated by Grathwohl et al. 2019). Here with Hutchinson's estimator (one
+# projection), on a few held-out digits, at two step counts of the ODE solver:
+
+# %%
+if split is None:
+    print(SKIPPED)
+else:
+    g = make_generator(40)
+    clean = split.heldout[-N_LIKELIHOOD:]
+    dequantised = (clean * 255 + torch.rand(clean.shape, generator=g)) / 256
+    bpd = {}
+    for n in LIKELIHOOD_STEPS:
+        start = time.perf_counter()
+        log_p = ode_log_likelihood(ck.model, mnist_sde, dequantised, n, "hutchinson", make_generator(41))
+        bpd[n] = (bits_per_dim(log_p, 28 * 28), time.perf_counter() - start)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+if split is not None:
+    for n, (b, seconds) in bpd.items():
+        print(f"Heun, {n:3d} steps: bits/dim of {N_LIKELIHOOD} held-out digits {np.round(b.numpy(), 2)}, mean {b.mean():.2f}")
+
+# %% [markdown]
+# The estimate still moves between 25 and 50 steps, so the solver has not converged and the
+# numbers are the likelihood of the *discretised* flow (`benchmarks/sde.py --mnist` uses 100
+# steps). Either way this network is well above the published ≈ 1 bit/dim: it was trained for
+# sampling at 15 levels, never for likelihood, and its smallest level σ_min = 0.01 is about 2.6
+# grey levels of noise.
+#
+# ## Think
+#
+# 1. The VE SDE has no drift. Where does the drift of the *reverse* SDE come from, and why does
+#    it need the score of $p_t$, not of the data?
+#
+# <details><summary>Model answer</summary>
+#
+# Running diffusion backwards must undo the spreading; in the Fokker–Planck equation this
+# appears when $\tfrac12g^2\Delta p$ is rewritten as a flux $\nabla\cdot(p\,g^2\nabla\log p)$ minus a
+# diffusion term (section 2). The flux involves $\nabla\log p_t$ at the current time because at
+# time t the points are distributed as $p_t$: their density at that moment decides where
+# the mass must go. The data's score would only be right at t = 0.
+#
+# </details>
+#
+# 2. Why does the probability-flow ODE have ½g² where the reverse SDE has g²? What happens if
+#    you forget the ½ in the ODE (try it with `probability_flow_step`)?
+#
+# <details><summary>Model answer</summary>
+#
+# The two Fokker–Planck forms in section 2 split $\tfrac12g^2\Delta p$ differently: all of it as a
+# flux with velocity −½g²∇log p (ODE), or twice that flux plus a diffusion term that spreads
+# the points again (SDE). Without the ½ the ODE moves the points twice as far towards high
+# density and nothing spreads them back: the samples collapse onto the modes (too small a
+# covariance), as the SDE would without its noise.
+#
+# </details>
+#
+# 3. Annealed Langevin is PC without the predictor. What does the predictor add, and what does
+#    the corrector add to the reverse SDE?
+#
+# <details><summary>Model answer</summary>
+#
+# The predictor moves the samples from $p_t$ to (approximately) $p_{t-\Delta t}$ in one step; the
+# corrector alone must do that by Langevin mixing at each level, which takes many steps when
+# neighbouring levels differ a lot (section 6: annealed Langevin on 10 levels needs more
+# evaluations). The corrector, in turn, reduces the predictor's discretisation error by pulling the
+# samples towards the right marginal at each level, at one extra evaluation per step.
+#
+# </details>
+#
+# 4. The ODE is deterministic, so two samples differ only through their starting points. Why does
+#    an error in the prior hurt the ODE more than the reverse SDE?
+#
+# <details><summary>Model answer</summary>
+#
+# The reverse SDE's drift contracts differences between chains and its noise refreshes them: for
+# a Gaussian, a wrong mean at t = 1 shrinks by the factor $(v+\sigma_{\min}^2)/(v+\sigma_{\max}^2)$
+# on the way down. The ODE only transports: the same error shrinks by the square root of that
+# factor (section 4), so with σ_max = 10 the 1:9 mixture's samples stay off by about 0.5.
+#
+# </details>
+#
+# 5. Hutchinson's estimator makes the likelihood cheap in 784 dimensions. Why is the estimate of
+#    log p unbiased even though v is drawn once and kept for the whole ODE solve, and what does
+#    keeping it buy?
+#
+# <details><summary>Model answer</summary>
+#
+# The path $x(t)$ of the ODE does not depend on v (the divergence is only integrated alongside),
+# and at every t, $\mathbb E_v[v^\top A(t)v] = \operatorname{tr}A(t)$; the integral of these
+# unbiased terms is unbiased, whether the v are shared or not. Keeping one v makes the integrand
+# a smooth function of t, which the ODE solver integrates accurately; new noise at every step
+# would turn it into a noisy sum.
+#
+# </details>
+#
+# 6. DDPM predicts ε, lesson 06 predicts −σ·s. Are these the same network?
+#
+# <details><summary>Model answer</summary>
+#
+# Up to the input scaling and the sign, yes: with $s = -\varepsilon/\sigma$, a network that
+# predicts ε for input $x_t$ and noise level $\sigma_t$ is a score network, and its loss is the
+# σ²-weighted DSM loss. The VP SDE scales the input by $\sqrt{\bar\alpha_t}$ as well, so a VP network
+# sees $x_t$ where a VE network sees $x_t/\sqrt{\bar\alpha_t}$.
+#
+# </details>
+#
+# ## Summary
+#
+# - The VE SDE $dx = g\,dW$, $g^2 = d\sigma^2/dt$, is lesson 06's noise levels as a continuum: its
+#   marginal at time t is $p_{\sigma(t)}$, so a σ-conditioned score network scores every $p_t$.
+# - The Fokker–Planck equation gives both the reverse-time SDE $dx = -g^2\nabla\log p_t\,dt + g\,d\bar W$
+#   (Anderson 1982) and the probability-flow ODE $dx/dt = -\tfrac12g^2\nabla\log p_t$, with the
+#   same marginals; both sample from the prior $\mathcal N(0, \sigma_{\max}^2I)$.
+# - Predictor–corrector adds Langevin steps after each reverse-SDE step; without the predictor it
+#   *is* annealed Langevin (checked draw for draw).
+# - With exact scores, the three samplers get the mixtures' weights right with about 100
+#   evaluations; the ODE encodes and decodes, and it carries any error of the prior down to the data.
+# - The instantaneous change of variables gives $\log p_0$ exactly (up to the solver), with the
+#   divergence exact in 2-D or by Hutchinson in 784-D.
+# - DDPM's ε-prediction is score matching with $s = -\varepsilon/\sigma$, the output scaling of
+#   lesson 06's network.
