@@ -363,16 +363,6 @@ def annealed_langevin_loop(score_fn, x, sigmas, step_lr, noise):
 check_annealed_langevin(annealed_langevin_loop)
 
 # %% [markdown]
-# The step/variance column falls from 0.96 at σ = 10 to 0.002 at σ = 0.1: $\varepsilon_i\propto\sigma_i^2$
-# does not hold the step at a fixed fraction of the variance. The drift-to-noise column is
-# constant as long as $\sigma\cdot\mathrm{RMS}\,s \approx 1$, i.e. $\|\nabla\log p_\sigma\|\propto1/\sigma$:
-# here roughly for σ ≳ 3 (0.98 to 0.88), where $p_\sigma$ is a broad bump. Below that, in one dimension with modes
-# of width 1, the score of $p_\sigma$ tends to the score of $p$ and stops growing, so
-# $\sigma\cdot\mathrm{RMS}\,s\approx\sigma$ and the ratio falls ten-fold; the small levels move the
-# chains little, which is harmless because by then the split between the modes is settled. In
-# high dimension, with data on a thin set, the $1/\sigma$ law holds down to small σ (lesson 06
-# measures it on MNIST), and there the argument is what makes one ε work at every level.
-#
 # From here on the notebook uses the library's `annealed_langevin`, the same loop with the
 # noise drawn from a `generator` (and a check that the chains stay finite).
 
@@ -400,6 +390,17 @@ for s in sigmas.tolist():
 print(f"{'σᵢ':>6s} {'εᵢ':>8s} {'εᵢ / Var p_σᵢ':>14s} {'σᵢ·RMS s':>9s} {'drift / noise':>14s}")
 for row in drift_to_noise:
     print("{:6.2f} {:8.4f} {:14.3f} {:9.2f} {:14.3f}".format(*row))
+
+# %% [markdown]
+# The step/variance column falls from 0.96 at σ = 10 to 0.002 at σ = 0.1: $\varepsilon_i\propto\sigma_i^2$
+# does not hold the step at a fixed fraction of the variance. The drift-to-noise column is
+# constant as long as $\sigma\cdot\mathrm{RMS}\,s \approx 1$, i.e. $\|\nabla\log p_\sigma\|\propto1/\sigma$:
+# here roughly for σ ≳ 3 (0.98 to 0.88), where $p_\sigma$ is a broad bump. Below that, in one dimension with modes
+# of width 1, the score of $p_\sigma$ tends to the score of $p$ and stops growing, so
+# $\sigma\cdot\mathrm{RMS}\,s\approx\sigma$ and the ratio falls ten-fold; the small levels move the
+# chains little, which is harmless because by then the split between the modes is settled. In
+# high dimension, with data on a thin set, the $1/\sigma$ law holds down to small σ (lesson 06
+# measures it on MNIST), and there the argument is what makes one ε work at every level.
 
 # %%
 # NBVAL_CHECK_OUTPUT
