@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Denoising score matching
+# # Lesson 4 — Denoising score matching
 #
 # Implicit and sliced score matching fit a score model without knowing the true score, but
 # they differentiate the model with respect to its input (a Jacobian trace, or projections of

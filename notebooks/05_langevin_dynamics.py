@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Langevin dynamics
+# # Lesson 5 — Langevin dynamics
 #
 # Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$ without ever knowing $p$. This
 # lesson turns a score back into **samples**: Langevin dynamics needs nothing but the score.

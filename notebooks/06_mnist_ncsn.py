@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · A noise-conditional score network on MNIST
+# # Lesson 6 — A noise-conditional score network on MNIST
 #
 # Everything so far lived in one or two dimensions, where the true score was known. This
 # lesson puts the pieces together on 28×28 images of handwritten digits ($d = 784$): DSM from
@@ -36,9 +36,10 @@
 # σ schedules from largest to smallest, $\sigma_1 > \dots > \sigma_L$; losses with the ½,
 # summed over pixels and averaged over the batch; pixel values in [0, 1].
 #
-# **Data.** The cells that need real digits read MNIST with `mnist_train_heldout()` once, in the
-# setup cell. Without the files they print "skipped" and the rest still runs: sampling, the
-# trajectory and the explorer need only the shipped checkpoint.
+# **Data.** The digits are the MNIST test split that ships with the course (`data/mnist`,
+# 10,000 images, checksum-verified when read), loaded once in the setup cell by
+# `mnist_train_heldout()`: the first 8,000 train the short demo, the last 2,000 are held out for
+# every quality measurement. Sampling needs only the shipped checkpoint.
 
 # %%
 import math
@@ -49,7 +50,7 @@ import torch
 
 from lessons_lib import losses, seed_everything
 from lessons_lib.checks import check_ncsn_loss
-from lessons_lib.data import MNISTError, mnist_train_heldout
+from lessons_lib.data import mnist_train_heldout
 from lessons_lib.mnist import SAMPLING, load_checkpoint, sample
 from lessons_lib.nets import NCSNUNet
 from lessons_lib.noise import geometric_sigmas
@@ -62,16 +63,8 @@ from lessons_lib.widgets import SigmaLevelExplorer
 
 seed_everything(0)
 D = 28 * 28  # dimension of an image
-SKIPPED = "skipped: this cell needs the MNIST digits (see the setup cell)"
-try:
-    split = mnist_train_heldout()
-    print(split.source)
-except MNISTError as err:
-    split = None
-    print(f"MNIST is not available, so the cells that need real digits will print 'skipped'.\n\n{err}\n\n"
-          "To run them: set LESSONS_LIB_MNIST_DIR to a folder with the MNIST files, or, with internet, "
-          "download them once with lessons_lib.data.load_mnist('test', download=True) "
-          "(and load_mnist('train', download=True) for the training split).")
+split = mnist_train_heldout()  # the MNIST test split ships with the course (data/mnist)
+print(split.source)
 
 # %% [markdown]
 # ## 1. From DSM at one σ to many σ
@@ -119,21 +112,18 @@ except MNISTError as err:
 
 # %%
 sigmas = geometric_sigmas(10.0, 0.01, 15)
-if split is None:
-    print(SKIPPED)
-else:
-    digits = split.train[:500].flatten(1)
-    dist = torch.cdist(digits, digits)
-    pair_dist = dist[torch.triu_indices(500, 500, offset=1).unbind()]
-    median_dist, max_dist = pair_dist.median().item(), pair_dist.max().item()
-    i, j = divmod(int((dist - median_dist).abs().add(torch.eye(500) * 1e9).argmin()), 500)
-    a, b = digits[i], digits[j]
-    delta = (a - b).norm().item()
-    confusion = {}
-    for s in (10.0, 3.0, 1.0):
-        noisy = a + s * torch.randn(20_000, D, generator=make_generator(1))
-        wrong = ((noisy - b).norm(dim=1) < (noisy - a).norm(dim=1)).double().mean().item()
-        confusion[s] = (wrong, 0.5 * math.erfc(delta / (2 * s) / math.sqrt(2)))
+digits = split.train[:500].flatten(1)
+dist = torch.cdist(digits, digits)
+pair_dist = dist[torch.triu_indices(500, 500, offset=1).unbind()]
+median_dist, max_dist = pair_dist.median().item(), pair_dist.max().item()
+i, j = divmod(int((dist - median_dist).abs().add(torch.eye(500) * 1e9).argmin()), 500)
+a, b = digits[i], digits[j]
+delta = (a - b).norm().item()
+confusion = {}
+for s in (10.0, 3.0, 1.0):
+    noisy = a + s * torch.randn(20_000, D, generator=make_generator(1))
+    wrong = ((noisy - b).norm(dim=1) < (noisy - a).norm(dim=1)).double().mean().item()
+    confusion[s] = (wrong, 0.5 * math.erfc(delta / (2 * s) / math.sqrt(2)))
 
 # NCSNv2's ratio: Φ(√(2d)(γ−1) + 3γ) − Φ(√(2d)(γ−1) − 3γ) = 0.5, solved by bisection
 def shell_overlap(gamma, d=D):
@@ -341,15 +331,11 @@ check_ncsn_loss(ncsn_loss)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-if split is None:
-    print(SKIPPED)
-    demo = None
-else:
-    seed_everything(0)
-    demo = train(NCSNUNet(), lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), split.train,
-                 n_steps=200, batch_size=128, lr=1e-3, progress=False)
-    first, last = np.mean(demo.losses[:20]), np.mean(demo.losses[-20:])
-    print(f"{len(demo.losses)} steps; mean loss over the first 20 steps {first:.0f}, over the last 20 {last:.0f}")
+seed_everything(0)
+demo = train(NCSNUNet(), lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), split.train,
+             n_steps=200, batch_size=128, lr=1e-3, progress=False)
+first, last = np.mean(demo.losses[:20]), np.mean(demo.losses[-20:])
+print(f"{len(demo.losses)} steps; mean loss over the first 20 steps {first:.0f}, over the last 20 {last:.0f}")
 
 # %% [markdown]
 # The loss falls fast from about d/2 = 392 (the network knows nothing) — the easy part: predicting
@@ -360,32 +346,28 @@ else:
 # %%
 ck = load_checkpoint()
 cheap = {"n_steps_each": 5, "step_lr": 3e-5, "denoise": True}
-if demo is not None:
-    demo_samples = annealed_langevin(demo.model, torch.rand(16, 1, 28, 28, generator=make_generator(6)),
-                                     sigmas, generator=make_generator(7), **cheap)
+demo_samples = annealed_langevin(demo.model, torch.rand(16, 1, 28, 28, generator=make_generator(6)),
+                                 sigmas, generator=make_generator(7), **cheap)
 shipped_cheap = sample(ck, 16, generator=make_generator(6), **cheap)
 
 # %%
-if demo is None:
-    print(SKIPPED)
-else:
-    fig, (ax_loss, ax_demo, ax_ship) = plt.subplots(1, 3, figsize=(13, 4), layout="constrained",
-                                                     gridspec_kw={"width_ratios": [1.6, 1, 1]})
-    steps = np.arange(1, len(demo.losses) + 1)
-    ax_loss.semilogy(steps, demo.losses, color="C0", alpha=0.35, lw=0.8, label="each step")
-    ax_loss.semilogy(steps[19:], np.convolve(demo.losses, np.ones(20) / 20, mode="valid"), color="C0",
-                     label="mean of the last 20 steps")
-    ax_loss.axhline(D / 2, color="k", ls=":", label="d/2: the zero model")
-    ax_loss.axhline(ck.meta["final_loss"], color="C3", ls="--",
-                    label=f"shipped checkpoint after {ck.meta['steps']:,} steps")
-    ax_loss.set(xlabel="training step", ylabel=r"$J_\mathrm{NCSN}$ (log scale)", title="NCSN loss, 200 steps in the notebook")
-    ax_loss.legend(fontsize=8)
-    image_grid(ax_demo, demo_samples, nrow=4)
-    ax_demo.set_title("demo network (200 steps)")
-    image_grid(ax_ship, shipped_cheap, nrow=4)
-    ax_ship.set_title(f"shipped checkpoint ({ck.meta['steps']:,} steps)")
-    fig.suptitle("Same cheap sampler: 15 levels × 5 steps + denoising")
-    plt.show()
+fig, (ax_loss, ax_demo, ax_ship) = plt.subplots(1, 3, figsize=(13, 4), layout="constrained",
+                                                 gridspec_kw={"width_ratios": [1.6, 1, 1]})
+steps = np.arange(1, len(demo.losses) + 1)
+ax_loss.semilogy(steps, demo.losses, color="C0", alpha=0.35, lw=0.8, label="each step")
+ax_loss.semilogy(steps[19:], np.convolve(demo.losses, np.ones(20) / 20, mode="valid"), color="C0",
+                 label="mean of the last 20 steps")
+ax_loss.axhline(D / 2, color="k", ls=":", label="d/2: the zero model")
+ax_loss.axhline(ck.meta["final_loss"], color="C3", ls="--",
+                label=f"shipped checkpoint after {ck.meta['steps']:,} steps")
+ax_loss.set(xlabel="training step", ylabel=r"$J_\mathrm{NCSN}$ (log scale)", title="NCSN loss, 200 steps in the notebook")
+ax_loss.legend(fontsize=8)
+image_grid(ax_demo, demo_samples, nrow=4)
+ax_demo.set_title("demo network (200 steps)")
+image_grid(ax_ship, shipped_cheap, nrow=4)
+ax_ship.set_title(f"shipped checkpoint ({ck.meta['steps']:,} steps)")
+fig.suptitle("Same cheap sampler: 15 levels × 5 steps + denoising")
+plt.show()
 
 # %% [markdown]
 # Two hundred steps give blobs with a hint of strokes: this network is **far from converged**,
@@ -479,42 +461,36 @@ plt.show()
 # then the denoising step) from the same kind of start.
 
 # %%
-if split is None:
-    print(SKIPPED)
-else:
-    with torch.no_grad():
-        plain = langevin(lambda x: ck.score(x, float(ck.sigmas[-1])), torch.rand(16, 1, 28, 28, generator=make_generator(12)),
-                         SAMPLING["step_lr"], 300, generator=make_generator(13))
-        plain = plain + ck.sigmas[-1] ** 2 * ck.score(plain, float(ck.sigmas[-1]))
+with torch.no_grad():
+    plain = langevin(lambda x: ck.score(x, float(ck.sigmas[-1])), torch.rand(16, 1, 28, 28, generator=make_generator(12)),
+                     SAMPLING["step_lr"], 300, generator=make_generator(13))
+    plain = plain + ck.sigmas[-1] ** 2 * ck.score(plain, float(ck.sigmas[-1]))
 
-    def nearest_training(images):
-        dist, index = torch.cdist(images.clamp(0, 1).flatten(1), train_flat).min(1)
-        return dist, index
+def nearest_training(images):
+    dist, index = torch.cdist(images.clamp(0, 1).flatten(1), train_flat).min(1)
+    return dist, index
 
-    nn_sample, nn_index = nearest_training(samples)
-    nn_heldout, _ = nearest_training(split.heldout[:64])
-    nn_plain, _ = nearest_training(plain)
-    print(f"distance to the nearest of the {len(train_flat):,} training digits (median, min):")
-    for name, d in (("64 held-out real digits", nn_heldout), ("64 annealed samples", nn_sample),
-                    ("16 plain Langevin at σ_L", nn_plain)):
-        print(f"  {name:26s} {d.median():6.2f} {d.min():6.2f}")
+nn_sample, nn_index = nearest_training(samples)
+nn_heldout, _ = nearest_training(split.heldout[:64])
+nn_plain, _ = nearest_training(plain)
+print(f"distance to the nearest of the {len(train_flat):,} training digits (median, min):")
+for name, d in (("64 held-out real digits", nn_heldout), ("64 annealed samples", nn_sample),
+                ("16 plain Langevin at σ_L", nn_plain)):
+    print(f"  {name:26s} {d.median():6.2f} {d.min():6.2f}")
 
 # %%
-if split is None:
-    print(SKIPPED)
-else:
-    fig, (ax_nn, ax_hist, ax_plain) = plt.subplots(1, 3, figsize=(14, 4), layout="constrained",
-                                                   gridspec_kw={"width_ratios": [1.3, 1, 1]})
-    image_grid(ax_nn, torch.cat([samples[:8], split.train[nn_index[:8]]]), nrow=8)
-    ax_nn.set_title("samples (top) and their nearest training digits (bottom)")
-    bins = np.linspace(0, max(nn_heldout.max(), nn_sample.max()).item() + 0.5, 20)
-    ax_hist.hist(nn_heldout.numpy(), bins=bins, alpha=0.5, label="held-out real digits")
-    ax_hist.hist(nn_sample.numpy(), bins=bins, alpha=0.5, label="annealed samples")
-    ax_hist.set(xlabel="distance to the nearest training digit", ylabel="count", title="Copies would sit at 0")
-    ax_hist.legend(fontsize=8)
-    image_grid(ax_plain, plain, nrow=4)
-    ax_plain.set_title("plain Langevin at σ_L, 301 evaluations")
-    plt.show()
+fig, (ax_nn, ax_hist, ax_plain) = plt.subplots(1, 3, figsize=(14, 4), layout="constrained",
+                                               gridspec_kw={"width_ratios": [1.3, 1, 1]})
+image_grid(ax_nn, torch.cat([samples[:8], split.train[nn_index[:8]]]), nrow=8)
+ax_nn.set_title("samples (top) and their nearest training digits (bottom)")
+bins = np.linspace(0, max(nn_heldout.max(), nn_sample.max()).item() + 0.5, 20)
+ax_hist.hist(nn_heldout.numpy(), bins=bins, alpha=0.5, label="held-out real digits")
+ax_hist.hist(nn_sample.numpy(), bins=bins, alpha=0.5, label="annealed samples")
+ax_hist.set(xlabel="distance to the nearest training digit", ylabel="count", title="Copies would sit at 0")
+ax_hist.legend(fontsize=8)
+image_grid(ax_plain, plain, nrow=4)
+ax_plain.set_title("plain Langevin at σ_L, 301 evaluations")
+plt.show()
 
 # %% [markdown]
 # The samples are not copies: their nearest training digits are a little farther away than
@@ -631,15 +607,12 @@ for k in (0, 5, 10, n_states - 1):
 
 # %%
 tweedie_levels = [float(ck.sigmas[k]) for k in (9, 7, 5, 3)]
-if split is None:
-    print(SKIPPED)
-else:
-    clean = split.heldout[:500]
-    denoising = {}
-    for k, s in enumerate(tweedie_levels):
-        noisy = clean + s * torch.randn(clean.shape, generator=make_generator(10 + k))
-        denoised = noisy + s**2 * ck.score(noisy, s)
-        denoising[s] = (noisy, denoised, (noisy - clean).pow(2).mean().item(), (denoised - clean).pow(2).mean().item())
+clean = split.heldout[:500]
+denoising = {}
+for k, s in enumerate(tweedie_levels):
+    noisy = clean + s * torch.randn(clean.shape, generator=make_generator(10 + k))
+    denoised = noisy + s**2 * ck.score(noisy, s)
+    denoising[s] = (noisy, denoised, (noisy - clean).pow(2).mean().item(), (denoised - clean).pow(2).mean().item())
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -649,20 +622,17 @@ if split is not None:
         print(f"{s:6.3f} {s**2:8.4f} {before:10.4f} {after:12.4f}")
 
 # %%
-if split is None:
-    print(SKIPPED)
-else:
-    fig, axes = plt.subplots(2, len(tweedie_levels) + 1, figsize=(13, 3.6), layout="constrained")
-    image_grid(axes[0, 0], clean[:8], nrow=4)
-    axes[0, 0].set_title("clean (held out)")
-    axes[1, 0].set_axis_off()
-    for col, (s, (noisy, denoised, before, after)) in enumerate(denoising.items(), start=1):
-        image_grid(axes[0, col], noisy[:8], nrow=4)
-        axes[0, col].set_title(f"noisy, σ = {s:.2g}")
-        image_grid(axes[1, col], denoised[:8], nrow=4)
-        axes[1, col].set_title(f"Tweedie, MSE {after:.3f}")
-    fig.suptitle(r"Denoising in one step: $\hat x = \tilde x + \sigma^2 s_\theta(\tilde x, \sigma)$")
-    plt.show()
+fig, axes = plt.subplots(2, len(tweedie_levels) + 1, figsize=(13, 3.6), layout="constrained")
+image_grid(axes[0, 0], clean[:8], nrow=4)
+axes[0, 0].set_title("clean (held out)")
+axes[1, 0].set_axis_off()
+for col, (s, (noisy, denoised, before, after)) in enumerate(denoising.items(), start=1):
+    image_grid(axes[0, col], noisy[:8], nrow=4)
+    axes[0, col].set_title(f"noisy, σ = {s:.2g}")
+    image_grid(axes[1, col], denoised[:8], nrow=4)
+    axes[1, col].set_title(f"Tweedie, MSE {after:.3f}")
+fig.suptitle(r"Denoising in one step: $\hat x = \tilde x + \sigma^2 s_\theta(\tilde x, \sigma)$")
+plt.show()
 
 # %% [markdown]
 # At small σ the estimate is close to the clean digit. At σ ≈ 2 the noise hides the digit's
@@ -682,30 +652,24 @@ else:
 # top half leaves the digit open.
 
 # %%
-if split is None:
-    print(SKIPPED)
-else:
-    originals = split.heldout[500:508]
-    mask = torch.ones(1, 1, 28, 28)
-    mask[..., 14:, :] = 0.0  # 1 = known pixel, 0 = to fill in
-    twice = originals.repeat(2, 1, 1, 1)
-    filled = annealed_inpainting(ck.score, twice, mask, ck.sigmas, generator=make_generator(11), **SAMPLING)
-    with torch.no_grad():
-        predicted = classifier(filled.clamp(0, 1)).argmax(1)
-    same_label = (predicted == split.heldout_labels[500:508].repeat(2)).sum().item()
-    print(f"16 completions; the classifier gives {same_label} of 16 the label of the original digit")
+originals = split.heldout[500:508]
+mask = torch.ones(1, 1, 28, 28)
+mask[..., 14:, :] = 0.0  # 1 = known pixel, 0 = to fill in
+twice = originals.repeat(2, 1, 1, 1)
+filled = annealed_inpainting(ck.score, twice, mask, ck.sigmas, generator=make_generator(11), **SAMPLING)
+with torch.no_grad():
+    predicted = classifier(filled.clamp(0, 1)).argmax(1)
+same_label = (predicted == split.heldout_labels[500:508].repeat(2)).sum().item()
+print(f"16 completions; the classifier gives {same_label} of 16 the label of the original digit")
 
 # %%
-if split is None:
-    print(SKIPPED)
-else:
-    rows = torch.cat([originals, originals * mask + 0.3 * (1 - mask), filled[:8], filled[8:]])
-    fig, ax = plt.subplots(figsize=(8, 4.4), layout="constrained")
-    image_grid(ax, rows, nrow=8)
-    for r, label in enumerate(["original", "known (top half)", "completion 1", "completion 2"]):
-        ax.text(-4, 2 + 30 * r + 14, label, ha="right", va="center", fontsize=9)
-    ax.set_title("In-painting the lower half of held-out digits")
-    plt.show()
+rows = torch.cat([originals, originals * mask + 0.3 * (1 - mask), filled[:8], filled[8:]])
+fig, ax = plt.subplots(figsize=(8, 4.4), layout="constrained")
+image_grid(ax, rows, nrow=8)
+for r, label in enumerate(["original", "known (top half)", "completion 1", "completion 2"]):
+    ax.text(-4, 2 + 30 * r + 14, label, ha="right", va="center", fontsize=9)
+ax.set_title("In-painting the lower half of held-out digits")
+plt.show()
 
 # %% [markdown]
 # ## Think

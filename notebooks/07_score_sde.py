@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · From noise levels to an SDE: reverse-time sampling, the probability-flow ODE, exact likelihood
+# # Lesson 7 — Score SDEs: reverse-time sampling, the probability-flow ODE, exact likelihoods
 #
 # Lessons 05 and 06 sampled by annealed Langevin over a *list* of noise levels
 # σ₁ > … > σ_L. Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole (2021) let the list become a
@@ -52,7 +52,7 @@ import torch
 
 from lessons_lib import seed_everything
 from lessons_lib.checks import check_probability_flow_step, check_reverse_sde_step
-from lessons_lib.data import MNISTError, mixture_1d, mixture_2d, mnist_train_heldout
+from lessons_lib.data import mixture_1d, mixture_2d, mnist_train_heldout
 from lessons_lib.densities import noisy_score, sample_errors
 from lessons_lib.mnist import load_checkpoint
 from lessons_lib.plotting import image_grid, plot_density_2d, plot_samples
@@ -66,12 +66,7 @@ from lessons_lib.widgets import SDETimeExplorer
 seed_everything(0)
 THREADS = torch.get_num_threads()
 torch.set_num_threads(1)  # the mixtures: small tensors, one thread is faster (MNIST gets them all back)
-SKIPPED = "skipped: this cell needs the MNIST digits (see lesson 06's setup cell)"
-try:
-    split = mnist_train_heldout()
-except MNISTError as err:
-    split = None
-    print(f"MNIST is not available; the cells that need real digits will print 'skipped'.\n{err}")
+split = mnist_train_heldout()  # the MNIST test split ships with the course (data/mnist)
 
 # %% [markdown]
 # ## 1. From many σ to a continuum
@@ -474,15 +469,12 @@ plt.show()
 torch.set_num_threads(THREADS)  # the MNIST network: all threads
 ck = load_checkpoint()
 mnist_sde = VESDE(float(ck.sigmas[-1]), float(ck.sigmas[0]))
-if split is None:
-    print(SKIPPED)
-else:
-    digits = split.heldout[:64]
-    eps_check = {}
-    for k, s in enumerate((0.05, 0.5, 5.0)):
-        z = torch.randn(digits.shape, generator=make_generator(20 + k))
-        eps_hat = -s * ck.score(digits + s * z, s)
-        eps_check[s] = ((eps_hat - z).pow(2).mean() / z.pow(2).mean()).item()
+digits = split.heldout[:64]
+eps_check = {}
+for k, s in enumerate((0.05, 0.5, 5.0)):
+    z = torch.randn(digits.shape, generator=make_generator(20 + k))
+    eps_hat = -s * ck.score(digits + s * z, s)
+    eps_check[s] = ((eps_hat - z).pow(2).mean() / z.pow(2).mean()).item()
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -539,13 +531,10 @@ plt.show()
 # computes the same table on 1,000 samples.
 
 # %%
-if split is None:
-    print(SKIPPED)
-else:
-    classifier = load_classifier()
-    reference = split.heldout[-1000:]
-    quality = {"other held-out real digits": sample_quality(split.heldout[64:64 + N_DIGITS], reference, classifier)}
-    quality.update({name: sample_quality(images, reference, classifier) for name, images in mnist_samples.items()})
+classifier = load_classifier()
+reference = split.heldout[-1000:]
+quality = {"other held-out real digits": sample_quality(split.heldout[64:64 + N_DIGITS], reference, classifier)}
+quality.update({name: sample_quality(images, reference, classifier) for name, images in mnist_samples.items()})
 
 # %%
 # (not compared by nbval: a different thread count can change the samples, as in lesson 06)
@@ -570,17 +559,14 @@ if split is not None:
 # projection), on a few held-out digits, at two step counts of the ODE solver:
 
 # %%
-if split is None:
-    print(SKIPPED)
-else:
-    g = make_generator(40)
-    clean = split.heldout[-N_LIKELIHOOD:]
-    dequantised = (clean * 255 + torch.rand(clean.shape, generator=g)) / 256
-    bpd = {}
-    for n in LIKELIHOOD_STEPS:
-        start = time.perf_counter()
-        log_p = ode_log_likelihood(ck.model, mnist_sde, dequantised, n, "hutchinson", make_generator(41))
-        bpd[n] = (bits_per_dim(log_p, 28 * 28), time.perf_counter() - start)
+g = make_generator(40)
+clean = split.heldout[-N_LIKELIHOOD:]
+dequantised = (clean * 255 + torch.rand(clean.shape, generator=g)) / 256
+bpd = {}
+for n in LIKELIHOOD_STEPS:
+    start = time.perf_counter()
+    log_p = ode_log_likelihood(ck.model, mnist_sde, dequantised, n, "hutchinson", make_generator(41))
+    bpd[n] = (bits_per_dim(log_p, 28 * 28), time.perf_counter() - start)
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -2,6 +2,7 @@
 
 Contents are compared, not timestamps (a git checkout sets timestamps arbitrarily)."""
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -26,3 +27,10 @@ def test_committed_notebook_has_outputs(source):
     assert code and all(c.get("execution_count") for c in code), (
         f"{source.stem}.ipynb was not executed top to bottom: run `make notebooks NB={source.stem}`"
     )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_lesson_titles_share_one_style(source):
+    """'# Lesson N — Title' as the first heading of every lesson (the book's sidebar lists them)."""
+    first_heading = next(line for line in source.read_text(encoding="utf-8").splitlines() if line.startswith("# # "))
+    assert re.fullmatch(rf"# # Lesson {int(source.stem[:2])} — \S.*", first_heading), first_heading
