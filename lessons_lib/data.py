@@ -407,8 +407,8 @@ def load_mnist(split: str = "train", root=None, *, download: bool = False):
     count. Any failure raises :class:`MNISTError` naming the file and what to do.
 
     ``download=True``, when no folder has the split, fetches the files that are missing (and
-    only those) from the mirrors into :func:`mnist_dir`, printing one line per file; a file that is present but corrupt is never
-    replaced: delete it first. Without internet this raises :class:`MNISTError`.
+    only those) from the mirrors into :func:`mnist_dir`, printing one line per file; a file
+    that is present but corrupt is never replaced: delete it first. Without internet this raises :class:`MNISTError`.
     """
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -445,8 +445,8 @@ def mnist_train_heldout(root=None, n_heldout: int = 2000, *, download: bool = Fa
     are comparable between runs and machines. The training images are the official training
     split (60,000 images) when a folder of :func:`mnist_search_path` has both of its files (or
     with ``download=True``); otherwise the first ``10000 - n_heldout`` images of the test
-    split. ``source`` says which, in a sentence meant to be printed. ``root`` and ``download`` are as in :func:`load_mnist`;
-    ``n_heldout`` is a whole number from 1 to 9,999.
+    split. ``source`` says which, in a sentence meant to be printed. ``root`` and ``download``
+    are as in :func:`load_mnist`; ``n_heldout`` is a whole number from 1 to 9,999.
     """
     n_heldout = check_count(n_heldout, "n_heldout", minimum=1)
     n_test = _COUNTS["test"]
@@ -455,10 +455,9 @@ def mnist_train_heldout(root=None, n_heldout: int = 2000, *, download: bool = Fa
     test_x, test_y = load_mnist("test", root, download=download)
     first = n_test - n_heldout
     heldout, heldout_labels = test_x[first:], test_y[first:]
-    found = _locate("train", root)
-    if download or found is not None:
+    if download or _locate("train", root) is not None:
         train, train_labels = load_mnist("train", root, download=download)
-        where = _locate("train", root)[_FILES["train"][0]].parent
+        where = _locate("train", root)[_FILES["train"][0]].parent  # after a download, too
         source = (
             f"training on the {len(train):,} images of the official training split in "
             f"{where}; the last {n_heldout:,} images of the test split are held out"

@@ -39,7 +39,7 @@ import json
 import sys
 from pathlib import Path
 
-from .student_edition import BEGIN_CODE, END_CODE, MarkerError, copy_companions, nbgrader_source
+from .student_edition import MarkerError, code_solutions, copy_companions, nbgrader_source
 
 __all__ = ["PROBLEM_SETS", "POINTS", "CELL_TIMEOUT", "make_course", "nbgrader_config", "solution_lines",
            "one_way_output_widgets", "main"]
@@ -145,21 +145,7 @@ def _keep_points(new: dict, old: dict) -> list[str]:
 
 def solution_lines(nb: dict) -> list[int]:
     """The number of non-blank lines of each code solution region of a notebook."""
-    counts = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        inside, n = False, 0
-        source = cell.get("source", "")
-        for line in ("".join(source) if isinstance(source, list) else source).split("\n"):
-            if line.strip() == BEGIN_CODE:
-                inside, n = True, 0
-            elif line.strip() == END_CODE:
-                inside = False
-                counts.append(n)
-            elif inside and line.strip():
-                n += 1
-    return counts
+    return [sum(1 for line in region if line.strip()) for region in code_solutions(nb)]
 
 
 def make_course(notebooks: Path | str, course: Path | str, force: bool = False, sets=None) -> dict[str, list[Path]]:

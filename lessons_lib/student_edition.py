@@ -42,7 +42,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "copy_companions", "is_check_cell", "stub_code", "STUB"]
+__all__ = ["MarkerError", "student_notebook", "nbgrader_source", "generate", "copy_companions", "code_solutions", "is_check_cell",
+           "stub_code", "STUB"]
 
 BEGIN_CODE, END_CODE = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_MARKDOWN, END_MARKDOWN = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
@@ -133,6 +134,17 @@ def _drop_model_answers(source: str, where: str) -> tuple[str, int]:
 def _source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
+
+
+def code_solutions(nb: dict, name: str = "notebook") -> list[list[str]]:
+    """The lines inside each code solution region of a notebook (markers checked as always)."""
+    found = []
+    for index, cell in enumerate(nb.get("cells", []), start=1):
+        if cell.get("cell_type") == "code":
+            lines = _source(cell).split("\n")
+            for region in _find_regions(lines, BEGIN_CODE, END_CODE, _CODE_MARKER, f"{name}, cell {index}"):
+                found.append(lines[region.begin + 1 : region.end])
+    return found
 
 
 def is_check_cell(cell: dict) -> bool:

@@ -4,6 +4,7 @@ HOME / runtime directory inside the test's temporary folder (nothing of the user
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -38,8 +39,6 @@ def _wait_for_server(url: str, token: str, proc: subprocess.Popen, timeout: floa
 
 
 def get_json(url: str, token: str):
-    import json
-
     request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
