@@ -3,9 +3,10 @@
     python -m benchmarks.mnist
 
 On the CPU (all of torch's threads) and, when CUDA is available, on the GPU: training steps
-per second (batch 128, σ²-weighted DSM, Adam; median step time), and the time to draw 100
-digits with the course's sampler settings (``lessons_lib.mnist.SAMPLING``) and with Song &
-Ermon's 100 steps per level (median network evaluation, torch.utils.benchmark, × their number).
+per second (batch 128, EDM's loss and preconditioning, Adam; median step time), and the time
+to draw 100 digits with the course's sampler (``lessons_lib.mnist.SAMPLING``) and with lesson
+06's annealed Langevin (``lessons_lib.mnist.ANNEALED`` on 15 levels): median network
+evaluation (torch.utils.benchmark) × the number of evaluations.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from torch.utils import benchmark
 
 from lessons_lib import mnist
-from lessons_lib.losses import ncsn_loss
+from lessons_lib.losses import edm_loss
 from lessons_lib.nets import NCSNUNet
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.training import seconds_per_step
@@ -27,24 +28,27 @@ def speed_row(device: str, train_steps: int = 10) -> str:
     levels = 15
     sigmas = geometric_sigmas(10.0, 0.01, levels).to(dev)
     data = torch.rand(1024, 1, 28, 28)
-    step = seconds_per_step(NCSNUNet(), lambda m, x, g: ncsn_loss(m, x, sigmas, generator=g), data,
+    sigma_data = float(data.pow(2).mean().sqrt())
+    step = seconds_per_step(NCSNUNet(preconditioning="edm", sigma_data=sigma_data),
+                            lambda m, x, g: edm_loss(m, x, sigma_data, generator=g), data,
                             n_steps=train_steps, batch_size=128, device=dev)
-    net = NCSNUNet().to(dev).eval()
+    net = NCSNUNet(preconditioning="edm", sigma_data=sigma_data).to(dev).eval()
     x = torch.rand(100, 1, 28, 28, device=dev)
 
     with torch.no_grad():
         # the Timer synchronises CUDA around each measurement
         timer = benchmark.Timer(stmt="net(x, 0.1)", globals={"net": net, "x": x}, num_threads=torch.get_num_threads())
         per_eval = timer.blocked_autorange(min_run_time=1.0).median
-    n_course = levels * mnist.SAMPLING["n_steps_each"] + int(mnist.SAMPLING["denoise"])
+    n_course = mnist.n_evaluations(None, **mnist.SAMPLING)
+    n_annealed = mnist.n_evaluations(None, "annealed", sigmas=sigmas)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     return (f"| {name} | {1 / step:.1f} | {per_eval * 1e3:.1f} | {per_eval * n_course:.1f} ({n_course} evaluations) "
-            f"| {per_eval * levels * 100:.0f} |")
+            f"| {per_eval * n_annealed:.1f} ({n_annealed} evaluations) |")
 
 
 def speed_table() -> str:
     lines = ["| device | training steps/s (batch 128) | ms per evaluation (100 images) | "
-             "s per 100 digits, course sampler | s per 100 digits, 100 steps per level |",
+             "s per 100 digits, course sampler | s per 100 digits, lesson 06's annealed Langevin |",
              "| --- | ---: | ---: | ---: | ---: |", speed_row("cpu")]
     if torch.cuda.is_available():
         lines.append(speed_row("cuda", train_steps=50))

@@ -1,47 +1,76 @@
-"""How good are the MNIST samples, and how few network evaluations does it take?
+"""How good are the MNIST samples at a given number of network evaluations, and are they copies?
 
     python -m benchmarks.mnist_quality [--checkpoint PATH] [--n 1000] [--device cpu|cuda|auto]
 
-Draws ``n`` samples from the checkpoint with several annealed-Langevin settings, from Song &
-Ermon's 100 steps per level down to 5, and scores each with
-:func:`lessons_lib.quality.sample_quality` against the first ``n`` held-out real digits (the
-classifier of ``benchmarks/mnist_classifier.py``): Fréchet distance in the classifier's feature
-space, the total variation of the class fractions from uniform, and the rarest and commonest
-class. Two rows frame the scale: the other held-out real digits (the best one can hope for)
-and uniform noise. Samples are clamped to [0, 1] like the real digits.
+* :func:`quality_table`: every sampler of the course on the checkpoint at (about) the same
+  number of network evaluations per digit — EDM's Heun sampler, the probability-flow ODE on the
+  geometric grid, the reverse SDE, predictor–corrector and annealed Langevin — plus Heun at
+  fewer steps and lesson 06's annealed setting. Each row: ``n`` samples scored by
+  :func:`lessons_lib.quality.sample_quality` against the first ``n`` held-out real digits
+  (Fréchet distance in the course classifier's feature space, class fractions). Two rows frame
+  the scale: the other held-out real digits (the best one can hope for) and uniform noise.
+  Samples are clamped to [0, 1] like the real digits.
+* :func:`neighbour_table`: distances from samples to their nearest training image, against the
+  same for held-out real digits (which the network never saw): a network that copies its
+  training digits puts its samples much closer than that.
+* :func:`seconds_per_100`: wall-clock seconds for 100 digits with the course's sampler.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
 
+from benchmarks.sde import Counted
 from lessons_lib import mnist
 from lessons_lib.data import mnist_train_heldout
-from lessons_lib.quality import load_classifier, sample_quality
+from lessons_lib.quality import load_classifier, nearest_neighbour_distances, sample_quality
+from lessons_lib.sde import VESDE, ode_sample, pc_sample, reverse_sde_sample
 from lessons_lib.utils import get_device, make_generator
 
-#: (label, levels are the checkpoint's, steps per level, ε at the last level, final denoising)
-SETTINGS = [
-    ("Song & Ermon: 100 steps/level, ε = 2e-5", 100, 2e-5, False),
-    ("40 steps/level, ε = 2e-5, + denoise", 40, 2e-5, True),
-    ("20 steps/level, ε = 3e-5, + denoise (the course's)", 20, 3e-5, True),
-    ("20 steps/level, ε = 1e-4, + denoise", 20, 1e-4, True),
-    ("10 steps/level, ε = 3e-5, + denoise", 10, 3e-5, True),
-    ("5 steps/level, ε = 3e-5, + denoise", 5, 3e-5, True),
-]
+BUDGET = 49  # network evaluations per digit for the equal-cost rows (the last one a denoising step)
 
 
-def _row(label: str, evals: str, seconds: str, q) -> str:
+def _sde_rows(sde: VESDE, budget: int = BUDGET):
+    """(label, run(score, x1, generator)) for lesson 07's samplers, from the prior, ``budget`` evaluations
+    each including the final denoising step."""
+    steps = budget - 1
+    return [
+        (f"reverse SDE, {steps} steps + denoise",
+         lambda s, x1, g: reverse_sde_sample(s, sde, x1, steps, generator=g, denoise=True)),
+        (f"PC, {steps // 2} × (predictor + 1 corrector, snr 0.16) + denoise",
+         lambda s, x1, g: pc_sample(s, sde, x1, steps // 2, 1, 0.16, generator=g, denoise=True)),
+        (f"annealed Langevin, {steps} levels × 1 step, ε = 0.2σ² + denoise",
+         lambda s, x1, g: pc_sample(s, sde, x1, steps, 1, predictor=False, step_lr=0.2 * sde.sigma_min**2,
+                                    generator=g, denoise=True)),
+        (f"probability-flow ODE, Heun, {steps // 2} equal steps in log σ + denoise",
+         lambda s, x1, g: ode_sample(s, sde, x1, steps // 2, denoise=True)),
+    ]
+
+
+def _mnist_rows(budget: int = BUDGET):
+    """(label, method, settings) for :func:`lessons_lib.mnist.sample`."""
+    heun = mnist.HEUN
+    n_steps = (budget + 1) // 2
+    rows = [(f"EDM Heun, deterministic (S_churn = 0), {heun['n_steps']} steps", "heun", {"churn": 0.0})]
+    rows += [(f"EDM Heun, S_churn = {heun['churn']:g}, {k} steps" + (" (the course's)" if k == heun["n_steps"] else ""),
+              "heun", {"n_steps": k}) for k in sorted({10, heun["n_steps"], n_steps})]
+    rows.append(("annealed Langevin, 15 levels × 20 steps, ε = 3e-5 + denoise (lesson 06)", "annealed",
+                 dict(mnist.ANNEALED)))
+    return rows
+
+
+def _row(label: str, evals, seconds, q) -> str:
     f = q.class_fractions
     return (f"| {label} | {evals} | {seconds} | {q.fd:.1f} | {q.tv_to_uniform:.3f} | "
             f"{min(f):.3f} ({f.index(min(f))}) | {max(f):.3f} ({f.index(max(f))}) |")
 
 
-def quality_table(checkpoint=None, n: int = 1000, device=None, settings=SETTINGS) -> str:
-    """A Markdown table: one row per sampler setting, plus real digits and noise."""
+def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int = 500) -> str:
+    """A Markdown table: one row per sampler, plus real digits and noise."""
     dev = get_device(device)
     ck = mnist.load_checkpoint(checkpoint, device=dev)
     classifier = load_classifier(device=dev)
@@ -49,23 +78,85 @@ def quality_table(checkpoint=None, n: int = 1000, device=None, settings=SETTINGS
     if heldout.shape[0] < 2 * n:
         raise ValueError(f"n = {n} needs {2 * n} held-out digits, there are {heldout.shape[0]}")
     reference, other_real = heldout[:n].to(dev), heldout[n:2 * n].to(dev)
-    levels = len(ck.sigmas)
-    lines = [f"{n} samples per row against {n} held-out real digits; checkpoint: {levels} levels "
-             f"σ = {float(ck.sigmas[0]):.3g} … {float(ck.sigmas[-1]):.3g}, {ck.meta.get('steps')} training steps; "
-             f"sampled on {dev.type}.", "",
+    heun = mnist.HEUN
+    sde = VESDE(float(ck.sigmas[-1]), heun["sigma_max"])
+    training = ck.meta.get("training", {"noise": "levels"})
+    trained_on = ("continuous σ, ln σ ~ N({p_mean:g}, {p_std:g}²), EDM preconditioning".format(**training)
+                  if training["noise"] == "edm" else f"{len(ck.sigmas)} fixed levels")
+    lines = [f"{n} samples per row against {n} held-out real digits; checkpoint trained on {trained_on}, "
+             f"{ck.meta.get('steps')} steps. Heun: Karras σ (ρ = {heun['rho']:g}) from {heun['sigma_max']:g} to "
+             f"{heun['sigma_min']:g}, then 0; SDE samplers: {sde}, from its prior; lesson 06: σ = {float(ck.sigmas[0]):g} … "
+             f"{float(ck.sigmas[-1]):g} from uniform noise. Sampled on {dev.type}.", "",
              "| samples | network evaluations | seconds | FD ↓ | TV to uniform ↓ | rarest class | commonest class |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines.append(_row("other held-out real digits", "–", "–", sample_quality(other_real, reference, classifier)))
     noise = torch.rand(other_real.shape, generator=make_generator(1, dev), device=dev)
     lines.append(_row("uniform noise", "–", "–", sample_quality(noise, reference, classifier)))
-    for label, steps, eps, denoise in settings:
+    for label, method, settings in _mnist_rows():
         start = time.perf_counter()
-        images = mnist.sample(ck, n, n_steps_each=steps, step_lr=eps, denoise=denoise,
-                              generator=make_generator(0, dev))  # returned on the CPU: the GPU is done
+        images = mnist.sample(ck, n, method, generator=make_generator(0, dev), batch_size=batch_size, **settings)
         seconds = time.perf_counter() - start
         q = sample_quality(images.clamp(0, 1).to(dev), reference, classifier)
-        lines.append(_row(label, str(levels * steps + int(denoise)), f"{seconds:.0f}", q))
+        lines.append(_row(label, mnist.n_evaluations(ck, method, **settings), f"{seconds:.0f}", q))
+    for label, run in _sde_rows(sde):
+        g = make_generator(0, dev)
+        start = time.perf_counter()
+        outs = []
+        for b in range(math.ceil(n / batch_size)):
+            counted = Counted(ck.score)
+            x1 = sde.prior_sample((min(batch_size, n - b * batch_size), 1, 28, 28), g, device=dev)
+            outs.append(run(counted, x1, g).clamp(0, 1))
+        seconds = time.perf_counter() - start
+        q = sample_quality(torch.cat(outs), reference, classifier)
+        lines.append(_row(label, counted.calls, f"{seconds:.0f}", q))
     return "\n".join(lines)
+
+
+def neighbour_table(checkpoint=None, n: int = 1000, device=None) -> str:
+    """Quantiles of the L2 distance to the nearest training image: the course's samples against
+    held-out real digits (never trained on) and against training digits themselves (0)."""
+    dev = get_device(device)
+    ck = mnist.load_checkpoint(checkpoint, device=dev)
+    split = mnist_train_heldout()
+    train = split.train.to(dev)
+    samples = mnist.sample(ck, n, generator=make_generator(0, dev)).clamp(0, 1).to(dev)
+    quantiles = torch.tensor([0.01, 0.05, 0.5, 0.95], dtype=torch.float64)
+    held = nearest_neighbour_distances(split.heldout[:n].to(dev), train).cpu()
+    ours = nearest_neighbour_distances(samples, train).cpu()
+    below = float((ours < held.quantile(0.01)).double().mean())
+    lines = [f"L2 distance (pixels in [0, 1], 784 of them) from each image to its nearest neighbour among the "
+             f"{train.shape[0]:,} training images; {n} of each.", "",
+             "| images | 1 % | 5 % | median | 95 % |", "| --- | ---: | ---: | ---: | ---: |"]
+    for label, d in [("held-out real digits", held), (f"samples ({mnist.SAMPLING['method']}, the course's)", ours)]:
+        lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in d.quantile(quantiles).tolist()) + " |")
+    lines += ["", f"Samples closer to a training image than 99 % of held-out digits are: {below:.1%} "
+              "(1 % if the samples were distributed like held-out digits)."]
+    return "\n".join(lines)
+
+
+def seconds_per_100(checkpoint=None, device=None, repeats: int = 3) -> float:
+    """Median seconds to draw 100 digits with the course's sampler (``mnist.SAMPLING``)."""
+    dev = get_device(device)
+    ck = mnist.load_checkpoint(checkpoint, device=dev)
+    times = []
+    for r in range(repeats):
+        start = time.perf_counter()
+        mnist.sample(ck, 100, generator=make_generator(r, dev))
+        times.append(time.perf_counter() - start)
+    return float(torch.tensor(times).median())
+
+
+def report(checkpoint=None, n: int = 1000, device=None) -> str:
+    """All three measurements, as the RESULTS.md section prints them."""
+    dev = get_device(device)
+    seconds = seconds_per_100(checkpoint, dev)
+    evals = mnist.n_evaluations(mnist.load_checkpoint(checkpoint), **mnist.SAMPLING)
+    parts = [f"100 digits with the course's sampler ({evals} evaluations): {seconds:.1f} s "
+             f"(median of 3) on {dev.type} with {torch.get_num_threads()} threads."]
+    for part in (neighbour_table, quality_table):
+        parts.append(part(checkpoint, n, dev))
+        print(parts[-1], flush=True)  # a long run keeps what it has measured
+    return "\n\n".join(parts[1:] + parts[:1])
 
 
 def main(argv=None) -> None:
@@ -74,7 +165,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    print(quality_table(args.checkpoint, args.n, args.device))
+    print(report(args.checkpoint, args.n, args.device))
 
 
 if __name__ == "__main__":

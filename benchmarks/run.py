@@ -68,18 +68,18 @@ def sections(repeats: int):
         "redraw plus the PNG rendering Jupyter's inline backend does.", _lazy("widgets", "latency_table"))
     where = " (a GPU machine)" if torch.cuda.is_available() else " (CPU only)"
     yield "mnist", "MNIST: training and sampling speed" + where, (
-        "The noise-conditional U-Net of lesson 06 (15 levels): one training step of batch 128 "
+        "The noise-conditional U-Net of lesson 06 (EDM's preconditioning): one training step of batch 128 "
         "(median), one network evaluation on 100 images (median), and their product with the number "
         "of evaluations a sampler needs.", _lazy("mnist", "speed_table"))
-    yield "mnist_quality", "MNIST: sample quality vs number of network evaluations", (
-        "The shipped checkpoint, scored by `benchmarks/mnist_quality.py` (Fréchet distance in the "
-        "feature space of the classifier of `benchmarks/mnist_classifier.py`, and the class "
-        "fractions of the samples). On a GPU when there is one: on 2 CPU cores this section "
-        "takes about an hour.", _lazy("mnist_quality", "quality_table", device="auto"))
-    yield "sde_mnist", "MNIST: score-SDE samplers and the ODE likelihood", (
-        "Lesson 07's samplers with the shipped checkpoint at equal network evaluations, scored like the "
-        "section above, and the time of one ODE log-likelihood in bits/dim (`benchmarks/sde.py --mnist`). "
-        "On a GPU when there is one.", _lazy("sde", "mnist_table", device="auto"))
+    yield "mnist_quality", "MNIST: sample quality at equal network evaluations", (
+        "The shipped checkpoint with every sampler of lessons 06 and 07, scored by "
+        "`benchmarks/mnist_quality.py` (Fréchet distance in the feature space of the classifier of "
+        "`benchmarks/mnist_classifier.py`, and the class fractions of the samples); the distances of "
+        "samples to their nearest training digit; the time for 100 digits. On 2 CPU cores this section "
+        "takes about 20 minutes.", _lazy("mnist_quality", "report"))
+    yield "sde_mnist", "MNIST: the ODE likelihood", (
+        "Lesson 07's exact likelihood with the shipped checkpoint: the time of one evaluation on a batch "
+        "of held-out digits (`benchmarks/sde.py --mnist`).", _lazy("sde", "mnist_table"))
     yield "course", "Course runtime", (
         "Each notebook executed top to bottom on a fresh kernel (nbclient).",
         _lazy("course", "runtime_table", repeats))

@@ -39,6 +39,16 @@ does not make the small-σ gradient less noisy relative to its mean (lesson 04 �
 .. math:: J_\mathrm{NCSN}(\theta) = \mathbb E_{\sigma}\,\tfrac12\,\sigma^2\,
           \mathbb E\big\|s_\theta(\tilde x, \sigma) + z/\sigma\big\|^2
           = \mathbb E_{\sigma}\,\tfrac12\,\mathbb E\big\|\sigma\, s_\theta(\tilde x, \sigma) + z\big\|^2 .
+
+EDM (Karras, Aittala, Aila & Laine 2022) draws σ from a continuum instead, ln σ ~ N(P_mean,
+P_std²), and weights the denoiser's error by λ(σ) = (σ² + σ_d²)/(σσ_d)², σ_d the data's RMS.
+With Tweedie's denoiser D = x̃ + σ²s_θ, :math:`\|D - x\|^2/\sigma^2 = \|\sigma s_\theta + z\|^2`, so
+EDM's loss is the σ²-weighted one times 1 + σ²/σ_d², which gives the large levels more weight:
+
+.. math:: J_\mathrm{EDM}(\theta) = \mathbb E_{\ln\sigma\sim\mathcal N}\,\tfrac12\,\lambda(\sigma)\,
+          \mathbb E\big\|D_\theta(\tilde x, \sigma) - x\big\|^2
+          = \mathbb E_{\sigma}\,\tfrac12\Big(1 + \frac{\sigma^2}{\sigma_d^2}\Big)
+          \mathbb E\big\|\sigma\, s_\theta(\tilde x, \sigma) + z\big\|^2 .
 """
 
 from __future__ import annotations
@@ -47,11 +57,11 @@ from typing import Callable
 
 import torch
 
-from ._validate import check_batch, check_count, check_same_shape
+from ._validate import check_batch, check_count, check_positive, check_same_shape
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .noise import check_sigmas, perturb, sigma_like
 
-__all__ = ["esm_loss", "ism_loss", "ssm_loss", "ssm_vr_loss", "dsm_loss", "ncsn_loss", "ncsn_loss_at"]
+__all__ = ["esm_loss", "ism_loss", "ssm_loss", "ssm_vr_loss", "dsm_loss", "ncsn_loss", "ncsn_loss_at", "edm_loss"]
 
 Tensor = torch.Tensor
 
@@ -201,3 +211,28 @@ def ncsn_loss_at(
     x_tilde, z = perturb(x, sigma, generator, z=z)
     s = check_same_shape(score_fn(x_tilde, sigma), x, "score_fn")
     return _reduce(0.5 * _sum_event((sigma_like(sigma, x) * s + z) ** 2), reduction)
+
+
+def edm_loss(
+    score_fn: Callable,
+    x: Tensor,
+    sigma_data: float,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+    *,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+) -> Tensor:
+    """EDM's loss (Karras et al. 2022): ln σ ~ N(``p_mean``, ``p_std``²) per sample, then
+    ½(1 + σ²/σ_d²)·E‖σ·s_θ(x + σz, σ) + z‖² = ½λ(σ)·E‖D_θ(x̃, σ) − x‖², λ = (σ² + σ_d²)/(σσ_d)².
+
+    ``sigma_data`` σ_d: the RMS of the data. ``score_fn(x_tilde, sigma)`` receives σ of shape
+    (B,). The defaults P_mean = −1.2, P_std = 1.2 are EDM's.
+    """
+    x = check_batch(x)
+    sigma_data = check_positive(sigma_data, "sigma_data")
+    p_std = check_positive(p_std, "p_std")
+    log_sigma = p_mean + p_std * torch.randn(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
+    sigma = log_sigma.exp()
+    per_sample = ncsn_loss_at(score_fn, x, sigma, generator, reduction="none")
+    return _reduce((1 + (sigma / sigma_data) ** 2) * per_sample, reduction)

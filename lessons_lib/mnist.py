@@ -1,21 +1,28 @@
 r"""MNIST end to end: train a noise-conditional score network and sample digits from it.
 
-Training minimises the σ²-weighted denoising score matching loss of Song & Ermon (2019),
-:func:`lessons_lib.losses.ncsn_loss`, over a geometric schedule σ₁ > … > σ_L, with
-:func:`lessons_lib.training.train` (Adam, an EMA of the weights, a progress bar). Sampling runs
-:func:`lessons_lib.samplers.annealed_langevin` from uniform noise and ends with one Tweedie
-denoising step x + σ_L²·s(x, σ_L).
+Training (:func:`train_ncsn`, with :func:`lessons_lib.training.train`: Adam, an EMA of the
+weights, a progress bar) draws a noise level for every image from a continuum,
+ln σ ~ N(−1.2, 1.2²), and minimises EDM's loss (:func:`lessons_lib.losses.edm_loss`) of a
+:class:`lessons_lib.nets.NCSNUNet` with EDM's preconditioning; ``--noise levels`` trains
+instead at fixed levels with the σ²-weighted loss :func:`lessons_lib.losses.ncsn_loss`. One
+network then knows every σ. Sampling (:func:`sample`) runs EDM's Heun sampler on the
+probability-flow ODE (the default, :data:`HEUN`) or annealed Langevin over a geometric schedule
+(:data:`ANNEALED`, lesson 06).
 
 Which paper each ingredient comes from: the σ²-weighted loss over a geometric schedule and
 annealed Langevin sampling are Song & Ermon 2019 (NCSN; they used σ₁ = 1, L = 10, no EMA and
 no final denoising step). σ₁ about the largest distance between training points, the output
 scaling s = f/σ, the EMA of the weights and the final denoising step are Song & Ermon 2020
-("Improved techniques for training score-based generative models", NCSNv2).
+("Improved techniques for training score-based generative models", NCSNv2). The probability-flow
+ODE is Song et al. 2021; continuous log-normal σ, the preconditioning (c_skip, c_out, c_in), the
+loss weighting, the ρ = 7 step schedule and the Heun sampler are Karras, Aittala, Aila & Laine
+2022 ("Elucidating the design space of diffusion-based generative models", EDM).
 
 Command line (``python -m lessons_lib.mnist --help``)::
 
-    python -m lessons_lib.mnist train --steps 6000 --out checkpoints/ncsn_mnist.pt
+    python -m lessons_lib.mnist train --out checkpoints/ncsn_mnist.pt
     python -m lessons_lib.mnist sample --checkpoint checkpoints/ncsn_mnist.pt --n 64 --out samples.npy
+    python -m lessons_lib.mnist sample --method annealed --n 64 --out samples.npy
 
 A checkpoint is a plain dictionary that ``torch.load(..., weights_only=True)`` reads: the EMA
 weights (``model``), the network's ``config``, the ``sigmas`` and ``meta`` (how it was made).
@@ -50,25 +57,56 @@ from tqdm.auto import tqdm
 
 from ._validate import check_count, check_positive
 from .data import MNISTError, mnist_train_heldout
-from .losses import ncsn_loss
+from .losses import edm_loss, ncsn_loss
 from .nets import NCSNUNet
 from .noise import check_sigmas, geometric_sigmas
 from .samplers import annealed_langevin
+from .sde import heun_sample, karras_sigmas
 from .training import ema_model, process_rank, train
 from .utils import get_device, make_generator, seed_everything
 
-__all__ = ["DEFAULT_CHECKPOINT", "SAMPLING", "Checkpoint", "load_checkpoint", "save_checkpoint", "sample",
+__all__ = ["DEFAULT_CHECKPOINT", "ANNEALED", "HEUN", "SAMPLING", "sampler_settings", "n_evaluations", "Checkpoint", "load_checkpoint", "save_checkpoint", "sample",
            "train_ncsn", "main"]
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ncsn_mnist.pt"
 
-#: The sampler settings the course uses with the shipped checkpoint: 20 steps at each of the 15
-#: levels, ε = 3e-5 at the last level, a final denoising step — 301 network evaluations, five
-#: times fewer than Song & Ermon's 100 steps per level (1,500). ``benchmarks/mnist_quality.py``
-#: measures what that costs in quality (``benchmarks/RESULTS.md``; on 2026-11-26, with the
-#: checkpoint of 6,000 steps: Fréchet distance 117.3 against 100.2 for 100 steps per level and
-#: 35.2 between two sets of real digits).
-SAMPLING = {"n_steps_each": 20, "step_lr": 3e-5, "denoise": True}
+#: Annealed Langevin as lesson 06 runs it (Song & Ermon 2019): ``n_steps_each`` steps at each of
+#: the checkpoint's levels (``sigmas``), step ε·σᵢ²/σ_L² with ε = ``step_lr``, a final Tweedie
+#: denoising step (NCSNv2) — 15 × 20 + 1 = 301 network evaluations with the shipped checkpoint.
+ANNEALED = {"n_steps_each": 20, "step_lr": 3e-5, "denoise": True}
+
+#: EDM's sampler (Karras et al. 2022): Heun on the probability-flow ODE along
+#: ``karras_sigmas(n_steps, sigma_min, sigma_max, rho)``, 2·n_steps − 1 network evaluations, with
+#: fresh noise before each step (``churn`` = S_churn, EDM's ImageNet-64 value 40; with 18 steps
+#: γ = min(40/18, √2 − 1) = √2 − 1) between σ = 0.05 and 50. ``churn=0`` is the deterministic
+#: ODE solver. ``benchmarks/mnist_quality.py`` measures both.
+HEUN = {"n_steps": 18, "sigma_min": 0.002, "sigma_max": 40.0, "rho": 7.0, "churn": 40.0}
+
+#: The course's default sampler and its settings (``benchmarks/mnist_quality.py`` compares them).
+SAMPLING = {"method": "heun", **HEUN}
+
+METHODS = {"annealed": ANNEALED, "heun": HEUN}
+
+
+def sampler_settings(method: str = SAMPLING["method"], **settings) -> dict:
+    """The settings of ``method`` ("annealed" or "heun"): its defaults updated by ``settings``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    allowed = set(METHODS[method]) | ({"sigmas"} if method == "annealed" else set())
+    unknown = set(settings) - allowed
+    if unknown:
+        raise ValueError(f"the {method} sampler takes {sorted(allowed)}, got {sorted(unknown)}")
+    return {**METHODS[method], **settings}
+
+
+def n_evaluations(checkpoint: "Checkpoint | None", method: str = SAMPLING["method"], **settings) -> int:
+    """Network evaluations per digit of :func:`sample` with these settings (annealed Langevin
+    counts the checkpoint's levels unless ``sigmas=`` is given)."""
+    cfg = sampler_settings(method, **settings)
+    if method == "heun":
+        return 2 * check_count(cfg["n_steps"], "n_steps", minimum=2) - 1
+    levels = len(cfg["sigmas"]) if "sigmas" in cfg else len(checkpoint.sigmas)
+    return levels * check_count(cfg["n_steps_each"], "n_steps_each") + bool(cfg["denoise"])
 
 
 @dataclass
@@ -121,29 +159,38 @@ def load_checkpoint(path=None, device=None) -> Checkpoint:
 def sample(
     checkpoint: Checkpoint,
     n: int,
+    method: str = SAMPLING["method"],
     *,
-    n_steps_each: int = SAMPLING["n_steps_each"],
-    step_lr: float = SAMPLING["step_lr"],
-    denoise: bool = SAMPLING["denoise"],
     generator: torch.Generator | None = None,
     batch_size: int = 500,
     record_every: int | None = None,
     progress: bool = False,
+    **settings,
 ):
-    """Draw ``n`` digits by annealed Langevin from uniform noise on [0, 1] (Song & Ermon 2019).
+    """Draw ``n`` digits from the checkpoint's score network.
+
+    ``method="heun"`` (the default, :data:`HEUN`): EDM's Heun sampler
+    (:func:`lessons_lib.sde.heun_sample`, stochastic unless ``churn=0``) from σ_max·z, z
+    standard normal, along :func:`lessons_lib.sde.karras_sigmas`. ``method="annealed"`` (:data:`ANNEALED`): annealed
+    Langevin (:func:`lessons_lib.samplers.annealed_langevin`) from uniform noise on [0, 1] over
+    the checkpoint's levels or ``sigmas=``. Keyword ``settings`` override the method's defaults.
 
     Runs in batches of ``batch_size`` on the checkpoint's device. Returns images (n, 1, 28, 28)
     on the CPU (not clipped: pixel values slightly outside [0, 1] are part of the sample); with
-    ``record_every`` also the trajectory (T, n, 1, 28, 28) as in :func:`annealed_langevin`.
-    ``progress`` shows a tqdm bar over the network evaluations of all batches.
+    ``record_every`` also the trajectory (T, n, 1, 28, 28): every ``record_every``-th Langevin
+    step, or every ``record_every``-th Heun level. ``progress`` shows a tqdm bar over the
+    network evaluations of all batches.
     """
     n = check_count(n, "n")
     batch_size = check_count(batch_size, "batch_size")
+    cfg = sampler_settings(method, **settings)
+    if record_every is not None:
+        record_every = check_count(record_every, "record_every")
     device = next(checkpoint.model.parameters()).device
     generator = generator if generator is not None else make_generator(0, device)
     outs, trajs = [], []
     n_batches = math.ceil(n / batch_size)
-    per_batch = len(checkpoint.sigmas) * check_count(n_steps_each, "n_steps_each") + bool(denoise)
+    per_batch = n_evaluations(checkpoint, method, **settings)
     bar = tqdm(total=n_batches * per_batch, desc=f"sampling {n} digits", unit="eval", disable=not progress)
 
     def score(x: torch.Tensor, sigma) -> torch.Tensor:
@@ -152,9 +199,18 @@ def sample(
 
     for b in range(n_batches):
         m = min(batch_size, n - b * batch_size)
-        x0 = torch.rand((m, 1, 28, 28), generator=generator, device=device)
-        out = annealed_langevin(score, x0, checkpoint.sigmas.tolist(), n_steps_each, step_lr,
-                                generator=generator, record_every=record_every, denoise=denoise)
+        if method == "heun":
+            levels = karras_sigmas(cfg["n_steps"], cfg["sigma_min"], cfg["sigma_max"], cfg["rho"])
+            x0 = float(levels[0]) * torch.randn((m, 1, 28, 28), generator=generator, device=device)
+            out = heun_sample(score, x0, levels, churn=cfg["churn"], generator=generator,
+                              record=record_every is not None)
+            if record_every is not None:
+                out = (out[0], out[1][::record_every])
+        else:
+            x0 = torch.rand((m, 1, 28, 28), generator=generator, device=device)
+            out = annealed_langevin(score, x0, check_sigmas(cfg.get("sigmas", checkpoint.sigmas)).tolist(), cfg["n_steps_each"],
+                                    cfg["step_lr"], generator=generator, record_every=record_every,
+                                    denoise=cfg["denoise"])
         if record_every is None:
             outs.append(out.cpu())
         else:
@@ -178,6 +234,9 @@ def train_ncsn(
     sigma_max: float = 10.0,
     sigma_min: float = 0.01,
     n_sigmas: int = 15,
+    noise: str = "edm",
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
     ema_decay: float = 0.999,
     seed: int = 0,
     device=None,
@@ -187,7 +246,13 @@ def train_ncsn(
     progress: bool = True,
     command: str = "",
 ) -> Checkpoint:
-    """Train :class:`NCSNUNet` with :func:`ncsn_loss` and write the EMA checkpoint to ``out``.
+    """Train :class:`NCSNUNet` and write the EMA checkpoint to ``out``.
+
+    ``noise="edm"`` (the default): continuous σ, ln σ ~ N(``p_mean``, ``p_std``²), EDM's
+    preconditioning and loss (:func:`edm_loss`, σ_d the RMS of the training images).
+    ``noise="levels"``: NCSNv2's output scaling and the σ²-weighted loss :func:`ncsn_loss` at the
+    ``n_sigmas`` fixed levels. Either way the checkpoint's ``sigmas`` are the geometric schedule
+    ``sigma_max`` → ``sigma_min`` that annealed Langevin walks by default.
 
     Every ``checkpoint_every`` steps (and at the end) writes ``out`` (EMA weights, small) and
     ``<out>.state.pt`` (everything needed to resume). ``resume=True`` continues from that state
@@ -203,7 +268,21 @@ def train_ncsn(
         print(split.source, file=sys.stderr)
     sigmas = geometric_sigmas(sigma_max, sigma_min, n_sigmas)
     seed_everything(seed)
-    model = NCSNUNet().to(dev)
+    if noise == "edm":
+        sigma_data = float(split.train.double().pow(2).mean().sqrt())
+        model = NCSNUNet(preconditioning="edm", sigma_data=sigma_data).to(dev)
+
+        def loss_fn(m, x, g):
+            return edm_loss(m, x, sigma_data, generator=g, p_mean=p_mean, p_std=p_std)
+        training = {"noise": "edm", "p_mean": p_mean, "p_std": p_std, "sigma_data": sigma_data}
+    elif noise == "levels":
+        model = NCSNUNet().to(dev)
+
+        def loss_fn(m, x, g):
+            return ncsn_loss(m, x, sigmas.to(x), generator=g)
+        training = {"noise": "levels", "n_sigmas": n_sigmas}
+    else:
+        raise ValueError(f"noise must be 'edm' (continuous σ) or 'levels' (fixed σ levels), got {noise!r}")
     opt = torch.optim.Adam(model.parameters(), lr=check_positive(lr, "lr"))
     ema = ema_model(model, ema_decay)
     losses: list[float] = []
@@ -224,7 +303,7 @@ def train_ncsn(
         "command": command, "data": split.source, "n_train": int(split.train.shape[0]), "batch_size": batch_size,
         "lr": lr, "ema_decay": ema_decay, "seed": seed, "device": str(dev), "torch": str(torch.__version__),
         "threads": torch.get_num_threads(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "processes": world, "images_per_step": world * batch_size,
+        "processes": world, "images_per_step": world * batch_size, "training": training,
     }
 
     def save(step: int) -> None:
@@ -244,7 +323,7 @@ def train_ncsn(
             save(start_step + step)
 
     if steps > start_step:
-        train(model, lambda m, x, g: ncsn_loss(m, x, sigmas.to(x), generator=g), split.train, n_steps=steps - start_step,
+        train(model, loss_fn, split.train, n_steps=steps - start_step,
               batch_size=batch_size, lr=lr, seed=seed + start_step, device=dev, progress=progress, optimizer=opt,
               ema=ema, callback=callback, desc="NCSN on MNIST")
     save(len(losses))
@@ -294,6 +373,10 @@ def main(argv=None) -> int:
     tr.add_argument("--sigma-max", type=float, default=10.0)
     tr.add_argument("--sigma-min", type=float, default=0.01)
     tr.add_argument("--n-sigmas", type=int, default=15)
+    tr.add_argument("--noise", choices=["edm", "levels"], default="edm",
+                    help="edm: continuous σ with EDM's preconditioning and loss; levels: the n-sigmas fixed levels")
+    tr.add_argument("--p-mean", type=float, default=-1.2, help="edm: mean of ln σ")
+    tr.add_argument("--p-std", type=float, default=1.2, help="edm: standard deviation of ln σ")
     tr.add_argument("--ema-decay", type=float, default=0.999)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--checkpoint-every", type=int, default=500)
@@ -306,9 +389,12 @@ def main(argv=None) -> int:
     sa.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     sa.add_argument("--n", type=int, default=64)
     sa.add_argument("--out", type=Path, default=Path("samples.npy"), help=".npy file (a PNG grid is written beside it)")
-    sa.add_argument("--steps-each", type=int, default=SAMPLING["n_steps_each"])
-    sa.add_argument("--step-lr", type=float, default=SAMPLING["step_lr"])
-    sa.add_argument("--no-denoise", action="store_true")
+    sa.add_argument("--method", choices=sorted(METHODS), default=SAMPLING["method"])
+    sa.add_argument("--steps", type=int, default=None, help=f"heun: steps (default {HEUN['n_steps']})")
+    sa.add_argument("--steps-each", type=int, default=None,
+                    help=f"annealed: steps per level (default {ANNEALED['n_steps_each']})")
+    sa.add_argument("--step-lr", type=float, default=None, help=f"annealed: ε (default {ANNEALED['step_lr']:g})")
+    sa.add_argument("--no-denoise", action="store_true", help="annealed: no final denoising step")
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument("--device", default="cpu")
     sa.add_argument("--threads", type=int, default=None)
@@ -321,6 +407,7 @@ def main(argv=None) -> int:
             args.device = _join_processes(args.device)
             ck = train_ncsn(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             sigma_max=args.sigma_max, sigma_min=args.sigma_min, n_sigmas=args.n_sigmas,
+                            noise=args.noise, p_mean=args.p_mean, p_std=args.p_std,
                             ema_decay=args.ema_decay, seed=args.seed, device=args.device, data_dir=args.data,
                             checkpoint_every=args.checkpoint_every, resume=args.resume,
                             progress=not args.no_progress, command="python -m lessons_lib.mnist " + " ".join(
@@ -331,9 +418,11 @@ def main(argv=None) -> int:
         else:
             ck = load_checkpoint(args.checkpoint, device=args.device)
             start = time.perf_counter()
-            images = sample(ck, args.n, n_steps_each=args.steps_each, step_lr=args.step_lr,
-                            denoise=not args.no_denoise, generator=make_generator(args.seed, get_device(args.device)),
-                            progress=not args.no_progress)
+            given = {"n_steps": args.steps, "n_steps_each": args.steps_each, "step_lr": args.step_lr,
+                     "denoise": False if args.no_denoise else None}
+            settings = {k: v for k, v in given.items() if v is not None}
+            images = sample(ck, args.n, args.method, generator=make_generator(args.seed, get_device(args.device)),
+                            progress=not args.no_progress, **settings)
             np.save(args.out, images.numpy())
             png = args.out.with_suffix(".png")
             _save_png(images, png, nrow=min(10, args.n))

@@ -12,6 +12,9 @@ on MNIST in place of Inception:
 * ``class_histogram``: how many samples the classifier puts in each class, and how far that
   is from uniform (total variation distance; MNIST's classes are close to balanced).
 * ``sample_quality``: both of the above plus the classifier's mean confidence.
+* ``nearest_neighbour_distances``: how far each image is from its nearest training image —
+  a network that memorised its training digits produces samples much closer to them than
+  held-out real digits are.
 
 The classifier is trained by ``python -m benchmarks.mnist_classifier`` and shipped as
 ``checkpoints/mnist_classifier.pt``; ``load_classifier()`` loads it.
@@ -37,6 +40,7 @@ __all__ = [
     "class_histogram",
     "SampleQuality",
     "sample_quality",
+    "nearest_neighbour_distances",
 ]
 
 N_CLASSES = 10
@@ -255,3 +259,21 @@ def sample_quality(images, reference_images, classifier: nn.Module | None = None
         n=int(feats.shape[0]),
         n_reference=int(ref_feats.shape[0]),
     )
+
+
+def nearest_neighbour_distances(images, train, *, chunk: int = 256) -> torch.Tensor:
+    """min over training images t of ‖x − t‖₂ for each image x (pixels flattened), shape (n,).
+
+    ``images`` (n, 1, 28, 28) and ``train`` (m, 1, 28, 28); computed in chunks of
+    ``chunk`` images with ‖x‖² − 2x·t + ‖t‖² in float64.
+    """
+    x = _check_images(images, "images").flatten(1).double()
+    t = _check_images(train, "train").flatten(1).double().to(x.device)
+    if x.shape[1] != t.shape[1]:
+        raise ValueError(f"images and train must have the same image size, got {x.shape[1]} and {t.shape[1]} pixels")
+    t_sq = (t**2).sum(1)
+    out = []
+    for part in x.split(chunk):
+        d2 = (part**2).sum(1, keepdim=True) - 2 * part @ t.T + t_sq
+        out.append(d2.min(1).values.clamp_min(0).sqrt())
+    return torch.cat(out)

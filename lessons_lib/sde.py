@@ -58,6 +58,12 @@ set of projections v held fixed for the whole solve, as in FFJORD (Grathwohl, Ch
 Bettencourt, Sutskever & Duvenaud 2019), which makes the estimate of log p unbiased for the
 discretised ODE.
 
+**EDM's sampler** (Karras, Aittala, Aila & Laine 2022, Algorithm 1) solves the same ODE with σ
+itself as the time variable: since dσ²/dt = g², the flow is :math:`dx/d\sigma = -\sigma\,
+\nabla_x\log p_\sigma(x)`, whatever the schedule σ(t). :func:`heun_sample` takes Heun steps
+in σ along :func:`karras_sigmas` (dense near σ_min) and ends with an Euler step to σ = 0,
+which is the Tweedie denoising step x + σ²s.
+
 Every sampler takes ``generator=`` for its noise, evaluates the score without building an
 autograd graph, and raises :class:`lessons_lib.samplers.DivergenceError` (a ``ValueError``)
 when the state stops being finite. Time grids: ``n_steps`` equal steps of [0, 1] (equal steps
@@ -85,6 +91,8 @@ __all__ = [
     "pc_sample",
     "ode_sample",
     "ode_encode",
+    "karras_sigmas",
+    "heun_sample",
     "ode_log_likelihood",
     "bits_per_dim",
 ]
@@ -206,10 +214,10 @@ def _start(x: Tensor, name: str) -> Tensor:
     return check_batch(x, name).detach().clone()
 
 
-def _check(x: Tensor, step: int, n_steps: int, t: float, what: str) -> None:
+def _check(x: Tensor, step: int, n_steps: int, t: float, what: str, at: str = "t") -> None:
     if not torch.isfinite(x).all():
         raise DivergenceError(
-            f"the {what} diverged: non-finite values after step {step} of {n_steps} (at t = {t:.3g}). "
+            f"the {what} diverged: non-finite values after step {step} of {n_steps} (at {at} = {t:.3g}). "
             "Usually the score is wrong or too large there, or the steps are too long: try more steps.")
 
 
@@ -389,6 +397,82 @@ def ode_encode(
     """
     grid = _grid(sde, n_steps, times)
     return _solve(score_fn, sde, _start(x0, "x0"), grid, method, record, "probability-flow ODE (encoding)")
+
+
+# --------------------------------------------------------------------------- EDM's Heun sampler
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
+    r"""EDM's noise levels (Karras et al. 2022, eq. 5), largest first, then 0: n + 1 values
+
+    .. math:: \sigma_i = \Big(\sigma_{\max}^{1/\rho} + \tfrac{i}{n-1}\big(\sigma_{\min}^{1/\rho}
+              - \sigma_{\max}^{1/\rho}\big)\Big)^{\rho},\quad i = 0 … n-1, \qquad \sigma_n = 0 .
+
+    ρ = 7 (the paper's) spends most steps at small σ, where the images take shape; ρ = 1 is
+    equal steps in σ, and ρ → ∞ equal ratios (the geometric schedule).
+    """
+    n = check_count(n, "n", minimum=2)
+    check_sigma(sigma_min, "sigma_min")
+    check_sigma(sigma_max, "sigma_max")
+    rho = check_positive(rho, "rho")
+    if not sigma_min < sigma_max:
+        raise ValueError(f"sigma_min must be smaller than sigma_max, got {sigma_min} and {sigma_max}")
+    ramp = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    inv = sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
+    return torch.cat([inv**rho, torch.zeros(1, dtype=torch.float64)])
+
+
+def heun_sample(
+    score_fn: Callable[[Tensor, float], Tensor],
+    x: Tensor,
+    sigmas,
+    *,
+    churn: float = 0.0,
+    churn_range: tuple[float, float] = (0.05, 50.0),
+    generator: torch.Generator | None = None,
+    record: bool = False,
+):
+    r"""EDM's deterministic sampler: Heun's method on dx/dσ = −σ·s(x, σ) along ``sigmas``.
+
+    ``sigmas``: decreasing levels ending with 0, e.g. :func:`karras_sigmas`; ``x``: draws at the
+    first level, usually σ₀·z with z standard normal. Each step from σ to σ' < σ is Euler,
+    x' = x + (σ' − σ)·d with d = −σ·s(x, σ), corrected by the slope d' at (x', σ') when σ' > 0:
+    x' = x + (σ' − σ)(d + d')/2. Network evaluations: 2n − 1 for n + 1 levels. The last step,
+    Euler to σ = 0, is Tweedie's x + σ²·s(x, σ). Returns the images (with ``record=True``,
+    ``(x, trajectory)`` with the state at every level).
+
+    ``churn`` S > 0 is EDM's stochastic sampler (Algorithm 2, S_noise = 1): before each step from
+    a level σ inside ``churn_range``, fresh noise raises the level to σ̂ = (1 + γ)σ,
+    x ← x + √(σ̂² − σ²)·z with γ = min(S/n, √2 − 1), and the Heun step starts from (x, σ̂). The
+    added noise lets the sampler correct errors of the network, like Langevin's; z comes from
+    ``generator``. Same number of evaluations.
+    """
+    levels = torch.as_tensor(sigmas, dtype=torch.float64)
+    if levels.dim() != 1 or levels.numel() < 2 or levels[-1] != 0 or (levels[:-1] <= 0).any() \
+            or not (levels[1:] < levels[:-1]).all():
+        raise ValueError("sigmas must be strictly decreasing positive levels followed by 0, e.g. "
+                         f"karras_sigmas(n, sigma_min, sigma_max); got {[round(v, 4) for v in levels.tolist()]}")
+    levels = levels.tolist()
+    churn = check_positive(churn, "churn") if churn else 0.0
+    x = _start(x, "x")
+    trajectory = [x.clone()] if record else None
+    n = len(levels) - 1
+    gamma = min(churn / n, math.sqrt(2) - 1)
+    for i in range(n):
+        sigma, sigma_next = levels[i], levels[i + 1]
+        if gamma > 0 and churn_range[0] <= sigma <= churn_range[1]:
+            sigma_hat = sigma * (1 + gamma)
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = x + math.sqrt(sigma_hat**2 - sigma**2) * z
+            sigma = sigma_hat
+        d = -sigma * _score(score_fn, x, sigma)
+        x_next = x + (sigma_next - sigma) * d
+        if sigma_next > 0:
+            d_next = -sigma_next * _score(score_fn, x_next, sigma_next)
+            x_next = x + (sigma_next - sigma) * 0.5 * (d + d_next)
+        x = x_next
+        _check(x, i + 1, n, sigma_next, "Heun sampler", at="σ")
+        if record:
+            trajectory.append(x.clone())
+    return x if trajectory is None else (x, torch.stack(trajectory))
 
 
 # --------------------------------------------------------------------------- likelihood

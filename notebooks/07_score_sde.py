@@ -54,12 +54,12 @@ from lessons_lib import seed_everything
 from lessons_lib.checks import check_probability_flow_step, check_reverse_sde_step
 from lessons_lib.data import mixture_1d, mixture_2d, mnist_train_heldout
 from lessons_lib.densities import noisy_score, sample_errors
-from lessons_lib.mnist import load_checkpoint
+from lessons_lib.mnist import HEUN, load_checkpoint
 from lessons_lib.plotting import image_grid, plot_density_2d, plot_samples
 from lessons_lib.quality import load_classifier, sample_quality
 from lessons_lib.samplers import annealed_langevin
-from lessons_lib.sde import (VESDE, bits_per_dim, ode_encode, ode_log_likelihood, ode_sample, pc_sample,
-                             reverse_sde_sample)
+from lessons_lib.sde import (VESDE, bits_per_dim, heun_sample, karras_sigmas, ode_encode, ode_log_likelihood,
+                             ode_sample, pc_sample, reverse_sde_sample)
 from lessons_lib.utils import make_generator
 from lessons_lib.widgets import SDETimeExplorer
 
@@ -461,14 +461,15 @@ plt.show()
 # $-\varepsilon/\sqrt{1-\bar\alpha_t}$, so predicting ε *is* score matching with
 # $s_\theta = -\varepsilon_\theta/\sigma_t$, $\sigma_t = \sqrt{1-\bar\alpha_t}$, and DDPM's loss
 # $\|\varepsilon_\theta - \varepsilon\|^2 = \|\sigma_t s_\theta + \varepsilon\|^2$ is lesson 06's
-# σ²-weighted loss. Lesson 06's network made the same choice: $s_\theta(x,\sigma) =
-# f_\theta(x, \log\sigma)/\sigma$, so $-f_\theta$ is an ε-predictor. Check it on held-out digits:
-# $\hat\varepsilon = -\sigma\,s_\theta(x+\sigma z, \sigma)$ against the z that was added.
+# σ²-weighted loss. Lesson 06's network is trained with EDM's loss, which is that loss times
+# $1 + \sigma^2/\sigma_d^2$ (lesson 06 §4b), so $-\sigma s_\theta$ is an ε-predictor too. Check it
+# on held-out digits: $\hat\varepsilon = -\sigma\,s_\theta(x+\sigma z, \sigma)$ against the z that was
+# added.
 
 # %%
 torch.set_num_threads(THREADS)  # the MNIST network: all threads
 ck = load_checkpoint()
-mnist_sde = VESDE(float(ck.sigmas[-1]), float(ck.sigmas[0]))
+mnist_sde = VESDE(float(ck.sigmas[-1]), HEUN["sigma_max"])
 digits = split.heldout[:64]
 eps_check = {}
 for k, s in enumerate((0.05, 0.5, 5.0)):
@@ -478,25 +479,33 @@ for k, s in enumerate((0.05, 0.5, 5.0)):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"checkpoint: {len(ck.sigmas)} levels from σ = {ck.sigmas[0]:g} to {ck.sigmas[-1]:g}; as an SDE: {mnist_sde}")
+training = ck.meta["training"]
+print(f"checkpoint trained with ln σ ~ N({training['p_mean']:g}, {training['p_std']:g}²), "
+      f"σ_d = {training['sigma_data']:.3f}; as an SDE: {mnist_sde}")
 if split is not None:
     for s, rel in eps_check.items():
         print(f"σ = {s:4.2f}: ‖ε̂ − z‖² / ‖z‖² = {rel:.3f} on 64 held-out digits")
 
 # %% [markdown]
 # A relative error of 0 would mean the noise is recovered exactly, 1 that the network predicts
-# nothing. At σ = 0.05 and 0.5 the network recovers most of the noise. At σ = 5 the image is
-# mostly noise, and $\hat\varepsilon - z = (x - \mathbb E[x\mid\tilde x])/\sigma$ (Tweedie,
-# lesson 04) is the uncertainty about which digit it was: no network can predict that part.
+# nothing. What the network leaves unexplained falls from 10% of the noise's squared norm at
+# σ = 0.05 to 3% at σ = 0.5 and 0.3% at σ = 5. Part of it no network can predict: by Tweedie
+# (lesson 04), at best $\hat\varepsilon - z = (x - \mathbb E[x\mid\tilde x])/\sigma$, the
+# uncertainty about the clean image divided by σ. At σ = 5 that uncertainty (which digit it was)
+# is large, but the division by σ makes it small next to z; at σ = 0.05 the division helps least.
 #
 # ## 8. MNIST with the course's network
 #
-# **Which network.** The shipped checkpoint of lesson 06 was trained at 15 fixed levels from
-# σ = 10 to 0.01. It takes σ as a continuous input (through log σ), so the SDE samplers can ask
-# it for any σ(t) in between — but between the levels it interpolates what it learned, so the
-# numbers below are for *this* network, not for a network trained on a continuum of σ as in Song
-# et al. Every sampler starts from $\mathcal N(0, 10^2 I)$ and ends with lesson 06's denoising
-# step $x + \sigma_{\min}^2 s_\theta(x, \sigma_{\min})$. The parameters:
+# **Which network.** Lesson 06's shipped checkpoint was trained on a continuum of levels,
+# $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, with EDM's preconditioning (lesson 06 §4b), so it is a
+# score model of every $p_{\sigma(t)}$, which is what the SDE view asks for. Every sampler
+# starts from the same draws of $\mathcal N(0, 40^2 I)$, the prior of the VE SDE with σ_max = 40
+# (the value the course's `HEUN` settings use), and the first three end with lesson 06's
+# denoising step $x + \sigma_{\min}^2 s_\theta(x, \sigma_{\min})$. The fourth is EDM's solver
+# of the same probability-flow ODE (Karras et al. 2022): Heun's method with σ itself as the
+# time variable, $dx/d\sigma = -\sigma\,s_\theta(x, \sigma)$, on levels packed towards small σ
+# (`karras_sigmas`, ρ = 7), ending with an Euler step to σ = 0, which is the same Tweedie step.
+# The parameters:
 
 # %%
 N_DIGITS = 64  # samples per sampler
@@ -509,6 +518,8 @@ mnist_samplers = {
     f"reverse SDE, {EVALS} steps": lambda x1, g: reverse_sde_sample(ck.score, mnist_sde, x1, EVALS, generator=g, denoise=True),
     f"PC, {EVALS // 2} × (1 + 1)": lambda x1, g: pc_sample(ck.score, mnist_sde, x1, EVALS // 2, 1, 0.16, generator=g, denoise=True),
     f"ODE, Heun {EVALS // 2} steps": lambda x1, g: ode_sample(ck.score, mnist_sde, x1, EVALS // 2, denoise=True),
+    f"EDM: Heun in σ, {EVALS // 2 + 1} levels": lambda x1, g: heun_sample(
+        ck.score, x1, karras_sigmas(EVALS // 2 + 1, HEUN["sigma_min"], mnist_sde.sigma_max)),
 }
 x1_mnist = mnist_sde.prior_sample((N_DIGITS, 1, 28, 28), make_generator(30))
 start = time.perf_counter()
@@ -516,10 +527,10 @@ mnist_samples = {name: run(x1_mnist, make_generator(31)).clamp(0, 1) for name, r
 print(f"{len(mnist_samplers)} × {N_DIGITS} digits in {time.perf_counter() - start:.0f} s")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), layout="constrained")
-for ax, (name, images) in zip(axes, mnist_samples.items()):
+fig, axes = plt.subplots(2, 2, figsize=(10, 10.6), layout="constrained")
+for ax, (name, images) in zip(axes.flat, mnist_samples.items()):
     image_grid(ax, images, nrow=8)
-    ax.set_title(f"{name} + denoising")
+    ax.set_title(name if name.startswith("EDM") else f"{name} + denoising")
 fig.suptitle(f"The same {N_DIGITS} starting points, {EVALS + 1} network evaluations each")
 plt.show()
 
@@ -545,11 +556,12 @@ if split is not None:
         print(f"{name:>28s} {q.fd:7.1f} {q.tv_to_uniform:14.2f}   {counts}")
 
 # %% [markdown]
-# At this sample size the FD of all three samplers is far above that of real digits, and their
-# differences are much smaller than that gap: 64 samples do not rank them. To the eye (the grids
-# above) the ODE's strokes are thin and smooth, while the reverse SDE and PC, at this budget, draw
-# thick, tangled strokes; lesson 06's annealed sampler used 301 evaluations. Which of these
-# differences survive at 1,000 samples is a question for `benchmarks/sde.py --mnist`.
+# The two ODE solvers, geometric steps in t and EDM's steps in σ, draw almost the same digit
+# from each starting point (compare the bottom grids square by square): two discretisations of
+# one deterministic map. Their strokes are thin and sometimes broken; the reverse SDE and PC
+# draw thicker, more complete digits. At 64 samples the FD of real digits is itself 166, so only
+# large differences mean anything; `benchmarks/mnist_quality.py` compares the samplers on 1,000
+# samples at equal cost (`benchmarks/RESULTS.md`).
 #
 # **Likelihood in bits per dimension.** The pixels are 256 grey levels scaled to [0, 1]. Adding
 # uniform noise of one grey level (dequantisation) turns them into continuous data, and a density
@@ -575,11 +587,11 @@ if split is not None:
         print(f"Heun, {n:3d} steps: bits/dim of {N_LIKELIHOOD} held-out digits {np.round(b.numpy(), 2)}, mean {b.mean():.2f}")
 
 # %% [markdown]
-# The estimate still moves between 25 and 50 steps, so the solver has not converged and the
-# numbers are the likelihood of the *discretised* flow (`benchmarks/sde.py --mnist` uses 100
-# steps). Either way this network is well above the published ≈ 1 bit/dim: it was trained for
-# sampling at 15 levels, never for likelihood, and its smallest level σ_min = 0.01 is about 2.6
-# grey levels of noise.
+# The estimate still moves between 25 and 50 steps (mean 2.59 and 2.63), so the solver has not
+# converged and the numbers are the likelihood of the *discretised* flow (`benchmarks/sde.py
+# --mnist` uses 100 steps). Either way this network is well above the published ≈ 1 bit/dim: it
+# was trained for sampling, with levels drawn around σ ≈ 0.3 (the median of its log-normal),
+# never for likelihood, and its smallest level σ_min = 0.01 is about 2.6 grey levels of noise.
 #
 # ## Think
 #

@@ -79,3 +79,22 @@ def test_ncsn_loss_at_matches_closed_form_and_ncsn_loss():
     z = torch.randn(6, 2, generator=g)
     drawn = losses.ncsn_loss(model, x, sigmas, generator=torch.Generator().manual_seed(7))
     torch.testing.assert_close(drawn, losses.ncsn_loss_at(model, x, sigmas[idx], z=z))
+
+
+def test_edm_loss_is_the_weighted_denoising_error_with_log_normal_sigma():
+    # EDM's form, computed here from the denoiser D = x̃ + σ²s: ½ λ(σ) ‖D − x‖², λ = (σ² + σ_d²)/(σσ_d)²,
+    # with ln σ ~ N(P_mean, P_std²) and then z drawn from the same generator
+    torch.manual_seed(0)
+    model = ScoreMLP(2, hidden=8, sigma_conditioned=True)
+    x, sd = torch.randn(6, 2), 0.7
+    g = torch.Generator().manual_seed(3)
+    sigma = (-0.5 + 0.8 * torch.randn(6, generator=g)).exp()
+    z = torch.randn(6, 2, generator=g)
+    x_tilde = x + sigma[:, None] * z
+    denoised = x_tilde + sigma[:, None] ** 2 * model(x_tilde, sigma)
+    weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
+    expected = 0.5 * weight * ((denoised - x) ** 2).sum(-1)
+    got = losses.edm_loss(model, x, sd, torch.Generator().manual_seed(3), "none", p_mean=-0.5, p_std=0.8)
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="sigma_data"):
+        losses.edm_loss(model, x, -1.0)

@@ -114,14 +114,74 @@ def test_sample_is_seeded_and_records_the_levels(tmp_path):
     net = small_net().eval()
     mnist.save_checkpoint(tmp_path / "ck.pt", net, geometric_sigmas(1.0, 0.1, 3), {})
     ck = mnist.load_checkpoint(tmp_path / "ck.pt")
-    a = mnist.sample(ck, 5, n_steps_each=2, generator=torch.Generator().manual_seed(3), batch_size=2)
-    b = mnist.sample(ck, 5, n_steps_each=2, generator=torch.Generator().manual_seed(3), batch_size=2)
-    assert a.shape == (5, 1, 28, 28) and torch.isfinite(a).all()
-    torch.testing.assert_close(a, b)
-    x, traj = mnist.sample(ck, 2, n_steps_each=2, record_every=2, denoise=True)
+    for method, settings in [("annealed", {"n_steps_each": 2}), ("heun", {"n_steps": 3})]:
+        a = mnist.sample(ck, 5, method, generator=torch.Generator().manual_seed(3), batch_size=2, **settings)
+        b = mnist.sample(ck, 5, method, generator=torch.Generator().manual_seed(3), batch_size=2, **settings)
+        assert a.shape == (5, 1, 28, 28) and torch.isfinite(a).all()
+        torch.testing.assert_close(a, b)
+    x, traj = mnist.sample(ck, 2, "annealed", n_steps_each=2, record_every=2, denoise=True)
     # x0, the end of each of the 3 levels, and the denoised result
     assert traj.shape == (5, 2, 1, 28, 28)
     torch.testing.assert_close(traj[-1], x)
+    x, traj = mnist.sample(ck, 2, "heun", n_steps=4, record_every=1)
+    assert traj.shape == (5, 2, 1, 28, 28)  # σ₀ … σ₃ and 0
+    torch.testing.assert_close(traj[-1], x)
+
+
+def test_sample_counts_and_checks_its_settings():
+    ck = mnist.Checkpoint(small_net().eval(), geometric_sigmas(1.0, 0.1, 3), {})
+    assert mnist.n_evaluations(ck, "annealed", n_steps_each=4, denoise=True) == 3 * 4 + 1
+    assert mnist.n_evaluations(ck, "annealed", n_steps_each=1, sigmas=geometric_sigmas(1.0, 0.1, 7),
+                               denoise=False) == 7
+    assert mnist.n_evaluations(ck, "heun", n_steps=18) == 35
+    with pytest.raises(ValueError, match="annealed sampler takes"):
+        mnist.sample(ck, 2, "annealed", n_steps=3)
+    with pytest.raises(ValueError, match="method must be one of"):
+        mnist.sample(ck, 2, "euler")
+
+
+def test_heun_sample_of_the_network_matches_the_library_sampler():
+    # mnist.sample("heun") is karras_sigmas + heun_sample from σ_max·z, nothing else
+    from lessons_lib.sde import heun_sample, karras_sigmas
+
+    ck = mnist.Checkpoint(small_net().eval(), geometric_sigmas(1.0, 0.1, 3), {})
+    got = mnist.sample(ck, 3, "heun", n_steps=4, sigma_max=5.0, sigma_min=0.01,
+                       generator=torch.Generator().manual_seed(1))
+    levels = karras_sigmas(4, 0.01, 5.0)
+    g = torch.Generator().manual_seed(1)
+    x0 = 5.0 * torch.randn((3, 1, 28, 28), generator=g)  # then the churn's noise, from the same generator
+    torch.testing.assert_close(got, heun_sample(ck.score, x0, levels, churn=mnist.HEUN["churn"], generator=g))
+    plain = mnist.sample(ck, 3, "heun", n_steps=4, sigma_max=5.0, sigma_min=0.01, churn=0.0,
+                         generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(plain, heun_sample(ck.score, x0, levels))
+
+
+def test_edm_preconditioning_is_tweedie_of_its_denoiser():
+    # s = (D − x)/σ² with D = c_skip·x + c_out·F(c_in·x): rebuild D from the U-Net by hand
+    torch.manual_seed(0)
+    net = NCSNUNet(channels=(8, 16, 16), emb_dim=16, preconditioning="edm", sigma_data=0.3).double().eval()
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    sigma = torch.tensor([0.01, 0.5, 20.0], dtype=torch.float64)
+    s, sd = sigma.view(-1, 1, 1, 1), 0.3
+    c_skip, c_out, c_in = sd**2 / (s**2 + sd**2), s * sd / (s**2 + sd**2).sqrt(), 1 / (s**2 + sd**2).sqrt()
+    with torch.no_grad():
+        denoised = c_skip * x + c_out * net._unet(c_in * x, sigma.log())
+        torch.testing.assert_close(net(x, sigma), (denoised - x) / s**2)
+        torch.testing.assert_close(net.denoise(x, sigma), denoised)
+    with pytest.raises(ValueError, match="sigma_data"):
+        NCSNUNet(preconditioning="edm")
+    with pytest.raises(ValueError, match="preconditioning must be one of"):
+        NCSNUNet(preconditioning="karras")
+
+
+def test_edm_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    net = NCSNUNet(channels=(8, 16, 16), emb_dim=16, preconditioning="edm", sigma_data=0.33).eval()
+    mnist.save_checkpoint(tmp_path / "ck.pt", net, geometric_sigmas(1.0, 0.01, 4), {})
+    ck = mnist.load_checkpoint(tmp_path / "ck.pt")
+    assert ck.model.preconditioning == "edm" and ck.model.sigma_data == 0.33
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(ck.score(x, 0.2), net(x, 0.2).detach())
 
 
 def test_annealed_inpainting_samples_the_gaussian_conditional():
@@ -156,24 +216,35 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     out = tmp_path / "ncsn.pt"
     common = ["train", "--out", str(out), "--batch-size", "8", "--checkpoint-every", "2", "--no-progress",
               "--n-sigmas", "4"]
-    assert mnist.main(common + ["--steps", "2"]) == 0
+    assert mnist.main(common + ["--steps", "2", "--noise", "levels"]) == 0
     assert out.is_file() and (tmp_path / "ncsn.state.pt").is_file()
-    assert mnist.main(common + ["--steps", "3", "--resume"]) == 0
+    assert mnist.main(common + ["--steps", "3", "--resume", "--noise", "levels"]) == 0
     err = capsys.readouterr().err
     assert "test split" in err and "resuming from step 2" in err
     ck = mnist.load_checkpoint(out)
     assert ck.meta["steps"] == 3 and "lessons_lib.mnist train" in ck.meta["command"]
     assert len(ck.sigmas) == 4
     samples = tmp_path / "s.npy"
-    assert mnist.main(["sample", "--checkpoint", str(out), "--n", "3", "--steps-each", "1",
+    assert mnist.main(["sample", "--checkpoint", str(out), "--n", "3", "--method", "annealed", "--steps-each", "1",
                        "--out", str(samples)]) == 0
     assert np.load(samples).shape == (3, 1, 28, 28)
     assert (tmp_path / "s.png").stat().st_size > 0
     # a progress bar over the network evaluations: 4 levels × 1 step + the denoising step
     assert "sampling 3 digits" in (err := capsys.readouterr().err) and "5/5" in err
-    assert mnist.main(["sample", "--checkpoint", str(out), "--n", "2", "--steps-each", "1", "--no-progress",
+    assert mnist.main(["sample", "--checkpoint", str(out), "--n", "2", "--steps", "3", "--no-progress",
                        "--out", str(samples)]) == 0
     assert "sampling" not in capsys.readouterr().err
+    # the default: continuous σ with EDM's preconditioning, sampled by Heun
+    edm = tmp_path / "edm.pt"
+    assert mnist.main(["train", "--out", str(edm), "--batch-size", "8", "--steps", "2", "--no-progress"]) == 0
+    ck = mnist.load_checkpoint(edm)
+    assert ck.model.preconditioning == "edm" and ck.meta["training"]["noise"] == "edm"
+    assert abs(ck.model.sigma_data - 0.33) < 0.01  # the RMS of MNIST pixels in [0, 1]
+    assert mnist.main(["sample", "--checkpoint", str(edm), "--n", "2", "--steps", "3", "--out", str(samples)]) == 0
+    assert "5/5" in capsys.readouterr().err  # Heun: 2·3 − 1 evaluations
+    assert mnist.main(["sample", "--checkpoint", str(edm), "--method", "annealed", "--steps", "3",
+                       "--out", str(samples)]) == 2
+    assert "annealed sampler takes" in capsys.readouterr().err
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
@@ -187,6 +258,7 @@ def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
 def test_shipped_checkpoint_loads_safely():
     ck = mnist.load_checkpoint()
     assert ck.meta["steps"] >= 1000 and "lessons_lib.mnist train" in ck.meta["command"]
+    assert ck.model.preconditioning == "edm" and ck.meta["training"]["noise"] == "edm"
     assert mnist.DEFAULT_CHECKPOINT.stat().st_size < 5_000_000
     x = torch.rand(2, 1, 28, 28)
     assert torch.isfinite(ck.score(x, float(ck.sigmas[-1]))).all()
@@ -194,14 +266,13 @@ def test_shipped_checkpoint_loads_safely():
 
 def test_shipped_checkpoint_denoises_heldout_digits_by_tweedie():
     # x̃ + σ²·s_θ(x̃, σ) estimates E[x | x̃]: on digits never trained on it must beat the noisy
-    # image (mean squared error σ² per pixel) by far at every level; s = 0 would only match it
+    # image (mean squared error σ² per pixel) by far at every σ; s = 0 would only match it
     from lessons_lib.data import mnist_train_heldout
 
     ck = mnist.load_checkpoint()
     clean = mnist_train_heldout().heldout[:200]
     gen = torch.Generator().manual_seed(0)
-    for k in (3, 7, 9):
-        sigma = float(ck.sigmas[k])
+    for sigma in (5.0, 1.0, 0.2):  # trained on a continuum of σ: none of these is one of ck.sigmas
         noisy = clean + sigma * torch.randn(clean.shape, generator=gen)
         denoised = noisy + sigma**2 * ck.score(noisy, sigma)
         mse = (denoised - clean).pow(2).mean().item()

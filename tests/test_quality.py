@@ -206,3 +206,17 @@ def test_fd_separates_real_digits_from_noise(shipped):
     assert real.fd * 10 < noise.fd, (real.fd, noise.fd)
     assert real.tv_to_uniform < 0.08 and noise.tv_to_uniform > 0.5
     assert real.mean_confidence > 0.95
+
+
+def test_nearest_neighbour_distances_match_brute_force():
+    from lessons_lib.quality import nearest_neighbour_distances
+
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(300, 1, 28, 28, generator=g)
+    images = torch.cat([torch.rand(40, 1, 28, 28, generator=g), train[:5]])  # the last five are copies
+    brute = torch.stack([(train - x).flatten(1).norm(dim=1).min() for x in images])
+    got = nearest_neighbour_distances(images, train, chunk=7)
+    torch.testing.assert_close(got, brute.double(), rtol=1e-6, atol=1e-5)
+    assert (got[-5:] < 1e-5).all() and (got[:-5] > 5).all()
+    with pytest.raises(ValueError, match="train must have shape"):
+        nearest_neighbour_distances(images, torch.rand(3, 28))
