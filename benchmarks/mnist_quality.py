@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from benchmarks.sde import Counted
+from benchmarks.sde import ANNEALED_RATIO, Counted
 from lessons_lib import mnist
 from lessons_lib.data import mnist_train_heldout
 from lessons_lib.quality import load_classifier, nearest_neighbour_distances, sample_quality
@@ -43,8 +43,8 @@ def _sde_rows(sde: VESDE, budget: int = BUDGET):
          lambda s, x1, g: reverse_sde_sample(s, sde, x1, steps, generator=g, denoise=True)),
         (f"PC, {steps // 2} × (predictor + 1 corrector, snr 0.16) + denoise",
          lambda s, x1, g: pc_sample(s, sde, x1, steps // 2, 1, 0.16, generator=g, denoise=True)),
-        (f"annealed Langevin, {steps} levels × 1 step, ε = 0.2σ² + denoise",
-         lambda s, x1, g: pc_sample(s, sde, x1, steps, 1, predictor=False, step_lr=0.2 * sde.sigma_min**2,
+        (f"annealed Langevin, {steps} levels × 1 step, ε = {ANNEALED_RATIO:g}σ² + denoise",
+         lambda s, x1, g: pc_sample(s, sde, x1, steps, 1, predictor=False, step_lr=ANNEALED_RATIO * sde.sigma_min**2,
                                     generator=g, denoise=True)),
         (f"probability-flow ODE, Heun, {steps // 2} equal steps in log σ + denoise",
          lambda s, x1, g: ode_sample(s, sde, x1, steps // 2, denoise=True)),

@@ -197,10 +197,13 @@ def sample(
         bar.update(1)
         return checkpoint.score(x, sigma)
 
+    if method == "heun":
+        levels = karras_sigmas(cfg["n_steps"], cfg["sigma_min"], cfg["sigma_max"], cfg["rho"])
+    else:
+        levels = check_sigmas(cfg.get("sigmas", checkpoint.sigmas)).tolist()
     for b in range(n_batches):
         m = min(batch_size, n - b * batch_size)
         if method == "heun":
-            levels = karras_sigmas(cfg["n_steps"], cfg["sigma_min"], cfg["sigma_max"], cfg["rho"])
             x0 = float(levels[0]) * torch.randn((m, 1, 28, 28), generator=generator, device=device)
             out = heun_sample(score, x0, levels, churn=cfg["churn"], generator=generator,
                               record=record_every is not None)
@@ -208,9 +211,8 @@ def sample(
                 out = (out[0], out[1][::record_every])
         else:
             x0 = torch.rand((m, 1, 28, 28), generator=generator, device=device)
-            out = annealed_langevin(score, x0, check_sigmas(cfg.get("sigmas", checkpoint.sigmas)).tolist(), cfg["n_steps_each"],
-                                    cfg["step_lr"], generator=generator, record_every=record_every,
-                                    denoise=cfg["denoise"])
+            out = annealed_langevin(score, x0, levels, cfg["n_steps_each"], cfg["step_lr"], generator=generator,
+                                    record_every=record_every, denoise=cfg["denoise"])
         if record_every is None:
             outs.append(out.cpu())
         else:
