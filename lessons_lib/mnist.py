@@ -86,6 +86,7 @@ HEUN = {"n_steps": 18, "sigma_min": 0.002, "sigma_max": 40.0, "rho": 7.0, "churn
 SAMPLING = {"method": "heun", **HEUN}
 
 METHODS = {"annealed": ANNEALED, "heun": HEUN}
+LR_DECAYS = ("none", "cosine")  # train_ncsn's learning-rate schedules
 
 
 def sampler_settings(method: str = SAMPLING["method"], **settings) -> dict:
@@ -233,6 +234,8 @@ def train_ncsn(
     steps: int,
     batch_size: int = 128,
     lr: float = 1e-3,
+    lr_decay: str = "none",
+    channels: tuple[int, int, int] = (32, 64, 64),
     sigma_max: float = 10.0,
     sigma_min: float = 0.01,
     n_sigmas: int = 15,
@@ -256,6 +259,10 @@ def train_ncsn(
     ``n_sigmas`` fixed levels. Either way the checkpoint's ``sigmas`` are the geometric schedule
     ``sigma_max`` → ``sigma_min`` that annealed Langevin walks by default.
 
+    ``channels``: the U-Net's widths at 28, 14 and 7 pixels. ``lr_decay="cosine"`` lowers Adam's
+    learning rate from ``lr`` at step 0 to 0 at step ``steps`` as lr·(1 + cos(π·step/steps))/2;
+    ``"none"`` keeps it constant.
+
     Every ``checkpoint_every`` steps (and at the end) writes ``out`` (EMA weights, small) and
     ``<out>.state.pt`` (everything needed to resume). ``resume=True`` continues from that state
     up to ``steps`` in total; the batches of a resumed run differ from an uninterrupted one.
@@ -263,6 +270,8 @@ def train_ncsn(
     out = Path(out)
     steps = check_count(steps, "steps")
     checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
+    if lr_decay not in LR_DECAYS:
+        raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {lr_decay!r}")
     rank, world = process_rank()
     dev = get_device(device)
     split = mnist_train_heldout(data_dir)
@@ -272,13 +281,13 @@ def train_ncsn(
     seed_everything(seed)
     if noise == "edm":
         sigma_data = float(split.train.double().pow(2).mean().sqrt())
-        model = NCSNUNet(preconditioning="edm", sigma_data=sigma_data).to(dev)
+        model = NCSNUNet(channels, preconditioning="edm", sigma_data=sigma_data).to(dev)
 
         def loss_fn(m, x, g):
             return edm_loss(m, x, sigma_data, generator=g, p_mean=p_mean, p_std=p_std)
         training = {"noise": "edm", "p_mean": p_mean, "p_std": p_std, "sigma_data": sigma_data}
     elif noise == "levels":
-        model = NCSNUNet().to(dev)
+        model = NCSNUNet(channels).to(dev)
 
         def loss_fn(m, x, g):
             return ncsn_loss(m, x, sigmas.to(x), generator=g)
@@ -303,7 +312,7 @@ def train_ncsn(
     start_step, t0 = len(losses), time.perf_counter()
     meta = {
         "command": command, "data": split.source, "n_train": int(split.train.shape[0]), "batch_size": batch_size,
-        "lr": lr, "ema_decay": ema_decay, "seed": seed, "device": str(dev), "torch": str(torch.__version__),
+        "lr": lr, "lr_decay": lr_decay, "ema_decay": ema_decay, "seed": seed, "device": str(dev), "torch": str(torch.__version__),
         "threads": torch.get_num_threads(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "processes": world, "images_per_step": world * batch_size, "training": training,
     }
@@ -319,11 +328,18 @@ def train_ncsn(
                     "losses": losses, "seconds": elapsed}, tmp)
         os.replace(tmp, state_path)
 
+    def set_lr(step: int) -> None:
+        if lr_decay == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+
     def callback(step: int, loss: float) -> None:
         losses.append(loss)
+        set_lr(start_step + step)
         if (start_step + step) % checkpoint_every == 0:
             save(start_step + step)
 
+    set_lr(start_step)
     if steps > start_step:
         train(model, loss_fn, split.train, n_steps=steps - start_step,
               batch_size=batch_size, lr=lr, seed=seed + start_step, device=dev, progress=progress, optimizer=opt,
@@ -372,6 +388,9 @@ def main(argv=None) -> int:
     tr.add_argument("--steps", type=int, default=6000)
     tr.add_argument("--batch-size", type=int, default=128)
     tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--lr-decay", choices=LR_DECAYS, default="none", help="cosine: lr → 0 at the last step")
+    tr.add_argument("--channels", type=int, nargs=3, default=[32, 64, 64], metavar=("C28", "C14", "C7"),
+                    help="the U-Net's widths at 28, 14 and 7 pixels")
     tr.add_argument("--sigma-max", type=float, default=10.0)
     tr.add_argument("--sigma-min", type=float, default=0.01)
     tr.add_argument("--n-sigmas", type=int, default=15)
@@ -408,6 +427,7 @@ def main(argv=None) -> int:
         if args.cmd == "train":
             args.device = _join_processes(args.device)
             ck = train_ncsn(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                            lr_decay=args.lr_decay, channels=tuple(args.channels),
                             sigma_max=args.sigma_max, sigma_min=args.sigma_min, n_sigmas=args.n_sigmas,
                             noise=args.noise, p_mean=args.p_mean, p_std=args.p_std,
                             ema_decay=args.ema_decay, seed=args.seed, device=args.device, data_dir=args.data,

@@ -247,6 +247,33 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     assert "annealed sampler takes" in capsys.readouterr().err
 
 
+def test_cosine_lr_decay_follows_torchs_schedule_and_channels_reach_the_network(tmp_path, monkeypatch):
+    used = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    ck = mnist.train_ncsn(tmp_path / "c.pt", steps=4, batch_size=4, lr=1e-3, lr_decay="cosine", channels=(8, 16, 16),
+                          progress=False)
+    reference = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(reference, T_max=4)
+    expected = []
+    for _ in range(4):
+        expected.append(reference.param_groups[0]["lr"])
+        reference.step()
+        schedule.step()
+    assert used == pytest.approx(expected) and expected[0] == 1e-3 and expected[2] == pytest.approx(5e-4)
+    assert ck.model.config["channels"] == [8, 16, 16] and ck.meta["lr_decay"] == "cosine"
+    used.clear()
+    mnist.train_ncsn(tmp_path / "n.pt", steps=3, batch_size=4, channels=(8, 16, 16), progress=False)
+    assert used == [1e-3] * 3  # "none": constant
+    with pytest.raises(ValueError, match="lr_decay"):
+        mnist.train_ncsn(tmp_path / "x.pt", steps=1, lr_decay="linear")
+
+
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
     assert mnist.main(["sample", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "s.npy")]) == 2
     assert "no checkpoint" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""Which training levers pay: the shipped recipe with one change at a time, each scored by its samples.
+
+    python -m benchmarks.mnist_levers [--device cuda] [--steps 6000] [--parallel 8] [--only NAME ...]
+
+Every variant runs the documented command, ``python -m lessons_lib.mnist train`` with the
+shipped checkpoint's settings, plus the options in :data:`VARIANTS` (other training seeds, to
+see the spread; a wider U-Net; ln σ centred higher; a larger or decaying learning rate; four
+times the steps), in its own process, ``--parallel`` at a time. Each result is scored like the
+course's row of ``benchmarks/mnist_quality.py``: ``--n`` digits from EDM's Heun sampler
+(``mnist.SAMPLING``, seed 0) against as many held-out real digits, by Fréchet distance in the
+course classifier's features and the class balance.
+
+On 2 CPU cores a 6,000-step variant takes about an hour, so this is a job for a GPU (each
+variant a few minutes) or for a night; the table records the device it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from lessons_lib import mnist
+from lessons_lib.data import mnist_train_heldout
+from lessons_lib.quality import load_classifier, sample_quality
+from lessons_lib.utils import get_device, make_generator
+
+#: name → extra ``train`` options (``{steps}`` is the base number of steps).
+VARIANTS = {
+    "shipped recipe (seed 0)": [],
+    "seed 1": ["--seed", "1"],
+    "seed 2": ["--seed", "2"],
+    "wider U-Net (64, 128, 128)": ["--channels", "64", "128", "128"],
+    "ln σ ~ N(−0.4, 1.2²)": ["--p-mean", "-0.4"],
+    "lr 2e-3": ["--lr", "2e-3"],
+    "cosine lr decay": ["--lr-decay", "cosine"],
+    "4 × the steps": ["--steps", "{steps4}"],
+}
+
+
+def score(checkpoint, n: int = 1000, device=None) -> str:
+    """One table row's numbers for a checkpoint: FD, TV to uniform, rarest class, trained seconds."""
+    dev = get_device(device)
+    ck = mnist.load_checkpoint(checkpoint, device=dev)
+    heldout = mnist_train_heldout().heldout[:n].to(dev)
+    images = mnist.sample(ck, n, generator=make_generator(0, dev), progress=False)
+    q = sample_quality(images.clamp(0, 1).to(dev), heldout, load_classifier(device=dev))
+    f = q.class_fractions
+    return (f"{ck.meta['steps']} | {ck.meta['seconds']:.0f} | {q.fd:.1f} | {q.tv_to_uniform:.3f} | "
+            f"{min(f):.3f} ({f.index(min(f))})")
+
+
+def _run_variant(name: str, options: list[str], steps: int, device: str, n: int, folder: Path) -> str:
+    out = folder / ("variant_" + "".join(c if c.isalnum() else "_" for c in name) + ".pt")
+    options = [o.format(steps4=4 * steps) for o in options]
+    command = [sys.executable, "-m", "lessons_lib.mnist", "train", "--out", str(out), "--steps", str(steps),
+               "--device", device, "--no-progress", "--checkpoint-every", str(10 * steps), *options]
+    trained = subprocess.run(command, capture_output=True, text=True)
+    if trained.returncode != 0:
+        return f"| {name} | failed: {trained.stderr.strip().splitlines()[-1]} | | | | |"
+    scored = subprocess.run([sys.executable, "-m", "benchmarks.mnist_levers", "--score", str(out), "--n", str(n),
+                             "--device", device], capture_output=True, text=True)
+    if scored.returncode != 0:
+        return f"| {name} | failed: {scored.stderr.strip().splitlines()[-1]} | | | | |"
+    row = f"| {name} | {scored.stdout.strip()} |"
+    print(row, flush=True)
+    return row
+
+
+def lever_table(steps: int = 6000, device: str = "cpu", n: int = 1000, parallel: int = 1, only=None,
+                folder=None) -> str:
+    """Train every variant (``only``: a subset of :data:`VARIANTS`' names) and return a Markdown table."""
+    names = [k for k in VARIANTS if not only or k in only]
+    unknown = set(only or ()) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    folder = Path(folder or tempfile.mkdtemp(prefix="mnist_levers_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        rows = list(pool.map(lambda k: _run_variant(k, VARIANTS[k], steps, device, n, folder), names))
+    gpu = torch.cuda.get_device_name() if device.startswith("cuda") and torch.cuda.is_available() else None
+    return "\n".join([
+        f"Each variant: `python -m lessons_lib.mnist train --steps {steps}` plus its options, on {gpu or device}, "
+        f"{parallel} at a time ({time.perf_counter() - start:.0f} s in all; the seconds below are each run's own, "
+        f"slowed by the others). Scored by {n} samples of EDM Heun ({mnist.n_evaluations(None, **mnist.SAMPLING)} "
+        f"evaluations) against {n} held-out digits.", "",
+        "| variant | steps | training seconds | FD ↓ | TV to uniform ↓ | rarest class |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |", *rows])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--only", nargs="+", default=None, help="variant names (default: all)")
+    parser.add_argument("--folder", default=None, help="where the checkpoints go (default: a temporary folder)")
+    parser.add_argument("--score", default=None, help="only score this checkpoint (used by each variant's process)")
+    args = parser.parse_args(argv)
+    if args.score:
+        print(score(args.score, args.n, args.device))
+    else:
+        print(lever_table(args.steps, args.device, args.n, args.parallel, args.only, args.folder))
+
+
+if __name__ == "__main__":
+    main()
