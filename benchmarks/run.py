@@ -64,8 +64,11 @@ def sections(repeats: int):
         "with the exact scores of the perturbed mixtures, at equal numbers of score evaluations "
         "(`benchmarks/sde.py`). Mode weights by the most responsible component.", _lazy("sde", "quality_table"))
     yield "widgets", "Slider latency", (
-        "Setting a slider's value headlessly, five values each: the explorer's recomputation and "
-        "redraw plus the PNG rendering Jupyter's inline backend does.", _lazy("widgets", "latency_table"))
+        "Headless: setting a slider's value in the kernel, five values each: the explorer's recomputation, "
+        "redraw and PNG (`benchmarks/widgets.py`). Felt: the same explorers in JupyterLab in headless Chromium, "
+        "each arrow-key press timed from keydown until the new figure is decoded and painted "
+        "(`benchmarks/felt_latency.py`)."
+        " Before 2026-11-29 each update re-displayed the figure through the inline backend in an Output widget (a second layout pass, default PNG compression, base64 in JSON, the output area rebuilt); measured the same way on the same machine, felt median (max) in ms: MixtureScoreExplorer 142 (170), ProjectionVarianceExplorer 278 (294), SigmaExplorer 227 (374), LangevinExplorer 221 (262), SDETimeExplorer 192 (240), SigmaLevelExplorer 220 (248); headless medians then 83, 210, 163, 141, 141 and 150.", _lazy("felt_latency", "latency_table"))
     where = " (a GPU machine)" if torch.cuda.is_available() else " (CPU only)"
     yield "mnist", "MNIST: training and sampling speed" + where, (
         "The noise-conditional U-Net of lesson 06 (EDM's preconditioning): one training step of batch 128 "
@@ -76,7 +79,7 @@ def sections(repeats: int):
         "`benchmarks/mnist_quality.py` (Fréchet distance in the feature space of the classifier of "
         "`benchmarks/mnist_classifier.py`, and the class fractions of the samples); the distances of "
         "samples to their nearest training digit; the time for 100 digits. On 2 CPU cores this section "
-        "takes about 20 minutes.", _lazy("mnist_quality", "report"))
+        "takes about 35 minutes (2,053 s on 2026-11-29).", _lazy("mnist_quality", "report"))
     yield "sde_mnist", "MNIST: the ODE likelihood", (
         "Lesson 07's exact likelihood with the shipped checkpoint: the time of one evaluation on a batch "
         "of held-out digits (`benchmarks/sde.py --mnist`).", _lazy("sde", "mnist_table"))

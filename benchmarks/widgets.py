@@ -1,17 +1,14 @@
-"""Slider latency: time of one update of every explorer, driven headlessly by setting the
-slider's value as a student's drag would: the observer's recomputation and redraw, plus the
-PNG rendering that Jupyter's inline backend does to show the figure (done here with
-IPython's own ``print_figure``, since no front end is attached)."""
+"""Slider latency in the kernel: time of one update of every explorer, driven headlessly by
+setting the slider's value as a student's drag would: the observer's recomputation, the redraw
+and the PNG the explorer sends to the browser (:meth:`lessons_lib.widgets.Explorer.update`).
+What the student waits for on top of that (transfer, decode, layout) is measured in a real
+JupyterLab by :mod:`benchmarks.felt_latency`."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import statistics
-import time
 
 import torch
-from IPython.core.pylabtools import print_figure
 
 from lessons_lib import widgets
 from lessons_lib.data import mixture_1d, mixture_2d
@@ -40,21 +37,25 @@ def _cases():
            lambda: widgets.SigmaLevelExplorer(trajectory, sigmas), "slider", [0, 3, 8, 15, 16])
 
 
-def latency_table() -> str:
-    rows = ["| explorer | median update incl. PNG rendering (ms) | max (ms) |", "| --- | ---: | ---: |"]
+def headless_latency() -> dict[str, list[float]]:
+    """Explorer name → seconds of each of its updates (value set, redraw, PNG), as the explorer
+    records them (``last_update_seconds``)."""
+    result = {}
     for name, factory, attr, values in _cases():
-        if factory is None:
-            continue
         explorer = factory()
         slider = getattr(explorer, attr)
         if values == "options":
             values = [v for v in slider.options if v != slider.value][:5]
         times = []
         for value in values:
-            start = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):  # display() without a front end prints
-                slider.value = value
-            print_figure(explorer.fig, "png")
-            times.append(time.perf_counter() - start)
+            slider.value = value
+            times.append(explorer.last_update_seconds)
+        result[name] = times
+    return result
+
+
+def latency_table() -> str:
+    rows = ["| explorer | median update incl. PNG (ms) | max (ms) |", "| --- | ---: | ---: |"]
+    for name, times in headless_latency().items():
         rows.append(f"| {name} | {statistics.median(times) * 1e3:.0f} | {max(times) * 1e3:.0f} |")
     return "\n".join(rows)

@@ -15,11 +15,12 @@ worth its :data:`POINTS`), and the settings the course needs to ``COURSE/nbgrade
 * ``c.ClearOutput.enabled = False``: ``generate_assignment`` would clear every output, and the
   students would get the lessons without their figures. The source notebooks carry no output
   of an answer or a check cell, so nothing of a solution is released;
-* :func:`one_way_output_widgets`: the explorers draw into ipywidgets Output widgets, and
-  nbclient (which nbgrader runs notebooks with) echoes what such a widget captured back to the
-  kernel from inside its output handler, which can stall a headless run for good
-  (jupyter/nbclient#312). Grading never needs the echo; the course's own executor
-  (``tools/build_notebooks.py``) leaves it out the same way.
+* :func:`one_way_output_widgets`: nbclient (which nbgrader runs notebooks with) echoes what an
+  ipywidgets Output widget captured back to the kernel from inside its output handler, which
+  can stall a headless run for good (jupyter/nbclient#312). The explorers show their figures
+  in Image widgets now, but a teacher's own cells may still use an Output widget, and grading
+  never needs the echo; the course's own executor (``tools/build_notebooks.py``) leaves it out
+  the same way.
 
 Then nbgrader's own cycle: ``nbgrader generate_assignment ps1``, release, collect,
 ``nbgrader autograde ps1``. Under nbgrader the checks grade by themselves (nbgrader sets
@@ -101,7 +102,7 @@ def nbgrader_config() -> str:
         f"c.Execute.timeout = {CELL_TIMEOUT}",
         "# Keep the lessons' figures in the release (answer and check cells carry no output).",
         "c.ClearOutput.enabled = False",
-        "# The explorers' Output widgets without the echo that can stall a headless run (jupyter/nbclient#312).",
+        "# Output widgets without the echo that can stall a headless run (jupyter/nbclient#312).",
         "from lessons_lib.homework import one_way_output_widgets",
         "one_way_output_widgets()",
         _END,

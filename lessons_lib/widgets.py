@@ -2,10 +2,16 @@
 
 Every explorer is an :class:`Explorer`: it owns one persistent matplotlib figure, a list of
 controls and a message line. A change of any control calls :meth:`Explorer.draw`, which
-updates the existing artists in place (``line.set_ydata``...), then the figure is shown again
-in the explorer's Output widget. Controls are wired with ``observe`` (not ``interact``, which
-swallows exceptions), so a test can set ``slider.value = v`` and any error reaches it.
-``last_update_seconds`` records how long the last update took.
+updates the existing artists in place (``line.set_ydata``...); the figure is then rendered
+once, to a PNG, into the explorer's one ``ipywidgets.Image`` (``picture``), whose bytes travel to the browser
+as a binary message and replace the picture in place. Controls are wired with ``observe`` (not
+``interact``, which swallows exceptions), so a test can set ``slider.value = v`` and any error
+reaches it. ``last_update_seconds`` records how long the last update took.
+
+Why an Image widget and not ``display(fig)`` in an Output widget: the inline backend renders the
+figure twice per display (``bbox_inches="tight"`` measures it first) at the default compression,
+base64-encodes it into JSON, and the browser rebuilds the output area each time.
+``benchmarks/felt_latency.py`` measures both in JupyterLab (benchmarks/RESULTS.md).
 
 Display an explorer by leaving it as the last expression of a cell.
 """
@@ -21,8 +27,9 @@ import time
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
 import torch
-from IPython.display import clear_output, display
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ._validate import check_positive, check_sigma
@@ -39,22 +46,39 @@ __all__ = ["Explorer", "MixtureScoreExplorer", "ProjectionVarianceExplorer", "Si
 
 class Explorer:
     """Base class: subclasses build ``self.fig`` and the artists, list their ``controls`` and
-    implement :meth:`draw`, which reads the controls and updates the artists."""
+    implement :meth:`draw`, which reads the controls and updates the artists.
+
+    A subclass whose axes never change (limits, ticks, labels, legends fixed) also returns the
+    artists that do change from :meth:`moving_artists`; the rest of the figure is then rendered
+    once, kept as a bitmap, and each update draws only those artists on top of it ("blitting",
+    as matplotlib's animations do), which skips the text layout that dominates a full render."""
 
     def __init__(self, controls: list[widgets.Widget], fig: plt.Figure):
         self.controls = controls
         self.fig = fig
-        plt.close(fig)  # shown only through the Output widget, never twice
-        self.output = widgets.Output()
+        plt.close(fig)  # shown only through the Image widget, never twice
+        self.canvas = FigureCanvasAgg(fig)  # renders into memory, whatever the notebook's backend
+        self._background = None
+        # the figure as the browser shows it: at its own size, not stretched to the box's width
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start", max_width="100%"))
         self.message = widgets.HTML(value="")
         self.last_update_seconds = float("nan")
         for control in controls:
             control.observe(self._on_change, names="value")
         self.update()
+        # The layout engine has placed the axes for the first figure; keep them there. Re-running
+        # constrained layout on every update would cost a fifth of a render, and the axes would
+        # shift as tick labels change width while one drags.
+        fig.set_layout_engine("none")
 
     def draw(self) -> None:
         """Recompute from the controls' values and update the artists (subclasses)."""
         raise NotImplementedError
+
+    def moving_artists(self) -> list | None:
+        """The artists :meth:`draw` changes, if nothing else in the figure ever changes; ``None``
+        (the default) renders the whole figure on every update."""
+        return None
 
     def update(self) -> None:
         start = time.perf_counter()
@@ -62,27 +86,46 @@ class Explorer:
         # before it: whoever sees the message (a student, the browser test) sees its figure.
         with self.message.hold_sync():
             self.draw()
-            self.fig.canvas.draw_idle()
-            with self.output:
-                clear_output(wait=True)
-                display(self.fig)
+            self.picture.value = self.png()
         self.last_update_seconds = time.perf_counter() - start
+
+    def render(self) -> None:
+        """Bring the canvas up to date: a full draw, or the kept background plus the moving artists."""
+        moving = self.moving_artists()
+        if moving is None:
+            self.canvas.draw()
+            return
+        for artist in moving:
+            artist.set_animated(True)  # left out of full draws, hence out of the background
+        if self._background is None:
+            self.canvas.draw()
+            self._background = self.canvas.copy_from_bbox(self.fig.bbox)
+        else:
+            self.canvas.restore_region(self._background)
+        for artist in moving:
+            self.fig.draw_artist(artist)
+
+    def png(self) -> bytes:
+        """The figure as it is now, as PNG bytes (zlib level 1: faster to encode than the default
+        level 6, for a larger file; ``benchmarks/felt_latency.py`` measures the whole path)."""
+        self.render()
+        buffer = io.BytesIO()
+        PIL.Image.fromarray(np.asarray(self.canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
 
     def _on_change(self, change) -> None:
         self.update()
 
     @property
     def widget(self) -> widgets.Widget:
-        return widgets.VBox([widgets.HBox(self.controls), self.message, self.output])
+        return widgets.VBox([widgets.HBox(self.controls), self.message, self.picture])
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """The live widget for JupyterLab, and beside it a PNG of the figure as it is now, which
         every reader that cannot run the widget shows instead: GitHub, nbviewer and the course
         book show the explorer's initial state, not an empty box."""
         bundle = self.widget._repr_mimebundle_(**kwargs)
-        png = io.BytesIO()
-        self.fig.savefig(png, format="png", bbox_inches="tight")
-        bundle["image/png"] = base64.b64encode(png.getvalue()).decode("ascii")
+        bundle["image/png"] = base64.b64encode(self.picture.value).decode("ascii")
         return bundle
 
 
@@ -280,15 +323,20 @@ class SigmaExplorer(Explorer):
         ax_p.plot(x, self._p.numpy(), color="0.5", ls="--", label="data density $p$")
         (self.density_line,) = ax_p.plot(x, np.zeros_like(x), color="C0", label=r"perturbed $p_\sigma = p * \mathcal{N}(0,\sigma^2)$")
         ax_p.set(ylabel="density", ylim=(0, 1.15 * float(self._p.max())))
-        ax_p.legend(loc="upper left")
-        ax_s.axhline(0.0, color="0.8", lw=0.8)
+        self._legend_p = ax_p.legend(loc="upper left")
+        self._zero = ax_s.axhline(0.0, color="0.8", lw=0.8)
         (self.true_score_line,) = ax_s.plot(x, np.zeros_like(x), color="C0", label=r"true score $\nabla\log p_\sigma$")
         (self.learned_score_line,) = ax_s.plot(x, np.zeros_like(x), color="C3", ls="--", label=r"learned $s_\theta(x, \sigma)$")
         ax_s.set(xlabel="$x$", ylabel="score", ylim=(-score_lim, score_lim), xlim=(x[0], x[-1]))
-        ax_s.legend(loc="upper left")
+        self._legend = ax_s.legend(loc="upper left")
         self._ax_s = ax_s
         self._shade = None
         super().__init__([self.slider], fig)
+
+    def moving_artists(self) -> list:
+        # the shading under everything else of the lower axes, which is therefore redrawn over it
+        return [self.density_line, self._legend_p, self._shade, self._zero, self.true_score_line,
+                self.learned_score_line, *self._ax_s.spines.values(), self._legend, self._title]
 
     def draw(self) -> None:
         sigma = float(self.slider.value)
@@ -308,7 +356,7 @@ class SigmaExplorer(Explorer):
             self.xs.numpy(), 0, 1, where=sparse.numpy(), color="0.9", transform=self._ax_s.get_xaxis_transform(),
             label="_nolegend_", zorder=0,
         )
-        self.fig.suptitle(f"σ = {sigma:.3f}")
+        self._title = self.fig.suptitle(f"σ = {sigma:.3f}")
         error = (learned - true) ** 2
         weighted = 0.5 * float(torch.trapezoid(p_sigma * error, self.xs.to(error)))
         worst = float(error[sparse].sqrt().max()) if sparse.any() else 0.0
@@ -349,10 +397,13 @@ class LangevinExplorer(Explorer):
         plot_density_2d(ax, density.log_prob, xlim, ylim, alpha=0.7)
         self.scatter = ax.scatter(np.empty(0), np.empty(0), s=4, color="C3", alpha=0.6, label="Langevin chains")
         ax.set(xlabel="$x_1$", ylabel="$x_2$", xlim=xlim, ylim=ylim)
-        ax.legend(loc="upper right")
+        self._legend = ax.legend(loc="upper right")
         self._ax = ax
         self._box = (xlim, ylim)
         super().__init__([self.step_slider, self.steps_slider], fig)
+
+    def moving_artists(self) -> list:
+        return [self.scatter, self._legend, self._ax.title]
 
     def draw(self) -> None:
         eps, n = float(self.step_slider.value), int(self.steps_slider.value)
@@ -433,6 +484,9 @@ class SigmaLevelExplorer(Explorer):
         self._ax = ax
         super().__init__([self.slider], fig)
 
+    def moving_artists(self) -> list:
+        return [self.image, self._ax.title]
+
     def label(self, k: int) -> str:
         """What stored state ``k`` is, in words."""
         n_levels = len(self.sigmas)
@@ -490,9 +544,12 @@ class SDETimeExplorer(Explorer):
         self.quiver = ax.quiver(X.numpy(), Y.numpy(), zeros, zeros, zeros, cmap="viridis", scale=30, width=0.004)
         self.scatter = ax.scatter(np.empty(0), np.empty(0), s=3, color="C3", alpha=0.6, label="data points through the SDE")
         ax.set(xlabel="$x_1$", ylabel="$x_2$", xlim=xlim, ylim=ylim)
-        ax.legend(loc="upper right", fontsize=8)
+        self._legend = ax.legend(loc="upper right", fontsize=8)
         self._ax = ax
         super().__init__([self.slider], fig)
+
+    def moving_artists(self) -> list:
+        return [self.image, self.quiver, self.scatter, *self._ax.spines.values(), self._legend, self._ax.title]
 
     def marginal(self, t: float):
         """p_t = p_σ(t), the SDE's marginal at time t."""

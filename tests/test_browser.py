@@ -1,10 +1,12 @@
-"""End to end in a real browser: JupyterLab + headless Chromium + the σ explorer of lesson 04.
+"""End to end in a real browser: JupyterLab + headless Chromium + the explorers.
 
 Starts JupyterLab on 127.0.0.1 (random port and token, temporary root, HOME and runtime
 directory), opens a small notebook that trains a σ-conditioned score network briefly and shows
-the :class:`~lessons_lib.widgets.SigmaExplorer`, runs all cells, moves the σ slider with the
-keyboard and checks that the figure changed and that the kernel saw the value the slider shows.
-Screenshots go to ``artifacts/`` (git-ignored).
+the :class:`~lessons_lib.widgets.SigmaExplorer`, runs all cells, drags the σ slider with the
+keyboard and checks that the figure changed, that the drag left no backlog and that the kernel
+drew the value the slider shows. Then every explorer of ``benchmarks/widgets.py`` gets key
+presses, each of which must bring a new figure (their felt latency is recorded, not asserted).
+Screenshots and the latencies go to ``artifacts/`` (git-ignored).
 
 Needs Debian's ``chromium`` (apt) and the ``playwright`` Python package (no browser download).
 """
@@ -12,15 +14,15 @@ Needs Debian's ``chromium`` (apt) and the ``playwright`` Python package (no brow
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
-from _jupyterlab import jupyterlab_server
+from benchmarks.felt_latency import CHROMIUM, CHROMIUM_ARGS, FIGURE, fast_drag, felt_latency, jupyterlab_with, open_and_run
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 pytestmark = [
@@ -54,18 +56,11 @@ explorer""",
 @pytest.fixture
 def jupyterlab(tmp_path):
     """A JupyterLab server whose root holds the σ-explorer notebook; yields (base url, token)."""
-    root = tmp_path / "root"
-    root.mkdir()
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, root / "sigma_explorer.ipynb")
-    # every cell attached and laid out once: no virtualised cells moving or re-attaching under the test
     # (no "Jupyter news?" toast either: `make setup` switches it off for the environment)
-    settings = tmp_path / "home" / ".jupyter" / "lab" / "user-settings" / "@jupyterlab"
-    (settings / "notebook-extension").mkdir(parents=True)
-    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     try:
-        with jupyterlab_server(tmp_path, root, {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}) as server:
+        with jupyterlab_with(nb, "sigma_explorer.ipynb", tmp_path) as server:
             yield server
     finally:
         shutil.copy(tmp_path / "jupyterlab.log", _artifacts() / "browser_jupyterlab.log")
@@ -103,63 +98,38 @@ def _settled_screenshot(page, figure, path: Path, polls: int = 150) -> bytes:
     raise AssertionError(f"the figure kept changing for {polls * 0.2:.0f} s; last box {last and last[1]}")
 
 
-def _run_all_cells(page, timeout_error, attempts: int = 3) -> None:
-    """Run > Run All Cells, until the first cell's prompt shows it is queued or has run."""
-    prompt = page.locator(".jp-Cell .jp-InputPrompt").first
-    for _ in range(attempts):
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-        try:
-            page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=10_000)
-            return
-        except timeout_error:  # the menu was not ready yet: try again
-            page.keyboard.press("Escape")
-    raise AssertionError("Run All Cells did not start the notebook")
+def _browser(pw):
+    return pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
 def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
     url, token = jupyterlab
     out = _artifacts()
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"],
-        )
+        browser = _browser(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         try:
             page.set_default_timeout(60_000)
-            page.goto(f"{url}/lab/tree/sigma_explorer.ipynb?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
-
-            _run_all_cells(page, sync_api.TimeoutError)
-
-            figure = page.locator(".widget-output img").first
+            open_and_run(page, url, token, "sigma_explorer.ipynb", sync_api.TimeoutError)
+            cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
+            figure = cell.locator(FIGURE).first
             figure.wait_for(state="visible", timeout=90_000)
-            readout = page.locator(".widget-readout").first
-            message = page.locator(".widget-html-content").first
+            readout = cell.locator(".widget-readout").first
+            message = cell.locator(".widget-html-content").first
             assert readout.inner_text() == "0.300"
             page.wait_for_function("() => document.querySelector('.widget-html-content')?.textContent.includes('σ = 0.300')")
             before = _settled_screenshot(page, figure, out / "browser_sigma_before.png")
-            source_before = figure.get_attribute("src")
             page.screenshot(path=str(out / "browser_page_before.png"))
 
-            handle = page.locator(".widget-slider .noUi-handle").first
-            handle.focus()
-            for _ in range(30):  # each key press moves log10 σ by one step of 0.01
-                handle.press("ArrowRight")
-            shown = float(readout.inner_text())
+            # a fast drag: 30 key presses, each moving log10 σ by 0.01, as fast as the browser takes them
+            drag = fast_drag(page, cell, presses=30)
+            shown = float(drag["readout"])
             assert shown == pytest.approx(0.3 * 10**0.3, rel=0.03)
-            # the kernel redraws for the value the slider shows: wait for its message, then the new image
-            page.wait_for_function(
-                "text => document.querySelector('.widget-html-content')?.textContent.includes(text)",
-                arg=f"σ = {shown:.3f}", timeout=90_000,
-            )
-            page.wait_for_function(
-                "old => { const img = document.querySelector('.widget-output img'); return img && img.src !== old; }",
-                arg=source_before,
-            )
+            # no backlog: ipywidgets sends a value only when the kernel is done with the one before,
+            # so after the last press at most the update in flight and the last value are drawn ...
+            assert 1 <= drag["after_last"] <= 2, drag
+            # ... and the figure and the message that end the drag are those of the value the slider shows
+            assert f"σ = {shown:.3f}" in message.inner_text()
             after = _settled_screenshot(page, figure, out / "browser_sigma_after.png")
             page.screenshot(path=str(out / "browser_page_after.png"))
             assert "blur TV" in message.inner_text()
@@ -173,3 +143,15 @@ def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
     assert a.shape == b.shape, "the figure changed size"
     changed = np.abs(a - b).max(axis=-1) > 0.1
     assert changed.mean() > 0.005, f"only {changed.mean():.2%} of the figure's pixels changed"
+
+
+def test_every_explorer_redraws_on_each_key_press_and_its_felt_latency_is_recorded():
+    # each press waits (in the page) for a new figure, decoded and painted, or fails after 30 s;
+    # the times go to artifacts/ and, through benchmarks/felt_latency.py, to the benchmarks, never into an assert
+    from benchmarks.widgets import _cases
+
+    felt = felt_latency(presses=3, screenshot=_artifacts() / "browser_explorers.png")
+    assert list(felt) == [name for name, *_ in _cases()]
+    for name, times in felt.items():
+        assert len(times) == 3 and all(t > 0 for t in times), (name, times)
+    (_artifacts() / "browser_felt_latency.json").write_text(json.dumps(felt, indent=1))

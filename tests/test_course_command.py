@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _jupyterlab import get_json, jupyterlab_server
+from benchmarks.jupyterlab_server import get_json, jupyterlab_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "tools" / "jupyterlab_overrides.json"

@@ -19,3 +19,4 @@ def test_display_bundle_has_the_widget_and_a_png_of_the_current_figure():
     explorer.weight.value = 0.9  # the static image follows the figure
     again = matplotlib.image.imread(io.BytesIO(base64.b64decode(explorer._repr_mimebundle_()["image/png"])), format="png")
     assert again.shape != first.shape or abs(again - first).max() > 0.1
+    assert base64.b64decode(explorer._repr_mimebundle_()["image/png"]) == explorer.picture.value  # what the widget shows

@@ -25,8 +25,9 @@ class OneWayOutputWidget(OutputWidget):
     """nbclient's stand-in for an ipywidgets Output widget, without echoing the captured
     outputs back to the kernel. That echo is sent on the shell channel from inside the output
     handler while nbclient is waiting on the same channel for the execute reply, and it
-    sometimes blocks the run for good (jupyter/nbclient#312: every explorer of the course
-    draws into an Output widget). The kernel never needs those outputs back."""
+    sometimes blocks the run for good (jupyter/nbclient#312; the explorers drew into Output
+    widgets until they moved to Image widgets, and any cell may still use one). The kernel never
+    needs those outputs back."""
 
     def sync_state(self) -> None:
         pass
