@@ -68,7 +68,8 @@ def sections(repeats: int):
         "redraw and PNG (`benchmarks/widgets.py`). Felt: the same explorers in JupyterLab in headless Chromium, "
         "each arrow-key press timed from keydown until the new figure is decoded and painted "
         "(`benchmarks/felt_latency.py`)."
-        " Before 2026-11-29 each update re-displayed the figure through the inline backend in an Output widget (a second layout pass, default PNG compression, base64 in JSON, the output area rebuilt); measured the same way on the same machine, felt median (max) in ms: MixtureScoreExplorer 142 (170), ProjectionVarianceExplorer 278 (294), SigmaExplorer 227 (374), LangevinExplorer 221 (262), SDETimeExplorer 192 (240), SigmaLevelExplorer 220 (248); headless medians then 83, 210, 163, 141, 141 and 150.", _lazy("felt_latency", "latency_table"))
+        " Before 2026-11-29 each update re-displayed the figure through the inline backend in an Output widget (a second layout pass, default PNG compression, base64 in JSON, the output area rebuilt); measured the same way on the same machine, felt median (max) in ms: MixtureScoreExplorer 142 (170), ProjectionVarianceExplorer 278 (294), SigmaExplorer 227 (374), LangevinExplorer 221 (262), SDETimeExplorer 192 (240), SigmaLevelExplorer 220 (248); headless medians then 83, 210, 163, 141, 141 and 150."
+        " Above 150 ms: LangevinExplorer's update runs 500 chains × 200 Langevin steps (about 43 ms of kernel time, competing with the browser for the 2 cores), and ProjectionVarianceExplorer redraws both axes in full, since their limits and ticks change with each setting; both sliders update on release, not while dragged.", _lazy("felt_latency", "latency_table"))
     where = " (a GPU machine)" if torch.cuda.is_available() else " (CPU only)"
     yield "mnist", "MNIST: training and sampling speed" + where, (
         "The noise-conditional U-Net of lesson 06 (EDM's preconditioning): one training step of batch 128 "
