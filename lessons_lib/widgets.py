@@ -3,15 +3,17 @@
 Every explorer is an :class:`Explorer`: it owns one persistent matplotlib figure, a list of
 controls and a message line. A change of any control calls :meth:`Explorer.draw`, which
 updates the existing artists in place (``line.set_ydata``...); the figure is then rendered
-once, to a PNG, into the explorer's one ``ipywidgets.Image`` (``picture``), whose bytes travel to the browser
-as a binary message and replace the picture in place. Controls are wired with ``observe`` (not
-``interact``, which swallows exceptions), so a test can set ``slider.value = v`` and any error
-reaches it. ``last_update_seconds`` records how long the last update took.
+once, to a PNG, into the explorer's one ``ipywidgets.Image`` (``picture``), whose bytes travel
+to the browser as a binary message and replace the picture in place. Controls are wired with
+``observe`` (not ``interact``, which swallows exceptions), so a test can set
+``slider.value = v`` and any error reaches it. ``last_update_seconds`` records how long the
+last update took.
 
 Why an Image widget and not ``display(fig)`` in an Output widget: the inline backend renders the
 figure twice per display (``bbox_inches="tight"`` measures it first) at the default compression,
 base64-encodes it into JSON, and the browser rebuilds the output area each time.
-``benchmarks/felt_latency.py`` measures both in JupyterLab (benchmarks/RESULTS.md).
+``benchmarks/felt_latency.py`` measures both in JupyterLab (benchmarks/RESULTS.md: the σ
+explorer's felt median went from 227 ms to 85 ms).
 
 Display an explorer by leaving it as the last expression of a cell.
 """
