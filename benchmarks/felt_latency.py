@@ -47,17 +47,22 @@ def explorer_notebook() -> nbformat.NotebookNode:
              "cases = list(_cases())")
     cells = [nbformat.v4.new_code_cell(setup)]
     cells += [nbformat.v4.new_code_cell(f"# {name}\ncases[{i}][1]()") for i, name in enumerate(names)]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def launch_chromium(pw):
+    """Debian's Chromium, headless, through Playwright (which downloads no browser)."""
+    return pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
 @contextlib.contextmanager
 def jupyterlab_with(notebook: nbformat.NotebookNode, name: str, tmp: Path):
-    """JupyterLab serving ``notebook`` as ``name`` from a folder in ``tmp``, with every cell attached
-    and laid out once (no virtualised cells moving under the test); yields (url, token)."""
+    """JupyterLab serving ``notebook`` (on the python3 kernel) as ``name`` from a folder in ``tmp``,
+    with every cell attached and laid out once (no virtualised cells moving under the test);
+    yields (url, token)."""
     root = tmp / "root"
     root.mkdir(parents=True)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, root / name)
     settings = tmp / "home" / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -171,7 +176,7 @@ def felt_latency(presses: int = 7, screenshot=None) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as tmp, jupyterlab_with(explorer_notebook(), "explorers.ipynb",
                                                                Path(tmp)) as (url, token):
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = launch_chromium(pw)
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(90_000)
             try:
@@ -193,7 +198,7 @@ def felt_latency(presses: int = 7, screenshot=None) -> dict[str, list[float]]:
 
 
 def latency_table(presses: int = 15) -> str:
-    """Felt medians beside :func:`benchmarks.widgets.latency_table`'s headless ones."""
+    """Felt medians beside the headless ones of :func:`benchmarks.widgets.headless_latency`."""
     from benchmarks.widgets import headless_latency
 
     headless = headless_latency()

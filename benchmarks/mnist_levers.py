@@ -58,6 +58,12 @@ def score(checkpoint, n: int = 1000, device=None) -> str:
             f"{min(f):.3f} ({f.index(min(f))})")
 
 
+def _failed(name: str, process: subprocess.CompletedProcess) -> str:
+    """A table row for a variant whose process failed: its last line of error output."""
+    last = (process.stderr.strip().splitlines() or [f"exit code {process.returncode}"])[-1]
+    return f"| {name} | failed: {last} | | | | |"
+
+
 def _run_variant(name: str, options: list[str], steps: int, device: str, n: int, folder: Path, threads: int) -> str:
     out = folder / ("variant_" + "".join(c if c.isalnum() else "_" for c in name) + ".pt")
     options = [o.format(steps4=4 * steps) for o in options]
@@ -66,12 +72,12 @@ def _run_variant(name: str, options: list[str], steps: int, device: str, n: int,
                "--threads", str(threads), *options]
     trained = subprocess.run(command, capture_output=True, text=True)
     if trained.returncode != 0:
-        return f"| {name} | failed: {trained.stderr.strip().splitlines()[-1]} | | | | |"
+        return _failed(name, trained)
     scored = subprocess.run([sys.executable, "-m", "benchmarks.mnist_levers", "--score", str(out), "--n", str(n),
                              "--device", device], capture_output=True, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
     if scored.returncode != 0:
-        return f"| {name} | failed: {scored.stderr.strip().splitlines()[-1]} | | | | |"
+        return _failed(name, scored)
     row = f"| {name} | {scored.stdout.strip()} |"
     print(row, flush=True)
     return row

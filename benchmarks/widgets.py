@@ -6,8 +6,6 @@ JupyterLab by :mod:`benchmarks.felt_latency`."""
 
 from __future__ import annotations
 
-import statistics
-
 import torch
 
 from lessons_lib import widgets
@@ -53,9 +51,3 @@ def headless_latency() -> dict[str, list[float]]:
         result[name] = times
     return result
 
-
-def latency_table() -> str:
-    rows = ["| explorer | median update incl. PNG (ms) | max (ms) |", "| --- | ---: | ---: |"]
-    for name, times in headless_latency().items():
-        rows.append(f"| {name} | {statistics.median(times) * 1e3:.0f} | {max(times) * 1e3:.0f} |")
-    return "\n".join(rows)

@@ -21,7 +21,8 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from benchmarks.felt_latency import CHROMIUM, CHROMIUM_ARGS, FIGURE, fast_drag, felt_latency, jupyterlab_with, open_and_run
+from benchmarks.felt_latency import (CHROMIUM, FIGURE, fast_drag, felt_latency, jupyterlab_with, launch_chromium,
+                                     open_and_run)
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -57,7 +58,6 @@ explorer""",
 def jupyterlab(tmp_path):
     """A JupyterLab server whose root holds the σ-explorer notebook; yields (base url, token)."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     # (no "Jupyter news?" toast either: `make setup` switches it off for the environment)
     try:
         with jupyterlab_with(nb, "sigma_explorer.ipynb", tmp_path) as server:
@@ -98,15 +98,11 @@ def _settled_screenshot(page, figure, path: Path, polls: int = 150) -> bytes:
     raise AssertionError(f"the figure kept changing for {polls * 0.2:.0f} s; last box {last and last[1]}")
 
 
-def _browser(pw):
-    return pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-
-
 def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
     url, token = jupyterlab
     out = _artifacts()
     with sync_api.sync_playwright() as pw:
-        browser = _browser(pw)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         try:
             page.set_default_timeout(60_000)
