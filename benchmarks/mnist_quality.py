@@ -86,18 +86,22 @@ def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int =
     lines = [f"{n} samples per row against {n} held-out real digits; checkpoint trained on {trained_on}, "
              f"{ck.meta.get('steps')} steps. Heun: Karras σ (ρ = {heun['rho']:g}) from {heun['sigma_max']:g} to "
              f"{heun['sigma_min']:g}, then 0; SDE samplers: {sde}, from its prior; lesson 06: σ = {float(ck.sigmas[0]):g} … "
-             f"{float(ck.sigmas[-1]):g} from uniform noise. Sampled on {dev.type}.", "",
+             f"{float(ck.sigmas[-1]):g} from uniform noise. Sampled on {dev.type}, the network in {ck.precision}.", "",
              "| samples | network evaluations | seconds | FD ↓ | TV to uniform ↓ | rarest class | commonest class |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines.append(_row("other held-out real digits", "–", "–", sample_quality(other_real, reference, classifier)))
     noise = torch.rand(other_real.shape, generator=make_generator(1, dev), device=dev)
     lines.append(_row("uniform noise", "–", "–", sample_quality(noise, reference, classifier)))
-    for label, method, settings in _mnist_rows():
+    rows = [(label, method, settings, ck) for label, method, settings in _mnist_rows()]
+    if ck.precision != "float32":  # what the network's rounding costs, with the course's sampler
+        rows.insert(2, (f"the course's, the network in float32 instead of {ck.precision}", mnist.SAMPLING["method"],
+                        {}, mnist.load_checkpoint(checkpoint, device=dev, precision="float32")))
+    for label, method, settings, net in rows:
         start = time.perf_counter()
-        images = mnist.sample(ck, n, method, generator=make_generator(0, dev), batch_size=batch_size, **settings)
+        images = mnist.sample(net, n, method, generator=make_generator(0, dev), batch_size=batch_size, **settings)
         seconds = time.perf_counter() - start
         q = sample_quality(images.clamp(0, 1).to(dev), reference, classifier)
-        lines.append(_row(label, mnist.n_evaluations(ck, method, **settings), f"{seconds:.0f}", q))
+        lines.append(_row(label, mnist.n_evaluations(net, method, **settings), f"{seconds:.0f}", q))
     for label, run in _sde_rows(sde):
         g = make_generator(0, dev)
         start = time.perf_counter()

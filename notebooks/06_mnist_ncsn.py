@@ -404,32 +404,32 @@ print(f"sampled on the levels {len(ck.sigmas)}, σ from {ck.sigmas[0]:.3g} to {c
 #    $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, instead of one of 15 fixed levels. The network then
 #    knows every σ, so one checkpoint serves any schedule: the 15 levels of section 5, the fewer
 #    evaluations of section 5c, and the continuous time of lesson 07.
-# 2. **Preconditioning.** The body $F_	heta$ sees its input scaled to unit variance and
+# 2. **Preconditioning.** The body $F_\theta$ sees its input scaled to unit variance and
 #    corrects a denoiser,
 #
-#    $$D_	heta(x,\sigma) = c_\mathrm{skip}\,x + c_\mathrm{out}\,F_	heta(c_\mathrm{in}\,x,\ \log\sigma),\qquad
-#      c_\mathrm{skip} = rac{\sigma_d^2}{\sigma^2+\sigma_d^2},\quad
-#      c_\mathrm{out} = rac{\sigma\,\sigma_d}{\sqrt{\sigma^2+\sigma_d^2}},\quad
-#      c_\mathrm{in} = rac{1}{\sqrt{\sigma^2+\sigma_d^2}},$$
+#    $$D_\theta(x,\sigma) = c_\mathrm{skip}\,x + c_\mathrm{out}\,F_\theta(c_\mathrm{in}\,x,\ \log\sigma),\qquad
+#      c_\mathrm{skip} = \frac{\sigma_d^2}{\sigma^2+\sigma_d^2},\quad
+#      c_\mathrm{out} = \frac{\sigma\,\sigma_d}{\sqrt{\sigma^2+\sigma_d^2}},\quad
+#      c_\mathrm{in} = \frac{1}{\sqrt{\sigma^2+\sigma_d^2}},$$
 #
 #    with $\sigma_d$ the RMS of the training pixels; the score follows by Tweedie's formula
-#    (section 7), $s_	heta = (D_	heta - x)/\sigma^2$. At small σ, $c_\mathrm{skip}pprox1$ and
-#    $c_\mathrm{out}pprox\sigma$: $F_	heta$ predicts the noise, like $f_	heta$ above. At large σ,
-#    $c_\mathrm{skip}pprox0$ and $c_\mathrm{out}pprox\sigma_d$: $F_	heta$ predicts the clean digit
+#    (section 7), $s_\theta = (D_\theta - x)/\sigma^2$. At small σ, $c_\mathrm{skip}\approx1$ and
+#    $c_\mathrm{out}\approx\sigma$: $F_\theta$ predicts the noise, like $f_\theta$ above. At large σ,
+#    $c_\mathrm{skip}\approx0$ and $c_\mathrm{out}\approx\sigma_d$: $F_\theta$ predicts the clean digit
 #    (scaled) rather than a noise that makes up almost all of its input.
-# 3. **Weighting.** The denoiser's error $	frac12\|D_	heta - x\|^2$ at level σ is weighted by
-#    $\lambda(\sigma) = (\sigma^2+\sigma_d^2)/(\sigma\sigma_d)^2$, which makes $F_	heta$'s regression
-#    target of unit variance at every σ. Since $D_	heta - x = \sigma(\sigma s_	heta + z)$ for
-#    $	ilde x = x + \sigma z$, this is section 3's σ² weighting times $1 + \sigma^2/\sigma_d^2$:
+# 3. **Weighting.** The denoiser's error $\tfrac12\|D_\theta - x\|^2$ at level σ is weighted by
+#    $\lambda(\sigma) = (\sigma^2+\sigma_d^2)/(\sigma\sigma_d)^2$, which makes $F_\theta$'s regression
+#    target of unit variance at every σ. Since $D_\theta - x = \sigma(\sigma s_\theta + z)$ for
+#    $\tilde x = x + \sigma z$, this is section 3's σ² weighting times $1 + \sigma^2/\sigma_d^2$:
 #
-#    $$J_\mathrm{EDM}(	heta) = \mathbb E_{\sigma}\,	frac12\Big(1 + rac{\sigma^2}{\sigma_d^2}\Big)\,
-#      \mathbb Eig\|\sigma\,s_	heta(x+\sigma z,\sigma) + zig\|^2 ,$$
+#    $$J_\mathrm{EDM}(\theta) = \mathbb E_{\sigma}\,\tfrac12\Big(1 + \frac{\sigma^2}{\sigma_d^2}\Big)\,
+#      \mathbb E\big\|\sigma\,s_\theta(x+\sigma z,\sigma) + z\big\|^2 ,$$
 #
 #    the same as $J_\mathrm{NCSN}$'s terms at small σ, with more weight where σ > σ_d.
 #
 # In the library: `NCSNUNet(preconditioning="edm", sigma_data=...)` and `losses.edm_loss`. Check
-# the claim behind the three factors on 500 held-out digits: at every σ, $F_	heta$'s input
-# $c_\mathrm{in}	ilde x$ and its target $(x - c_\mathrm{skip}	ilde x)/c_\mathrm{out}$ should both have
+# the claim behind the three factors on 500 held-out digits: at every σ, $F_\theta$'s input
+# $c_\mathrm{in}\tilde x$ and its target $(x - c_\mathrm{skip}\tilde x)/c_\mathrm{out}$ should both have
 # RMS ≈ 1 (exactly 1 in expectation for the target when σ_d is the data's RMS).
 
 # %%

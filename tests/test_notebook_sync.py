@@ -34,3 +34,13 @@ def test_lesson_titles_share_one_style(source):
     """'# Lesson N — Title' as the first heading of every lesson (the book's sidebar lists them)."""
     first_heading = next(line for line in source.read_text(encoding="utf-8").splitlines() if line.startswith("# # "))
     assert re.fullmatch(rf"# # Lesson {int(source.stem[:2])} — \S.*", first_heading), first_heading
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_lesson_text_has_no_control_characters(source):
+    """A LaTeX command written into a non-raw Python string loses its backslash: \\theta becomes
+    a tab and "heta", \\frac a form feed and "rac"; the rendered maths then breaks silently."""
+    text = source.read_text(encoding="utf-8")
+    bad = sorted({(n, repr(c)) for n, line in enumerate(text.splitlines(), 1) for c in line
+                  if ord(c) < 32 or ord(c) == 127})
+    assert not bad, f"{source.name}: control characters at (line, char) {bad[:10]}"

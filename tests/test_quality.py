@@ -220,3 +220,20 @@ def test_nearest_neighbour_distances_match_brute_force():
     assert (got[-5:] < 1e-5).all() and (got[:-5] > 5).all()
     with pytest.raises(ValueError, match="train must have shape"):
         nearest_neighbour_distances(images, torch.rand(3, 28))
+
+
+def test_quality_table_adds_a_float32_row_for_a_bfloat16_network(tmp_path):
+    # every sampler row is scored, and a network that samples in bfloat16 is also scored in
+    # float32 with the course's sampler, so the table shows what the rounding costs
+    from benchmarks import mnist_quality
+    from lessons_lib import mnist
+
+    path = tmp_path / "b.pt"
+    mnist.train_ncsn(path, steps=1, batch_size=4, channels=(8, 16, 16), precision="bfloat16", progress=False)
+    table = mnist_quality.quality_table(path, n=8)
+    assert "the network in bfloat16" in table.splitlines()[0]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    labels = [r[0][2:] for r in rows]
+    assert "the course's, the network in float32 instead of bfloat16" in labels
+    assert len(rows) == 2 + len(mnist_quality._mnist_rows()) + 1 + 4  # real, noise, Heun/annealed, fp32, SDE rows
+    assert all(float(r[3]) >= 0 for r in rows)  # every row got a Fréchet distance
