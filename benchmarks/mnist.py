@@ -2,7 +2,8 @@
 
     python -m benchmarks.mnist
 
-On the CPU (all of torch's threads) and, when CUDA is available, on the GPU: training steps
+For the shipped checkpoint's network, in float32 and in bfloat16 (``torch.autocast``), on the
+CPU (all of torch's threads) and, when CUDA is available, on the GPU: training steps
 per second (batch 128, EDM's loss and preconditioning, Adam; median step time), and the time
 to draw 100 digits with the course's sampler (``lessons_lib.mnist.SAMPLING``) and with lesson
 06's annealed Langevin (``lessons_lib.mnist.ANNEALED`` on 15 levels): median network
@@ -22,36 +23,43 @@ from lessons_lib.training import seconds_per_step
 from lessons_lib.utils import get_device, seed_everything
 
 
-def speed_row(device: str, train_steps: int = 10) -> str:
+def speed_row(device: str, precision: str = "float32", train_steps: int = 10) -> str:
+    """One table row: the shipped checkpoint's network (its widths, fresh weights) on ``device``,
+    its arithmetic in ``precision`` (``lessons_lib.mnist.autocast``)."""
     dev = get_device(device)
     seed_everything(0)
-    levels = 15
-    sigmas = geometric_sigmas(10.0, 0.01, levels).to(dev)
+    channels = mnist.load_checkpoint().model.config["channels"]
+    sigmas = geometric_sigmas(10.0, 0.01, 15).to(dev)
     data = torch.rand(1024, 1, 28, 28)
     sigma_data = float(data.pow(2).mean().sqrt())
-    step = seconds_per_step(NCSNUNet(preconditioning="edm", sigma_data=sigma_data),
-                            lambda m, x, g: edm_loss(m, x, sigma_data, generator=g), data,
-                            n_steps=train_steps, batch_size=128, device=dev)
-    net = NCSNUNet(preconditioning="edm", sigma_data=sigma_data).to(dev).eval()
-    x = torch.rand(100, 1, 28, 28, device=dev)
 
-    with torch.no_grad():
-        # the Timer synchronises CUDA around each measurement
-        timer = benchmark.Timer(stmt="net(x, 0.1)", globals={"net": net, "x": x}, num_threads=torch.get_num_threads())
-        per_eval = timer.blocked_autorange(min_run_time=1.0).median
+    def loss_fn(m, x, g):
+        with mnist.autocast(dev, precision):
+            return edm_loss(m, x, sigma_data, generator=g)
+
+    step = seconds_per_step(NCSNUNet(channels, preconditioning="edm", sigma_data=sigma_data), loss_fn, data,
+                            n_steps=train_steps, batch_size=128, device=dev)
+    ck = mnist.Checkpoint(NCSNUNet(channels, preconditioning="edm", sigma_data=sigma_data).to(dev).eval(), sigmas, {},
+                          precision)
+    x = torch.rand(100, 1, 28, 28, device=dev)
+    # the Timer synchronises CUDA around each measurement
+    timer = benchmark.Timer(stmt="ck.score(x, 0.1)", globals={"ck": ck, "x": x}, num_threads=torch.get_num_threads())
+    per_eval = timer.blocked_autorange(min_run_time=1.0).median
     n_course = mnist.n_evaluations(None, **mnist.SAMPLING)
     n_annealed = mnist.n_evaluations(None, "annealed", sigmas=sigmas)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    return (f"| {name} | {1 / step:.1f} | {per_eval * 1e3:.1f} | {per_eval * n_course:.1f} ({n_course} evaluations) "
-            f"| {per_eval * n_annealed:.1f} ({n_annealed} evaluations) |")
+    return (f"| {name} | {precision} | {1 / step:.2f} | {per_eval * 1e3:.1f} | {per_eval * n_course:.1f} "
+            f"({n_course} evaluations) | {per_eval * n_annealed:.1f} ({n_annealed} evaluations) |")
 
 
 def speed_table() -> str:
-    lines = ["| device | training steps/s (batch 128) | ms per evaluation (100 images) | "
+    channels = tuple(mnist.load_checkpoint().model.config["channels"])
+    lines = [f"The shipped checkpoint's U-Net, widths {channels}.", "",
+             "| device | network's arithmetic | training steps/s (batch 128) | ms per evaluation (100 images) | "
              "s per 100 digits, course sampler | s per 100 digits, lesson 06's annealed Langevin |",
-             "| --- | ---: | ---: | ---: | ---: |", speed_row("cpu")]
-    if torch.cuda.is_available():
-        lines.append(speed_row("cuda", train_steps=50))
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    lines += [speed_row(d, p, train_steps=10 if d == "cpu" else 50) for d in devices for p in mnist.PRECISIONS]
     return "\n".join(lines)
 
 

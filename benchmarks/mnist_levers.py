@@ -1,16 +1,16 @@
 """Which training levers pay: the shipped recipe with one change at a time, each scored by its samples.
 
-    python -m benchmarks.mnist_levers [--device cuda] [--steps 6000] [--parallel 8] [--only NAME ...]
+    python -m benchmarks.mnist_levers [--device cuda] [--steps 5000] [--parallel 8] [--only NAME ...]
 
 Every variant runs the documented command, ``python -m lessons_lib.mnist train`` with the
-shipped checkpoint's settings, plus the options in :data:`VARIANTS` (other training seeds, to
-see the spread; a wider U-Net; ln σ centred higher; a larger or decaying learning rate; four
-times the steps), in its own process, ``--parallel`` at a time. Each result is scored like the
+shipped checkpoint's settings (:data:`RECIPE`), plus the options in :data:`VARIANTS` (other
+training seeds, to see the spread; a wider U-Net; ln σ centred higher; a larger or decaying
+learning rate; four times the steps; float32 arithmetic), in its own process, ``--parallel`` at a time. Each result is scored like the
 course's row of ``benchmarks/mnist_quality.py``: ``--n`` digits from EDM's Heun sampler
 (``mnist.SAMPLING``, seed 0) against as many held-out real digits, by Fréchet distance in the
 course classifier's features and the class balance.
 
-On 2 CPU cores a 6,000-step variant takes about an hour, so this is a job for a GPU or for a
+On 2 CPU cores a 5,000-step variant takes about an hour, so this is a job for a GPU or for a
 night; the table records the device it ran on. On one H200 (16 cores), two variants at a time
 with 6 threads each took 136 s for the pair; one alone ran 57 steps/s.
 """
@@ -33,7 +33,11 @@ from lessons_lib.data import mnist_train_heldout
 from lessons_lib.quality import load_classifier, sample_quality
 from lessons_lib.utils import get_device, make_generator
 
-#: name → extra ``train`` options (``{steps}`` is the base number of steps).
+#: The shipped checkpoint's ``train`` options besides ``--steps`` (``checkpoints/README.md``).
+RECIPE = ["--channels", "48", "96", "96", "--precision", "bfloat16"]
+
+#: name → options added to :data:`RECIPE` (``{steps4}`` is four times the base number of steps);
+#: a later option overrides an earlier one.
 VARIANTS = {
     "shipped recipe (seed 0)": [],
     "seed 1": ["--seed", "1"],
@@ -43,6 +47,7 @@ VARIANTS = {
     "lr 2e-3": ["--lr", "2e-3"],
     "cosine lr decay": ["--lr-decay", "cosine"],
     "4 × the steps": ["--steps", "{steps4}"],
+    "float32 arithmetic": ["--precision", "float32"],
 }
 
 
@@ -69,7 +74,7 @@ def _run_variant(name: str, options: list[str], steps: int, device: str, n: int,
     options = [o.format(steps4=4 * steps) for o in options]
     command = [sys.executable, "-m", "lessons_lib.mnist", "train", "--out", str(out), "--steps", str(steps),
                "--device", device, "--no-progress", "--checkpoint-every", str(10 * steps),
-               "--threads", str(threads), *options]
+               "--threads", str(threads), *RECIPE, *options]
     trained = subprocess.run(command, capture_output=True, text=True)
     if trained.returncode != 0:
         return _failed(name, trained)
@@ -83,7 +88,7 @@ def _run_variant(name: str, options: list[str], steps: int, device: str, n: int,
     return row
 
 
-def lever_table(steps: int = 6000, device: str = "cpu", n: int = 1000, parallel: int = 1, only=None,
+def lever_table(steps: int = 5000, device: str = "cpu", n: int = 1000, parallel: int = 1, only=None,
                 folder=None) -> str:
     """Train every variant (``only``: a subset of :data:`VARIANTS`' names) and return a Markdown table."""
     names = [k for k in VARIANTS if not only or k in only]
@@ -100,7 +105,7 @@ def lever_table(steps: int = 6000, device: str = "cpu", n: int = 1000, parallel:
         rows = list(pool.map(lambda k: _run_variant(k, VARIANTS[k], steps, device, n, folder, threads), names))
     gpu = torch.cuda.get_device_name() if device.startswith("cuda") and torch.cuda.is_available() else None
     return "\n".join([
-        f"Each variant: `python -m lessons_lib.mnist train --steps {steps}` plus its options, on {gpu or device}, "
+        f"Each variant: `python -m lessons_lib.mnist train --steps {steps} {' '.join(RECIPE)}` plus its options, on {gpu or device}, "
         f"{parallel} at a time ({time.perf_counter() - start:.0f} s in all; the seconds below are each run's own, "
         f"slowed by the others). Scored by {n} samples of EDM Heun ({mnist.n_evaluations(None, **mnist.SAMPLING)} "
         f"evaluations) against {n} held-out digits.", "",
@@ -110,7 +115,7 @@ def lever_table(steps: int = 6000, device: str = "cpu", n: int = 1000, parallel:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=1)

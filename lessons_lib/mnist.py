@@ -20,7 +20,7 @@ loss weighting, the ρ = 7 step schedule and the Heun sampler are Karras, Aittal
 
 Command line (``python -m lessons_lib.mnist --help``)::
 
-    python -m lessons_lib.mnist train --out checkpoints/ncsn_mnist.pt
+    python -m lessons_lib.mnist train --steps 5000 --channels 48 96 96 --precision bfloat16 --out checkpoints/ncsn_mnist.pt
     python -m lessons_lib.mnist sample --checkpoint checkpoints/ncsn_mnist.pt --n 64 --out samples.npy
     python -m lessons_lib.mnist sample --method annealed --n 64 --out samples.npy
 
@@ -31,8 +31,8 @@ While training, the full state (raw weights, optimiser, EMA, losses) is written 
 
 Training in several processes, on one machine or many, with ``torch.distributed``::
 
-    torchrun --nproc_per_node=2 -m lessons_lib.mnist train --steps 6000 --out ncsn.pt        # CPUs: gloo
-    torchrun --nproc_per_node=4 -m lessons_lib.mnist train --device cuda --out ncsn.pt       # GPUs: nccl
+    torchrun --nproc_per_node=2 -m lessons_lib.mnist train --steps 5000 --channels 48 96 96 --precision bfloat16 --out ncsn.pt  # CPUs: gloo
+    torchrun --nproc_per_node=4 -m lessons_lib.mnist train --device cuda --steps 5000 --channels 48 96 96 --out ncsn.pt # GPUs: nccl
 
 Each process trains on its own batches of ``--batch-size`` images and the gradients are
 averaged (:func:`lessons_lib.training.train`), so a step sees N × ``--batch-size`` images;
@@ -65,7 +65,7 @@ from .sde import heun_sample, karras_sigmas
 from .training import ema_model, process_rank, train
 from .utils import get_device, make_generator, seed_everything
 
-__all__ = ["DEFAULT_CHECKPOINT", "ANNEALED", "HEUN", "SAMPLING", "sampler_settings", "n_evaluations", "Checkpoint", "load_checkpoint", "save_checkpoint", "sample",
+__all__ = ["DEFAULT_CHECKPOINT", "ANNEALED", "HEUN", "SAMPLING", "PRECISIONS", "autocast", "sampler_settings", "n_evaluations", "Checkpoint", "load_checkpoint", "save_checkpoint", "sample",
            "train_ncsn", "main"]
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ncsn_mnist.pt"
@@ -111,7 +111,7 @@ def n_evaluations(checkpoint: "Checkpoint | None", method: str = SAMPLING["metho
     return levels * check_count(cfg["n_steps_each"], "n_steps_each") + bool(cfg["denoise"])
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str):
     """``torch.autocast`` in bfloat16 for ``precision="bfloat16"``, a no-op context for float32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
@@ -130,9 +130,13 @@ class Checkpoint:
     meta: dict
     precision: str = "float32"
 
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
     def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """s_θ(x, σ) without gradients, in float32 whatever ``precision`` the network ran in."""
-        with torch.no_grad(), _autocast(x.device, self.precision):
+        with torch.no_grad(), autocast(x.device, self.precision):
             return self.model(x, sigma).float()
 
 
@@ -158,8 +162,6 @@ def load_checkpoint(path=None, device=None, precision: str | None = None) -> Che
     the network was trained in (``meta["precision"]``, float32 for older checkpoints).
     """
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
-    if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if not path.is_file():
         raise FileNotFoundError(
             f"no checkpoint at {path}; the course ships one at {DEFAULT_CHECKPOINT}, "
@@ -311,14 +313,14 @@ def train_ncsn(
         model = NCSNUNet(channels, preconditioning="edm", sigma_data=sigma_data).to(dev)
 
         def loss_fn(m, x, g):
-            with _autocast(dev, precision):
+            with autocast(dev, precision):
                 return edm_loss(m, x, sigma_data, generator=g, p_mean=p_mean, p_std=p_std)
         training = {"noise": "edm", "p_mean": p_mean, "p_std": p_std, "sigma_data": sigma_data}
     elif noise == "levels":
         model = NCSNUNet(channels).to(dev)
 
         def loss_fn(m, x, g):
-            with _autocast(dev, precision):
+            with autocast(dev, precision):
                 return ncsn_loss(m, x, sigmas.to(x), generator=g)
         training = {"noise": "levels", "n_sigmas": n_sigmas}
     else:

@@ -325,9 +325,9 @@ check_ncsn_loss(ncsn_loss)
 # ## 4. A short training run (honest about what it is)
 #
 # The course's one training loop, `train`, with Adam at learning rate 1e-3, batches of 128
-# training digits, each with its own random level. 200 steps take about two minutes on two CPU
-# cores (`benchmarks/RESULTS.md` measured 1.8 steps/s there) — a few percent of the run that made
-# the shipped checkpoint.
+# training digits, each with its own random level: 200 steps of the U-Net of section 2 in float32
+# (the cell prints how long they took; about two minutes on two CPU cores), a few percent of the
+# run that made the shipped checkpoint.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -335,7 +335,8 @@ seed_everything(0)
 demo = train(NCSNUNet(), lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), split.train,
              n_steps=200, batch_size=128, lr=1e-3, progress=False)
 first, last = np.mean(demo.losses[:20]), np.mean(demo.losses[-20:])
-print(f"{len(demo.losses)} steps; mean loss over the first 20 steps {first:.0f}, over the last 20 {last:.0f}")
+print(f"{len(demo.losses)} steps in {demo.seconds:.0f} s; mean loss over the first 20 steps {first:.0f}, "
+      f"over the last 20 {last:.0f}")
 
 # %% [markdown]
 # The loss falls fast from about d/2 = 392 (the network knows nothing) — the easy part: predicting
@@ -376,12 +377,15 @@ plt.show()
 # %% [markdown]
 # Two hundred steps give blobs with a hint of strokes: this network is **far from converged**,
 # and no amount of sampling fixes an inaccurate score (lesson 05 §4c). Measured with the same
-# loss on digits it never saw, the shipped network is at 23.1 where the demo's training batches
-# are at 35. The rest of the lesson uses the **shipped checkpoint**: the same U-Net body and loop,
-# 30 times longer, sampled from an exponential moving average (EMA) of its weights (another
-# NCSNv2 technique), but trained with σ drawn from a continuum and EDM's weighting (section 4b).
-# Its record (`ck.meta`) says how and on what machine: one command, about an hour on two CPU
-# cores (`checkpoints/README.md`).
+# loss on digits it never saw, the shipped network is at 23.3 where the demo's training batches
+# are at 35. The rest of the lesson uses the **shipped checkpoint**: the same U-Net design with
+# 1.5 times the channels (48, 96, 96: 856,401 parameters), the same loop 25 times longer,
+# sampled from an exponential moving average (EMA) of its weights (another NCSNv2 technique),
+# but trained with σ drawn from a continuum and EDM's weighting (section 4b). Its convolutions
+# ran in bfloat16 (`torch.autocast`; weights and loss in float32), which halves a training step
+# on this CPU (`benchmarks/RESULTS.md`), and it is evaluated the same way. Its record (`ck.meta`)
+# says how and on what machine: one command, 53 minutes on two CPU cores
+# (`checkpoints/README.md`).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -396,7 +400,7 @@ print(f"sampled on the levels {len(ck.sigmas)}, σ from {ck.sigmas[0]:.3g} to {c
 # %% [markdown]
 # ### 4b. The shipped network: every σ, and EDM's preconditioning and weighting
 #
-# The shipped network keeps the U-Net body, the loop and the EMA, but is trained the way
+# The shipped network keeps the U-Net design, the loop and the EMA, but is trained the way
 # Karras, Aittala, Aila & Laine (2022, "Elucidating the design space of diffusion-based
 # generative models", **EDM**) recommend. Three changes:
 #
@@ -510,13 +514,15 @@ plt.show()
 # with every sampler of lessons 06 and 07 on 1,000 samples against 1,000 held-out digits: the
 # Fréchet distance (FD) in the classifier's feature space, lower is better, and the class
 # histogram's total variation (TV) from uniform; `benchmarks/RESULTS.md` keeps the last table
-# measured, with its date, machine and checkpoint (about 35 minutes on 2 CPU cores). For scale:
+# measured, with its date, machine and checkpoint (about 40 minutes on 2 CPU cores). For scale:
 # two sets of 1,000 real digits are at FD 35.2 and TV 0.043. For the shipped checkpoint
-# (measured on 2026-11-29), this section's sampler (301 evaluations) reaches FD 78.4 and TV 0.114
-# (ones are the rarest class, 5.5 %), and the Heun sampler of section 5c (35 evaluations) FD 108.8
-# and TV 0.085; the checkpoint shipped before this one (trained at the 15 fixed levels of
-# section 1) reached FD 117.3 and TV 0.150 with this section's sampler (`checkpoints/README.md`).
-# Both are still far from real digits: section 5's malformed digits are what that gap looks like.
+# (measured on 2026-11-30), this section's sampler (301 evaluations) reaches FD 59.4 and TV 0.067
+# (sevens are the rarest class, 7.3 %), and the Heun sampler of section 5c (35 evaluations) FD
+# 101.2 and TV 0.065. The checkpoint shipped before this one (the narrower U-Net of section 2,
+# trained the same way in float32 for 6,000 steps) reached FD 78.4 and 108.8 with the same two
+# samplers, and the one before that (trained at the 15 fixed levels of section 1) FD 117.3 with
+# this section's sampler (`checkpoints/README.md`). Both samplers are still far from real
+# digits: section 5's malformed digits are what that gap looks like.
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
 # the DSM optimum is the score of the Parzen density of the training set (lesson 04 §4), whose
@@ -559,11 +565,11 @@ plt.show()
 
 # %% [markdown]
 # The samples are not copies: their nearest training digits are a little farther away than
-# those of real digits the network never saw (median 5.36 against 4.95), the closest sample is
-# as far from its neighbour as the closest held-out digit (1.52 against 1.60), and the pairs in
+# those of real digits the network never saw (median 5.40 against 4.95), the closest sample is
+# as far from its neighbour as the closest held-out digit (1.66 against 1.60), and the pairs in
 # the panel differ visibly (`benchmarks/RESULTS.md` repeats the check on 1,000 samples of the
 # course's default sampler). Plain Langevin at σ_L with the same budget produces textures, not
-# digits, and ends farther from every training digit (median 10.9): started from uniform noise,
+# digits, and ends farther from every training digit (median 12.7): started from uniform noise,
 # it asks the network for the score at σ_L on images unlike anything it saw at that level (a
 # digit with noise of 0.01 per pixel), and its step, sized for the
 # smallest level, lets it diffuse only about $\sqrt{2\cdot300\cdot3\times10^{-5}}\approx0.13$ per
@@ -624,7 +630,7 @@ plt.show()
 
 # %% [markdown]
 # The label settles between σ ≈ 1.4 and σ ≈ 0.3: a third of the chains show their final digit
-# at σ = 1.39, two thirds at 0.85, where the raw states still look mostly like noise, 97% at
+# at σ = 1.39, 70% at 0.85, where the raw states still look mostly like noise, 95% at
 # 0.32, and the last levels change almost no labels. (At the largest levels the Tweedie estimate is a blurred average of many digits,
 # which a classifier trained on sharp digits reads poorly; so this is when the digit becomes
 # *readable*, an upper bound on when it is chosen.) As for the 1-D mixture of lesson 05 §5, the
@@ -635,9 +641,9 @@ plt.show()
 #
 # **Why 15 levels are enough although the shells do not overlap.** The last two columns show
 # the score's size at the chains' states next to its size at held-out digits noised to the
-# same level. σ‖s‖/√d stays between 0.89 and 1.09 at every level: ‖∇log p_σ‖ ∝ 1/σ holds on
+# same level. σ‖s‖/√d stays between 0.84 and 1.09 at every level: ‖∇log p_σ‖ ∝ 1/σ holds on
 # MNIST, the condition of Song & Ermon's step-size argument (lesson 05 §5). And at the end of
-# each level the chains look to the network like real digits at that level's noise, within 9%;
+# each level the chains look to the network like real digits at that level's noise, within 10%;
 # the chains are the noisier ones, as ULA's bias predicts (lesson 05 §1: at ε/σ² = 0.3 the
 # stationary noise is $\sqrt{2/(2-0.3)}\approx1.08$ times σ). A chain
 # entering level i carries noise 1.64 times too large, but in the directions off the data the
@@ -824,7 +830,7 @@ plt.show()
 # in 1-D, with modes of width 1, nothing about $z$ can be told from $\tilde x$, and the minimum
 # tends to d/2 = 0.5, the zero model's loss. On MNIST the digits occupy a thin set, so the noise's
 # components off that set remain predictable even at small σ, and the minimum stays below d/2;
-# the loss curves of section 4 (d/2 = 392 at the start; 23.1 for the shipped network on
+# the loss curves of section 4 (d/2 = 392 at the start; 23.3 for the shipped network on
 # held-out digits, averaged over the 15 levels) show how far below.
 #
 # </details>

@@ -20,7 +20,9 @@ def test_lever_table_trains_each_variant_with_its_options_and_scores_it(tmp_path
         assert re.fullmatch(r"0\.\d{3} \(\d\)", cells[5]), row
     wide = mnist.load_checkpoint(tmp_path / "variant_wider_U_Net__64__128__128_.pt")
     assert wide.model.config["channels"] == [64, 128, 128] and wide.meta["seed"] == 0
-    assert mnist.load_checkpoint(tmp_path / "variant_seed_1.pt").meta["seed"] == 1
+    seed1 = mnist.load_checkpoint(tmp_path / "variant_seed_1.pt")
+    assert seed1.meta["seed"] == 1 and seed1.model.config["channels"] == [48, 96, 96]  # the shipped recipe
+    assert seed1.precision == wide.precision == "bfloat16"
 
 
 def test_lever_table_rejects_unknown_variants():

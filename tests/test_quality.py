@@ -237,3 +237,16 @@ def test_quality_table_adds_a_float32_row_for_a_bfloat16_network(tmp_path):
     assert "the course's, the network in float32 instead of bfloat16" in labels
     assert len(rows) == 2 + len(mnist_quality._mnist_rows()) + 1 + 4  # real, noise, Heun/annealed, fp32, SDE rows
     assert all(float(r[3]) >= 0 for r in rows)  # every row got a Fréchet distance
+
+
+def test_settings_table_changes_one_heun_setting_per_row(tmp_path):
+    from benchmarks import mnist_quality
+    from lessons_lib import mnist
+
+    path = tmp_path / "s.pt"
+    mnist.train_ncsn(path, steps=1, batch_size=4, channels=(8, 16, 16), progress=False)
+    table = mnist_quality.settings_table(path, n=6, settings=[{}, {"n_steps": 4}, {"rho": 3.0}])
+    rows = [line.split(" | ") for line in table.splitlines()[4:]]
+    assert [r[0][2:] for r in rows] == ["none (the course's)", "n_steps = 4", "rho = 3"]
+    assert [int(r[1]) for r in rows] == [2 * mnist.HEUN["n_steps"] - 1, 7, 2 * mnist.HEUN["n_steps"] - 1]
+    assert rows[0][2] != rows[2][2]  # a different ρ gives different samples
