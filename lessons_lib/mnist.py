@@ -65,7 +65,7 @@ from .sde import heun_sample, karras_sigmas
 from .training import ema_model, process_rank, train
 from .utils import get_device, make_generator, seed_everything
 
-__all__ = ["DEFAULT_CHECKPOINT", "ANNEALED", "HEUN", "SAMPLING", "PRECISIONS", "autocast", "sampler_settings", "n_evaluations", "Checkpoint", "load_checkpoint", "save_checkpoint", "sample",
+__all__ = ["DEFAULT_CHECKPOINT", "ANNEALED", "HEUN", "SAMPLING", "PRECISIONS", "autocast", "native_bfloat16", "sampler_settings", "n_evaluations", "Checkpoint", "load_checkpoint", "save_checkpoint", "sample",
            "train_ncsn", "main"]
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ncsn_mnist.pt"
@@ -109,6 +109,17 @@ def n_evaluations(checkpoint: "Checkpoint | None", method: str = SAMPLING["metho
         return 2 * check_count(cfg["n_steps"], "n_steps", minimum=2) - 1
     levels = len(cfg["sigmas"]) if "sigmas" in cfg else len(checkpoint.sigmas)
     return levels * check_count(cfg["n_steps_each"], "n_steps_each") + bool(cfg["denoise"])
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (a CPU with AVX512-BF16/AMX or ARM's BF16
+    extension, a GPU from NVIDIA's Ampere on); elsewhere autocast emulates it, slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def autocast(device: torch.device, precision: str):
@@ -159,7 +170,8 @@ def load_checkpoint(path=None, device=None, precision: str | None = None) -> Che
     """Load a checkpoint written by :func:`save_checkpoint` (default: the shipped one).
 
     ``precision`` of :meth:`Checkpoint.score`: "float32" or "bfloat16"; by default the precision
-    the network was trained in (``meta["precision"]``, float32 for older checkpoints).
+    the network was trained in (``meta["precision"]``, float32 for older checkpoints), but
+    float32 on a device without native bfloat16 (:func:`native_bfloat16`), where it is faster.
     """
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
     if not path.is_file():
@@ -173,9 +185,12 @@ def load_checkpoint(path=None, device=None, precision: str | None = None) -> Che
         model.load_state_dict(payload["model"])
     except Exception as err:  # a truncated or foreign file: say which file
         raise ValueError(f"{path} is not a score-network checkpoint of this course ({err})") from err
-    model.to(get_device(device)).eval()
+    dev = get_device(device)
+    model.to(dev).eval()
     meta = payload.get("meta", {})
-    return Checkpoint(model, check_sigmas(payload["sigmas"]), meta, precision or meta.get("precision", "float32"))
+    if precision is None:
+        precision = meta.get("precision", "float32") if native_bfloat16(dev) else "float32"
+    return Checkpoint(model, check_sigmas(payload["sigmas"]), meta, precision)
 
 
 def sample(

@@ -383,8 +383,9 @@ plt.show()
 # sampled from an exponential moving average (EMA) of its weights (another NCSNv2 technique),
 # but trained with σ drawn from a continuum and EDM's weighting (section 4b). Its convolutions
 # ran in bfloat16 (`torch.autocast`; weights and loss in float32), which halves a training step
-# on this CPU (`benchmarks/RESULTS.md`), and it is evaluated the same way. Its record (`ck.meta`)
-# says how and on what machine: one command, 53 minutes on two CPU cores
+# on the 2-core machine the course is measured on (`benchmarks/RESULTS.md`); on a CPU with
+# native bfloat16 it is evaluated the same way (`ck.precision` says which). Its record
+# (`ck.meta`) says how and on what machine: one command, 53 minutes on two CPU cores
 # (`checkpoints/README.md`).
 
 # %%

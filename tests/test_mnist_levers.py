@@ -22,7 +22,7 @@ def test_lever_table_trains_each_variant_with_its_options_and_scores_it(tmp_path
     assert wide.model.config["channels"] == [64, 128, 128] and wide.meta["seed"] == 0
     seed1 = mnist.load_checkpoint(tmp_path / "variant_seed_1.pt")
     assert seed1.meta["seed"] == 1 and seed1.model.config["channels"] == [48, 96, 96]  # the shipped recipe
-    assert seed1.precision == wide.precision == "bfloat16"
+    assert seed1.meta["precision"] == wide.meta["precision"] == "bfloat16"
 
 
 def test_lever_table_rejects_unknown_variants():

@@ -222,11 +222,13 @@ def test_nearest_neighbour_distances_match_brute_force():
         nearest_neighbour_distances(images, torch.rand(3, 28))
 
 
-def test_quality_table_adds_a_float32_row_for_a_bfloat16_network(tmp_path):
+def test_quality_table_adds_a_float32_row_for_a_bfloat16_network(tmp_path, monkeypatch):
     # every sampler row is scored, and a network that samples in bfloat16 is also scored in
     # float32 with the course's sampler, so the table shows what the rounding costs
     from benchmarks import mnist_quality
     from lessons_lib import mnist
+
+    monkeypatch.setattr(mnist, "native_bfloat16", lambda device: True)  # bfloat16 on any machine
 
     path = tmp_path / "b.pt"
     mnist.train_ncsn(path, steps=1, batch_size=4, channels=(8, 16, 16), precision="bfloat16", progress=False)
