@@ -7,9 +7,10 @@ shipped checkpoint's settings (:data:`RECIPE`), plus the options in :data:`VARIA
 training seeds, to see the spread; a wider U-Net, at the same steps or at the same CPU time;
 ln σ centred higher; a larger or decaying learning rate; half the batch at twice the steps, the
 same images and CPU time; four times the steps; float32 arithmetic), in its own process,
-``--parallel`` at a time. Each result is scored like the course's row of ``benchmarks/mnist_quality.py``: ``--n``
-digits from EDM's Heun sampler (``mnist.SAMPLING``, seed 0) against as many held-out real
-digits, by Fréchet distance in the course classifier's features and the class balance.
+``--parallel`` at a time. Each result is scored like the course's row of
+``benchmarks/mnist_quality.py``: ``--n`` digits from EDM's Heun sampler (``mnist.SAMPLING``,
+seed 0) against as many held-out real digits, by Fréchet distance in the course classifier's
+features and the class balance.
 
 On 2 CPU cores a 5,000-step variant takes about an hour, so this is a job for a GPU or for a
 night; the table records the device it ran on. On one H200 (16 cores), two variants at a time
