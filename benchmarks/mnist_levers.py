@@ -1,18 +1,18 @@
 """Which training levers pay: the shipped recipe with one change at a time, each scored by its samples.
 
-    python -m benchmarks.mnist_levers [--device cuda] [--steps 5000] [--parallel 8] [--only NAME ...]
+    python -m benchmarks.mnist_levers [--device cuda] [--steps 10000] [--parallel 8] [--only NAME ...]
 
 Every variant runs the documented command, ``python -m lessons_lib.mnist train`` with the
 shipped checkpoint's settings (:data:`RECIPE`), plus the options in :data:`VARIANTS` (other
 training seeds, to see the spread; a wider U-Net, at the same steps or at the same CPU time;
-ln σ centred higher; a larger or decaying learning rate; half the batch at twice the steps, the
+ln σ centred higher; a larger or decaying learning rate; twice the batch at half the steps, the
 same images and CPU time; four times the steps; float32 arithmetic), in its own process,
 ``--parallel`` at a time. Each result is scored like the course's row of
 ``benchmarks/mnist_quality.py``: ``--n`` digits from EDM's Heun sampler (``mnist.SAMPLING``,
 seed 0) against as many held-out real digits, by Fréchet distance in the course classifier's
 features and the class balance.
 
-On 2 CPU cores a 5,000-step variant takes about an hour, so this is a job for a GPU or for a
+On 2 CPU cores a 10,000-step variant takes about an hour, so this is a job for a GPU or for a
 night; the table records the device it ran on. On one H200 (16 cores), two variants at a time
 with 6 threads each took 136 s for the pair; one alone ran 57 steps/s.
 """
@@ -36,12 +36,12 @@ from lessons_lib.quality import load_classifier, sample_quality
 from lessons_lib.utils import get_device, make_generator
 
 #: The shipped checkpoint's ``train`` options besides ``--steps`` (``checkpoints/README.md``).
-RECIPE = ["--channels", "48", "96", "96", "--precision", "bfloat16"]
+RECIPE = ["--channels", "48", "96", "96", "--batch-size", "64", "--precision", "bfloat16"]
 
-#: name → options added to :data:`RECIPE`; a later option overrides an earlier one. ``{steps2}`` and
-#: ``{steps4}`` are twice and four times the base number of steps, ``{steps_wide}`` the steps the
-#: wider U-Net makes in the recipe's CPU time (0.66 times as many: 8.6 against 5.6 ms per image
-#: and step at batch 128 in bfloat16 on 2 CPU cores).
+#: name → options added to :data:`RECIPE`; a later option overrides an earlier one. ``{steps_half}`` and
+#: ``{steps4}`` are half and four times the base number of steps, ``{steps_wide}`` the steps the
+#: wider U-Net makes in the recipe's CPU time (0.72 times as many: 8.1 against 5.8 ms per image
+#: and step at batch 64 in bfloat16 on 2 CPU cores).
 VARIANTS = {
     "shipped recipe (seed 0)": [],
     "seed 1": ["--seed", "1"],
@@ -51,7 +51,7 @@ VARIANTS = {
     "ln σ ~ N(−0.4, 1.2²)": ["--p-mean", "-0.4"],
     "lr 2e-3": ["--lr", "2e-3"],
     "cosine lr decay": ["--lr-decay", "cosine"],
-    "batch 64, 2 × the steps": ["--batch-size", "64", "--steps", "{steps2}"],
+    "batch 128, half the steps": ["--batch-size", "128", "--steps", "{steps_half}"],
     "4 × the steps": ["--steps", "{steps4}"],
     "float32 arithmetic": ["--precision", "float32"],
 }
@@ -77,7 +77,7 @@ def _failed(name: str, process: subprocess.CompletedProcess) -> str:
 
 def _run_variant(name: str, options: list[str], steps: int, device: str, n: int, folder: Path, threads: int) -> str:
     out = folder / ("variant_" + "".join(c if c.isalnum() else "_" for c in name) + ".pt")
-    options = [o.format(steps2=2 * steps, steps4=4 * steps, steps_wide=round(0.66 * steps)) for o in options]
+    options = [o.format(steps_half=steps // 2, steps4=4 * steps, steps_wide=round(0.72 * steps)) for o in options]
     command = [sys.executable, "-m", "lessons_lib.mnist", "train", "--out", str(out), "--steps", str(steps),
                "--device", device, "--no-progress", "--checkpoint-every", str(10 * steps),
                "--threads", str(threads), *RECIPE, *options]
@@ -94,7 +94,7 @@ def _run_variant(name: str, options: list[str], steps: int, device: str, n: int,
     return row
 
 
-def lever_table(steps: int = 5000, device: str = "cpu", n: int = 1000, parallel: int = 1, only=None,
+def lever_table(steps: int = 10000, device: str = "cpu", n: int = 1000, parallel: int = 1, only=None,
                 folder=None) -> str:
     """Train every variant (``only``: a subset of :data:`VARIANTS`' names) and return a Markdown table."""
     names = [k for k in VARIANTS if not only or k in only]
@@ -121,7 +121,7 @@ def lever_table(steps: int = 5000, device: str = "cpu", n: int = 1000, parallel:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=1)

@@ -71,10 +71,11 @@ def _row(label: str, evals, seconds, q) -> str:
             f"{min(f):.3f} ({f.index(min(f))}) | {max(f):.3f} ({f.index(max(f))}) |")
 
 
-def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int = 500) -> str:
+def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int | None = None) -> str:
     """A Markdown table: one row per sampler, plus real digits and noise."""
     dev = get_device(device)
     ck = mnist.load_checkpoint(checkpoint, device=dev)
+    batch_size = mnist.SAMPLE_BATCH.get(dev.type, 500) if batch_size is None else batch_size
     classifier = load_classifier(device=dev)
     heldout = mnist_train_heldout().heldout
     if heldout.shape[0] < 2 * n:

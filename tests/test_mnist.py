@@ -110,7 +110,7 @@ def test_load_checkpoint_errors(tmp_path):
         mnist.load_checkpoint(bad)
 
 
-def test_sample_is_seeded_and_records_the_levels(tmp_path):
+def test_sample_is_seeded_and_records_the_levels(tmp_path, monkeypatch):
     net = small_net().eval()
     mnist.save_checkpoint(tmp_path / "ck.pt", net, geometric_sigmas(1.0, 0.1, 3), {})
     ck = mnist.load_checkpoint(tmp_path / "ck.pt")
@@ -119,6 +119,12 @@ def test_sample_is_seeded_and_records_the_levels(tmp_path):
         b = mnist.sample(ck, 5, method, generator=torch.Generator().manual_seed(3), batch_size=2, **settings)
         assert a.shape == (5, 1, 28, 28) and torch.isfinite(a).all()
         torch.testing.assert_close(a, b)
+        # the default batch is the device's entry of SAMPLE_BATCH: batches draw their noise in turn
+        monkeypatch.setitem(mnist.SAMPLE_BATCH, "cpu", 2)
+        torch.testing.assert_close(mnist.sample(ck, 5, method, generator=torch.Generator().manual_seed(3), **settings), a)
+        monkeypatch.setitem(mnist.SAMPLE_BATCH, "cpu", 5)
+        c = mnist.sample(ck, 5, method, generator=torch.Generator().manual_seed(3), **settings)
+        assert not torch.allclose(c, a)
     x, traj = mnist.sample(ck, 2, "annealed", n_steps_each=2, record_every=2, denoise=True)
     # x0, the end of each of the 3 levels, and the denoised result
     assert traj.shape == (5, 2, 1, 28, 28)

@@ -11,20 +11,20 @@ from lessons_lib import mnist
 
 @pytest.mark.slow
 def test_lever_table_trains_each_variant_with_its_options_and_scores_it(tmp_path):
-    table = mnist_levers.lever_table(steps=2, n=20, only=["seed 1", "wider U-Net (64, 128, 128)", "batch 64, 2 × the steps"],
+    table = mnist_levers.lever_table(steps=2, n=20, only=["seed 1", "wider U-Net (64, 128, 128)", "batch 128, half the steps"],
                                      folder=tmp_path)
-    rows = {name: line for line in table.splitlines() for name in ("seed 1", "wider", "batch 64") if line.startswith("| " + name)}
+    rows = {name: line for line in table.splitlines() for name in ("seed 1", "wider", "batch 128") if line.startswith("| " + name)}
     assert len(rows) == 3, table
     for name, row in rows.items():
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1] == ("4" if name == "batch 64" else "2") and float(cells[3]) > 0 and 0 <= float(cells[4]) <= 1, row
+        assert cells[1] == ("1" if name == "batch 128" else "2") and float(cells[3]) > 0 and 0 <= float(cells[4]) <= 1, row
         assert re.fullmatch(r"0\.\d{3} \(\d\)", cells[5]), row
     wide = mnist.load_checkpoint(tmp_path / "variant_wider_U_Net__64__128__128_.pt")
     assert wide.model.config["channels"] == [64, 128, 128] and wide.meta["seed"] == 0
     seed1 = mnist.load_checkpoint(tmp_path / "variant_seed_1.pt")
     assert seed1.meta["seed"] == 1 and seed1.model.config["channels"] == [48, 96, 96]  # the shipped recipe
-    assert seed1.meta["precision"] == wide.meta["precision"] == "bfloat16"
-    assert mnist.load_checkpoint(tmp_path / "variant_batch_64__2___the_steps.pt").meta["batch_size"] == 64
+    assert seed1.meta["precision"] == wide.meta["precision"] == "bfloat16" and seed1.meta["batch_size"] == 64
+    assert mnist.load_checkpoint(tmp_path / "variant_batch_128__half_the_steps.pt").meta["batch_size"] == 128
 
 
 def test_lever_table_rejects_unknown_variants():
