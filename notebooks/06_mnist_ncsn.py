@@ -377,15 +377,16 @@ plt.show()
 # %% [markdown]
 # Two hundred steps give blobs with a hint of strokes: this network is **far from converged**,
 # and no amount of sampling fixes an inaccurate score (lesson 05 §4c). Measured with the same
-# loss on digits it never saw, the shipped network is at 23.3 where the demo's training batches
+# loss on digits it never saw, the shipped network is at 22.4 where the demo's training batches
 # are at 35. The rest of the lesson uses the **shipped checkpoint**: the same U-Net design with
-# 1.5 times the channels (48, 96, 96: 856,401 parameters), the same loop 25 times longer,
-# sampled from an exponential moving average (EMA) of its weights (another NCSNv2 technique),
-# but trained with σ drawn from a continuum and EDM's weighting (section 4b). Its convolutions
-# ran in bfloat16 (`torch.autocast`; weights and loss in float32), which halves a training step
-# on the 2-core machine the course is measured on (`benchmarks/RESULTS.md`); on a CPU with
-# native bfloat16 it is evaluated the same way (`ck.precision` says which). Its record
-# (`ck.meta`) says how and on what machine: one command, 53 minutes on two CPU cores
+# 1.5 times the channels (48, 96, 96: 856,401 parameters), the same loop for 50 times the
+# steps at half the batch (64 images, so 25 times the images in all), sampled from an
+# exponential moving average (EMA) of its weights (another NCSNv2 technique), but trained with
+# σ drawn from a continuum and EDM's weighting (section 4b). Its convolutions ran in bfloat16
+# (`torch.autocast`; weights and loss in float32), which halves a training step on the 2-core
+# machine the course is measured on (`benchmarks/RESULTS.md`); on a CPU with native bfloat16 it
+# is evaluated the same way (`ck.precision` says which). Its record
+# (`ck.meta`) says how and on what machine: one command, 54 minutes on two CPU cores
 # (`checkpoints/README.md`).
 
 # %%
@@ -515,15 +516,17 @@ plt.show()
 # with every sampler of lessons 06 and 07 on 1,000 samples against 1,000 held-out digits: the
 # Fréchet distance (FD) in the classifier's feature space, lower is better, and the class
 # histogram's total variation (TV) from uniform; `benchmarks/RESULTS.md` keeps the last table
-# measured, with its date, machine and checkpoint (about 40 minutes on 2 CPU cores). For scale:
+# measured, with its date, machine and checkpoint (about 25 minutes on 2 CPU cores). For scale:
 # two sets of 1,000 real digits are at FD 35.2 and TV 0.043. For the shipped checkpoint
-# (measured on 2026-11-30), this section's sampler (301 evaluations) reaches FD 59.4 and TV 0.067
-# (sevens are the rarest class, 7.3 %), and the Heun sampler of section 5c (35 evaluations) FD
-# 101.2 and TV 0.065. The checkpoint shipped before this one (the narrower U-Net of section 2,
-# trained the same way in float32 for 6,000 steps) reached FD 78.4 and 108.8 with the same two
-# samplers, and the one before that (trained at the 15 fixed levels of section 1) FD 117.3 with
-# this section's sampler (`checkpoints/README.md`). Both samplers are still far from real
-# digits: section 5's malformed digits are what that gap looks like.
+# (measured on 2026-11-30), this section's sampler (301 evaluations) reaches FD 46.7 and TV 0.081
+# (ones are the rarest class, 6.9 %), and the Heun sampler of section 5c (35 evaluations) FD
+# 84.2 and TV 0.058. How much of that is the luck of the draw: the same network, sampled with
+# other random numbers, gave 53.8 and 83.4. Earlier checkpoints, one change at a time: the same
+# network trained with batches of 128 for half the steps reached 59.4 and 101.2 with the same two
+# samplers; the narrower U-Net of section 2, trained that way in float32 for 6,000 steps, 78.4
+# and 108.8; and the one trained at the 15 fixed levels of section 1, 117.3 with this section's
+# sampler (`checkpoints/README.md`). Both samplers are still above the 35.2 of real digits, the
+# Heun sampler far above: section 5's malformed digits are what that gap looks like.
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
 # the DSM optimum is the score of the Parzen density of the training set (lesson 04 §4), whose
@@ -566,11 +569,11 @@ plt.show()
 
 # %% [markdown]
 # The samples are not copies: their nearest training digits are a little farther away than
-# those of real digits the network never saw (median 5.40 against 4.95), the closest sample is
-# as far from its neighbour as the closest held-out digit (1.66 against 1.60), and the pairs in
+# those of real digits the network never saw (median 5.11 against 4.95), the closest sample is
+# as far from its neighbour as the closest held-out digit (1.61 against 1.60), and the pairs in
 # the panel differ visibly (`benchmarks/RESULTS.md` repeats the check on 1,000 samples of the
 # course's default sampler). Plain Langevin at σ_L with the same budget produces textures, not
-# digits, and ends farther from every training digit (median 12.7): started from uniform noise,
+# digits, and ends farther from every training digit (median 11.9): started from uniform noise,
 # it asks the network for the score at σ_L on images unlike anything it saw at that level (a
 # digit with noise of 0.01 per pixel), and its step, sized for the
 # smallest level, lets it diffuse only about $\sqrt{2\cdot300\cdot3\times10^{-5}}\approx0.13$ per
@@ -630,9 +633,9 @@ ax.legend(loc="center right")
 plt.show()
 
 # %% [markdown]
-# The label settles between σ ≈ 1.4 and σ ≈ 0.3: a third of the chains show their final digit
-# at σ = 1.39, 70% at 0.85, where the raw states still look mostly like noise, 95% at
-# 0.32, and the last levels change almost no labels. (At the largest levels the Tweedie estimate is a blurred average of many digits,
+# The label settles between σ ≈ 1.4 and σ ≈ 0.3: 39% of the chains show their final digit at
+# σ = 1.39, 78% at 0.85, where the raw states still look mostly like noise, 94% at 0.52 and 98%
+# at 0.32, and the last levels change almost no labels. (At the largest levels the Tweedie estimate is a blurred average of many digits,
 # which a classifier trained on sharp digits reads poorly; so this is when the digit becomes
 # *readable*, an upper bound on when it is chosen.) As for the 1-D mixture of lesson 05 §5, the
 # choice is made at intermediate levels and the small levels only refine. It comes later than
@@ -642,7 +645,7 @@ plt.show()
 #
 # **Why 15 levels are enough although the shells do not overlap.** The last two columns show
 # the score's size at the chains' states next to its size at held-out digits noised to the
-# same level. σ‖s‖/√d stays between 0.84 and 1.09 at every level: ‖∇log p_σ‖ ∝ 1/σ holds on
+# same level. σ‖s‖/√d stays between 0.89 and 1.09 at every level: ‖∇log p_σ‖ ∝ 1/σ holds on
 # MNIST, the condition of Song & Ermon's step-size argument (lesson 05 §5). And at the end of
 # each level the chains look to the network like real digits at that level's noise, within 10%;
 # the chains are the noisier ones, as ULA's bias predicts (lesson 05 §1: at ε/σ² = 0.3 the
@@ -831,7 +834,7 @@ plt.show()
 # in 1-D, with modes of width 1, nothing about $z$ can be told from $\tilde x$, and the minimum
 # tends to d/2 = 0.5, the zero model's loss. On MNIST the digits occupy a thin set, so the noise's
 # components off that set remain predictable even at small σ, and the minimum stays below d/2;
-# the loss curves of section 4 (d/2 = 392 at the start; 23.3 for the shipped network on
+# the loss curves of section 4 (d/2 = 392 at the start; 22.4 for the shipped network on
 # held-out digits, averaged over the 15 levels) show how far below.
 #
 # </details>

@@ -587,7 +587,7 @@ if split is not None:
         print(f"Heun, {n:3d} steps: bits/dim of {N_LIKELIHOOD} held-out digits {np.round(b.numpy(), 2)}, mean {b.mean():.2f}")
 
 # %% [markdown]
-# The estimate still moves between 25 and 50 steps (mean 2.70 and 2.73), so the solver has not
+# The estimate still moves between 25 and 50 steps (mean 2.64 and 2.67), so the solver has not
 # converged and the numbers are the likelihood of the *discretised* flow (`benchmarks/sde.py
 # --mnist` uses 100 steps). Either way this network is well above the published ≈ 1 bit/dim: it
 # was trained for sampling, with levels drawn around σ ≈ 0.3 (the median of its log-normal),
