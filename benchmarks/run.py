@@ -81,7 +81,7 @@ def sections(repeats: int):
         "`benchmarks/mnist_quality.py` (Fréchet distance in the feature space of the classifier of "
         "`benchmarks/mnist_classifier.py`, and the class fractions of the samples); the distances of "
         "samples to their nearest training digit; the time for 100 digits. On 2 CPU cores this section "
-        "takes about 25 minutes (1,357 s on 2026-11-30).", _lazy("mnist_quality", "report"))
+        "takes about 23 minutes (1,357 s on 2026-11-30).", _lazy("mnist_quality", "report"))
     yield "sde_mnist", "MNIST: the ODE likelihood", (
         "Lesson 07's exact likelihood with the shipped checkpoint: the time of one evaluation on a batch "
         "of held-out digits (`benchmarks/sde.py --mnist`).", _lazy("sde", "mnist_table"))
