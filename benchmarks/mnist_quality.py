@@ -75,7 +75,7 @@ def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int |
     """A Markdown table: one row per sampler, plus real digits and noise."""
     dev = get_device(device)
     ck = mnist.load_checkpoint(checkpoint, device=dev)
-    batch_size = mnist.SAMPLE_BATCH.get(dev.type, 500) if batch_size is None else batch_size
+    batch_size = mnist.sample_batch(dev) if batch_size is None else batch_size
     classifier = load_classifier(device=dev)
     heldout = mnist_train_heldout().heldout
     if heldout.shape[0] < 2 * n:

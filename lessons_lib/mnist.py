@@ -95,6 +95,11 @@ PRECISIONS = ("float32", "bfloat16")  # the network's arithmetic in training and
 SAMPLE_BATCH = {"cpu": 100, "cuda": 500}
 
 
+def sample_batch(device: torch.device) -> int:
+    """:func:`sample`'s default batch on ``device``: its :data:`SAMPLE_BATCH` entry, 500 elsewhere."""
+    return SAMPLE_BATCH.get(device.type, 500)
+
+
 def sampler_settings(method: str = SAMPLING["method"], **settings) -> dict:
     """The settings of ``method`` ("annealed" or "heun"): its defaults updated by ``settings``."""
     if method not in METHODS:
@@ -231,7 +236,7 @@ def sample(
     """
     n = check_count(n, "n")
     device = next(checkpoint.model.parameters()).device
-    batch_size = check_count(SAMPLE_BATCH.get(device.type, 500) if batch_size is None else batch_size, "batch_size")
+    batch_size = check_count(sample_batch(device) if batch_size is None else batch_size, "batch_size")
     cfg = sampler_settings(method, **settings)
     if record_every is not None:
         record_every = check_count(record_every, "record_every")
