@@ -5,8 +5,9 @@
 Every variant runs the documented command, ``python -m lessons_lib.mnist train`` with the
 shipped checkpoint's settings (:data:`RECIPE`), plus the options in :data:`VARIANTS` (other
 training seeds, to see the spread; a wider U-Net, at the same steps or at the same CPU time;
-ln σ centred higher; a larger or decaying learning rate; twice the batch at half the steps, the
-same images and CPU time; four times the steps; float32 arithmetic), in its own process,
+twice the width at the coarsest resolution only, 7 × 7 pixels; ln σ centred higher; a larger
+or decaying learning rate; twice the batch at half the steps, the same images and CPU time;
+four times the steps; float32 arithmetic), in its own process,
 ``--parallel`` at a time. Each result is scored like the course's row of
 ``benchmarks/mnist_quality.py``: ``--n`` digits from EDM's Heun sampler (``mnist.SAMPLING``,
 seed 0) against as many held-out real digits, by Fréchet distance in the course classifier's
@@ -48,6 +49,7 @@ VARIANTS = {
     "seed 2": ["--seed", "2"],
     "wider U-Net (64, 128, 128)": ["--channels", "64", "128", "128"],
     "wider U-Net, the same CPU time": ["--channels", "64", "128", "128", "--steps", "{steps_wide}"],
+    "twice the width at 7 × 7 (48, 96, 192)": ["--channels", "48", "96", "192"],
     "ln σ ~ N(−0.4, 1.2²)": ["--p-mean", "-0.4"],
     "lr 2e-3": ["--lr", "2e-3"],
     "cosine lr decay": ["--lr-decay", "cosine"],

@@ -512,20 +512,24 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# **How good is "good"?** `python -m benchmarks.mnist_quality` scores the shipped checkpoint
-# with every sampler of lessons 06 and 07 on 1,000 samples against 1,000 held-out digits: the
-# Fréchet distance (FD) in the classifier's feature space, lower is better, and the class
-# histogram's total variation (TV) from uniform; `benchmarks/RESULTS.md` keeps the last table
-# measured, with its date, machine and checkpoint (about 23 minutes on 2 CPU cores). For scale:
-# two sets of 1,000 real digits are at FD 35.2 and TV 0.043. For the shipped checkpoint
-# (measured on 2026-11-30), this section's sampler (301 evaluations) reaches FD 46.7 and TV 0.081
-# (ones are the rarest class, 6.9 %), and the Heun sampler of section 5c (35 evaluations) FD
-# 84.2 and TV 0.058. How much of that is the luck of the draw: the same network, sampled with
-# other random numbers, gave 53.8 and 83.4. Earlier checkpoints: the same network trained with
-# batches of 128 for half the steps reached 59.4 and 101.2 with the same two samplers; before it,
-# the narrower U-Net of section 2, trained in float32 for 6,000 steps of 128, 78.4 and 108.8; and
-# the one trained at the 15 fixed levels of section 1, 117.3 with this section's sampler (`checkpoints/README.md`). Both samplers are still above the 35.2 of real digits, the
-# Heun sampler far above: section 5's malformed digits are what that gap looks like.
+# **How good is "good"?** `python -m benchmarks.mnist_quality` scores the shipped checkpoint with
+# every sampler of lessons 06 and 07 on 1,000 samples against 1,000 held-out digits: the Fréchet
+# distance (FD) in the classifier's feature space, lower is better, and the class histogram's
+# total variation (TV) from uniform; `benchmarks/RESULTS.md` keeps the last table measured, with
+# its date, machine and checkpoint (about 23 minutes on 2 CPU cores). For scale: two sets of 1,000
+# real digits are at FD 35.2 and TV 0.043. For the shipped checkpoint (measured on 2026-11-30),
+# this section's sampler (301 evaluations) reaches FD 46.7 and TV 0.081 (ones are the rarest
+# class, 6.9 %), and the Heun sampler of section 5c (35 evaluations) FD 84.2 and TV 0.058. How
+# much of that is the luck of the draw: the same network, sampled with other random numbers, gave
+# 53.8 and 83.4; the same training command with another seed (`--seed 1`) gave a network at 96.9
+# with the Heun sampler. For that sampler the luck of training moved FD by 12.7, the luck of
+# sampling by 0.8: one training run says little about a recipe. Earlier checkpoints, one training
+# run each: the same network trained with batches of 128 for half the steps reached 59.4 and 101.2
+# with the same two samplers; before it, the narrower U-Net of section 2, trained in float32 for
+# 6,000 steps of 128, 78.4 and 108.8; and the one trained at the 15 fixed levels of section 1,
+# 117.3 with this section's sampler (`checkpoints/README.md`). Both samplers are still above the
+# 35.2 of real digits, the Heun sampler far above: section 5's malformed digits are what that gap
+# looks like.
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
 # the DSM optimum is the score of the Parzen density of the training set (lesson 04 §4), whose
