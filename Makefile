@@ -1,6 +1,7 @@
 # The course's two commands (see README.md):
 #   make course   set everything up (virtual environment, package, Jupyter kernel) and open JupyterLab
-#   make test     run the whole test suite (library, exercise checks, notebooks under nbval)
+#   make test     run the whole test suite (library, exercise checks, notebooks under nbval, browser)
+# While you work: make check   the linter and every test not marked slow, browser or notebooks.
 # Other targets: make setup (no JupyterLab), make notebooks (re-execute the .ipynb from the .py
 # sources), make student (the student edition), make homework COURSE=dir (the problem sets as an
 # nbgrader course), make book (the course as a static site in _build/book), make benchmarks, make mnist-train (download the MNIST training split; the
@@ -14,7 +15,7 @@ OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # torch is pinned here (not in pyproject.toml): 2.13.0 is the CPU build that installs offline.
 TORCH  ?= torch==2.13.0
 
-.PHONY: course setup test notebooks student homework book benchmarks mnist-train clean
+.PHONY: course setup test check lint notebooks student homework book benchmarks mnist-train clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,12 @@ course: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+check: lint
+	$(BIN)/python -m pytest tests -q -m "not slow and not browser and not notebooks"
 
 notebooks: setup
 	$(BIN)/python -m tools.build_notebooks $(NB)

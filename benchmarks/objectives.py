@@ -16,7 +16,7 @@ import sys
 import torch
 from torch.utils import benchmark
 
-from lessons_lib.data import mixture_2d
+from lessons_lib.toy_data import mixture_2d
 from lessons_lib.losses import dsm_loss, ism_loss, ssm_loss, ssm_vr_loss
 from lessons_lib.nets import ScoreMLP
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from lessons_lib.data import mixture_1d, mixture_2d
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import sample_errors
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.samplers import annealed_langevin, langevin
@@ -26,7 +26,7 @@ def quality_table(budgets=(100, 300, 1000, 3000)) -> str:
             w, m, c = sample_errors(mix, x)
             rows.append(f"| {target_name} | Langevin, ε = 0.02 | {budget} | {w:.3f} | {m:.3f} | {c:.3f} |")
             x = annealed_langevin(lambda x, s: noisy[s].score(x), x0, sigmas, n_steps_each=budget // 10,
-                                  step_lr=0.002, generator=g)
+                                  step_size=0.002, generator=g)
             w, m, c = sample_errors(mix, x)
             rows.append(f"| {target_name} | annealed, 10 levels 10→0.1, ε = 0.002 | {budget} | {w:.3f} | {m:.3f} | {c:.3f} |")
     return "\n".join(rows)

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from lessons_lib.data import mixture_1d, mixture_2d
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import noisy_score, sample_errors
 from lessons_lib.sde import VESDE, bits_per_dim, ode_log_likelihood, ode_sample, pc_sample, reverse_sde_sample
 from lessons_lib.utils import get_device, make_generator
@@ -37,7 +37,7 @@ def samplers(sde: VESDE, n_levels: int = 10):
     def annealed(score_fn, x1, evals, g):
         # n_levels equally spaced times below t = 1 (the grid's t₀ … t_{L−1}), evals/L steps each
         return pc_sample(score_fn, sde, x1, n_levels, n_corrector=evals // n_levels, predictor=False,
-                         step_lr=ANNEALED_RATIO * sde.sigma_min**2, generator=g)
+                         step_size=ANNEALED_RATIO * sde.sigma_min**2, generator=g)
 
     return [
         ("reverse SDE (Euler–Maruyama)", lambda s, x1, evals, g: reverse_sde_sample(s, sde, x1, evals, generator=g)),
@@ -60,7 +60,7 @@ class Counted:
 
 
 def quality_table(budgets=(30, 100, 300, 1000)) -> str:
-    sde = VESDE(SIGMA_MIN, SIGMA_MAX)
+    sde = VESDE(sigma_max=SIGMA_MAX, sigma_min=SIGMA_MIN)
     rows = [f"{N_CHAINS:,} chains from N(0, σ_max² I), σ from {SIGMA_MAX:g} to {SIGMA_MIN:g}; exact scores of p_σ.", "",
             "| target | sampler | score evaluations per chain | max mode-weight error | mean error | covariance error (rel.) |",
             "| --- | --- | ---: | ---: | ---: | ---: |"]
@@ -84,7 +84,7 @@ def mnist_table(checkpoint=None, device=None, n_likelihood: int = 16, likelihood
 
     dev = get_device(device)
     ck = mnist.load_checkpoint(checkpoint, device=dev)
-    sde = VESDE(float(ck.sigmas[-1]), mnist.HEUN["sigma_max"])
+    sde = VESDE(sigma_max=mnist.HEUN["sigma_max"], sigma_min=float(ck.sigmas[-1]))
     g = make_generator(1, dev)
     digits = mnist_train_heldout().heldout[-n_likelihood:].to(dev)
     x = (digits * 255 + torch.rand(digits.shape, generator=g, device=dev)) / 256  # uniform dequantisation

@@ -59,7 +59,7 @@ import torch
 
 from ._validate import check_batch, check_count, check_positive, check_same_shape
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
-from .noise import check_sigmas, perturb, sigma_like
+from .noise import validate_sigmas, perturb, sigma_like
 
 __all__ = ["esm_loss", "ism_loss", "ssm_loss", "ssm_vr_loss", "dsm_loss", "ncsn_loss", "ncsn_loss_at", "edm_loss"]
 
@@ -189,7 +189,7 @@ def ncsn_loss(
     own level. Draws the levels, then calls :func:`ncsn_loss_at`.
     """
     x = check_batch(x)
-    sigmas = check_sigmas(sigmas).to(x)
+    sigmas = validate_sigmas(sigmas).to(x)
     idx = torch.randint(0, len(sigmas), (x.shape[0],), generator=generator, device=x.device)
     return ncsn_loss_at(score_fn, x, sigmas[idx], generator, reduction)
 

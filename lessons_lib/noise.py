@@ -5,7 +5,8 @@ data density :math:`p` into :math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)`.
 
 The σ schedule is listed **from largest to smallest**, :math:`\sigma_1 > \sigma_2 > \dots >
 \sigma_L`, the order of Song & Ermon (2019) and of annealed Langevin sampling, which starts at
-the largest noise. (Song et al. 2021 index the other way round.)
+the largest noise. (Song et al. 2021 index the other way round.) Every schedule constructor
+takes its arguments in that order too: ``(sigma_max, sigma_min, n)``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import math
 
 import torch
 
-from ._validate import check_batch, check_count, check_sigma
+from ._validate import check_batch, check_count, check_positive, check_sigma
 
-__all__ = ["geometric_sigmas", "perturb", "sigma_like", "check_sigmas"]
+__all__ = ["geometric_sigmas", "karras_sigmas", "perturb", "sigma_like", "validate_sigmas"]
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype=None) -> torch.Tensor:
@@ -34,7 +35,27 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype=None) -> 
     return torch.exp(exps).to(dtype or torch.get_default_dtype())
 
 
-def check_sigmas(sigmas) -> torch.Tensor:
+def karras_sigmas(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) -> torch.Tensor:
+    r"""EDM's noise levels (Karras et al. 2022, eq. 5), largest first, then 0: n + 1 values
+
+    .. math:: \sigma_i = \Big(\sigma_{\max}^{1/\rho} + \tfrac{i}{n-1}\big(\sigma_{\min}^{1/\rho}
+              - \sigma_{\max}^{1/\rho}\big)\Big)^{\rho},\quad i = 0 … n-1, \qquad \sigma_n = 0 .
+
+    ρ = 7 (the paper's) spends most steps at small σ; ρ = 1 is equal steps in σ, and ρ → ∞
+    equal ratios (:func:`geometric_sigmas`). Float64.
+    """
+    check_sigma(sigma_max, "sigma_max")
+    check_sigma(sigma_min, "sigma_min")
+    n = check_count(n, "n", minimum=2)
+    rho = check_positive(rho, "rho")
+    if not sigma_max > sigma_min:
+        raise ValueError(f"sigma_max must be larger than sigma_min, got {sigma_max} and {sigma_min}")
+    ramp = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    inv = sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
+    return torch.cat([inv**rho, torch.zeros(1, dtype=torch.float64)])
+
+
+def validate_sigmas(sigmas) -> torch.Tensor:
     """A σ schedule: a 1-D tensor of positive levels, strictly decreasing (largest first)."""
     s = torch.as_tensor(sigmas, dtype=torch.get_default_dtype()) if not isinstance(
         sigmas, torch.Tensor

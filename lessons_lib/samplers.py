@@ -18,7 +18,7 @@ schedule σ₁ > … > σ_L (largest first), with the score of the perturbed den
 
 .. math:: \varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2 ,
 
-so ε (``step_lr``) is the step at the last, smallest level. (Song & Ermon's argument for
+so ε (``step_size``; ermongroup/ncsn's ``step_lr``) is the step at the last, smallest level. (Song & Ermon's argument for
 εᵢ ∝ σᵢ²: with ‖∇log p_σ‖ ∝ 1/σ, the ratio of the drift εᵢ·s to the noise √(2εᵢ)·z in one step
 is the same at every level.) An optional final denoising step (Tweedie's formula) returns
 :math:`x + \sigma_L^2\, s(x, \sigma_L)`, the posterior mean of the clean sample given the
@@ -36,20 +36,18 @@ step size as soon as the chain stops being finite.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
+from ._sampling import DivergenceError, Trajectory, evaluate_score
 from ._validate import check_batch, check_count, check_positive, check_same_shape
-from .noise import check_sigmas
+from .noise import validate_sigmas
 
 __all__ = ["langevin", "annealed_langevin", "annealed_inpainting", "langevin_step", "DivergenceError"]
 
 Tensor = torch.Tensor
 
-
-class DivergenceError(ValueError):
-    """A Langevin chain produced NaN or infinite values (usually: the step size is too large)."""
 
 
 def langevin_step(x: Tensor, score: Tensor, step_size: float, z: Tensor) -> Tensor:
@@ -66,55 +64,41 @@ def _check_finite(x: Tensor, step: int, n_steps: int, step_size: float, where: s
         )
 
 
-def _score(score_fn: Callable, x: Tensor, *args) -> Tensor:
-    """Evaluate the score without building an autograd graph (scores by autograd still work)."""
-    with torch.no_grad():
-        return check_same_shape(score_fn(x, *args), x, "score_fn").detach()
-
-
-def _record(trajectory: list, x: Tensor, step: int, record_every: int | None) -> None:
-    if record_every is not None and step % record_every == 0:
-        trajectory.append(x.detach().clone())
 
 
 def langevin(
     score_fn: Callable[[Tensor], Tensor],
-    x0: Tensor,
+    x_init: Tensor,
     step_size: float,
     n_steps: int,
     generator: torch.Generator | None = None,
     record_every: int | None = None,
 ):
-    """Unadjusted Langevin: n_steps of x ← x + ε·s(x) + √(2ε)·z from the batch ``x0``.
+    """Unadjusted Langevin: n_steps of x ← x + ε·s(x) + √(2ε)·z from the batch ``x_init``.
 
     Returns the final batch; with ``record_every=k`` returns ``(x, trajectory)`` where
-    ``trajectory`` has shape (T, *x0.shape) and holds x0 and every k-th state.
+    ``trajectory`` has shape (T, *x_init.shape) and holds x_init and every k-th state.
     Raises :class:`DivergenceError` if the chain turns non-finite.
     """
-    x = check_batch(x0, "x0").detach().clone()
+    x = check_batch(x_init, "x_init").detach().clone()
     eps = check_positive(step_size, "step_size")
     n_steps = check_count(n_steps, "n_steps", minimum=0)
-    if record_every is not None:
-        record_every = check_count(record_every, "record_every")
-    trajectory: list[Tensor] = []
-    _record(trajectory, x, 0, record_every)
+    trajectory = Trajectory(x, record_every)
     for t in range(1, n_steps + 1):
-        s = _score(score_fn, x)
+        s = evaluate_score(score_fn, x)
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x = langevin_step(x, s, eps, z)
         _check_finite(x, t, n_steps, eps)
-        _record(trajectory, x, t, record_every)
-    if record_every is None:
-        return x
-    return x, torch.stack(trajectory)
+        trajectory.add(x, t)
+    return trajectory.result(x)
 
 
 def annealed_langevin(
     score_fn: Callable[[Tensor, float], Tensor],
-    x0: Tensor,
+    x_init: Tensor,
     sigmas,
     n_steps_each: int = 100,
-    step_lr: float = 2e-5,
+    step_size: float = 2e-5,
     generator: torch.Generator | None = None,
     record_every: int | None = None,
     denoise: bool = False,
@@ -122,15 +106,15 @@ def annealed_langevin(
     """Annealed Langevin dynamics over σ₁ > … > σ_L (Song & Ermon 2019).
 
     At level i, ``n_steps_each`` steps of x ← x + εᵢ·s(x, σᵢ) + √(2εᵢ)·z with
-    εᵢ = step_lr · σᵢ²/σ_L². ``score_fn(x, sigma)`` receives σᵢ as a Python float.
+    εᵢ = step_size · σᵢ²/σ_L². ``score_fn(x, sigma)`` receives σᵢ as a Python float.
     With ``denoise=True`` a last step x ← x + σ_L²·s(x, σ_L) removes the remaining noise
     (Tweedie's formula; the final denoising step of Song & Ermon 2020, not of the 2019 paper).
 
-    Returns the final batch; with ``record_every=k`` returns ``(x, trajectory)`` holding x0 and
+    Returns the final batch; with ``record_every=k`` returns ``(x, trajectory)`` holding x_init and
     every k-th state (``record_every=n_steps_each`` keeps the state at the end of each level;
     the denoised result, if asked for, is appended last).
     """
-    return _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_every, denoise)
+    return _annealed(score_fn, x_init, sigmas, n_steps_each, step_size, generator, record_every, denoise)
 
 
 def annealed_inpainting(
@@ -139,11 +123,11 @@ def annealed_inpainting(
     mask: Tensor,
     sigmas,
     n_steps_each: int = 100,
-    step_lr: float = 2e-5,
+    step_size: float = 2e-5,
     generator: torch.Generator | None = None,
     record_every: int | None = None,
     denoise: bool = False,
-    x0: Tensor | None = None,
+    x_init: Tensor | None = None,
     known_noise: str = "per_level",
 ):
     r"""Fill in the unknown pixels of ``image`` by annealed Langevin (Song & Ermon 2019, Algorithm 2).
@@ -164,9 +148,9 @@ def annealed_inpainting(
 
     With ``denoise=True`` the known pixels are set to :math:`x + \sigma_L z` (the last level's
     :math:`y_L` with ``"per_level"``, a fresh draw with ``"per_step"``) before the final
-    Tweedie step. The known pixels come out exact. ``x0``: the starting values of the unknown
+    Tweedie step. The known pixels come out exact. ``x_init``: the starting values of the unknown
     pixels (default uniform on [0, 1], drawn with ``generator``). Random numbers are drawn from
-    ``generator`` in this order: ``x0`` (if not given), then per level [the known-pixel noise
+    ``generator`` in this order: ``x_init`` (if not given), then per level [the known-pixel noise
     (``"per_level"``)], per step [the known-pixel noise (``"per_step"``), the Langevin noise],
     and [the known-pixel noise (``"per_step"``)] before denoising.
     """
@@ -180,9 +164,9 @@ def annealed_inpainting(
         raise ValueError("mask must hold only 0 (unknown pixel) and 1 (known pixel)")
     if known_noise not in ("per_level", "per_step"):
         raise ValueError(f"known_noise must be 'per_level' (Song & Ermon 2019) or 'per_step' (NCSNv2), not {known_noise!r}")
-    if x0 is None:
-        x0 = torch.rand(image.shape, generator=generator, dtype=image.dtype, device=image.device)
-    x0 = check_same_shape(x0, image, "x0")
+    if x_init is None:
+        x_init = torch.rand(image.shape, generator=generator, dtype=image.dtype, device=image.device)
+    x_init = check_same_shape(x_init, image, "x_init")
     held: dict[str, Tensor] = {}
 
     def perturbed_known(sigma: float) -> Tensor:
@@ -206,7 +190,7 @@ def annealed_inpainting(
     def before_denoise(x: Tensor, sigma: float) -> Tensor:
         return clamp(x, held["y"] if known_noise == "per_level" else perturbed_known(sigma))
 
-    out = _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_every, denoise,
+    out = _annealed(score_fn, x_init, sigmas, n_steps_each, step_size, generator, record_every, denoise,
                     hooks=dict(before_level=before_level, before_step=before_step, after_step=after_step,
                                before_denoise=before_denoise))
     if record_every is None:
@@ -215,42 +199,36 @@ def annealed_inpainting(
     return clamp(x, image), trajectory
 
 
-def _annealed(score_fn, x0, sigmas, n_steps_each, step_lr, generator, record_every, denoise, hooks=None):
+def _annealed(score_fn, x_init, sigmas, n_steps_each, step_size, generator, record_every, denoise, hooks=None):
     """The annealed loop shared by sampling and in-painting. ``hooks`` (in-painting) maps
     ``before_level``, ``before_step``, ``after_step`` and ``before_denoise`` to functions
     ``(x, σ) -> x`` that constrain x at those points."""
     hooks = hooks or {}
-    identity = lambda x, sigma: x  # noqa: E731
+    identity = lambda x, sigma: x
     before_level, before_step, after_step, before_denoise = (
         hooks.get(k, identity) for k in ("before_level", "before_step", "after_step", "before_denoise"))
-    x = check_batch(x0, "x0").detach().clone()
-    sig = [float(s) for s in check_sigmas(sigmas)]
+    x = check_batch(x_init, "x_init").detach().clone()
+    sig = [float(s) for s in validate_sigmas(sigmas)]
     n_steps_each = check_count(n_steps_each, "n_steps_each")
-    step_lr = check_positive(step_lr, "step_lr")
-    if record_every is not None:
-        record_every = check_count(record_every, "record_every")
-    trajectory: list[Tensor] = []
-    _record(trajectory, x, 0, record_every)
+    step_size = check_positive(step_size, "step_size")
+    trajectory = Trajectory(x, record_every)
     total = len(sig) * n_steps_each
     t = 0
     for i, sigma in enumerate(sig):
-        eps = step_lr * (sigma / sig[-1]) ** 2
+        eps = step_size * (sigma / sig[-1]) ** 2
         x = before_level(x, sigma)
         for _ in range(n_steps_each):
             t += 1
             x = before_step(x, sigma)
-            s = _score(score_fn, x, sigma)
+            s = evaluate_score(score_fn, x, sigma)
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = langevin_step(x, s, eps, z)
             _check_finite(x, t, total, eps, where=f" at noise level {i + 1} (σ = {sigma:.3g})")
             x = after_step(x, sigma)
-            _record(trajectory, x, t, record_every)
+            trajectory.add(x, t)
     if denoise:
         x = before_denoise(x, sig[-1])
-        x = x + sig[-1] ** 2 * _score(score_fn, x, sig[-1])
+        x = x + sig[-1] ** 2 * evaluate_score(score_fn, x, sig[-1])
         _check_finite(x, total, total, sig[-1] ** 2, where=" in the final denoising step")
-        if record_every is not None:
-            trajectory.append(x.detach().clone())
-    if record_every is None:
-        return x
-    return x, torch.stack(trajectory)
+        trajectory.append(x)
+    return trajectory.result(x)

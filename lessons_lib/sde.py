@@ -60,8 +60,8 @@ discretised ODE.
 
 **EDM's sampler** (Karras, Aittala, Aila & Laine 2022, Algorithm 1) solves the same ODE with σ
 itself as the time variable: since dσ²/dt = g², the flow is :math:`dx/d\sigma = -\sigma\,
-\nabla_x\log p_\sigma(x)`, whatever the schedule σ(t). :func:`heun_sample` takes Heun steps
-in σ along :func:`karras_sigmas` (dense near σ_min) and ends with an Euler step to σ = 0,
+\nabla_x\log p_\sigma(x)`, whatever the schedule σ(t). :func:`lessons_lib.edm.heun_sample` takes Heun steps
+in σ along :func:`lessons_lib.noise.karras_sigmas` (dense near σ_min) and ends with an Euler step to σ = 0,
 which is the Tweedie denoising step x + σ²s.
 
 Every sampler takes ``generator=`` for its noise, evaluates the score without building an
@@ -75,13 +75,14 @@ last time to the first. Times follow Song et al. 2021 (t = 0 is data); the σ li
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from ._validate import check_batch, check_count, check_positive, check_sigma
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
-from .samplers import DivergenceError, _score, langevin_step
+from ._sampling import DivergenceError, Trajectory, evaluate_score
+from .samplers import langevin_step
 
 __all__ = [
     "VESDE",
@@ -91,8 +92,6 @@ __all__ = [
     "pc_sample",
     "ode_sample",
     "ode_encode",
-    "karras_sigmas",
-    "heun_sample",
     "ode_log_likelihood",
     "bits_per_dim",
 ]
@@ -107,18 +106,18 @@ class VESDE:
     σ(0) = σ_min, σ(1) = σ_max, g(t) = σ(t)·√(2 log(σ_max/σ_min)) = √(dσ²/dt).
     """
 
-    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
-        check_sigma(sigma_min, "sigma_min")
+    def __init__(self, sigma_max: float = 50.0, sigma_min: float = 0.01):
         check_sigma(sigma_max, "sigma_max")
+        check_sigma(sigma_min, "sigma_min")
         sigma_min, sigma_max = float(sigma_min), float(sigma_max)
-        if not sigma_min < sigma_max:
-            raise ValueError(f"sigma_min must be smaller than sigma_max, got {sigma_min} and {sigma_max}")
+        if not sigma_max > sigma_min:
+            raise ValueError(f"sigma_max must be larger than sigma_min, got {sigma_max} and {sigma_min}")
         self.sigma_min = sigma_min
         self.sigma_max = sigma_max
         self.log_ratio = math.log(sigma_max / sigma_min)
 
     def __repr__(self) -> str:
-        return f"VESDE(sigma_min={self.sigma_min:g}, sigma_max={self.sigma_max:g})"
+        return f"VESDE(sigma_max={self.sigma_max:g}, sigma_min={self.sigma_min:g})"
 
     @staticmethod
     def _check_t(t, name: str = "t"):
@@ -225,57 +224,58 @@ def _check(x: Tensor, step: int, n_steps: int, t: float, what: str, at: str = "t
 def reverse_sde_sample(
     score_fn: Callable[[Tensor, float], Tensor],
     sde: VESDE,
-    x1: Tensor,
+    x_init: Tensor,
     n_steps: int | None = None,
     generator: torch.Generator | None = None,
     *,
     times=None,
     denoise: bool = False,
-    record: bool = False,
+    record_every: int | None = None,
 ):
-    """Sample by Euler–Maruyama on the reverse-time SDE, from x1 at t = 1 down to t = 0.
+    """Sample by Euler–Maruyama on the reverse-time SDE, from x_init at t = 1 down to t = 0.
 
     ``n_steps`` network evaluations (one per step), plus one if ``denoise`` adds the final
-    Tweedie step x + σ_min²·s(x, σ_min). ``x1`` (any shape, batch first) is usually
+    Tweedie step x + σ_min²·s(x, σ_min). ``x_init`` (any shape, batch first, at t = 1) is usually
     ``sde.prior_sample``. Returns the batch at t = 0 (samples of p_σmin; with ``times=``, at the
-    grid's first time); with ``record=True`` ``(x, trajectory)`` with the state at every grid
-    time, from the last down to the first.
+    grid's first time); with ``record_every=k`` ``(x, trajectory)`` with the start state and the
+    state after every k-th step (the denoised batch, if asked for, last).
     """
     grid = _grid(sde, n_steps, times)
-    x = _start(x1, "x1")
-    trajectory = [x.clone()] if record else None
+    x = _start(x_init, "x_init")
+    trajectory = Trajectory(x, record_every)
     n = len(grid) - 1
     for k in range(n, 0, -1):
         t, dt = grid[k], grid[k] - grid[k - 1]
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        x = reverse_sde_step(x, _score(score_fn, x, sde.sigma(t)), sde.g(t), dt, z)
+        x = reverse_sde_step(x, evaluate_score(score_fn, x, sde.sigma(t)), sde.g(t), dt, z)
         _check(x, n - k + 1, n, t, "reverse SDE")
-        if record:
-            trajectory.append(x.clone())
+        trajectory.add(x, n - k + 1)
     return _finish(score_fn, sde, x, grid[0], denoise, trajectory)
 
 
-def _finish(score_fn, sde: VESDE, x: Tensor, t0: float, denoise: bool, trajectory):
+def _finish(score_fn, sde: VESDE, x: Tensor, t0: float, denoise: bool, trajectory: Trajectory):
     if denoise:
         sigma = sde.sigma(t0)
-        x = x + sigma**2 * _score(score_fn, x, sigma)
+        x = x + sigma**2 * evaluate_score(score_fn, x, sigma)
         _check(x, 1, 1, t0, "final denoising step")
-    return x if trajectory is None else (x, torch.stack(trajectory))
+        trajectory.append(x)
+    return trajectory.result(x)
 
 
 def pc_sample(
     score_fn: Callable[[Tensor, float], Tensor],
     sde: VESDE,
-    x1: Tensor,
+    x_init: Tensor,
     n_steps: int | None = None,
     n_corrector: int = 1,
     snr: float | None = 0.16,
     generator: torch.Generator | None = None,
     *,
-    step_lr: float | None = None,
+    step_size: float | None = None,
     predictor: bool = True,
     times=None,
     denoise: bool = False,
+    record_every: int | None = None,
 ):
     r"""Predictor–corrector sampling (Song et al. 2021, Algorithms 2 and 4).
 
@@ -285,50 +285,53 @@ def pc_sample(
 
     * ``snr=r`` (default 0.16, the paper's value for VE): ε = 2·(r·‖z‖/‖s‖)², with ‖z‖ and ‖s‖
       the per-sample norms averaged over the batch, as in the authors' code;
-    * ``step_lr=ε`` (then ``snr`` is ignored): annealed Langevin's ε·σ(t')²/σ(t₀)², with σ(t₀)
+    * ``step_size=ε`` (then ``snr`` is ignored): annealed Langevin's ε·σ(t')²/σ(t₀)², with σ(t₀)
       the smallest level of the grid.
 
-    ``predictor=False`` with ``step_lr`` is annealed Langevin (lesson 05) on the levels σ(t) of
+    ``predictor=False`` with ``step_size`` is annealed Langevin (lesson 05) on the levels σ(t) of
     the grid below t = 1, draw for draw. Network evaluations: ``n_steps·(predictor +
-    n_corrector)`` (+1 with ``denoise``). Returns the batch at t = 0.
+    n_corrector)`` (+1 with ``denoise``). Returns the batch at t = 0; with ``record_every=k``
+    ``(x, trajectory)`` with the start state and the state after every k-th predictor–corrector step.
     """
     grid = _grid(sde, n_steps, times)
     n_corrector = check_count(n_corrector, "n_corrector", minimum=0)
-    if step_lr is not None:
-        step_lr = check_positive(step_lr, "step_lr")
+    if step_size is not None:
+        step_size = check_positive(step_size, "step_size")
     elif snr is None:
-        raise ValueError("give the corrector's signal-to-noise ratio snr= or its annealed step size step_lr=")
+        raise ValueError("give the corrector's signal-to-noise ratio snr= or its annealed step size step_size=")
     else:
         snr = check_positive(snr, "snr")
     if not predictor and n_corrector == 0:
         raise ValueError("with predictor=False and n_corrector=0 the sampler would do nothing")
-    x = _start(x1, "x1")
+    x = _start(x_init, "x_init")
+    trajectory = Trajectory(x, record_every)
     sigma_last = sde.sigma(grid[0])
     n = len(grid) - 1
     for k in range(n, 0, -1):
         t, t_next = grid[k], grid[k - 1]
         if predictor:
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x = reverse_sde_step(x, _score(score_fn, x, sde.sigma(t)), sde.g(t), t - t_next, z)
+            x = reverse_sde_step(x, evaluate_score(score_fn, x, sde.sigma(t)), sde.g(t), t - t_next, z)
             _check(x, n - k + 1, n, t, "predictor")
         sigma = sde.sigma(t_next)
         for _ in range(n_corrector):
-            s = _score(score_fn, x, sigma)
+            s = evaluate_score(score_fn, x, sigma)
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            if step_lr is not None:
-                eps = step_lr * (sigma / sigma_last) ** 2
+            if step_size is not None:
+                eps = step_size * (sigma / sigma_last) ** 2
             else:
                 ratio = z.flatten(1).norm(dim=1).mean() / s.flatten(1).norm(dim=1).mean().clamp_min(1e-30)
                 eps = 2.0 * (snr * float(ratio)) ** 2
             x = langevin_step(x, s, eps, z)
             _check(x, n - k + 1, n, t_next, "corrector")
-    return _finish(score_fn, sde, x, grid[0], denoise, None)
+        trajectory.add(x, n - k + 1)
+    return _finish(score_fn, sde, x, grid[0], denoise, trajectory)
 
 
 # --------------------------------------------------------------------------- the probability-flow ODE
 def _drift(score_fn, sde: VESDE, x: Tensor, t: float) -> Tensor:
     """f(x, t) = −½ g(t)² s(x, σ(t)), the velocity of the probability-flow ODE."""
-    return -0.5 * sde.g(t) ** 2 * _score(score_fn, x, sde.sigma(t))
+    return -0.5 * sde.g(t) ** 2 * evaluate_score(score_fn, x, sde.sigma(t))
 
 
 def _check_method(method: str) -> str:
@@ -337,10 +340,9 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _solve(score_fn, sde: VESDE, x: Tensor, grid: list[float], method: str, record: bool, what: str):
+def _solve(score_fn, sde: VESDE, x: Tensor, grid: list[float], method: str, trajectory: Trajectory, what: str):
     """Integrate dx/dt = f(x, t) along ``grid`` (either direction) by Euler or Heun."""
     method = _check_method(method)
-    trajectory = [x.clone()] if record else None
     n = len(grid) - 1
     for k in range(n):
         t, t_next = grid[k], grid[k + 1]
@@ -351,128 +353,54 @@ def _solve(score_fn, sde: VESDE, x: Tensor, grid: list[float], method: str, reco
         else:
             x = x_euler
         _check(x, k + 1, n, t_next, what)
-        if record:
-            trajectory.append(x.clone())
-    return x if trajectory is None else (x, torch.stack(trajectory))
+        trajectory.add(x, k + 1)
+    return x
 
 
 def ode_sample(
     score_fn: Callable[[Tensor, float], Tensor],
     sde: VESDE,
-    x1: Tensor,
+    x_init: Tensor,
     n_steps: int | None = None,
     *,
     times=None,
     method: str = "heun",
     denoise: bool = False,
-    record: bool = False,
+    record_every: int | None = None,
 ):
-    """Decode: solve the probability-flow ODE dx/dt = −½g²s from x1 at t = 1 to t = 0.
+    """Decode: solve the probability-flow ODE dx/dt = −½g²s from x_init at t = 1 to t = 0.
 
     Deterministic. ``method="heun"`` (default, second order: 2 evaluations per step) or
-    ``"euler"`` (1 per step; the step is :func:`probability_flow_step`). With ``record=True``
-    returns ``(x, trajectory)`` with the state at every grid time, from t = 1 down to 0.
+    ``"euler"`` (1 per step; the step is :func:`probability_flow_step`). With ``record_every=k``
+    returns ``(x, trajectory)`` with the start state and the state after every k-th step, from
+    t = 1 down to 0 (the denoised batch, if asked for, last).
     """
     grid = _grid(sde, n_steps, times)
-    out = _solve(score_fn, sde, _start(x1, "x1"), grid[::-1], method, record, "probability-flow ODE")
-    if record:
-        x, trajectory = out
-        return _finish(score_fn, sde, x, grid[0], denoise, list(trajectory))
-    return _finish(score_fn, sde, out, grid[0], denoise, None)
+    x = _start(x_init, "x_init")
+    trajectory = Trajectory(x, record_every)
+    x = _solve(score_fn, sde, x, grid[::-1], method, trajectory, "probability-flow ODE")
+    return _finish(score_fn, sde, x, grid[0], denoise, trajectory)
 
 
 def ode_encode(
     score_fn: Callable[[Tensor, float], Tensor],
     sde: VESDE,
-    x0: Tensor,
+    x_data: Tensor,
     n_steps: int | None = None,
     *,
     times=None,
     method: str = "heun",
-    record: bool = False,
+    record_every: int | None = None,
 ):
-    """Encode: solve the probability-flow ODE forward, from data x0 at t = 0 to t = 1.
+    """Encode: solve the probability-flow ODE forward, from data x_data at t = 0 to t = 1.
 
     The inverse of :func:`ode_sample` on the same grid (up to the discretisation error).
     """
     grid = _grid(sde, n_steps, times)
-    return _solve(score_fn, sde, _start(x0, "x0"), grid, method, record, "probability-flow ODE (encoding)")
-
-
-# --------------------------------------------------------------------------- EDM's Heun sampler
-def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
-    r"""EDM's noise levels (Karras et al. 2022, eq. 5), largest first, then 0: n + 1 values
-
-    .. math:: \sigma_i = \Big(\sigma_{\max}^{1/\rho} + \tfrac{i}{n-1}\big(\sigma_{\min}^{1/\rho}
-              - \sigma_{\max}^{1/\rho}\big)\Big)^{\rho},\quad i = 0 … n-1, \qquad \sigma_n = 0 .
-
-    ρ = 7 (the paper's) spends most steps at small σ, where the images take shape; ρ = 1 is
-    equal steps in σ, and ρ → ∞ equal ratios (the geometric schedule).
-    """
-    n = check_count(n, "n", minimum=2)
-    check_sigma(sigma_min, "sigma_min")
-    check_sigma(sigma_max, "sigma_max")
-    rho = check_positive(rho, "rho")
-    if not sigma_min < sigma_max:
-        raise ValueError(f"sigma_min must be smaller than sigma_max, got {sigma_min} and {sigma_max}")
-    ramp = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
-    inv = sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
-    return torch.cat([inv**rho, torch.zeros(1, dtype=torch.float64)])
-
-
-def heun_sample(
-    score_fn: Callable[[Tensor, float], Tensor],
-    x: Tensor,
-    sigmas,
-    *,
-    churn: float = 0.0,
-    churn_range: tuple[float, float] = (0.05, 50.0),
-    generator: torch.Generator | None = None,
-    record: bool = False,
-):
-    r"""EDM's deterministic sampler: Heun's method on dx/dσ = −σ·s(x, σ) along ``sigmas``.
-
-    ``sigmas``: decreasing levels ending with 0, e.g. :func:`karras_sigmas`; ``x``: draws at the
-    first level, usually σ₀·z with z standard normal. Each step from σ to σ' < σ is Euler,
-    x' = x + (σ' − σ)·d with d = −σ·s(x, σ), corrected by the slope d' at (x', σ') when σ' > 0:
-    x' = x + (σ' − σ)(d + d')/2. Network evaluations: 2n − 1 for n + 1 levels. The last step,
-    Euler to σ = 0, is Tweedie's x + σ²·s(x, σ). Returns the images (with ``record=True``,
-    ``(x, trajectory)`` with the state at every level).
-
-    ``churn`` S > 0 is EDM's stochastic sampler (Algorithm 2, S_noise = 1): before each step from
-    a level σ inside ``churn_range``, fresh noise raises the level to σ̂ = (1 + γ)σ,
-    x ← x + √(σ̂² − σ²)·z with γ = min(S/n, √2 − 1), and the Heun step starts from (x, σ̂). The
-    added noise lets the sampler correct errors of the network, like Langevin's; z comes from
-    ``generator``. Same number of evaluations.
-    """
-    levels = torch.as_tensor(sigmas, dtype=torch.float64)
-    if levels.dim() != 1 or levels.numel() < 2 or levels[-1] != 0 or (levels[:-1] <= 0).any() \
-            or not (levels[1:] < levels[:-1]).all():
-        raise ValueError("sigmas must be strictly decreasing positive levels followed by 0, e.g. "
-                         f"karras_sigmas(n, sigma_min, sigma_max); got {[round(v, 4) for v in levels.tolist()]}")
-    levels = levels.tolist()
-    churn = check_positive(churn, "churn") if churn else 0.0
-    x = _start(x, "x")
-    trajectory = [x.clone()] if record else None
-    n = len(levels) - 1
-    gamma = min(churn / n, math.sqrt(2) - 1)
-    for i in range(n):
-        sigma, sigma_next = levels[i], levels[i + 1]
-        if gamma > 0 and churn_range[0] <= sigma <= churn_range[1]:
-            sigma_hat = sigma * (1 + gamma)
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x = x + math.sqrt(sigma_hat**2 - sigma**2) * z
-            sigma = sigma_hat
-        d = -sigma * _score(score_fn, x, sigma)
-        x_next = x + (sigma_next - sigma) * d
-        if sigma_next > 0:
-            d_next = -sigma_next * _score(score_fn, x_next, sigma_next)
-            x_next = x + (sigma_next - sigma) * 0.5 * (d + d_next)
-        x = x_next
-        _check(x, i + 1, n, sigma_next, "Heun sampler", at="σ")
-        if record:
-            trajectory.append(x.clone())
-    return x if trajectory is None else (x, torch.stack(trajectory))
+    x = _start(x_data, "x_data")
+    trajectory = Trajectory(x, record_every)
+    x = _solve(score_fn, sde, x, grid, method, trajectory, "probability-flow ODE (encoding)")
+    return trajectory.result(x)
 
 
 # --------------------------------------------------------------------------- likelihood

@@ -46,12 +46,13 @@ import torch
 from lessons_lib import losses, seed_everything
 from lessons_lib.autodiff import jacobian_trace
 from lessons_lib.checks import check_ism_loss
-from lessons_lib.data import mixture_1d, mixture_2d
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import Gaussian, density_from_score_1d
 from lessons_lib.nets import EnergyMLP, LinearScore, ScoreMLP
 from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_error, plot_score_field, score_error_grid
 from lessons_lib.training import step_costs, train
-from lessons_lib.utils import make_generator, mean_and_sd, mean_and_se
+from lessons_lib.stats import mean_and_sd, mean_and_se
+from lessons_lib.utils import make_generator
 
 generator = seed_everything(0)
 torch.set_num_threads(1)  # the networks here are tiny: more threads only add synchronisation, worst on a busy machine

@@ -48,11 +48,12 @@ from lessons_lib.autodiff import (
     sample_projections,
 )
 from lessons_lib.checks import check_ssm_loss
-from lessons_lib.data import mixture_2d
+from lessons_lib.toy_data import mixture_2d
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.plotting import plot_score_error, score_error_grid
 from lessons_lib.training import step_costs, train
-from lessons_lib.utils import make_generator, mean_and_sd, mean_and_se
+from lessons_lib.stats import mean_and_sd, mean_and_se
+from lessons_lib.utils import make_generator
 from lessons_lib.widgets import ProjectionVarianceExplorer
 
 generator = seed_everything(0)

@@ -44,7 +44,7 @@ import torch
 
 from lessons_lib import losses, seed_everything
 from lessons_lib.checks import check_dsm_loss
-from lessons_lib.data import mixture_1d, mixture_2d
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import Gaussian, density_from_score_1d, total_variation_1d
 from lessons_lib.losses import esm_loss, ncsn_loss
 from lessons_lib.nets import LinearScore, ScoreMLP

@@ -43,7 +43,7 @@ import torch
 
 from lessons_lib import losses, samplers, seed_everything
 from lessons_lib.checks import check_annealed_langevin, check_langevin_step
-from lessons_lib.data import mixture_1d, mixture_2d
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import Gaussian, density_from_score_1d
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
@@ -374,7 +374,7 @@ def noisy_score(x, s):
     return p1.perturbed(s).score(x)
 
 
-annealed, levels = annealed_langevin(noisy_score, broad, sigmas, n_steps_each=100, step_lr=0.01,
+annealed, levels = annealed_langevin(noisy_score, broad, sigmas, n_steps_each=100, step_size=0.01,
                                      generator=make_generator(9), record_every=100)
 # drift-to-noise ratio of one step at each level, at samples of p_σᵢ
 var_p = p1.sample(200_000, generator=make_generator(11)).var().item()  # Var p_σ = Var p + σ²
@@ -443,7 +443,7 @@ level_model = ScoreMLP(1, hidden=64, sigma_conditioned=True)
 train(level_model, lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), p1.sample,
       n_steps=4000, batch_size=256, lr=3e-3, progress=False)
 with torch.no_grad():
-    annealed_learned = annealed_langevin(level_model, broad, sigmas, n_steps_each=100, step_lr=0.01, generator=make_generator(9))
+    annealed_learned = annealed_langevin(level_model, broad, sigmas, n_steps_each=100, step_size=0.01, generator=make_generator(9))
     err_by_level = [(level_model(xs[:, None], s) - noisy_score(xs[:, None], s)).abs()[(xs.abs() < 1)].mean().item()
                     for s in sigmas.tolist()]
 

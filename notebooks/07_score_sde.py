@@ -52,14 +52,17 @@ import torch
 
 from lessons_lib import seed_everything
 from lessons_lib.checks import check_probability_flow_step, check_reverse_sde_step
-from lessons_lib.data import mixture_1d, mixture_2d, mnist_train_heldout
+from lessons_lib.data import mnist_train_heldout
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import noisy_score, sample_errors
 from lessons_lib.mnist import HEUN, load_checkpoint
 from lessons_lib.plotting import image_grid, plot_density_2d, plot_samples
 from lessons_lib.quality import load_classifier, sample_quality
 from lessons_lib.samplers import annealed_langevin
-from lessons_lib.sde import (VESDE, bits_per_dim, heun_sample, karras_sigmas, ode_encode, ode_log_likelihood,
-                             ode_sample, pc_sample, reverse_sde_sample)
+from lessons_lib.edm import heun_sample
+from lessons_lib.noise import karras_sigmas
+from lessons_lib.sde import (VESDE, bits_per_dim, ode_encode, ode_log_likelihood, ode_sample, pc_sample,
+                             reverse_sde_sample)
 from lessons_lib.utils import make_generator
 from lessons_lib.widgets import SDETimeExplorer
 
@@ -107,7 +110,7 @@ split = mnist_train_heldout()  # the MNIST test split ships with the course (dat
 # the exact moments of `p2.perturbed(σ(t))`.
 
 # %%
-sde = VESDE(sigma_min=0.01, sigma_max=50.0)
+sde = VESDE(sigma_max=50.0, sigma_min=0.01)
 p1, p2 = mixture_1d(), mixture_2d()
 g_fwd = make_generator(1)
 x = p2.perturbed(sde.sigma_min).sample(20_000, generator=g_fwd, dtype=torch.float64)
@@ -202,8 +205,8 @@ for n, (e1, e2) in reverse_by_steps.items():
 # each vertical line):
 
 # %%
-x_paths, sde_paths = reverse_sde_sample(score1, sde, x1_1d[:12], 200, generator=make_generator(6), record=True)
-ode_end, ode_paths = ode_sample(score1, sde, x1_1d[:12], 200, record=True)
+x_paths, sde_paths = reverse_sde_sample(score1, sde, x1_1d[:12], 200, generator=make_generator(6), record_every=1)
+ode_end, ode_paths = ode_sample(score1, sde, x1_1d[:12], 200, record_every=1)
 t_axis = sde.time_grid(200).flip(0).numpy()  # the paths run from t = 1 down to t = 0
 xs = torch.linspace(-8, 8, 321, dtype=torch.float64)
 t_img = np.linspace(0, 1, 201)
@@ -235,9 +238,9 @@ plt.show()
 # random numbers:
 
 # %%
-pc_only = pc_sample(score1, sde, x1_1d, 10, n_corrector=30, predictor=False, step_lr=2e-5, generator=make_generator(7))
+pc_only = pc_sample(score1, sde, x1_1d, 10, n_corrector=30, predictor=False, step_size=2e-5, generator=make_generator(7))
 levels = sde.sigma(sde.time_grid(10).flip(0)[1:])  # σ(t₉) > … > σ(t₀) = σ_min, largest first
-lesson05 = annealed_langevin(score1, x1_1d, levels, n_steps_each=30, step_lr=2e-5, generator=make_generator(7))
+lesson05 = annealed_langevin(score1, x1_1d, levels, n_steps_each=30, step_size=2e-5, generator=make_generator(7))
 pc_by_steps = {n: (sample_errors(p1, pc_sample(score1, sde, x1_1d, n, 1, 0.16, generator=make_generator(8))),
                    sample_errors(p2, pc_sample(score2, sde, x1_2d, n, 1, 0.16, generator=make_generator(9))))
                for n in (15, 50)}
@@ -279,7 +282,7 @@ round_trip = {}
 for n in (30, 100):
     latent = ode_encode(score2, sde, x_data, n)
     round_trip[n] = ((ode_sample(score2, sde, latent, n) - x_data).norm(dim=1).max().item(), latent.std().item())
-sde10 = VESDE(0.01, 10.0)
+sde10 = VESDE(sigma_max=10.0, sigma_min=0.01)
 mean_error_prior = {name: abs(ode_sample(score1, s, s.prior_sample((N_CHAINS, 1), make_generator(11), dtype=torch.float64),
                                          50).mean().item() - p1.mean().item())
                     for name, s in [("σ_max = 10", sde10), ("σ_max = 50", sde)]}
@@ -414,7 +417,7 @@ equal_cost = {
     "ODE, other starting points": lambda n: ode_sample(score2, sde, sde.prior_sample((N_CHAINS, 2), make_generator(15),
                                                                                    dtype=torch.float64), n // 2),
     "annealed Langevin": lambda n: pc_sample(score2, sde, x1_2d, 10, n // 10, predictor=False,
-                                             step_lr=0.2 * sde.sigma_min**2, generator=make_generator(14)),
+                                             step_size=0.2 * sde.sigma_min**2, generator=make_generator(14)),
 }
 cost_table = {name: [sample_errors(p2, run(n)) for n in budgets] for name, run in equal_cost.items()}
 last_samples = {name: equal_cost[name](100) for name in ("reverse SDE", "PC", "ODE (Heun)")}
@@ -469,7 +472,7 @@ plt.show()
 # %%
 torch.set_num_threads(THREADS)  # the MNIST network: all threads
 ck = load_checkpoint()
-mnist_sde = VESDE(float(ck.sigmas[-1]), HEUN["sigma_max"])
+mnist_sde = VESDE(sigma_max=HEUN["sigma_max"], sigma_min=float(ck.sigmas[-1]))
 digits = split.heldout[:64]
 eps_check = {}
 for k, s in enumerate((0.05, 0.5, 5.0)):
@@ -519,7 +522,7 @@ mnist_samplers = {
     f"PC, {EVALS // 2} × (1 + 1)": lambda x1, g: pc_sample(ck.score, mnist_sde, x1, EVALS // 2, 1, 0.16, generator=g, denoise=True),
     f"ODE, Heun {EVALS // 2} steps": lambda x1, g: ode_sample(ck.score, mnist_sde, x1, EVALS // 2, denoise=True),
     f"EDM: Heun in σ, {EVALS // 2 + 1} levels": lambda x1, g: heun_sample(
-        ck.score, x1, karras_sigmas(EVALS // 2 + 1, HEUN["sigma_min"], mnist_sde.sigma_max)),
+        ck.score, x1, karras_sigmas(mnist_sde.sigma_max, HEUN["sigma_min"], EVALS // 2 + 1)),
 }
 x1_mnist = mnist_sde.prior_sample((N_DIGITS, 1, 28, 28), make_generator(30))
 start = time.perf_counter()

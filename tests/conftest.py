@@ -4,7 +4,10 @@ clone with nothing beside it.
 Before the first test, ``LESSONS_LIB_MNIST_DIR`` and ``XDG_CACHE_HOME`` are removed from the
 environment and ``HOME`` points at an empty temporary folder, so MNIST can come only from the
 repository's own ``data/mnist`` and nothing from a user cache or a folder beside the checkout
-can make a test pass. ``tests/test_self_contained.py`` checks that this holds.
+can make a test pass. ``tests/repo/test_self_contained.py`` checks that this holds.
+
+Every notebook that nbval collects is marked ``notebooks``, so ``make check`` can leave out the
+slow kinds (``-m "not slow and not browser and not notebooks"``) while ``make test`` runs them all.
 """
 
 import os
@@ -14,6 +17,7 @@ import tempfile
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import matplotlib  # noqa: E402
+import pytest  # noqa: E402
 
 matplotlib.use("Agg")
 
@@ -32,3 +36,9 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if _home is not None:
         shutil.rmtree(_home, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)

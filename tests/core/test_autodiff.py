@@ -1,12 +1,16 @@
 """Scores by autograd and Jacobian traces against analytic values and the full Jacobian."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from lessons_lib.autodiff import (
     hutchinson_trace,
+    hutchinson_variance,
     jacobian_trace,
+    linear_hutchinson_estimates,
     projected_jacobian,
     sample_projections,
     score_from_energy,
@@ -14,6 +18,7 @@ from lessons_lib.autodiff import (
 )
 from lessons_lib.densities import Gaussian
 from lessons_lib.nets import ScoreMLP
+from lessons_lib.utils import make_generator
 
 
 def full_jacobian_trace(f, x):
@@ -151,3 +156,26 @@ def test_projected_jacobian_without_create_graph_has_the_same_value():
     without = projected_jacobian(out, x, v, create_graph=False)
     torch.testing.assert_close(without, with_graph.detach())
     assert with_graph.requires_grad and not without.requires_grad
+
+
+def test_hutchinson_variance_closed_forms_match_a_written_out_sum():
+    A = torch.tensor([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0], [4.0, 1.0, 2.0]], dtype=torch.float64)
+    S = (A + A.T) / 2
+    off = sum(S[i, j] ** 2 for i in range(3) for j in range(3) if i != j)
+    assert hutchinson_variance(A, "rademacher") == pytest.approx(2 * off.item())
+    assert hutchinson_variance(A, "gaussian") == pytest.approx(2 * (off + (torch.diagonal(S) ** 2).sum()).item())
+    with pytest.raises(ValueError, match="kind"):
+        hutchinson_variance(A, "uniform")
+    with pytest.raises(ValueError, match="square"):
+        hutchinson_variance(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
+def test_linear_estimates_are_hutchinson_on_the_linear_field_and_match_the_closed_form(kind):
+    A = torch.randn(6, 6, generator=make_generator(0), dtype=torch.float64)
+    est = linear_hutchinson_estimates(A, 20000, 2, kind, make_generator(5))
+    again = hutchinson_trace(lambda y: y @ A.T, torch.zeros(20000, 6, dtype=torch.float64), 2, kind=kind,
+                             generator=make_generator(5))
+    torch.testing.assert_close(est, again.detach())
+    assert est.mean().item() == pytest.approx(torch.trace(A).item(), abs=4 * est.std().item() / math.sqrt(20000))
+    assert est.var().item() == pytest.approx(hutchinson_variance(A, kind) / 2, rel=0.05)

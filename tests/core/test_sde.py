@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 
-from lessons_lib.data import mixture_1d, mixture_2d
 from lessons_lib.densities import Gaussian, noisy_score, sample_errors
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.samplers import DivergenceError, annealed_langevin
@@ -23,10 +22,15 @@ from lessons_lib.sde import (
     reverse_sde_sample,
     reverse_sde_step,
 )
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.utils import make_generator
 
 SIGMA_MIN, SIGMA_MAX = 0.01, 50.0
-SDE = VESDE(SIGMA_MIN, SIGMA_MAX)
+
+
+SDE = VESDE(sigma_max=SIGMA_MAX, sigma_min=SIGMA_MIN)
+
+
 N_CHAINS = 10_000
 
 
@@ -106,11 +110,11 @@ def test_t_outside_0_1_is_a_value_error(bad_t):
         SDE.g(bad_t)
 
 
-@pytest.mark.parametrize("lo, hi, match", [(1.0, 1.0, "smaller"), (2.0, 1.0, "smaller"), (0.0, 1.0, "> 0"),
+@pytest.mark.parametrize("lo, hi, match", [(1.0, 1.0, "larger"), (2.0, 1.0, "larger"), (0.0, 1.0, "> 0"),
                                            (-1.0, 1.0, "> 0"), (0.1, float("inf"), "finite")])
 def test_bad_sigma_range_is_a_value_error(lo, hi, match):
     with pytest.raises(ValueError, match=match):
-        VESDE(lo, hi)
+        VESDE(sigma_max=hi, sigma_min=lo)
 
 
 GRID_CALLS = {
@@ -208,9 +212,9 @@ def test_corrector_alone_is_annealed_langevin_draw_for_draw():
     mix = mixture_1d()
     score = noisy_score(mix)
     x1 = SDE.prior_sample((200, 1), make_generator(3), dtype=torch.float64)
-    pc = pc_sample(score, SDE, x1, 12, n_corrector=5, predictor=False, step_lr=1e-5, generator=make_generator(4))
+    pc = pc_sample(score, SDE, x1, 12, n_corrector=5, predictor=False, step_size=1e-5, generator=make_generator(4))
     levels = SDE.sigma(SDE.time_grid(12).flip(0)[1:])  # σ(t₁₁) > … > σ(t₀), float64
-    al = annealed_langevin(score, x1, levels, n_steps_each=5, step_lr=1e-5, generator=make_generator(4))
+    al = annealed_langevin(score, x1, levels, n_steps_each=5, step_size=1e-5, generator=make_generator(4))
     torch.testing.assert_close(pc, al, rtol=1e-12, atol=1e-12)
 
 
@@ -284,6 +288,8 @@ SAMPLERS = {
     # 2.4·√(4.24/50²) = 0.1 on the 1-D mixture (see test_ode_mean_error_is_the_prior_mismatch)
     "ODE, Heun 50 steps": (lambda s, x1, g: ode_sample(s, SDE, x1, 50), 0.2, 0.15),
 }
+
+
 TARGETS = {"1-D 1:9 mixture": mixture_1d, "2-D mixture": mixture_2d}
 
 
@@ -318,7 +324,7 @@ def test_ode_mean_error_is_the_prior_mismatch():
     mix = mixture_1d()
     m, v = mix.mean().item(), mix.covariance().item()
     score = noisy_score(mix)
-    sde10 = VESDE(SIGMA_MIN, 10.0)
+    sde10 = VESDE(sigma_max=10.0, sigma_min=SIGMA_MIN)
     g = make_generator(17)
     x_prior = ode_sample(score, sde10, sde10.prior_sample((N_CHAINS, 1), g, dtype=torch.float64), 50)
     x_exact = ode_sample(score, sde10, mix.perturbed(10.0).sample(N_CHAINS, g, dtype=torch.float64), 50)
@@ -369,77 +375,3 @@ def test_bits_per_dim():
     # the uniform density on [0, 1]^D has log p = 0: 8 bits per dimension for 256 grey levels
     assert bits_per_dim(torch.zeros(3), 784).tolist() == [8.0, 8.0, 8.0]
     assert bits_per_dim(torch.tensor([784 * math.log(2)]), 784).item() == pytest.approx(7.0)
-
-
-# --------------------------------------------------------------------------- EDM's Heun sampler
-def test_karras_sigmas_endpoints_and_limits():
-    from lessons_lib.sde import karras_sigmas
-
-    s = karras_sigmas(18, 0.002, 80.0)
-    assert len(s) == 19 and s[-1] == 0 and (s[1:] < s[:-1]).all()
-    assert math.isclose(float(s[0]), 80.0, rel_tol=1e-12) and math.isclose(float(s[-2]), 0.002, rel_tol=1e-12)
-    torch.testing.assert_close(karras_sigmas(5, 1.0, 9.0, rho=1.0)[:-1], torch.linspace(9.0, 1.0, 5, dtype=torch.float64))
-    # ρ → ∞ tends to equal ratios, the geometric schedule of the VESDE grid
-    geometric = torch.tensor([VESDE(0.01, 50.0).sigma(t) for t in torch.linspace(1, 0, 6).tolist()], dtype=torch.float64)
-    torch.testing.assert_close(karras_sigmas(6, 0.01, 50.0, rho=1e5)[:-1], geometric, rtol=1e-3, atol=0)
-    with pytest.raises(ValueError, match="sigma_min must be smaller"):
-        karras_sigmas(5, 2.0, 1.0)
-
-
-def test_heun_sample_follows_the_closed_form_flow_of_a_gaussian():
-    # For p = N(μ, s²) the flow dx/dσ = −σ·∇log p_σ = σ(x − μ)/(s² + σ²) keeps
-    # (x − μ)/√(s² + σ²) constant: x(0) = μ + (x(σ₀) − μ)·s/√(s² + σ₀²)
-    from lessons_lib.sde import heun_sample, karras_sigmas
-
-    mu, s = 0.7, 0.3
-    score = lambda x, sigma: -(x - mu) / (s**2 + sigma**2)  # noqa: E731
-    x0 = torch.linspace(-40, 40, 9, dtype=torch.float64)[:, None]
-    exact = mu + (x0 - mu) * s / math.sqrt(s**2 + 40.0**2)
-    errors = [float((heun_sample(score, x0, karras_sigmas(n, 0.002, 40.0)) - exact).abs().max()) for n in (10, 20, 40)]
-    assert errors[2] < 5e-3  # measured 0.059, 0.012, 0.0027 for starting points up to |x| = 40
-    assert errors[1] < errors[0] / 3 and errors[2] < errors[1] / 3  # second order: ~4× per doubling
-
-
-def test_heun_sample_agrees_with_the_geometric_ode_sampler_on_a_mixture():
-    # two discretisations of one probability-flow ODE: with many steps they give the same map
-    from lessons_lib.sde import heun_sample, karras_sigmas
-
-    mix = mixture_2d()
-    sde = VESDE(0.01, 20.0)
-    score = lambda x, sigma: mix.perturbed(sigma).score(x)  # noqa: E731
-    x1 = sde.prior_sample((200, 2), make_generator(0), dtype=torch.float64)
-    a = ode_sample(score, sde, x1, 400)
-    levels = torch.cat([karras_sigmas(400, 0.01, 20.0), torch.zeros(0, dtype=torch.float64)])
-    b = heun_sample(score, x1, levels[:-1].tolist() + [0.0])[:, :]
-    # ode_sample stops at σ_min = 0.01, heun_sample goes on to 0: compare up to that last bit
-    assert float((a - b).abs().max()) < 0.05
-
-
-def test_heun_sample_checks_its_levels_and_reports_divergence():
-    from lessons_lib.sde import heun_sample
-
-    with pytest.raises(ValueError, match="followed by 0"):
-        heun_sample(lambda x, s: -x, torch.zeros(2, 1), [1.0, 0.5])
-    with pytest.raises(ValueError, match="strictly decreasing"):
-        heun_sample(lambda x, s: -x, torch.zeros(2, 1), [0.5, 1.0, 0.0])
-    with pytest.raises(DivergenceError, match="Heun sampler diverged.*σ ="):
-        heun_sample(lambda x, s: x * float("inf"), torch.ones(2, 1), [1.0, 0.5, 0.0])
-
-
-def test_stochastic_heun_sample_draws_the_gaussian_and_is_seeded():
-    # EDM's churn adds noise and runs the ODE from the raised level: the marginals stay p_σ,
-    # so from the prior it must still end at N(μ, s²); the same generator gives the same draws
-    from lessons_lib.sde import heun_sample, karras_sigmas
-
-    mu, s = 0.7, 0.3
-    score = lambda x, sigma: -(x - mu) / (s**2 + sigma**2)  # noqa: E731
-    # measured: standard deviation 0.333 at 18 steps (0.318 without churn), 0.307 at 50, 0.302 at 200
-    levels = karras_sigmas(50, 0.002, 40.0)
-    x0 = 40.0 * torch.randn(20_000, 1, generator=make_generator(0), dtype=torch.float64)
-    out = heun_sample(score, x0, levels, churn=40.0, generator=make_generator(1))
-    assert abs(float(out.mean()) - mu) < 0.01 and abs(float(out.std()) - s) < 0.01
-    again = heun_sample(score, x0, levels, churn=40.0, generator=make_generator(1))
-    torch.testing.assert_close(out, again)
-    assert not torch.equal(out, heun_sample(score, x0, levels))  # churn = 0: the deterministic ODE
-    with pytest.raises(ValueError, match="churn"):
-        heun_sample(score, x0, levels, churn=-1.0)

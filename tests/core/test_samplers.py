@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from lessons_lib.data import mixture_1d
 from lessons_lib.densities import Gaussian
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.samplers import DivergenceError, annealed_inpainting, annealed_langevin, langevin, langevin_step
+from lessons_lib.toy_data import mixture_1d
 
 
 def test_langevin_step_is_the_stated_convention():
@@ -26,7 +26,7 @@ def test_langevin_reproduces_a_2d_gaussian():
     torch.testing.assert_close(torch.cov(x.T), target.cov, atol=0.06, rtol=0)
 
 
-ANNEALED = dict(n_steps_each=100, step_lr=0.002)  # εᵢ = 0.002·σᵢ²/σ_L²
+ANNEALED = dict(n_steps_each=100, step_size=0.002)  # εᵢ = 0.002·σᵢ²/σ_L²
 
 
 def _left_fraction(x):
@@ -99,7 +99,7 @@ def test_divergence_is_a_clear_error_naming_step_and_step_size():
         langevin(target.score, torch.ones(10, 1), step_size=0.5, n_steps=5000,
                  generator=torch.Generator().manual_seed(5))
     with pytest.raises(DivergenceError, match="noise level 1"):
-        annealed_langevin(lambda x, s: -x / 0.01, torch.ones(3, 1), [1.0, 0.5], n_steps_each=5000, step_lr=1.0)
+        annealed_langevin(lambda x, s: -x / 0.01, torch.ones(3, 1), [1.0, 0.5], n_steps_each=5000, step_size=1.0)
     assert issubclass(DivergenceError, ValueError)
 
 
@@ -111,11 +111,11 @@ def test_divergence_is_a_clear_error_naming_step_and_step_size():
         (dict(n_steps=-1), "n_steps"),
         (dict(n_steps=2.5), "n_steps"),
         (dict(record_every=0), "record_every"),
-        (dict(x0=torch.zeros(3)), "at least 2 dimensions"),
+        (dict(x_init=torch.zeros(3)), "at least 2 dimensions"),
     ],
 )
 def test_langevin_rejects_bad_input(kwargs, match):
-    args = dict(score_fn=lambda x: -x, x0=torch.zeros(3, 1), step_size=0.1, n_steps=5)
+    args = dict(score_fn=lambda x: -x, x_init=torch.zeros(3, 1), step_size=0.1, n_steps=5)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         langevin(**args)
@@ -132,15 +132,15 @@ def test_annealed_langevin_rejects_bad_schedules_and_scores():
 
 
 # --------------------------------------------------------------------------- in-painting
-def _algorithm_2(score, image, mask, sigmas, n_steps_each, step_lr, x0, known_z, step_z):
+def _algorithm_2(score, image, mask, sigmas, n_steps_each, step_size, x0, known_z, step_z):
     """Song & Ermon (2019), Algorithm 2, transcribed line by line, as in their code: per level
     draw z̃ ~ N(0, σᵢ²) once, y = x + z̃, set the known part of x̃ to y; then T times a Langevin
     step on the whole image (the paper's (αᵢ/2)·s + √αᵢ·z is εᵢ·s + √(2εᵢ)·z with
-    εᵢ = step_lr·σᵢ²/σ_L²) and x̃ ← x̃ ⊙ (1 − m) + y ⊙ m. ``known_z[i]`` and ``step_z[i][t]``
+    εᵢ = step_size·σᵢ²/σ_L²) and x̃ ← x̃ ⊙ (1 − m) + y ⊙ m. ``known_z[i]`` and ``step_z[i][t]``
     are standard normal draws replayed from the library's generator."""
     x = x0.clone()
     for i, sigma in enumerate(sigmas):
-        eps = step_lr * sigma**2 / sigmas[-1] ** 2
+        eps = step_size * sigma**2 / sigmas[-1] ** 2
         y = image + sigma * known_z[i]
         x = x * (1 - mask) + y * mask
         for t in range(n_steps_each):
@@ -149,12 +149,12 @@ def _algorithm_2(score, image, mask, sigmas, n_steps_each, step_lr, x0, known_z,
     return x * (1 - mask) + image * mask
 
 
-def _ncsnv2_inpainting(score, image, mask, sigmas, n_steps_each, step_lr, x0, known_z):
+def _ncsnv2_inpainting(score, image, mask, sigmas, n_steps_each, step_size, x0, known_z):
     """NCSNv2's `anneal_Langevin_dynamics_inpainting` (Song & Ermon 2020), transcribed: before
     every step the known part is set to x + σᵢ·z with a fresh z, then one Langevin step."""
     x = x0.clone()
     for i, sigma in enumerate(sigmas):
-        eps = step_lr * sigma**2 / sigmas[-1] ** 2
+        eps = step_size * sigma**2 / sigmas[-1] ** 2
         for t in range(n_steps_each):
             kz, sz = known_z[i][t]
             x = x * (1 - mask) + (image + sigma * kz) * mask
@@ -180,7 +180,7 @@ def _inpainting_problem():
 def test_inpainting_per_level_is_song_and_ermon_2019_algorithm_2_with_replayed_noise():
     score, image, mask, sigmas = _inpainting_problem()
     T, lr = 3, 0.01
-    out = annealed_inpainting(score, image, mask, sigmas, n_steps_each=T, step_lr=lr,
+    out = annealed_inpainting(score, image, mask, sigmas, n_steps_each=T, step_size=lr,
                               generator=torch.Generator().manual_seed(7))
     # replay the generator in the documented order: x0, then per level [known noise, T step noises]
     g = torch.Generator().manual_seed(7)
@@ -196,7 +196,7 @@ def test_inpainting_per_level_is_song_and_ermon_2019_algorithm_2_with_replayed_n
 def test_inpainting_per_step_is_ncsnv2_with_replayed_noise():
     score, image, mask, sigmas = _inpainting_problem()
     T, lr = 3, 0.01
-    out = annealed_inpainting(score, image, mask, sigmas, n_steps_each=T, step_lr=lr,
+    out = annealed_inpainting(score, image, mask, sigmas, n_steps_each=T, step_size=lr,
                               generator=torch.Generator().manual_seed(8), known_noise="per_step")
     g = torch.Generator().manual_seed(8)
     x0 = torch.rand(image.shape, generator=g, dtype=image.dtype)
@@ -222,7 +222,7 @@ def test_inpainting_score_only_sees_known_pixels_at_the_level_it_is_asked_about(
 
     sigmas = [float(s) for s in geometric_sigmas(4.0, 0.1, 9)]  # neighbours 1.6× apart
     mode = {} if known_noise == "per_level" else {"known_noise": known_noise}  # per level is the default
-    annealed_inpainting(score, image, mask, sigmas, n_steps_each=3, step_lr=1e-4, denoise=True,
+    annealed_inpainting(score, image, mask, sigmas, n_steps_each=3, step_size=1e-4, denoise=True,
                         generator=torch.Generator().manual_seed(9), **mode)
     assert len(seen) == 9 * 3 + 1
     for sigma, known in seen:

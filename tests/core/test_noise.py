@@ -3,7 +3,10 @@ import math
 import pytest
 import torch
 
-from lessons_lib.noise import check_sigmas, geometric_sigmas, perturb, sigma_like
+from lessons_lib.noise import geometric_sigmas, perturb, sigma_like, validate_sigmas
+from lessons_lib.sde import (
+    VESDE,
+)
 
 
 def test_geometric_sigmas_are_largest_first_with_a_constant_ratio():
@@ -23,12 +26,12 @@ def test_geometric_sigmas_reject_bad_input(args, match):
         geometric_sigmas(*args)
 
 
-def test_check_sigmas():
-    assert check_sigmas([3.0, 2.0, 1.0]).shape == (3,)
+def test_validate_sigmas():
+    assert validate_sigmas([3.0, 2.0, 1.0]).shape == (3,)
     with pytest.raises(ValueError, match="largest to smallest"):
-        check_sigmas([1.0, 1.0])
+        validate_sigmas([1.0, 1.0])
     with pytest.raises(ValueError, match="1-D"):
-        check_sigmas([[1.0]])
+        validate_sigmas([[1.0]])
 
 
 def test_perturb_adds_sigma_times_standard_noise():
@@ -50,3 +53,18 @@ def test_sigma_like_rejects_bad_levels():
     for bad in [0, -1.0, math.inf, torch.tensor([1.0, 0.0, 1.0, 1.0])]:
         with pytest.raises(ValueError, match="sigma"):
             sigma_like(bad, x)
+
+
+# --------------------------------------------------------------------------- EDM's Heun sampler
+def test_karras_sigmas_endpoints_and_limits():
+    from lessons_lib.noise import karras_sigmas
+
+    s = karras_sigmas(80.0, 0.002, 18)
+    assert len(s) == 19 and s[-1] == 0 and (s[1:] < s[:-1]).all()
+    assert math.isclose(float(s[0]), 80.0, rel_tol=1e-12) and math.isclose(float(s[-2]), 0.002, rel_tol=1e-12)
+    torch.testing.assert_close(karras_sigmas(9.0, 1.0, 5, rho=1.0)[:-1], torch.linspace(9.0, 1.0, 5, dtype=torch.float64))
+    # ρ → ∞ tends to equal ratios, the geometric schedule of the VESDE grid
+    geometric = torch.tensor([VESDE(sigma_max=50.0, sigma_min=0.01).sigma(t) for t in torch.linspace(1, 0, 6).tolist()], dtype=torch.float64)
+    torch.testing.assert_close(karras_sigmas(50.0, 0.01, 6, rho=1e5)[:-1], geometric, rtol=1e-3, atol=0)
+    with pytest.raises(ValueError, match="sigma_max must be larger"):
+        karras_sigmas(1.0, 2.0, 5)

@@ -1,12 +1,17 @@
+"""seconds_per_step: times real training steps (no assertion on the time itself)."""
+
+import math
+
 import pytest
 import torch
 
-from lessons_lib.data import mixture_2d
+from lessons_lib import losses
 from lessons_lib.densities import Gaussian
 from lessons_lib.losses import dsm_loss, esm_loss
 from lessons_lib.nets import LinearScore, ScoreMLP
-from lessons_lib.training import train
-from lessons_lib.utils import get_device, seed_everything
+from lessons_lib.toy_data import mixture_2d
+from lessons_lib.training import seconds_per_step, step_costs, train
+from lessons_lib.utils import seed_everything
 
 
 def dsm(sigma):
@@ -52,27 +57,35 @@ def test_training_stops_with_a_clear_error_on_a_nan_loss():
         train(ScoreMLP(2), dsm(0.3), torch.randn(5), n_steps=5, progress=False)
 
 
-def test_seed_everything_and_device():
-    g = seed_everything(3)
-    a = torch.randn(3), torch.randn(3, generator=g)
-    g = seed_everything(3)
-    b = torch.randn(3), torch.randn(3, generator=g)
-    torch.testing.assert_close(a, b)
-    assert get_device() == torch.device("cpu") and get_device("cpu").type == "cpu"
-    assert get_device("auto").type in {"cpu", "cuda"}
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            get_device("cuda")
-    with pytest.raises(ValueError, match="unknown device"):
-        get_device("banana")
-    with pytest.raises(ValueError, match="seed"):
-        seed_everything(-1)
+def _loss(model, x, generator):
+    return dsm_loss(model, x, 0.5, generator=generator)
 
 
-def test_score_mlp_checks_its_input():
-    with pytest.raises(ValueError, match=r"\(B, 2\)"):
-        ScoreMLP(2)(torch.zeros(3, 3))
-    with pytest.raises(ValueError, match="sigma"):
-        ScoreMLP(2, sigma_conditioned=True)(torch.zeros(3, 2))
-    out = ScoreMLP(2, sigma_conditioned=True)(torch.zeros(3, 2), torch.tensor([0.1, 1.0, 2.0]))
-    assert out.shape == (3, 2)
+def test_seconds_per_step_trains_the_model_and_returns_a_positive_time():
+    torch.manual_seed(0)
+    model = ScoreMLP(2, hidden=8)
+    before = [p.detach().clone() for p in model.parameters()]
+    data = torch.randn(64, 2)
+    seconds = seconds_per_step(model, _loss, data, n_steps=3, batch_size=16)
+    assert math.isfinite(seconds) and seconds > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_seconds_per_step_rejects_zero_steps():
+    with pytest.raises(ValueError, match="n_steps"):
+        seconds_per_step(ScoreMLP(2), _loss, torch.randn(8, 2), n_steps=0)
+
+
+def test_step_costs_times_every_objective_at_every_dimension_and_restores_threads():
+    before = torch.get_num_threads()
+    seen = []
+
+    def loss(model, batch, gen):
+        seen.append((batch.shape, torch.get_num_threads()))
+        return losses.dsm_loss(model, batch, 0.5, generator=gen)
+
+    costs = step_costs({"a": loss, "b": loss}, [2, 3], hidden=8, batch_size=4, n_steps=2, warmup=1)
+    assert list(costs) == ["a", "b"] and all(len(v) == 2 and all(t > 0 for t in v) for v in costs.values())
+    assert {shape for shape, _ in seen} == {torch.Size([4, 2]), torch.Size([4, 3])}
+    assert {threads for _, threads in seen} == {1}
+    assert torch.get_num_threads() == before
