@@ -16,9 +16,9 @@ import sys
 import torch
 from torch.utils import benchmark
 
-from lessons_lib.toy_data import mixture_2d
 from lessons_lib.losses import dsm_loss, ism_loss, ssm_loss, ssm_vr_loss
 from lessons_lib.nets import ScoreMLP
+from lessons_lib.toy_data import mixture_2d
 
 OBJECTIVES = {
     "ISM (exact)": lambda m, x, g: ism_loss(m, x),
@@ -74,7 +74,8 @@ def peak_memory_mib(name: str, d: int) -> float:
 
 
 def cost_table(dims=DIMS) -> str:
-    rows = ["| d | DSM step (ms) | ISM (exact) / DSM | SSM / DSM | SSM-VR / DSM | peak extra memory ISM / SSM / DSM (MiB) |",
+    rows = ["| d | DSM step (ms) | ISM (exact) / DSM | SSM / DSM | SSM-VR / DSM "
+            "| peak extra memory ISM / SSM / DSM (MiB) |",
             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for d in dims:
         t = {name: step_seconds(name, d) for name in OBJECTIVES}
@@ -118,7 +119,8 @@ def gradient_variance_table(d: int = 16, batch: int = 32, n_draws: int = 200) ->
                                 globals={"grad": _grad_vector, "model": model, "fn": fn, "x": x})
         seconds[name] = timer.blocked_autorange(min_run_time=0.3).median
     ref = "ISM (exact)"
-    rows = [f"| objective (d = {d}, batch {batch}, 1 projection) | gradient variance | step time / ISM | variance at ISM's cost, relative to ISM |",
+    rows = [f"| objective (d = {d}, batch {batch}, 1 projection) | gradient variance | step time / ISM "
+            "| variance at ISM's cost, relative to ISM |",
             "| --- | ---: | ---: | ---: |"]
     for name, _ in objectives:
         rel_cost = seconds[name] / seconds[ref]

@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import noisy_score, sample_errors
 from lessons_lib.sde import VESDE, bits_per_dim, ode_log_likelihood, ode_sample, pc_sample, reverse_sde_sample
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.utils import get_device, make_generator
 
 N_CHAINS = 4000
@@ -62,7 +62,8 @@ class Counted:
 def quality_table(budgets=(30, 100, 300, 1000)) -> str:
     sde = VESDE(sigma_max=SIGMA_MAX, sigma_min=SIGMA_MIN)
     rows = [f"{N_CHAINS:,} chains from N(0, σ_max² I), σ from {SIGMA_MAX:g} to {SIGMA_MIN:g}; exact scores of p_σ.", "",
-            "| target | sampler | score evaluations per chain | max mode-weight error | mean error | covariance error (rel.) |",
+            "| target | sampler | score evaluations per chain | max mode-weight error | mean error "
+            "| covariance error (rel.) |",
             "| --- | --- | ---: | ---: | ---: | ---: |"]
     for target_name, mix in [("1-D 0.1·N(−3,1)+0.9·N(3,1)", mixture_1d()), ("2-D mixture_2d", mixture_2d())]:
         score = noisy_score(mix)

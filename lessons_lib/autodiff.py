@@ -15,7 +15,7 @@ each output row depends only on its own input row.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.func import jacrev, vmap

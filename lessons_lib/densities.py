@@ -28,7 +28,8 @@ import torch
 
 from ._validate import as_tensor, check_count, check_sigma
 
-__all__ = ["Gaussian", "GaussianMixture", "noisy_score", "SampleErrors", "sample_errors", "density_from_score_1d", "total_variation_1d"]
+__all__ = ["Gaussian", "GaussianMixture", "noisy_score", "SampleErrors", "sample_errors", "density_from_score_1d",
+           "total_variation_1d"]
 
 
 def _covariance(cov, d: int, name: str) -> torch.Tensor:
@@ -104,7 +105,7 @@ class Gaussian:
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return (self.mean + z @ self._chol.T).to(dtype)
 
-    def perturbed(self, sigma) -> "Gaussian":
+    def perturbed(self, sigma) -> Gaussian:
         """The exact density of x + σz, z ~ N(0, I): N(mean, cov + σ²I)."""
         s = float(check_sigma(sigma))
         return Gaussian(self.mean, self.cov + s**2 * torch.eye(self.dim, dtype=torch.float64))
@@ -202,7 +203,7 @@ class GaussianMixture:
         x = x.to(dtype)
         return (x, labels) if return_labels else x
 
-    def perturbed(self, sigma) -> "GaussianMixture":
+    def perturbed(self, sigma) -> GaussianMixture:
         """The exact density of x + σz, z ~ N(0, I): every covariance gains σ²I."""
         s = float(check_sigma(sigma))
         eye = torch.eye(self.dim, dtype=torch.float64)

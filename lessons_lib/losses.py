@@ -53,13 +53,13 @@ EDM's loss is the σ²-weighted one times 1 + σ²/σ_d², which gives the large
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from ._validate import check_batch, check_count, check_positive, check_same_shape
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
-from .noise import validate_sigmas, perturb, sigma_like
+from .noise import perturb, sigma_like, validate_sigmas
 
 __all__ = ["esm_loss", "ism_loss", "ssm_loss", "ssm_vr_loss", "dsm_loss", "ncsn_loss", "ncsn_loss_at", "edm_loss"]
 

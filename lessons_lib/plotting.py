@@ -3,12 +3,14 @@ artists it made, so notebooks and widgets can update them in place."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-__all__ = ["grid_2d", "plot_density_1d", "plot_density_2d", "plot_score_field", "score_error_grid", "plot_score_error",
+__all__ = ["grid_2d", "plot_density_1d", "plot_density_2d", "plot_score_field", "score_error_grid",
+           "score_error_by_region",
+           "plot_score_error",
            "plot_samples", "image_grid"]
 
 
@@ -83,6 +85,16 @@ def score_error_grid(score_fn: Callable, true_score: Callable, log_prob: Callabl
         error = (learned - true_score(pts).double()).norm(dim=-1).reshape(n, n)
         density = torch.exp(log_prob(pts).double()).reshape(n, n)
     return X, Y, error.numpy(), density.numpy()
+
+
+def score_error_by_region(score_fn: Callable, true_score: Callable, log_prob: Callable, xlim=(-5, 5), ylim=(-5, 5),
+                          n: int = 100, low_density: float = 1e-3) -> tuple[float, float]:
+    """Median score error ‖s_θ − ∇log p‖ on the n×n grid of :func:`score_error_grid`, where the
+    density is at least ``low_density`` · its maximum on the grid and where it is below:
+    ``(median inside, median outside)`` (torch's median: the lower middle value of an even count)."""
+    _, _, error, density = score_error_grid(score_fn, true_score, log_prob, xlim, ylim, n)
+    error, rare = torch.from_numpy(error), torch.from_numpy(density < low_density * density.max())
+    return float(error[~rare].median()), float(error[rare].median())
 
 
 def plot_score_error(ax, score_fn: Callable, true_score: Callable, log_prob: Callable, xlim=(-5, 5), ylim=(-5, 5),

@@ -18,7 +18,8 @@ schedule σ₁ > … > σ_L (largest first), with the score of the perturbed den
 
 .. math:: \varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2 ,
 
-so ε (``step_size``; ermongroup/ncsn's ``step_lr``) is the step at the last, smallest level. (Song & Ermon's argument for
+so ε (``step_size``; ermongroup/ncsn's ``step_lr``) is the step at the last, smallest level.
+(Song & Ermon's argument for
 εᵢ ∝ σᵢ²: with ‖∇log p_σ‖ ∝ 1/σ, the ratio of the drift εᵢ·s to the noise √(2εᵢ)·z in one step
 is the same at every level.) An optional final denoising step (Tweedie's formula) returns
 :math:`x + \sigma_L^2\, s(x, \sigma_L)`, the posterior mean of the clean sample given the
@@ -163,7 +164,8 @@ def annealed_inpainting(
     if not ((mask == 0) | (mask == 1)).all():
         raise ValueError("mask must hold only 0 (unknown pixel) and 1 (known pixel)")
     if known_noise not in ("per_level", "per_step"):
-        raise ValueError(f"known_noise must be 'per_level' (Song & Ermon 2019) or 'per_step' (NCSNv2), not {known_noise!r}")
+        raise ValueError("known_noise must be 'per_level' (Song & Ermon 2019) or 'per_step' (NCSNv2), "
+                         f"not {known_noise!r}")
     if x_init is None:
         x_init = torch.rand(image.shape, generator=generator, dtype=image.dtype, device=image.device)
     x_init = check_same_shape(x_init, image, "x_init")

@@ -79,9 +79,9 @@ from collections.abc import Callable
 
 import torch
 
+from ._sampling import DivergenceError, Trajectory, evaluate_score
 from ._validate import check_batch, check_count, check_positive, check_sigma
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
-from ._sampling import DivergenceError, Trajectory, evaluate_score
 from .samplers import langevin_step
 
 __all__ = [

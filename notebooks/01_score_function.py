@@ -44,11 +44,11 @@ from torch.func import jacrev, vmap
 from lessons_lib import seed_everything
 from lessons_lib.autodiff import score_from_energy, score_from_log_prob
 from lessons_lib.checks import check_gaussian_score
-from lessons_lib.toy_data import mixture_1d, mixture_2d
-from lessons_lib.densities import Gaussian, GaussianMixture
+from lessons_lib.densities import Gaussian
+from lessons_lib.explorers import MixtureScoreExplorer
 from lessons_lib.nets import EnergyMLP, ScoreMLP
 from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_field
-from lessons_lib.widgets import MixtureScoreExplorer
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 
 generator = seed_everything(0)
 

@@ -46,12 +46,12 @@ import torch
 from lessons_lib import losses, seed_everything
 from lessons_lib.autodiff import jacobian_trace
 from lessons_lib.checks import check_ism_loss
-from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import Gaussian, density_from_score_1d
 from lessons_lib.nets import EnergyMLP, LinearScore, ScoreMLP
-from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_error, plot_score_field, score_error_grid
-from lessons_lib.training import step_costs, train
+from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_error, plot_score_field, score_error_by_region
 from lessons_lib.stats import mean_and_sd, mean_and_se
+from lessons_lib.toy_data import mixture_1d, mixture_2d
+from lessons_lib.training import step_costs, train
 from lessons_lib.utils import make_generator
 
 generator = seed_everything(0)
@@ -302,12 +302,8 @@ plt.show()
 # median error on a 100×100 grid inside and outside that line, mean ± SD over the five seeds.
 
 # %%
-inside, outside = [], []
-for fit in fits:
-    _, _, err, dens = score_error_grid(fit.model, mix2.score, mix2.log_prob, xlim=(-5, 5), ylim=(-4, 4.5), n=100)
-    rare = dens < 1e-3 * dens.max()
-    inside.append(float(torch.tensor(err[~rare]).median()))
-    outside.append(float(torch.tensor(err[rare]).median()))
+inside, outside = zip(*(score_error_by_region(fit.model, mix2.score, mix2.log_prob, xlim=(-5, 5), ylim=(-4, 4.5))
+                        for fit in fits))
 _, _, grid = grid_2d((-5, 5), (-4, 4.5), 400)
 p_grid = mix2.log_prob(grid.double()).exp()
 mass_outside = (p_grid * (p_grid < 1e-3 * p_grid.max())).sum() / p_grid.sum()

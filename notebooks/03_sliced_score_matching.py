@@ -48,13 +48,13 @@ from lessons_lib.autodiff import (
     sample_projections,
 )
 from lessons_lib.checks import check_ssm_loss
-from lessons_lib.toy_data import mixture_2d
+from lessons_lib.explorers import ProjectionVarianceExplorer
 from lessons_lib.nets import ScoreMLP
-from lessons_lib.plotting import plot_score_error, score_error_grid
-from lessons_lib.training import step_costs, train
+from lessons_lib.plotting import plot_score_error, score_error_by_region
 from lessons_lib.stats import mean_and_sd, mean_and_se
+from lessons_lib.toy_data import mixture_2d
+from lessons_lib.training import step_costs, train
 from lessons_lib.utils import make_generator
-from lessons_lib.widgets import ProjectionVarianceExplorer
 
 generator = seed_everything(0)
 torch.set_num_threads(1)  # the networks here are tiny: more threads only add synchronisation, worst on a busy machine
@@ -353,7 +353,7 @@ for name, values in esm.items():
     finals = [v.mean() for v in values]
     print(f"ESM of the {name:<6} fits: " + " ".join(f"{f:.3f}" for f in finals)
           + "   → {:.3f} ± {:.3f} (± SD between seeds)".format(*mean_and_sd(finals)))
-print("Monte-Carlo SE of one evaluation: at most {:.4f}".format(max(mean_and_se(v)[1] for vs in esm.values() for v in vs)))
+print(f"Monte-Carlo SE of one evaluation: at most {max(mean_and_se(v)[1] for vs in esm.values() for v in vs):.4f}")
 for name in ("SSM", "SSM-VR"):
     diffs = [(a - b).mean() for a, b in zip(esm[name], esm["ISM"])]  # same seed: same start and same data
     print(f"{name} − ISM, seed by seed: " + " ".join(f"{d:+.3f}" for d in diffs)
@@ -373,12 +373,8 @@ print(f"ESM of the zero model: {C[0]:.3f}")
 # %%
 # NBVAL_CHECK_OUTPUT
 for name, runs in fits.items():
-    inside, outside = [], []
-    for fit in runs:
-        _, _, err, dens = score_error_grid(fit.model, mix2.score, mix2.log_prob, xlim=(-5, 5), ylim=(-4, 4.5), n=100)
-        rare = dens < 1e-3 * dens.max()
-        inside.append(float(torch.tensor(err[~rare]).median()))
-        outside.append(float(torch.tensor(err[rare]).median()))
+    inside, outside = zip(*(score_error_by_region(fit.model, mix2.score, mix2.log_prob, xlim=(-5, 5), ylim=(-4, 4.5))
+                            for fit in runs))
     print(f"{name:<7} median error where p ≥ 1e-3·max: {mean_and_sd(inside)[0]:.2f} ± {mean_and_sd(inside)[1]:.2f}"
           f"   where p < 1e-3·max: {mean_and_sd(outside)[0]:.2f} ± {mean_and_sd(outside)[1]:.2f}   (± SD, 5 seeds)")
 

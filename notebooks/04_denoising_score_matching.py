@@ -44,14 +44,15 @@ import torch
 
 from lessons_lib import losses, seed_everything
 from lessons_lib.checks import check_dsm_loss
-from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import Gaussian, density_from_score_1d, total_variation_1d
+from lessons_lib.explorers import SigmaExplorer
 from lessons_lib.losses import esm_loss, ncsn_loss
 from lessons_lib.nets import LinearScore, ScoreMLP
 from lessons_lib.noise import geometric_sigmas, perturb
+from lessons_lib.stats import mean_and_se
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.training import train
 from lessons_lib.utils import make_generator
-from lessons_lib.widgets import SigmaExplorer
 
 seed_everything(0)
 torch.set_num_threads(1)  # these networks are tiny: one thread is faster than several
@@ -102,7 +103,7 @@ parzen_tv = {n: total_variation_1d(parzen(p.sample(n, generator=make_generator(n
 x_clean = p.sample(5, generator=make_generator(1), dtype=torch.float64)
 x_noisy, _ = perturb(x_clean, sigma, make_generator(2))
 x_in = x_noisy.clone().requires_grad_(True)
-log_q = Gaussian(0.0, sigma**2).log_prob((x_in - x_clean)).sum()
+log_q = Gaussian(0.0, sigma**2).log_prob(x_in - x_clean).sum()
 (kernel_score_autograd,) = torch.autograd.grad(log_q, x_in)
 
 # %%
@@ -172,10 +173,6 @@ models = {
     "ScoreMLP, random weights": ScoreMLP(2).double(),
     "true score of p_σ": noisy2.score,
 }
-
-
-def mean_and_se(values):
-    return values.mean().item(), values.std().item() / math.sqrt(len(values))
 
 
 # C per noisy sample: d/(2σ²) - ½‖∇log p_σ(x̃)‖²

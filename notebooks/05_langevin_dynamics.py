@@ -41,17 +41,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lessons_lib import losses, samplers, seed_everything
+from lessons_lib import losses, seed_everything
 from lessons_lib.checks import check_annealed_langevin, check_langevin_step
-from lessons_lib.toy_data import mixture_1d, mixture_2d
-from lessons_lib.densities import Gaussian, density_from_score_1d
+from lessons_lib.densities import Gaussian, density_from_score_1d, noisy_score
+from lessons_lib.explorers import LangevinExplorer
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import plot_density_2d, plot_samples
 from lessons_lib.samplers import DivergenceError, annealed_langevin, langevin
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.training import train
 from lessons_lib.utils import make_generator
-from lessons_lib.widgets import LangevinExplorer
 
 seed_everything(0)
 torch.set_num_threads(1)  # small batches and tiny networks: one thread is faster than several
@@ -122,17 +122,13 @@ start = 3.0 * torch.randn(2000, 2, generator=make_generator(2))
 samples, path = langevin(p2.score, start, 0.05, 500, generator=make_generator(3), record_every=5)
 
 
-def component_fractions(x):
-    return torch.bincount(p2.responsibilities(x).argmax(-1), minlength=3).double() / len(x)
-
-
 exact = p2.sample(200_000, generator=make_generator(4))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print("weights                        ", [round(w, 2) for w in p2.weights.tolist()])
-print("fractions, exact samples       ", [round(f, 2) for f in component_fractions(exact).tolist()])
-print("fractions, Langevin (500 steps)", [round(f, 2) for f in component_fractions(samples).tolist()])
+print("fractions, exact samples       ", [round(f, 2) for f in p2.component_fractions(exact).tolist()])
+print("fractions, Langevin (500 steps)", [round(f, 2) for f in p2.component_fractions(samples).tolist()])
 
 # %%
 fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
@@ -370,11 +366,8 @@ check_annealed_langevin(annealed_langevin_loop)
 sigmas = geometric_sigmas(10.0, 0.1, 10)
 
 
-def noisy_score(x, s):
-    return p1.perturbed(s).score(x)
-
-
-annealed, levels = annealed_langevin(noisy_score, broad, sigmas, n_steps_each=100, step_size=0.01,
+p1_noisy_score = noisy_score(p1)  # (x, σ) ↦ ∇ log p1_σ(x), exact
+annealed, levels = annealed_langevin(p1_noisy_score, broad, sigmas, n_steps_each=100, step_size=0.01,
                                      generator=make_generator(9), record_every=100)
 # drift-to-noise ratio of one step at each level, at samples of p_σᵢ
 var_p = p1.sample(200_000, generator=make_generator(11)).var().item()  # Var p_σ = Var p + σ²
@@ -382,7 +375,7 @@ drift_to_noise = []
 for s in sigmas.tolist():
     eps = 0.01 * (s / sigmas[-1].item()) ** 2
     at = p1.perturbed(s).sample(20_000, generator=make_generator(10))
-    rms_score = noisy_score(at, s).pow(2).mean().sqrt().item()
+    rms_score = p1_noisy_score(at, s).pow(2).mean().sqrt().item()
     drift_to_noise.append((s, eps, eps / (var_p + s**2), s * rms_score, math.sqrt(eps / 2) * rms_score))
 
 # %%
@@ -444,7 +437,7 @@ train(level_model, lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas
       n_steps=4000, batch_size=256, lr=3e-3, progress=False)
 with torch.no_grad():
     annealed_learned = annealed_langevin(level_model, broad, sigmas, n_steps_each=100, step_size=0.01, generator=make_generator(9))
-    err_by_level = [(level_model(xs[:, None], s) - noisy_score(xs[:, None], s)).abs()[(xs.abs() < 1)].mean().item()
+    err_by_level = [(level_model(xs[:, None], s) - p1_noisy_score(xs[:, None], s)).abs()[(xs.abs() < 1)].mean().item()
                     for s in sigmas.tolist()]
 
 # %%

@@ -51,6 +51,7 @@ import torch
 from lessons_lib import losses, seed_everything
 from lessons_lib.checks import check_ncsn_loss
 from lessons_lib.data import mnist_train_heldout
+from lessons_lib.explorers import TrajectoryExplorer
 from lessons_lib.mnist import ANNEALED, HEUN, load_checkpoint, n_evaluations, sample
 from lessons_lib.nets import NCSNUNet
 from lessons_lib.noise import geometric_sigmas
@@ -59,7 +60,6 @@ from lessons_lib.quality import class_histogram, load_classifier
 from lessons_lib.samplers import annealed_inpainting, annealed_langevin, langevin
 from lessons_lib.training import train
 from lessons_lib.utils import make_generator
-from lessons_lib.widgets import SigmaLevelExplorer
 
 seed_everything(0)
 D = 28 * 28  # dimension of an image
@@ -703,7 +703,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explorer = SigmaLevelExplorer(trajectory, ck.sigmas, nrow=8)
+explorer = TrajectoryExplorer(trajectory, ck.sigmas, nrow=8)
 explorer
 
 # %%

@@ -53,18 +53,25 @@ import torch
 from lessons_lib import seed_everything
 from lessons_lib.checks import check_probability_flow_step, check_reverse_sde_step
 from lessons_lib.data import mnist_train_heldout
-from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.densities import noisy_score, sample_errors
+from lessons_lib.edm import heun_sample
+from lessons_lib.explorers import SDETimeExplorer
 from lessons_lib.mnist import HEUN, load_checkpoint
+from lessons_lib.noise import karras_sigmas
 from lessons_lib.plotting import image_grid, plot_density_2d, plot_samples
 from lessons_lib.quality import load_classifier, sample_quality
 from lessons_lib.samplers import annealed_langevin
-from lessons_lib.edm import heun_sample
-from lessons_lib.noise import karras_sigmas
-from lessons_lib.sde import (VESDE, bits_per_dim, ode_encode, ode_log_likelihood, ode_sample, pc_sample,
-                             reverse_sde_sample)
+from lessons_lib.sde import (
+    VESDE,
+    bits_per_dim,
+    ode_encode,
+    ode_log_likelihood,
+    ode_sample,
+    pc_sample,
+    reverse_sde_sample,
+)
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.utils import make_generator
-from lessons_lib.widgets import SDETimeExplorer
 
 seed_everything(0)
 THREADS = torch.get_num_threads()
@@ -384,7 +391,7 @@ hutch = ode_log_likelihood(score2, sde, x_test.repeat(n_rep, 1), 100, "hutchinso
 print("closed form log p_σmin(x)     ", np.round(exact_log_p.numpy(), 3))
 for n, lp in ode_log_p.items():
     print(f"ODE, exact trace, {n:3d} steps  ", np.round(lp.numpy(), 3), f" largest error {(lp - exact_log_p).abs().max():.3f}")
-print(f"Hutchinson, one draw, 100 steps", np.round(hutch[0].numpy(), 3))
+print("Hutchinson, one draw, 100 steps", np.round(hutch[0].numpy(), 3))
 hutch_se = hutch.std(0) / math.sqrt(n_rep)
 print(f"Hutchinson, mean of {n_rep} draws ", np.round(hutch.mean(0).numpy(), 3),
       f" largest standard error {hutch_se.max():.3f}")

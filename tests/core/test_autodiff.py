@@ -75,7 +75,8 @@ def test_exact_trace_equals_trace_of_full_jacobian(model_fn, shape):
 def test_exact_trace_of_a_linear_map_is_its_matrix_trace():
     a = torch.randn(4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     x = torch.randn(3, 4, dtype=torch.float64)
-    torch.testing.assert_close(jacobian_trace(lambda v: v @ a.T, x), torch.full((3,), a.trace().item(), dtype=torch.float64))
+    expected = torch.full((3,), a.trace().item(), dtype=torch.float64)
+    torch.testing.assert_close(jacobian_trace(lambda v: v @ a.T, x), expected)
 
 
 def test_exact_trace_is_differentiable_in_the_parameters():

@@ -152,7 +152,8 @@ def test_dsm_and_ncsn_at_the_true_score_take_their_closed_form_values():
     """Data N(0, v I) in d dims: DSM(s_σ) = d/(2σ²) − d/(2(v+σ²)) and
     NCSN(s_σ) = mean over σ of d v / (2(v + σ²))."""
     d, v = 3, 2.0
-    x = torch.sqrt(torch.tensor(v)) * torch.randn(200_000, d, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    g = torch.Generator().manual_seed(13)
+    x = torch.sqrt(torch.tensor(v)) * torch.randn(200_000, d, generator=g, dtype=torch.float64)
 
     def true_score(x_tilde, sigma):
         s = sigma if not isinstance(sigma, torch.Tensor) else sigma[:, None]

@@ -62,9 +62,11 @@ def test_karras_sigmas_endpoints_and_limits():
     s = karras_sigmas(80.0, 0.002, 18)
     assert len(s) == 19 and s[-1] == 0 and (s[1:] < s[:-1]).all()
     assert math.isclose(float(s[0]), 80.0, rel_tol=1e-12) and math.isclose(float(s[-2]), 0.002, rel_tol=1e-12)
-    torch.testing.assert_close(karras_sigmas(9.0, 1.0, 5, rho=1.0)[:-1], torch.linspace(9.0, 1.0, 5, dtype=torch.float64))
+    equal_steps = torch.linspace(9.0, 1.0, 5, dtype=torch.float64)
+    torch.testing.assert_close(karras_sigmas(9.0, 1.0, 5, rho=1.0)[:-1], equal_steps)
     # ρ → ∞ tends to equal ratios, the geometric schedule of the VESDE grid
-    geometric = torch.tensor([VESDE(sigma_max=50.0, sigma_min=0.01).sigma(t) for t in torch.linspace(1, 0, 6).tolist()], dtype=torch.float64)
+    sde = VESDE(sigma_max=50.0, sigma_min=0.01)
+    geometric = torch.tensor([sde.sigma(t) for t in torch.linspace(1, 0, 6).tolist()], dtype=torch.float64)
     torch.testing.assert_close(karras_sigmas(50.0, 0.01, 6, rho=1e5)[:-1], geometric, rtol=1e-3, atol=0)
     with pytest.raises(ValueError, match="sigma_max must be larger"):
         karras_sigmas(1.0, 2.0, 5)

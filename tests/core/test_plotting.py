@@ -1,5 +1,7 @@
 """Figures of lessons 01–03: the quiver draws the score's direction, the error map the error."""
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,7 +10,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lessons_lib.densities import Gaussian  # noqa: E402
-from lessons_lib.plotting import grid_2d, plot_score_error, plot_score_field, score_error_grid  # noqa: E402
+from lessons_lib.plotting import grid_2d, plot_score_error, plot_score_field, score_error_by_region, score_error_grid  # noqa: E402
 
 
 def test_score_field_arrows_have_one_length_and_the_direction_of_the_score():
@@ -43,3 +45,14 @@ def test_plot_score_error_marks_the_low_density_region():
     np.testing.assert_allclose(mesh.get_array().reshape(50, 50), error)
     np.testing.assert_allclose(contour.levels, [1e-3 * density.max()])
     plt.close(fig)
+
+
+def test_score_error_by_region_splits_the_grid_at_the_low_density_line():
+    gauss = Gaussian(torch.zeros(2), torch.eye(2))
+
+    def wrong_far_out(x):  # exact where p ≥ 1e-3·max p (|x| ≤ 3.72), off by 1 in x₁ beyond
+        rare = x.double().norm(dim=-1, keepdim=True) ** 2 > 2 * math.log(1000)
+        return gauss.score(x) + rare.double() * torch.tensor([1.0, 0.0], dtype=torch.float64)
+
+    inside, outside = score_error_by_region(wrong_far_out, gauss.score, gauss.log_prob, (-5, 5), (-5, 5), n=101)
+    assert inside == 0.0 and outside == 1.0

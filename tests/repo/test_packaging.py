@@ -2,9 +2,9 @@
 dependencies plus its course, dev and book extras, with the same lower bounds."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]

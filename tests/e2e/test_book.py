@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from tools import build_book
+from tools.browser import CHROMIUM, launch_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
 
@@ -45,21 +47,26 @@ def book(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"],
-        )
+        browser = launch_chromium(pw)
         yield browser
         browser.close()
 
 
 def _open(browser, path: Path, refused: list[str]):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://") else (refused.append(route.request.url), route.abort()))
+
+    def local_only(route):
+        if route.request.url.startswith("file://"):
+            return route.continue_()
+        refused.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", local_only)
     page.goto(path.as_uri())
     # MathJax (on pages with maths) has typeset everything once its queue has run dry
-    page.wait_for_function("() => !document.querySelector('script[src*=\"MathJax.js\"]') || (window.MathJax && MathJax.isReady)", timeout=120_000)
+    page.wait_for_function(
+        "() => !document.querySelector('script[src*=\"MathJax.js\"]') || (window.MathJax && MathJax.isReady)",
+        timeout=120_000)
     page.evaluate("() => new Promise(done => window.MathJax && MathJax.Hub ? MathJax.Hub.Queue(done) : done())")
     return page
 
@@ -79,7 +86,8 @@ def test_book_page_renders_offline(book, browser, page_name):
             assert raw not in text, f"raw TeX {raw!r} left in the visible text"
         if page_name != "teaching":
             assert page.locator("mjx-container, .MathJax_CHTML, .MathJax").count() > 0, "no rendered maths"
-        images = page.eval_on_selector_all("article img", "imgs => imgs.map(i => [i.currentSrc, i.complete, i.naturalWidth])")
+        images = page.eval_on_selector_all("article img",
+                                           "imgs => imgs.map(i => [i.currentSrc, i.complete, i.naturalWidth])")
         if page_name.startswith("0") or page_name == "index":
             assert images, "no figures"
         for src, complete, width in images:

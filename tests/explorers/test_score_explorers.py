@@ -1,4 +1,4 @@
-"""The explorers of lessons 01–03 draw what the library computes for the sliders' values."""
+"""The explorers of the score (lessons 01 and 03) draw what the library computes for the sliders' values."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import torch
 
 from lessons_lib.autodiff import hutchinson_trace
 from lessons_lib.densities import GaussianMixture
+from lessons_lib.explorers import MixtureScoreExplorer, ProjectionVarianceExplorer
 from lessons_lib.utils import make_generator
-from lessons_lib.widgets import MixtureScoreExplorer, ProjectionVarianceExplorer
 
 
 def test_mixture_explorer_draws_the_density_and_score_of_the_sliders():

@@ -1,19 +1,68 @@
-"""The σ-level explorer of lesson 06, driven headlessly: set the slider, compare the image it
-shows with the grid of that stored state computed independently. No checkpoint needed: a
-random trajectory has the shape ``sample(..., record_every=n_steps_each)`` returns."""
+"""The explorers of sampling, driven headlessly. The Langevin explorer (lesson 05): set its
+sliders, compare the chains with the library's ``langevin``. The trajectory explorer (lesson 06):
+set the slider, compare the image it shows with the grid of that stored state computed
+independently; no checkpoint needed, a random trajectory has the shape an annealed sampler
+returns with ``record_every=n_steps_each``."""
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
+from lessons_lib.explorers import LangevinExplorer, TrajectoryExplorer
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import image_grid
-from lessons_lib.samplers import annealed_langevin
+from lessons_lib.samplers import annealed_langevin, langevin
+from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.utils import make_generator
-from lessons_lib.widgets import SigmaLevelExplorer
 
-SIGMAS = geometric_sigmas(10.0, 0.01, 5)
+# --- LangevinExplorer ---
+
+
+@pytest.fixture
+def langevin_explorer():
+    x_init = 3 * torch.randn(200, 2, generator=make_generator(0))
+    return LangevinExplorer(mixture_2d(), x_init, step_size=0.05, n_steps=50, seed=1), x_init
+
+
+def test_langevin_sliders_redraw_the_chains(langevin_explorer):
+    explorer, x_init = langevin_explorer
+    explorer.step_slider.value = 0.1
+    explorer.steps_slider.value = 100
+    eps, n = explorer.step_slider.value, explorer.steps_slider.value
+    expected = langevin(mixture_2d().score, x_init=x_init, step_size=eps, n_steps=n, generator=make_generator(1))
+    np.testing.assert_allclose(explorer.scatter.get_offsets(), expected.numpy(), rtol=1e-6)
+    assert torch.equal(explorer.samples, expected)
+    assert "chains per component" in explorer.message.value
+    assert "weights 0.50 / 0.30 / 0.20" in explorer.message.value
+
+
+def test_too_large_a_step_shows_the_divergence_message(langevin_explorer):
+    explorer, _ = langevin_explorer
+    explorer.step_slider.value = 2.5
+    assert "Diverged" in explorer.message.value
+    assert "step size" in explorer.message.value
+    assert explorer.samples is None
+    assert len(explorer.scatter.get_offsets()) == 0  # nothing (and no NaN) plotted
+    explorer.step_slider.value = 0.05  # and it recovers
+    assert "chains per component" in explorer.message.value
+    assert np.isfinite(explorer.scatter.get_offsets()).all()
+
+
+def test_zero_steps_shows_the_starting_points(langevin_explorer):
+    explorer, x_init = langevin_explorer
+    explorer.steps_slider.value = 0
+    np.testing.assert_allclose(explorer.scatter.get_offsets(), x_init.numpy())
+
+
+def test_langevin_explorer_rejects_a_1d_density():
+    with pytest.raises(ValueError, match="2-D density"):
+        LangevinExplorer(mixture_1d(), torch.zeros(10, 1))
+
+
+# --- TrajectoryExplorer ---
+
+SIGMAS = geometric_sigmas(sigma_max=10.0, sigma_min=0.01, n=5)
 
 
 def _trajectory(n_states, batch=6, seed=0):
@@ -37,7 +86,7 @@ def _grid_by_hand(images, nrow, pad=2):
 @pytest.fixture
 def explorer():
     traj = _trajectory(len(SIGMAS) + 2)
-    yield SigmaLevelExplorer(traj, SIGMAS, nrow=4), traj
+    yield TrajectoryExplorer(traj, SIGMAS, nrow=4), traj
     plt.close("all")
 
 
@@ -47,7 +96,7 @@ def test_slider_shows_the_grid_of_that_state(explorer, state):
     image = ex.image
     ex.slider.value = state
     assert ex.image is image, "the explorer must update its AxesImage, not make a new one"
-    assert len(ex._ax.images) == 1
+    assert len(ex.ax.images) == 1
     shown = np.asarray(ex.image.get_array())
     np.testing.assert_array_equal(shown, _grid_by_hand(traj[state], nrow=4))
     fig, ax = plt.subplots()
@@ -58,17 +107,17 @@ def test_slider_shows_the_grid_of_that_state(explorer, state):
 def test_titles_and_messages_name_the_state(explorer):
     ex, traj = explorer
     ex.slider.value = 0
-    assert ex._ax.get_title() == "start: uniform noise"
+    assert ex.ax.get_title() == "start: uniform noise"
     assert ex.message.value.startswith("start: uniform noise")
     for level in range(1, len(SIGMAS) + 1):
         ex.slider.value = level
         expected = f"after level {level} of {len(SIGMAS)}: σ = {float(SIGMAS[level - 1]):.3g}"
-        assert ex._ax.get_title() == expected
+        assert ex.ax.get_title() == expected
         assert ex.message.value.startswith(expected)
         lo, hi = float(traj[level].min()), float(traj[level].max())
         assert f"from {lo:.2f} to {hi:.2f}" in ex.message.value
     ex.slider.value = len(SIGMAS) + 1
-    assert ex._ax.get_title().startswith("denoised (Tweedie)")
+    assert ex.ax.get_title().startswith("denoised (Tweedie)")
     assert "denoised (Tweedie)" in ex.message.value
     assert ex.label(1).endswith("σ = 10") and ex.label(len(SIGMAS)).endswith("σ = 0.01")
 
@@ -81,22 +130,22 @@ def test_opens_on_the_last_state_and_the_slider_covers_every_state(explorer):
 
 def test_without_the_denoised_state():
     traj = _trajectory(len(SIGMAS) + 1)
-    ex = SigmaLevelExplorer(traj, SIGMAS.tolist())
+    ex = TrajectoryExplorer(traj, SIGMAS.tolist())
     assert not ex.denoised and ex.slider.max == len(SIGMAS)
     ex.slider.value = ex.slider.max
-    assert ex._ax.get_title().startswith(f"after level {len(SIGMAS)} of {len(SIGMAS)}")
+    assert ex.ax.get_title().startswith(f"after level {len(SIGMAS)} of {len(SIGMAS)}")
     plt.close("all")
 
 
 def test_a_real_sampler_trajectory_fits():
     """The shape annealed_langevin stores with record_every = n_steps_each is accepted."""
-    x0 = torch.rand(3, 1, 28, 28, generator=make_generator(1))
-    _, traj = annealed_langevin(lambda x, s: -(x - 0.5) / (s**2 + 0.1), x0, SIGMAS, n_steps_each=2, step_lr=1e-4,
-                                generator=make_generator(2), record_every=2, denoise=True)
-    ex = SigmaLevelExplorer(traj, SIGMAS)
+    x_init = torch.rand(3, 1, 28, 28, generator=make_generator(1))
+    _, traj = annealed_langevin(lambda x, s: -(x - 0.5) / (s**2 + 0.1), x_init=x_init, sigmas=SIGMAS, n_steps_each=2,
+                                step_size=1e-4, generator=make_generator(2), record_every=2, denoise=True)
+    ex = TrajectoryExplorer(traj, SIGMAS)
     assert ex.denoised and len(ex.grids) == len(SIGMAS) + 2
     ex.slider.value = 0
-    np.testing.assert_array_equal(ex.image.get_array(), _grid_by_hand(x0, nrow=8))
+    np.testing.assert_array_equal(ex.image.get_array(), _grid_by_hand(x_init, nrow=8))
     plt.close("all")
 
 
@@ -115,4 +164,4 @@ def test_a_real_sampler_trajectory_fits():
 )
 def test_bad_arguments_raise_clear_errors(traj, sigmas, match):
     with pytest.raises(ValueError, match=match):
-        SigmaLevelExplorer(traj, sigmas)
+        TrajectoryExplorer(traj, sigmas)

@@ -2,10 +2,11 @@
 
 Starts JupyterLab on 127.0.0.1 (random port and token, temporary root, HOME and runtime
 directory), opens a small notebook that trains a σ-conditioned score network briefly and shows
-the :class:`~lessons_lib.widgets.SigmaExplorer`, runs all cells, drags the σ slider with the
+the :class:`~lessons_lib.explorers.SigmaExplorer`, runs all cells, drags the σ slider with the
 keyboard and checks that the figure changed, that the drag left no backlog and that the kernel
-drew the value the slider shows. Then every explorer of ``benchmarks/widgets.py`` gets key
-presses, each of which must bring a new figure (their felt latency is recorded, not asserted).
+drew the value the slider shows. Then every explorer of
+:data:`lessons_lib.explorers.cases.EXPLORER_CASES` gets key presses, each of which must bring a
+new figure (their felt latency is recorded, not asserted).
 Screenshots and the latencies go to ``artifacts/`` (git-ignored).
 
 Needs Debian's ``chromium`` (apt) and the ``playwright`` Python package (no browser download).
@@ -21,14 +22,17 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from benchmarks.felt_latency import (CHROMIUM, FIGURE, fast_drag, felt_latency, jupyterlab_with, launch_chromium,
-                                     open_and_run)
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+from lessons_lib.explorers.cases import EXPLORER_CASES
+from tools.browser import CHROMIUM, FIGURE, fast_drag, felt_latency, launch_chromium, open_and_run, serve_notebook
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)"),
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
@@ -36,19 +40,20 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 NOTEBOOK_CELLS = [
     """import torch
 from lessons_lib import seed_everything
-from lessons_lib.data import mixture_1d
+from lessons_lib.explorers import SigmaExplorer
 from lessons_lib.losses import ncsn_loss
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
+from lessons_lib.toy_data import mixture_1d
 from lessons_lib.training import train
-from lessons_lib.widgets import SigmaExplorer
 
 seed_everything(0)
 torch.set_num_threads(1)
 p = mixture_1d()
-sigmas = geometric_sigmas(5.0, 0.02, 30)
+sigmas = geometric_sigmas(sigma_max=5.0, sigma_min=0.02, n=30)
 model = ScoreMLP(1, hidden=32, sigma_conditioned=True)
-_ = train(model, lambda m, x, g: ncsn_loss(m, x, sigmas, generator=g), p.sample, n_steps=300, batch_size=128, lr=3e-3, progress=False)""",
+_ = train(model, lambda m, x, g: ncsn_loss(m, x, sigmas, generator=g), p.sample, n_steps=300, batch_size=128,
+          lr=3e-3, progress=False)""",
     """explorer = SigmaExplorer(p, model, sigma=0.3, sigma_range=(0.02, 5.0))
 explorer""",
 ]
@@ -60,7 +65,7 @@ def jupyterlab(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS])
     # (no "Jupyter news?" toast either: `make setup` switches it off for the environment)
     try:
-        with jupyterlab_with(nb, "sigma_explorer.ipynb", tmp_path) as server:
+        with serve_notebook(nb, "sigma_explorer.ipynb", tmp_path) as server:
             yield server
     finally:
         shutil.copy(tmp_path / "jupyterlab.log", _artifacts() / "browser_jupyterlab.log")
@@ -106,14 +111,15 @@ def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         try:
             page.set_default_timeout(60_000)
-            open_and_run(page, url, token, "sigma_explorer.ipynb", sync_api.TimeoutError)
+            open_and_run(page, url, token, "sigma_explorer.ipynb")
             cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
             figure = cell.locator(FIGURE).first
             figure.wait_for(state="visible", timeout=90_000)
             readout = cell.locator(".widget-readout").first
             message = cell.locator(".widget-html-content").first
             assert readout.inner_text() == "0.300"
-            page.wait_for_function("() => document.querySelector('.widget-html-content')?.textContent.includes('σ = 0.300')")
+            page.wait_for_function(
+                "() => document.querySelector('.widget-html-content')?.textContent.includes('σ = 0.300')")
             before = _settled_screenshot(page, figure, out / "browser_sigma_before.png")
             page.screenshot(path=str(out / "browser_page_before.png"))
 
@@ -143,11 +149,9 @@ def test_sigma_slider_redraws_the_figure_in_jupyterlab(jupyterlab):
 
 def test_every_explorer_redraws_on_each_key_press_and_its_felt_latency_is_recorded():
     # each press waits (in the page) for a new figure, decoded and painted, or fails after 30 s;
-    # the times go to artifacts/ and, through benchmarks/felt_latency.py, to the benchmarks, never into an assert
-    from benchmarks.widgets import _cases
-
+    # the times go to artifacts/ and, through benchmarks/ux/felt_latency.py, to the benchmarks, never into an assert
     felt = felt_latency(presses=3, screenshot=_artifacts() / "browser_explorers.png")
-    assert list(felt) == [name for name, *_ in _cases()]
+    assert list(felt) == [case.name for case in EXPLORER_CASES]
     for name, times in felt.items():
         assert len(times) == 3 and all(t > 0 for t in times), (name, times)
     (_artifacts() / "browser_felt_latency.json").write_text(json.dumps(felt, indent=1))
