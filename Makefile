@@ -34,7 +34,7 @@ setup: $(BIN)/.installed $(OVERRIDES)
 course: setup
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks notebooks/01_score_function.ipynb
 
-test: setup
+test: lint
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -47,11 +47,11 @@ notebooks: setup
 	$(BIN)/python -m tools.build_notebooks $(NB)
 
 student: setup
-	$(BIN)/python -m lessons_lib.student_edition notebooks student
+	$(BIN)/python -m lessons_lib.course.student_edition notebooks student
 
 # The problem sets as an nbgrader course: make homework COURSE=my_course [FORCE=--force]
 homework: setup
-	$(BIN)/python -m lessons_lib.homework notebooks $(or $(COURSE),$(error set COURSE=folder)) $(FORCE)
+	$(BIN)/python -m lessons_lib.course.homework notebooks $(or $(COURSE),$(error set COURSE=folder)) $(FORCE)
 
 # The course as a static site, from the committed notebooks (never re-executed): _build/book
 book: setup
@@ -61,7 +61,7 @@ benchmarks: setup
 	$(BIN)/python -m benchmarks.run
 
 mnist-train: setup
-	$(BIN)/python -c "from lessons_lib.data import load_mnist; load_mnist('train', download=True)"
+	$(BIN)/python -c "from lessons_lib.mnist import load_mnist; load_mnist('train', download=True)"
 
 clean:
 	rm -rf $(VENV) student artifacts _build .pytest_cache

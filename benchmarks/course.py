@@ -21,7 +21,8 @@ def notebook_seconds(path: Path) -> float:
 
 
 def runtime_table(repeats: int = 3) -> str:
-    rows = [f"| notebook | median wall time (s), {repeats} run{'s' if repeats != 1 else ''} | min – max (s) |", "| --- | ---: | ---: |"]
+    runs = f"{repeats} run{'s' if repeats != 1 else ''}"
+    rows = [f"| notebook | median wall time (s), {runs} | min – max (s) |", "| --- | ---: | ---: |"]
     total = 0.0
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         times = [notebook_seconds(path) for _ in range(repeats)]

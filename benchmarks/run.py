@@ -69,19 +69,19 @@ def sections(repeats: int):
         "each arrow-key press timed from keydown until the new figure is decoded and painted "
         "(`benchmarks/felt_latency.py`)."
         " Before 2026-11-29 each update re-displayed the figure through the inline backend in an Output widget (a second layout pass, default PNG compression, base64 in JSON, the output area rebuilt); measured the same way on the same machine, felt median (max) in ms: MixtureScoreExplorer 142 (170), ProjectionVarianceExplorer 278 (294), SigmaExplorer 227 (374), LangevinExplorer 221 (262), SDETimeExplorer 192 (240), SigmaLevelExplorer 220 (248); headless medians then 83, 210, 163, 141, 141 and 150."
-        " Above 150 ms: LangevinExplorer's update runs 500 chains × 200 Langevin steps (about 43 ms of kernel time, competing with the browser for the 2 cores), and ProjectionVarianceExplorer redraws both axes in full, since their limits and ticks change with each setting; both sliders update on release, not while dragged.", _lazy("felt_latency", "latency_table"))
+        " Above 150 ms: LangevinExplorer's update runs 500 chains × 200 Langevin steps (about 43 ms of kernel time, competing with the browser for the 2 cores), and ProjectionVarianceExplorer redraws both axes in full, since their limits and ticks change with each setting; both sliders update on release, not while dragged.", _lazy("ux.felt_latency", "latency_table"))
     where = " (a GPU machine)" if torch.cuda.is_available() else " (CPU only)"
     yield "mnist", "MNIST: training and sampling speed" + where, (
         "The noise-conditional U-Net of lesson 06 (EDM's preconditioning) at the shipped checkpoint's widths, "
         "its arithmetic in float32 and in bfloat16 (`torch.autocast`; weights, optimiser and loss stay "
         "float32): one training step of batch 128 (median), one network evaluation on 100 images (median), "
-        "and their product with the number of evaluations a sampler needs.", _lazy("mnist", "speed_table"))
+        "and their product with the number of evaluations a sampler needs.", _lazy("mnist.speed", "speed_table"))
     yield "mnist_quality", "MNIST: sample quality at equal network evaluations", (
         "The shipped checkpoint with every sampler of lessons 06 and 07, scored by "
         "`benchmarks/mnist_quality.py` (Fréchet distance in the feature space of the classifier of "
         "`benchmarks/mnist_classifier.py`, and the class fractions of the samples); the distances of "
         "samples to their nearest training digit; the time for 100 digits. On 2 CPU cores this section "
-        "takes about 23 minutes (1,357 s on 2026-11-30).", _lazy("mnist_quality", "report"))
+        "takes about 23 minutes (1,357 s on 2026-11-30).", _lazy("mnist.quality", "report"))
     yield "sde_mnist", "MNIST: the ODE likelihood", (
         "Lesson 07's exact likelihood with the shipped checkpoint: the time of one evaluation on a batch "
         "of held-out digits (`benchmarks/sde.py --mnist`).", _lazy("sde", "mnist_table"))

@@ -6,7 +6,7 @@
   mean and the covariance (:func:`lessons_lib.densities.sample_errors`). CPU, seconds.
 * :func:`mnist_table`: the time of one ODE log-likelihood (bits/dim, Hutchinson) of a batch of
   held-out digits under the shipped MNIST checkpoint. The same samplers' quality on MNIST, at
-  equal network evaluations, is in ``benchmarks/mnist_quality.py``.
+  equal network evaluations, is in ``benchmarks/mnist/quality.py``.
 
     python -m benchmarks.sde [--mnist] [--device auto]
 """
@@ -79,13 +79,12 @@ def quality_table(budgets=(30, 100, 300, 1000)) -> str:
 
 def mnist_table(checkpoint=None, device=None, n_likelihood: int = 16, likelihood_steps: int = 100) -> str:
     """The time and value of one ODE log-likelihood (bits/dim, Hutchinson) of held-out digits
-    under the shipped checkpoint. (Its samplers' quality is ``benchmarks/mnist_quality.py``'s table.)"""
-    from lessons_lib import mnist
-    from lessons_lib.data import mnist_train_heldout
+    under the shipped checkpoint. (Its samplers' quality is ``benchmarks/mnist/quality.py``'s table.)"""
+    from lessons_lib.mnist import SAMPLERS, load_checkpoint, mnist_train_heldout
 
     dev = get_device(device)
-    ck = mnist.load_checkpoint(checkpoint, device=dev)
-    sde = VESDE(sigma_max=mnist.HEUN["sigma_max"], sigma_min=float(ck.sigmas[-1]))
+    ck = load_checkpoint(checkpoint, device=dev)
+    sde = VESDE(sigma_max=SAMPLERS["heun"].sigma_max, sigma_min=float(ck.sigmas[-1]))
     g = make_generator(1, dev)
     digits = mnist_train_heldout().heldout[-n_likelihood:].to(dev)
     x = (digits * 255 + torch.rand(digits.shape, generator=g, device=dev)) / 256  # uniform dequantisation

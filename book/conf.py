@@ -43,6 +43,7 @@ mathjax2_config = {
         "processEnvironments": False,
     },
     # the package ships the STIX-Web fonts only
-    "HTML-CSS": {"scale": 90, "availableFonts": ["STIX-Web"], "preferredFont": "STIX-Web", "webFont": "STIX-Web", "imageFont": None},
+    "HTML-CSS": {"scale": 90, "availableFonts": ["STIX-Web"], "preferredFont": "STIX-Web", "webFont": "STIX-Web",
+                 "imageFont": None},
     "messageStyle": "none",
 }

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._validate import check_count, check_same_shape
+from ._validate import require_count, require_same_shape
 
 Tensor = torch.Tensor
 
@@ -19,7 +19,7 @@ class DivergenceError(ValueError):
 def evaluate_score(score_fn: Callable, x: Tensor, *args) -> Tensor:
     """The score at x, without building an autograd graph (scores by autograd still work)."""
     with torch.no_grad():
-        return check_same_shape(score_fn(x, *args), x, "score_fn").detach()
+        return require_same_shape(score_fn(x, *args), x, "score_fn").detach()
 
 
 class Trajectory:
@@ -31,7 +31,7 @@ class Trajectory:
     """
 
     def __init__(self, x_init: Tensor, record_every: int | None):
-        self.every = None if record_every is None else check_count(record_every, "record_every")
+        self.every = None if record_every is None else require_count(record_every, "record_every")
         self.states: list[Tensor] = [] if self.every is None else [x_init.detach().clone()]
 
     def add(self, x: Tensor, step: int) -> None:

@@ -21,7 +21,7 @@ def as_tensor(value, name: str, dtype=None) -> torch.Tensor:
     return t
 
 
-def check_sigma(sigma, name: str = "sigma"):
+def require_sigma(sigma, name: str = "sigma"):
     """A noise level must be a finite number > 0 (or a tensor of them). Returns it unchanged."""
     if isinstance(sigma, torch.Tensor):
         if sigma.numel() == 0:
@@ -38,7 +38,7 @@ def check_sigma(sigma, name: str = "sigma"):
     return sigma
 
 
-def check_positive(value, name: str) -> float:
+def require_positive(value, name: str) -> float:
     """A positive finite scalar (step sizes, learning rates)."""
     try:
         v = float(value)
@@ -49,14 +49,14 @@ def check_positive(value, name: str) -> float:
     return v
 
 
-def check_count(value, name: str, minimum: int = 1) -> int:
+def require_count(value, name: str, minimum: int = 1) -> int:
     """A whole number >= ``minimum`` (numbers of steps, projections, samples)."""
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(value)
 
 
-def check_batch(x, name: str = "x") -> torch.Tensor:
+def require_batch(x, name: str = "x") -> torch.Tensor:
     """A batch: a floating tensor with a leading batch dimension and at least one more."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -70,7 +70,7 @@ def check_batch(x, name: str = "x") -> torch.Tensor:
     return x
 
 
-def check_same_shape(out: torch.Tensor, x: torch.Tensor, what: str) -> torch.Tensor:
+def require_same_shape(out: torch.Tensor, x: torch.Tensor, what: str) -> torch.Tensor:
     """The score of a batch has the batch's shape; say so if a function gets it wrong."""
     if not isinstance(out, torch.Tensor):
         raise ValueError(f"{what} must return a torch.Tensor, got {type(out).__name__}")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch.func import jacrev, vmap
 
-from ._validate import check_batch, check_count, check_same_shape
+from ._validate import require_batch, require_count, require_same_shape
 
 __all__ = [
     "score_from_log_prob",
@@ -93,9 +93,9 @@ def jacobian_trace(
     respect to the parameters of ``f`` (it can be used in a loss). With ``return_output=True``
     returns ``(trace, f(x))`` from the same evaluation.
     """
-    x = check_batch(x)
+    x = require_batch(x)
     jac, out = vmap(jacrev(_per_sample(f), has_aux=True, chunk_size=chunk_size))(x)
-    check_same_shape(out, x, "f")
+    require_same_shape(out, x, "f")
     d = x[0].numel()
     trace = jac.reshape(x.shape[0], d, d).diagonal(dim1=-2, dim2=-1).sum(-1)
     return (trace, out) if return_output else trace
@@ -140,11 +140,11 @@ def hutchinson_trace(
     random vectors v per sample. Shape (B,). Costs one forward pass and ``n_projections``
     vector-Jacobian products, whatever the dimension.
     """
-    x = check_batch(x)
-    n_projections = check_count(n_projections, "n_projections")
+    x = require_batch(x)
+    n_projections = require_count(n_projections, "n_projections")
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
-        out = check_same_shape(f(x_in), x_in, "f")
+        out = require_same_shape(f(x_in), x_in, "f")
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for _ in range(n_projections):
             v = sample_projections(x.shape, kind, generator, x.dtype, x.device)
@@ -180,6 +180,6 @@ def linear_hutchinson_estimates(
     A = torch.as_tensor(A, dtype=torch.float64)
     if A.dim() != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
-    n_repeats = check_count(n_repeats, "n_repeats")
+    n_repeats = require_count(n_repeats, "n_repeats")
     x = torch.zeros(n_repeats, A.shape[0], dtype=torch.float64)
     return hutchinson_trace(lambda y: y @ A.T, x, n_projections, kind=kind, generator=generator).detach()

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._validate import as_tensor, check_count, check_sigma
+from ._validate import as_tensor, require_count, require_sigma
 
 __all__ = ["Gaussian", "GaussianMixture", "noisy_score", "SampleErrors", "sample_errors", "density_from_score_1d",
            "total_variation_1d"]
@@ -100,14 +100,14 @@ class Gaussian:
 
     def sample(self, n: int, generator: torch.Generator | None = None, dtype=None) -> torch.Tensor:
         """n draws ``mean + L z`` with ``L Lᵀ = cov``; shape (n, d)."""
-        n = check_count(n, "n", minimum=0)
+        n = require_count(n, "n", minimum=0)
         dtype = dtype or torch.get_default_dtype()
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return (self.mean + z @ self._chol.T).to(dtype)
 
     def perturbed(self, sigma) -> Gaussian:
         """The exact density of x + σz, z ~ N(0, I): N(mean, cov + σ²I)."""
-        s = float(check_sigma(sigma))
+        s = float(require_sigma(sigma))
         return Gaussian(self.mean, self.cov + s**2 * torch.eye(self.dim, dtype=torch.float64))
 
 
@@ -193,7 +193,7 @@ class GaussianMixture:
 
         With ``return_labels=True`` also returns the component index of each draw.
         """
-        n = check_count(n, "n", minimum=0)
+        n = require_count(n, "n", minimum=0)
         dtype = dtype or torch.get_default_dtype()
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator) if n else (
             torch.zeros(0, dtype=torch.long)
@@ -205,7 +205,7 @@ class GaussianMixture:
 
     def perturbed(self, sigma) -> GaussianMixture:
         """The exact density of x + σz, z ~ N(0, I): every covariance gains σ²I."""
-        s = float(check_sigma(sigma))
+        s = float(require_sigma(sigma))
         eye = torch.eye(self.dim, dtype=torch.float64)
         return GaussianMixture(self.weights, self.means, self.covs + s**2 * eye)
 
@@ -233,7 +233,7 @@ class GaussianMixture:
         μₖ + Σₖ(Σₖ + σ²I)⁻¹(y − μₖ). Tweedie's formula says the result also equals
         y + σ²∇log p_σ(y); the lessons check that numerically.
         """
-        s = float(check_sigma(sigma))
+        s = float(require_sigma(sigma))
         y = _check_points(y, self.dim)
         noisy = self.perturbed(s)
         r = noisy.responsibilities(y)  # (..., K)
@@ -253,7 +253,7 @@ def noisy_score(density):
     cache: dict[float, object] = {}
 
     def score(x: torch.Tensor, sigma) -> torch.Tensor:
-        key = float(check_sigma(sigma))
+        key = float(require_sigma(sigma))
         if key not in cache:
             cache[key] = density.perturbed(key)
         return cache[key].score(x)

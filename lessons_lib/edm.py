@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from ._sampling import DivergenceError, Trajectory, evaluate_score
-from ._validate import check_batch, check_positive
+from ._validate import require_batch, require_positive
 
 __all__ = ["heun_sample"]
 
@@ -50,8 +50,8 @@ def heun_sample(
         raise ValueError("sigmas must be strictly decreasing positive levels followed by 0, e.g. "
                          f"karras_sigmas(sigma_max, sigma_min, n); got {[round(v, 4) for v in levels.tolist()]}")
     levels = levels.tolist()
-    churn = check_positive(churn, "churn") if churn else 0.0
-    x = check_batch(x_init, "x_init").detach().clone()
+    churn = require_positive(churn, "churn") if churn else 0.0
+    x = require_batch(x_init, "x_init").detach().clone()
     trajectory = Trajectory(x, record_every)
     n = len(levels) - 1
     gamma = min(churn / n, math.sqrt(2) - 1)

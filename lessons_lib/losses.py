@@ -57,7 +57,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._validate import check_batch, check_count, check_positive, check_same_shape
+from ._validate import require_batch, require_count, require_positive, require_same_shape
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .noise import perturb, sigma_like, validate_sigmas
 
@@ -81,16 +81,16 @@ def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
 
 def esm_loss(score_fn: Callable, x: Tensor, true_score, reduction: str = "mean") -> Tensor:
     """½ E‖s_θ(x) − s(x)‖². ``true_score`` is a tensor shaped like x or a function of x."""
-    x = check_batch(x)
+    x = require_batch(x)
     target = true_score(x) if callable(true_score) else true_score
-    check_same_shape(target, x, "true_score")
-    s = check_same_shape(score_fn(x), x, "score_fn")
+    require_same_shape(target, x, "true_score")
+    s = require_same_shape(score_fn(x), x, "score_fn")
     return _reduce(0.5 * _sum_event((s - target) ** 2), reduction)
 
 
 def ism_loss(score_fn: Callable, x: Tensor, reduction: str = "mean", chunk_size: int | None = None):
     """E[tr ∇ₓs_θ(x) + ½‖s_θ(x)‖²] with the exact Jacobian trace (cost grows with dimension)."""
-    x = check_batch(x)
+    x = require_batch(x)
     trace, s = jacobian_trace(score_fn, x, return_output=True, chunk_size=chunk_size)
     return _reduce(trace + 0.5 * _sum_event(s**2), reduction)
 
@@ -98,9 +98,9 @@ def ism_loss(score_fn: Callable, x: Tensor, reduction: str = "mean", chunk_size:
 def _sliced(score_fn, x, v, n_projections, kind, generator, variance_reduced: bool, reduction: str):
     """SSM (or SSM-VR) with the projections ``v`` of shape (M, *x.shape), or M = ``n_projections``
     fresh ones of ``kind`` when ``v`` is None; averaged over the M projections."""
-    x = check_batch(x)
+    x = require_batch(x)
     if v is None:
-        n_projections = check_count(n_projections, "n_projections")
+        n_projections = require_count(n_projections, "n_projections")
         v = torch.stack(
             [sample_projections(x.shape, kind, generator, x.dtype, x.device) for _ in range(n_projections)]
         )
@@ -109,7 +109,7 @@ def _sliced(score_fn, x, v, n_projections, kind, generator, variance_reduced: bo
         raise ValueError(f"v must have shape (M, *x.shape) = (M, {', '.join(map(str, x.shape))}), got {shape}")
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
-        s = check_same_shape(score_fn(x_in), x_in, "score_fn")
+        s = require_same_shape(score_fn(x_in), x_in, "score_fn")
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for v_m in v.to(x):
             term = projected_jacobian(s, x_in, v_m)
@@ -170,9 +170,9 @@ def dsm_loss(
 
     ``z``: the standard normal noise to use (shape of x) instead of drawing it.
     """
-    x = check_batch(x)
+    x = require_batch(x)
     x_tilde, z = perturb(x, sigma, generator, z=z)
-    s = check_same_shape(score_fn(x_tilde), x, "score_fn")
+    s = require_same_shape(score_fn(x_tilde), x, "score_fn")
     return _reduce(0.5 * _sum_event((s + z / sigma_like(sigma, x)) ** 2), reduction)
 
 
@@ -188,7 +188,7 @@ def ncsn_loss(
     ``score_fn(x_tilde, sigma)`` receives ``sigma`` as a tensor of shape (B,): each sample's
     own level. Draws the levels, then calls :func:`ncsn_loss_at`.
     """
-    x = check_batch(x)
+    x = require_batch(x)
     sigmas = validate_sigmas(sigmas).to(x)
     idx = torch.randint(0, len(sigmas), (x.shape[0],), generator=generator, device=x.device)
     return ncsn_loss_at(score_fn, x, sigmas[idx], generator, reduction)
@@ -207,9 +207,9 @@ def ncsn_loss_at(
     number; ``z``: the standard normal noise to use (shape of x) instead of drawing it.
     ``score_fn(x_tilde, sigma)`` receives ``sigma`` as given.
     """
-    x = check_batch(x)
+    x = require_batch(x)
     x_tilde, z = perturb(x, sigma, generator, z=z)
-    s = check_same_shape(score_fn(x_tilde, sigma), x, "score_fn")
+    s = require_same_shape(score_fn(x_tilde, sigma), x, "score_fn")
     return _reduce(0.5 * _sum_event((sigma_like(sigma, x) * s + z) ** 2), reduction)
 
 
@@ -229,9 +229,9 @@ def edm_loss(
     ``sigma_data`` σ_d: the RMS of the data. ``score_fn(x_tilde, sigma)`` receives σ of shape
     (B,). The defaults P_mean = −1.2, P_std = 1.2 are EDM's.
     """
-    x = check_batch(x)
-    sigma_data = check_positive(sigma_data, "sigma_data")
-    p_std = check_positive(p_std, "p_std")
+    x = require_batch(x)
+    sigma_data = require_positive(sigma_data, "sigma_data")
+    p_std = require_positive(p_std, "p_std")
     log_sigma = p_mean + p_std * torch.randn(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
     sigma = log_sigma.exp()
     per_sample = ncsn_loss_at(score_fn, x, sigma, generator, reduction="none")

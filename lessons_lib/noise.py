@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ._validate import check_batch, check_count, check_positive, check_sigma
+from ._validate import require_batch, require_count, require_positive, require_sigma
 
 __all__ = ["geometric_sigmas", "karras_sigmas", "perturb", "sigma_like", "validate_sigmas"]
 
@@ -26,9 +26,9 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype=None) -> 
     σᵢ = σ_max · (σ_min/σ_max)^((i-1)/(n-1)), i = 1..n: a constant ratio between neighbours,
     largest first.
     """
-    check_sigma(sigma_max, "sigma_max")
-    check_sigma(sigma_min, "sigma_min")
-    n = check_count(n, "n", minimum=2)
+    require_sigma(sigma_max, "sigma_max")
+    require_sigma(sigma_min, "sigma_min")
+    n = require_count(n, "n", minimum=2)
     if not sigma_max > sigma_min:
         raise ValueError(f"sigma_max must be larger than sigma_min, got {sigma_max} and {sigma_min}")
     exps = torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64)
@@ -44,10 +44,10 @@ def karras_sigmas(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) 
     ρ = 7 (the paper's) spends most steps at small σ; ρ = 1 is equal steps in σ, and ρ → ∞
     equal ratios (:func:`geometric_sigmas`). Float64.
     """
-    check_sigma(sigma_max, "sigma_max")
-    check_sigma(sigma_min, "sigma_min")
-    n = check_count(n, "n", minimum=2)
-    rho = check_positive(rho, "rho")
+    require_sigma(sigma_max, "sigma_max")
+    require_sigma(sigma_min, "sigma_min")
+    n = require_count(n, "n", minimum=2)
+    rho = require_positive(rho, "rho")
     if not sigma_max > sigma_min:
         raise ValueError(f"sigma_max must be larger than sigma_min, got {sigma_max} and {sigma_min}")
     ramp = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
@@ -62,7 +62,7 @@ def validate_sigmas(sigmas) -> torch.Tensor:
     ) else sigmas
     if s.dim() != 1 or s.numel() == 0:
         raise ValueError(f"sigmas must be a non-empty 1-D list of noise levels, got shape {tuple(s.shape)}")
-    check_sigma(s, "sigmas")
+    require_sigma(s, "sigmas")
     if s.numel() > 1 and not (s[1:] < s[:-1]).all():
         raise ValueError(
             "sigmas must be listed from largest to smallest (σ₁ > σ₂ > … > σ_L, the order of "
@@ -77,7 +77,7 @@ def sigma_like(sigma, x: torch.Tensor) -> torch.Tensor:
     ``sigma`` is a number (one level for the whole batch) or a tensor of shape (B,) (one level
     per sample).
     """
-    check_sigma(sigma)
+    require_sigma(sigma)
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if s.dim() == 0:
         s = s.expand(x.shape[0])
@@ -94,7 +94,7 @@ def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None, *,
     ``sigma``: a number, or a tensor of shape (B,) with one level per sample. ``z``: the noise
     to use (shape of x) instead of drawing it.
     """
-    x = check_batch(x)
+    x = require_batch(x)
     s = sigma_like(sigma, x)
     if z is None:
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

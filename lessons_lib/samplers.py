@@ -42,7 +42,7 @@ from collections.abc import Callable
 import torch
 
 from ._sampling import DivergenceError, Trajectory, evaluate_score
-from ._validate import check_batch, check_count, check_positive, check_same_shape
+from ._validate import require_batch, require_count, require_positive, require_same_shape
 from .noise import validate_sigmas
 
 __all__ = ["langevin", "annealed_langevin", "annealed_inpainting", "langevin_step", "DivergenceError"]
@@ -81,9 +81,9 @@ def langevin(
     ``trajectory`` has shape (T, *x_init.shape) and holds x_init and every k-th state.
     Raises :class:`DivergenceError` if the chain turns non-finite.
     """
-    x = check_batch(x_init, "x_init").detach().clone()
-    eps = check_positive(step_size, "step_size")
-    n_steps = check_count(n_steps, "n_steps", minimum=0)
+    x = require_batch(x_init, "x_init").detach().clone()
+    eps = require_positive(step_size, "step_size")
+    n_steps = require_count(n_steps, "n_steps", minimum=0)
     trajectory = Trajectory(x, record_every)
     for t in range(1, n_steps + 1):
         s = evaluate_score(score_fn, x)
@@ -155,7 +155,7 @@ def annealed_inpainting(
     (``"per_level"``)], per step [the known-pixel noise (``"per_step"``), the Langevin noise],
     and [the known-pixel noise (``"per_step"``)] before denoising.
     """
-    image = check_batch(image, "image")
+    image = require_batch(image, "image")
     mask = torch.as_tensor(mask, dtype=image.dtype, device=image.device)
     try:
         mask = mask.expand_as(image)
@@ -168,7 +168,7 @@ def annealed_inpainting(
                          f"not {known_noise!r}")
     if x_init is None:
         x_init = torch.rand(image.shape, generator=generator, dtype=image.dtype, device=image.device)
-    x_init = check_same_shape(x_init, image, "x_init")
+    x_init = require_same_shape(x_init, image, "x_init")
     held: dict[str, Tensor] = {}
 
     def perturbed_known(sigma: float) -> Tensor:
@@ -209,10 +209,10 @@ def _annealed(score_fn, x_init, sigmas, n_steps_each, step_size, generator, reco
     identity = lambda x, sigma: x
     before_level, before_step, after_step, before_denoise = (
         hooks.get(k, identity) for k in ("before_level", "before_step", "after_step", "before_denoise"))
-    x = check_batch(x_init, "x_init").detach().clone()
+    x = require_batch(x_init, "x_init").detach().clone()
     sig = [float(s) for s in validate_sigmas(sigmas)]
-    n_steps_each = check_count(n_steps_each, "n_steps_each")
-    step_size = check_positive(step_size, "step_size")
+    n_steps_each = require_count(n_steps_each, "n_steps_each")
+    step_size = require_positive(step_size, "step_size")
     trajectory = Trajectory(x, record_every)
     total = len(sig) * n_steps_each
     t = 0

@@ -80,7 +80,7 @@ from collections.abc import Callable
 import torch
 
 from ._sampling import DivergenceError, Trajectory, evaluate_score
-from ._validate import check_batch, check_count, check_positive, check_sigma
+from ._validate import require_batch, require_count, require_positive, require_sigma
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .samplers import langevin_step
 
@@ -107,8 +107,8 @@ class VESDE:
     """
 
     def __init__(self, sigma_max: float = 50.0, sigma_min: float = 0.01):
-        check_sigma(sigma_max, "sigma_max")
-        check_sigma(sigma_min, "sigma_min")
+        require_sigma(sigma_max, "sigma_max")
+        require_sigma(sigma_min, "sigma_min")
         sigma_min, sigma_max = float(sigma_min), float(sigma_max)
         if not sigma_max > sigma_min:
             raise ValueError(f"sigma_max must be larger than sigma_min, got {sigma_max} and {sigma_min}")
@@ -158,7 +158,7 @@ class VESDE:
 
     def time_grid(self, n_steps: int, dtype=torch.float64) -> Tensor:
         """n_steps + 1 equally spaced times 0 = t₀ < … < t_N = 1 (equal ratios σ(tᵢ₊₁)/σ(tᵢ))."""
-        n_steps = check_count(n_steps, "n_steps")
+        n_steps = require_count(n_steps, "n_steps")
         return torch.linspace(0.0, 1.0, n_steps + 1, dtype=dtype)
 
     def prior_sample(self, shape, generator: torch.Generator | None = None, dtype=None, device=None) -> Tensor:
@@ -168,7 +168,7 @@ class VESDE:
 
     def prior_log_prob(self, x: Tensor) -> Tensor:
         """log N(x; 0, σ_max² I) per sample, shape (B,), summed over all other dimensions."""
-        x = check_batch(x)
+        x = require_batch(x)
         d = x[0].numel()
         return -0.5 * (x.flatten(1) ** 2).sum(1) / self.sigma_max**2 - d * (
             math.log(self.sigma_max) + 0.5 * math.log(2 * math.pi))
@@ -210,7 +210,7 @@ def _grid(sde: VESDE, n_steps, times) -> list[float]:
 
 
 def _start(x: Tensor, name: str) -> Tensor:
-    return check_batch(x, name).detach().clone()
+    return require_batch(x, name).detach().clone()
 
 
 def _check(x: Tensor, step: int, n_steps: int, t: float, what: str, at: str = "t") -> None:
@@ -294,13 +294,13 @@ def pc_sample(
     ``(x, trajectory)`` with the start state and the state after every k-th predictor–corrector step.
     """
     grid = _grid(sde, n_steps, times)
-    n_corrector = check_count(n_corrector, "n_corrector", minimum=0)
+    n_corrector = require_count(n_corrector, "n_corrector", minimum=0)
     if step_size is not None:
-        step_size = check_positive(step_size, "step_size")
+        step_size = require_positive(step_size, "step_size")
     elif snr is None:
         raise ValueError("give the corrector's signal-to-noise ratio snr= or its annealed step size step_size=")
     else:
-        snr = check_positive(snr, "snr")
+        snr = require_positive(snr, "snr")
     if not predictor and n_corrector == 0:
         raise ValueError("with predictor=False and n_corrector=0 the sampler would do nothing")
     x = _start(x_init, "x_init")
@@ -423,7 +423,7 @@ def _divergence_fn(score_fn, x: Tensor, divergence: str, n_projections: int, gen
             _needs_graph(score_fn(x[:1].detach().requires_grad_(True), 1.0))
         return trace
     if divergence == "hutchinson":
-        n_projections = check_count(n_projections, "n_projections")
+        n_projections = require_count(n_projections, "n_projections")
         v = sample_projections((n_projections, *x.shape), "rademacher", generator, x.dtype, x.device)
 
         def trace(y: Tensor, sigma: float) -> Tensor:
@@ -497,5 +497,5 @@ def bits_per_dim(log_p: Tensor, dim: int, n_levels: int = 256) -> Tensor:
     :math:`-\log p/(D\log 2) + \log_2 n_{\text{levels}}`, from the log-density ``log_p`` (nats)
     of the continuous (dequantised) images. The second term converts a density on [0, 1]^D
     into one on the 0…255 scale."""
-    dim = check_count(dim, "dim")
-    return -log_p / (dim * math.log(2)) + math.log2(check_count(n_levels, "n_levels"))
+    dim = require_count(dim, "dim")
+    return -log_p / (dim * math.log(2)) + math.log2(require_count(n_levels, "n_levels"))

@@ -28,7 +28,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ._validate import check_count, check_positive
+from ._validate import require_count, require_positive
 from .utils import get_device, make_generator
 
 __all__ = ["train", "TrainResult", "ema_model", "seconds_per_step", "step_costs", "process_rank", "RANK_STRIDE"]
@@ -107,9 +107,9 @@ def train(
     Under ``torch.distributed`` the loss is called with the ``DistributedDataParallel`` wrapper
     of ``model`` and this process's batch; ``result.losses`` are this process's losses.
     """
-    n_steps = check_count(n_steps, "n_steps", minimum=0)
-    batch_size = check_count(batch_size, "batch_size")
-    lr = check_positive(lr, "lr")
+    n_steps = require_count(n_steps, "n_steps", minimum=0)
+    batch_size = require_count(batch_size, "batch_size")
+    lr = require_positive(lr, "lr")
     dev = get_device(device)
     model.to(dev).train()
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
@@ -167,8 +167,8 @@ def seconds_per_step(
     steps slowed down by other processes. Trains ``model`` as a side effect. Other keyword
     arguments go to :func:`train` (``batch_size``, ``lr``, ``seed``, ``device``).
     """
-    n_steps = check_count(n_steps, "n_steps")
-    warmup = check_count(warmup, "warmup", minimum=0)
+    n_steps = require_count(n_steps, "n_steps")
+    warmup = require_count(warmup, "warmup", minimum=0)
     train_kwargs["progress"] = False
     train(model, loss_fn, data, n_steps=warmup, **train_kwargs)
     stamps = [time.perf_counter()]
@@ -200,10 +200,10 @@ def step_costs(
     from .densities import Gaussian
     from .nets import ScoreMLP
 
-    dims = [check_count(d, "dims") for d in dims]
+    dims = [require_count(d, "dims") for d in dims]
     before = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(check_count(threads, "threads"))
+        torch.set_num_threads(require_count(threads, "threads"))
     try:
         costs: dict[str, list[float]] = {name: [] for name in objectives}
         for name, loss_fn in objectives.items():

@@ -43,7 +43,7 @@ from torch.func import jacrev, vmap
 
 from lessons_lib import seed_everything
 from lessons_lib.autodiff import score_from_energy, score_from_log_prob
-from lessons_lib.checks import check_gaussian_score
+from lessons_lib.course.checks import check_gaussian_score
 from lessons_lib.densities import Gaussian
 from lessons_lib.explorers import MixtureScoreExplorer
 from lessons_lib.nets import EnergyMLP, ScoreMLP

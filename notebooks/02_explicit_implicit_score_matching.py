@@ -45,7 +45,7 @@ import torch
 
 from lessons_lib import losses, seed_everything
 from lessons_lib.autodiff import jacobian_trace
-from lessons_lib.checks import check_ism_loss
+from lessons_lib.course.checks import check_ism_loss
 from lessons_lib.densities import Gaussian, density_from_score_1d
 from lessons_lib.nets import EnergyMLP, LinearScore, ScoreMLP
 from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_error, plot_score_field, score_error_by_region

@@ -47,7 +47,7 @@ from lessons_lib.autodiff import (
     linear_hutchinson_estimates,
     sample_projections,
 )
-from lessons_lib.checks import check_ssm_loss
+from lessons_lib.course.checks import check_ssm_loss
 from lessons_lib.explorers import ProjectionVarianceExplorer
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.plotting import plot_score_error, score_error_by_region

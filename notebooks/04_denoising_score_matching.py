@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from lessons_lib import losses, seed_everything
-from lessons_lib.checks import check_dsm_loss
+from lessons_lib.course.checks import check_dsm_loss
 from lessons_lib.densities import Gaussian, density_from_score_1d, total_variation_1d
 from lessons_lib.explorers import SigmaExplorer
 from lessons_lib.losses import esm_loss, ncsn_loss

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from lessons_lib import losses, seed_everything
-from lessons_lib.checks import check_annealed_langevin, check_langevin_step
+from lessons_lib.course.checks import check_annealed_langevin_loop, check_langevin_step
 from lessons_lib.densities import Gaussian, density_from_score_1d, noisy_score
 from lessons_lib.explorers import LangevinExplorer
 from lessons_lib.nets import ScoreMLP
@@ -340,15 +340,15 @@ plt.show()
 # ### Exercise: the annealed sampler
 #
 # Write the loop. `noise` has shape (L, T, *x.shape): use `noise[i, t]` at step t of level i.
-# `sigmas` is listed largest first; `step_lr` is the step at the *last* level. Return x after
+# `sigmas` is listed largest first; `step_size` is the step at the *last* level. Return x after
 # the last step of the last level.
 
 # %%
-def annealed_langevin_loop(score_fn, x, sigmas, step_lr, noise):
-    """T = noise.shape[1] steps x ← x + εᵢ·s(x, σᵢ) + √(2εᵢ)·noise[i, t] at each level, εᵢ = step_lr·σᵢ²/σ_L²."""
+def annealed_langevin_loop(score_fn, x, sigmas, step_size, noise):
+    """T = noise.shape[1] steps x ← x + εᵢ·s(x, σᵢ) + √(2εᵢ)·noise[i, t] at each level, εᵢ = step_size·σᵢ²/σ_L²."""
     ### BEGIN SOLUTION
     for i, sigma in enumerate(sigmas):
-        eps = step_lr * (sigma / sigmas[-1]) ** 2
+        eps = step_size * (sigma / sigmas[-1]) ** 2
         for t in range(noise.shape[1]):
             x = x + eps * score_fn(x, sigma) + math.sqrt(2 * eps) * noise[i, t]
     return x
@@ -356,7 +356,7 @@ def annealed_langevin_loop(score_fn, x, sigmas, step_lr, noise):
 
 
 # %%
-check_annealed_langevin(annealed_langevin_loop)
+check_annealed_langevin_loop(annealed_langevin_loop)
 
 # %% [markdown]
 # From here on the notebook uses the library's `annealed_langevin`, the same loop with the

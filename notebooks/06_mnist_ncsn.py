@@ -49,14 +49,20 @@ import numpy as np
 import torch
 
 from lessons_lib import losses, seed_everything
-from lessons_lib.checks import check_ncsn_loss
-from lessons_lib.data import mnist_train_heldout
+from lessons_lib.course.checks import check_ncsn_loss_at
 from lessons_lib.explorers import TrajectoryExplorer
-from lessons_lib.mnist import ANNEALED, HEUN, load_checkpoint, n_evaluations, sample
-from lessons_lib.nets import NCSNUNet
+from lessons_lib.mnist import (
+    SAMPLERS,
+    NCSNUNet,
+    class_histogram,
+    load_checkpoint,
+    load_classifier,
+    mnist_train_heldout,
+    nearest_neighbours,
+    sample,
+)
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import image_grid
-from lessons_lib.quality import class_histogram, load_classifier
 from lessons_lib.samplers import annealed_inpainting, annealed_langevin, langevin
 from lessons_lib.training import train
 from lessons_lib.utils import make_generator
@@ -304,7 +310,7 @@ print(f"d/2 = {D / 2:.0f}; unweighted terms span a factor {weighting[-1][1] / we
 # work for points (B, d) and for images (B, 1, 28, 28).
 
 # %%
-def ncsn_loss(score_fn, x, sigma, z):
+def ncsn_loss_at(score_fn, x, sigma, z):
     """½ · mean over the batch of ‖σ·score_fn(x + σz, σ) + z‖², summed over dimensions; sigma of shape (B,)."""
     # Hint: sigma has shape (B,); view it as (B, 1, ..., 1) so that it broadcasts against x, but
     # give score_fn the (B,) tensor itself.
@@ -316,7 +322,7 @@ def ncsn_loss(score_fn, x, sigma, z):
 
 
 # %%
-check_ncsn_loss(ncsn_loss)
+check_ncsn_loss_at(ncsn_loss_at)
 
 # %% [markdown]
 # From here on the notebook uses the library's `losses.ncsn_loss`, which also draws each
@@ -346,7 +352,7 @@ print(f"{len(demo.losses)} steps in {demo.seconds:.0f} s; mean loss over the fir
 
 # %%
 ck = load_checkpoint()
-cheap = {"n_steps_each": 5, "step_lr": 3e-5, "denoise": True}
+cheap = {"n_steps_each": 5, "step_size": 3e-5, "denoise": True}
 demo_samples = annealed_langevin(demo.model, torch.rand(16, 1, 28, 28, generator=make_generator(6)),
                                  sigmas, generator=make_generator(7), **cheap)
 shipped_cheap = sample(ck, 16, "annealed", generator=make_generator(6), **cheap)
@@ -470,21 +476,21 @@ for s, c_skip, c_out, rms_in, rms_target, extra in edm_scales:
 # $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$, ε = 3e-5, then one Tweedie step
 # $x + \sigma_L^2 s_\theta(x,\sigma_L)$ that removes the last noise (section 7; the final denoising
 # step is NCSNv2's, 2020, not in the 2019 paper): 301 network evaluations (the library's
-# `ANNEALED` settings), five times fewer than Song & Ermon's 100 steps per level
-# (`benchmarks/MNIST_SCHEDULE.md` chose them). The table at the end of section 5 gives the
+# `SAMPLERS["annealed"]` settings), five times fewer than Song & Ermon's 100 steps per level
+# (`benchmarks/mnist/SCHEDULE.md` chose them). The table at the end of section 5 gives the
 # measured quality. We keep the state at the end of every level, for sections 5b and 6.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print("ANNEALED =", ANNEALED)
-samples, trajectory = sample(ck, 64, "annealed", generator=make_generator(8), record_every=ANNEALED["n_steps_each"],
-                             **ANNEALED)
+annealed = SAMPLERS["annealed"]
+print(annealed)
+samples, trajectory = sample(ck, 64, annealed, generator=make_generator(8), record_every=annealed.n_steps_each)
 print(f"64 samples; trajectory of shape {tuple(trajectory.shape)} (start, {len(ck.sigmas)} levels, denoised)")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 6), layout="constrained")
 image_grid(ax, samples, nrow=8)
-ax.set_title(f"64 samples: {len(ck.sigmas)} levels × {ANNEALED['n_steps_each']} steps, ε = {ANNEALED['step_lr']:g}, + denoising")
+ax.set_title(f"64 samples: {len(ck.sigmas)} levels × {annealed.n_steps_each} steps, ε = {annealed.step_size:g}, + denoising")
 plt.show()
 
 # %% [markdown]
@@ -492,7 +498,7 @@ plt.show()
 # digits) labels each sample. A good sampler draws every digit about equally often. 64 samples
 # are a glimpse: for the proper figures — Fréchet distance in the classifier's feature space
 # and class fractions over 1,000 samples, for several sampler settings — see
-# `benchmarks/RESULTS.md` (made by `python -m benchmarks.mnist_quality`).
+# `benchmarks/RESULTS.md` (made by `python -m benchmarks.mnist.quality`).
 
 # %%
 classifier = load_classifier()
@@ -512,7 +518,7 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# **How good is "good"?** `python -m benchmarks.mnist_quality` scores the shipped checkpoint with
+# **How good is "good"?** `python -m benchmarks.mnist.quality` scores the shipped checkpoint with
 # every sampler of lessons 06 and 07 on 1,000 samples against 1,000 held-out digits: the Fréchet
 # distance (FD) in the classifier's feature space, lower is better, and the class histogram's
 # total variation (TV) from uniform; `benchmarks/RESULTS.md` keeps the last table measured, with
@@ -541,17 +547,13 @@ plt.show()
 # %%
 with torch.no_grad():
     plain = langevin(lambda x: ck.score(x, float(ck.sigmas[-1])), torch.rand(16, 1, 28, 28, generator=make_generator(12)),
-                     ANNEALED["step_lr"], 300, generator=make_generator(13))
+                     annealed.step_size, 300, generator=make_generator(13))
     plain = plain + ck.sigmas[-1] ** 2 * ck.score(plain, float(ck.sigmas[-1]))
 
-def nearest_training(images):
-    dist, index = torch.cdist(images.clamp(0, 1).flatten(1), train_flat).min(1)
-    return dist, index
-
-nn_sample, nn_index = nearest_training(samples)
-nn_heldout, _ = nearest_training(split.heldout[:64])
-nn_plain, _ = nearest_training(plain)
-print(f"distance to the nearest of the {len(train_flat):,} training digits (median, min):")
+nn_sample, nn_index = nearest_neighbours(samples.clamp(0, 1), split.train)
+nn_heldout, _ = nearest_neighbours(split.heldout[:64], split.train)
+nn_plain, _ = nearest_neighbours(plain.clamp(0, 1), split.train)
+print(f"distance to the nearest of the {len(split.train):,} training digits (median, min):")
 for name, d in (("64 held-out real digits", nn_heldout), ("64 annealed samples", nn_sample),
                 ("16 plain Langevin at σ_L", nn_plain)):
     print(f"  {name:26s} {d.median():6.2f} {d.min():6.2f}")
@@ -671,12 +673,13 @@ plt.show()
 #   \quad \rho = 7,$$
 #
 # and a last Euler step to σ = 0, which is the Tweedie step: $2N - 1$ evaluations
-# (`lessons_lib.sde.karras_sigmas`, `heun_sample`; `sample(ck, n, "heun")`, the course's default
+# (`lessons_lib.noise.karras_sigmas`, `lessons_lib.edm.heun_sample`; `sample(ck, n, "heun")`, the course's default
 # sampler).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print("HEUN =", HEUN, f"· {n_evaluations(ck, 'heun')} network evaluations")
+heun = SAMPLERS["heun"]
+print(heun, f"· {heun.n_evaluations()} network evaluations")
 heun_samples = sample(ck, 64, "heun", generator=make_generator(14))
 heun_hist = class_histogram(heun_samples.clamp(0, 1), classifier)
 print("samples per digit 0–9:", heun_hist.counts.tolist(), f"· total variation from uniform {heun_hist.tv_to_uniform:.2f}")
@@ -684,16 +687,16 @@ print("samples per digit 0–9:", heun_hist.counts.tolist(), f"· total variatio
 # %%
 fig, ax = plt.subplots(figsize=(6, 6), layout="constrained")
 image_grid(ax, heun_samples, nrow=8)
-ax.set_title(f"64 samples: Heun, {HEUN['n_steps']} levels, {n_evaluations(ck, 'heun')} evaluations")
+ax.set_title(f"64 samples: Heun, {heun.n_steps} levels, {heun.n_evaluations()} evaluations")
 plt.show()
 
 # %% [markdown]
 # With 35 evaluations, about a ninth of annealed Langevin's 301, the digits are recognisable but
-# rougher than section 5's: more broken strokes and stray blobs. The course's `HEUN` settings
+# rougher than section 5's: more broken strokes and stray blobs. The course's `SAMPLERS["heun"]` settings
 # add a little fresh noise before each step (EDM's "churn", S_churn = 40: the level is raised
 # by up to √2 − 1 = 41% and the ODE step starts from there), which lets the sampler correct some
 # of the network's errors as Langevin's noise does; `churn=0` is the plain ODE solver of
-# lesson 07. `benchmarks/mnist_quality.py` measures both, beside the other samplers, on 1,000
+# lesson 07. `benchmarks/mnist/quality.py` measures both, beside the other samplers, on 1,000
 # samples.
 #
 # ## 6. The σ-level explorer
@@ -773,7 +776,8 @@ originals = split.heldout[500:508]
 mask = torch.ones(1, 1, 28, 28)
 mask[..., 14:, :] = 0.0  # 1 = known pixel, 0 = to fill in
 twice = originals.repeat(2, 1, 1, 1)
-filled = annealed_inpainting(ck.score, twice, mask, ck.sigmas, generator=make_generator(11), **ANNEALED)
+filled = annealed_inpainting(ck.score, twice, mask, ck.sigmas, annealed.n_steps_each, annealed.step_size,
+                             generator=make_generator(11), denoise=annealed.denoise)
 with torch.no_grad():
     predicted = classifier(filled.clamp(0, 1)).argmax(1)
 same_label = (predicted == split.heldout_labels[500:508].repeat(2)).sum().item()

@@ -51,15 +51,13 @@ import numpy as np
 import torch
 
 from lessons_lib import seed_everything
-from lessons_lib.checks import check_probability_flow_step, check_reverse_sde_step
-from lessons_lib.data import mnist_train_heldout
+from lessons_lib.course.checks import check_probability_flow_step, check_reverse_sde_step
 from lessons_lib.densities import noisy_score, sample_errors
 from lessons_lib.edm import heun_sample
 from lessons_lib.explorers import SDETimeExplorer
-from lessons_lib.mnist import HEUN, load_checkpoint
+from lessons_lib.mnist import SAMPLERS, load_checkpoint, load_classifier, mnist_train_heldout, sample_quality
 from lessons_lib.noise import karras_sigmas
 from lessons_lib.plotting import image_grid, plot_density_2d, plot_samples
-from lessons_lib.quality import load_classifier, sample_quality
 from lessons_lib.samplers import annealed_langevin
 from lessons_lib.sde import (
     VESDE,
@@ -479,7 +477,7 @@ plt.show()
 # %%
 torch.set_num_threads(THREADS)  # the MNIST network: all threads
 ck = load_checkpoint()
-mnist_sde = VESDE(sigma_max=HEUN["sigma_max"], sigma_min=float(ck.sigmas[-1]))
+mnist_sde = VESDE(sigma_max=SAMPLERS["heun"].sigma_max, sigma_min=float(ck.sigmas[-1]))
 digits = split.heldout[:64]
 eps_check = {}
 for k, s in enumerate((0.05, 0.5, 5.0)):
@@ -510,7 +508,7 @@ if split is not None:
 # $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, with EDM's preconditioning (lesson 06 §4b), so it is a
 # score model of every $p_{\sigma(t)}$, which is what the SDE view asks for. Every sampler
 # starts from the same draws of $\mathcal N(0, 40^2 I)$, the prior of the VE SDE with σ_max = 40
-# (the value the course's `HEUN` settings use), and the first three end with lesson 06's
+# (the value the course's `SAMPLERS["heun"]` settings use), and the first three end with lesson 06's
 # denoising step $x + \sigma_{\min}^2 s_\theta(x, \sigma_{\min})$. The fourth is EDM's solver
 # of the same probability-flow ODE (Karras et al. 2022): Heun's method with σ itself as the
 # time variable, $dx/d\sigma = -\sigma\,s_\theta(x, \sigma)$, on levels packed towards small σ
@@ -529,7 +527,7 @@ mnist_samplers = {
     f"PC, {EVALS // 2} × (1 + 1)": lambda x1, g: pc_sample(ck.score, mnist_sde, x1, EVALS // 2, 1, 0.16, generator=g, denoise=True),
     f"ODE, Heun {EVALS // 2} steps": lambda x1, g: ode_sample(ck.score, mnist_sde, x1, EVALS // 2, denoise=True),
     f"EDM: Heun in σ, {EVALS // 2 + 1} levels": lambda x1, g: heun_sample(
-        ck.score, x1, karras_sigmas(mnist_sde.sigma_max, HEUN["sigma_min"], EVALS // 2 + 1)),
+        ck.score, x1, karras_sigmas(mnist_sde.sigma_max, SAMPLERS["heun"].sigma_min, EVALS // 2 + 1)),
 }
 x1_mnist = mnist_sde.prior_sample((N_DIGITS, 1, 28, 28), make_generator(30))
 start = time.perf_counter()
@@ -548,7 +546,7 @@ plt.show()
 # **Quality.** The course's Fréchet distance (in the feature space of lesson 06's MNIST
 # classifier) and the class balance. With only 64 samples the FD is strongly biased upwards,
 # so the row "other held-out real digits" (64 of them) gives the scale; only differences
-# much larger than the gap between that row and zero mean anything. `benchmarks/mnist_quality.py`
+# much larger than the gap between that row and zero mean anything. `benchmarks/mnist/quality.py`
 # scores these samplers on 1,000 samples at 49 evaluations (`benchmarks/RESULTS.md`).
 
 # %%
@@ -571,7 +569,7 @@ if split is not None:
 # one deterministic map. Their strokes are thin and sometimes broken; the reverse SDE and PC
 # draw thicker, more complete digits. At 64 samples the FD of real digits is itself 166, so only
 # large differences mean anything. On 1,000 samples at 49 evaluations each
-# (`benchmarks/mnist_quality.py`, `benchmarks/RESULTS.md`) the order is clear: reverse SDE FD
+# (`benchmarks/mnist/quality.py`, `benchmarks/RESULTS.md`) the order is clear: reverse SDE FD
 # 71.7, probability-flow ODE 113.7, PC 128.6 (real digits 35.2). With exact scores PC was as good
 # as the reverse SDE (section 6); with this network it falls far behind.
 #

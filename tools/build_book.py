@@ -33,7 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lessons_lib.student_edition import BEGIN_CODE, END_CODE, stub_code, is_check_cell
+from lessons_lib.course.markers import BEGIN_CODE, END_CODE, cell_source, is_check_cell, stub_code
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -55,11 +55,6 @@ WIDGET_NOTE = (
 )
 
 
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
-
-
 def _markdown(text: str, cell_id: str) -> dict:
     return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": text}
 
@@ -79,7 +74,7 @@ def book_notebook(nb: dict, name: str) -> dict:
     nb["metadata"].pop("widgets", None)  # no widget state: the page would load the widgets' JS from a CDN
     cells = []
     for index, cell in enumerate(nb["cells"]):
-        source = _source(cell)
+        source = cell_source(cell)
         if cell["cell_type"] == "code" and BEGIN_CODE in source:
             stub, _ = stub_code(source, f"{name}, cell {index + 1}")
             cell["source"], cell["outputs"] = stub, []
@@ -106,21 +101,21 @@ def _binder(name: str) -> str:
 def _title(nb: dict) -> str:
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
-            match = re.search(r"^#\s+(.+)$", _source(cell), re.MULTILINE)
+            match = re.search(r"^#\s+(.+)$", cell_source(cell), re.MULTILINE)
             if match:
                 return match.group(1).strip()
     raise ValueError("a lesson needs a '# Title' in its first markdown cell")
 
 
 def _readme_descriptions() -> dict[str, str]:
-    rows = re.findall(r"^\|\s*`(\d\d_\w+)`\s*\|\s*(.+?)\s*\|\s*$", (ROOT / "README.md").read_text(encoding="utf-8"), re.MULTILINE)
-    return dict(rows)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return dict(re.findall(r"^\|\s*`(\d\d_\w+)`\s*\|\s*(.+?)\s*\|\s*$", readme, re.MULTILINE))
 
 
 def _explorer_png(notebooks: dict[str, dict]) -> bytes:
     stem, marker = EXPLORER_FIGURE
     for cell in notebooks[stem]["cells"]:
-        if cell["cell_type"] == "code" and marker in _source(cell):
+        if cell["cell_type"] == "code" and marker in cell_source(cell):
             for output in cell.get("outputs", []):
                 if "image/png" in output.get("data", {}):
                     return base64.b64decode(output["data"]["image/png"])
@@ -143,9 +138,11 @@ def stage(out: Path) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     shutil.copytree(BOOK, staging)
-    notebooks = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    notebooks = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in paths}
     for stem, nb in notebooks.items():
-        (staging / f"{stem}.ipynb").write_text(json.dumps(book_notebook(nb, stem), ensure_ascii=False), encoding="utf-8")
+        page = json.dumps(book_notebook(nb, stem), ensure_ascii=False)
+        (staging / f"{stem}.ipynb").write_text(page, encoding="utf-8")
     (staging / "index.md").write_text(_landing_page(notebooks), encoding="utf-8")
     (staging / "_static" / "sigma_explorer.png").write_bytes(_explorer_png(notebooks))
     (staging / "_readme.md").write_text((ROOT / "README.md").read_text(encoding="utf-8"), encoding="utf-8")

@@ -4,7 +4,7 @@
     python -m tools.build_notebooks 04_denoising    # the ones whose name contains this
 
 The .py (percent format) is the source of truth; the .ipynb is committed with its outputs so
-figures show on the web. tests/test_notebook_sync.py fails if the two drift apart.
+figures show on the web. tests/repo/test_notebook_sync.py fails if the two drift apart.
 """
 
 from __future__ import annotations
@@ -15,29 +15,16 @@ from pathlib import Path
 
 import jupytext
 from nbclient import NotebookClient
-from nbclient.output_widget import OutputWidget
+
+from lessons_lib.course.nbclient_compat import WIDGET_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 
-class OneWayOutputWidget(OutputWidget):
-    """nbclient's stand-in for an ipywidgets Output widget, without echoing the captured
-    outputs back to the kernel. That echo is sent on the shell channel from inside the output
-    handler while nbclient is waiting on the same channel for the execute reply, and it
-    sometimes blocks the run for good (jupyter/nbclient#312; the explorers drew into Output
-    widgets until they moved to Image widgets, and any cell may still use one). The kernel never
-    needs those outputs back."""
-
-    def sync_state(self) -> None:
-        pass
-
-
-WIDGET_REGISTRY = {"@jupyter-widgets/output": {"OutputModel": OneWayOutputWidget}}
-
-
 def execute(nb, cwd: Path, timeout: int = 1800):
-    """Run every cell of ``nb`` in place on a fresh python3 kernel started in ``cwd``."""
+    """Run every cell of ``nb`` in place on a fresh python3 kernel started in ``cwd`` (Output widgets
+    one-way: :mod:`lessons_lib.course.nbclient_compat`)."""
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
     client.widget_registry = WIDGET_REGISTRY  # not a constructor argument: __init__ sets the default
     client.execute()

@@ -234,3 +234,33 @@ def test_inpainting_score_only_sees_known_pixels_at_the_level_it_is_asked_about(
 def test_inpainting_rejects_an_unknown_noise_mode():
     with pytest.raises(ValueError, match="per_level"):
         annealed_inpainting(lambda x, s: -x, torch.zeros(2, 3), torch.ones(3), [1.0, 0.5], known_noise="once")
+
+
+def test_annealed_inpainting_samples_the_gaussian_conditional():
+    # p = N(μ, Σ) in 2-D with correlation 0.8; keep x₁ = 2 and fill in x₂:
+    # x₂ | x₁ ~ N(μ₂ + 0.8 (x₁ − μ₁), 1 − 0.8²) = N(−0.2, 0.36)
+    gauss = Gaussian(torch.tensor([1.0, -1.0]), torch.tensor([[1.0, 0.8], [0.8, 1.0]]))
+    perturbed = {}
+
+    def score(x, sigma):
+        if sigma not in perturbed:
+            perturbed[sigma] = gauss.perturbed(sigma)
+        return perturbed[sigma].score(x)
+
+    image = torch.zeros(4000, 2)
+    image[:, 0] = 2.0
+    out = annealed_inpainting(score, image, torch.tensor([1.0, 0.0]), geometric_sigmas(2.0, 0.02, 8),
+                              n_steps_each=100, step_size=1e-3, generator=torch.Generator().manual_seed(0))
+    assert (out[:, 0] == 2.0).all()
+    assert abs(float(out[:, 1].mean()) - (-0.2)) < 0.04
+    assert abs(float(out[:, 1].var()) - 0.36) < 0.04
+
+
+def test_annealed_inpainting_rejects_bad_masks():
+    def score(x, s):
+        return -x
+
+    with pytest.raises(ValueError, match="0 .*1"):
+        annealed_inpainting(score, torch.zeros(2, 3), torch.tensor([0.5, 1.0, 0.0]), [1.0, 0.5])
+    with pytest.raises(ValueError, match="broadcast"):
+        annealed_inpainting(score, torch.zeros(2, 3), torch.ones(4), [1.0, 0.5])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lessons_lib.data import BUNDLED_MNIST_DIR, load_mnist, mnist_search_path
+from lessons_lib.mnist.data import BUNDLED_MNIST_DIR, load_mnist, mnist_search_path
 
 ROOT = Path(__file__).resolve().parents[2]
 # The folder CI keeps beside the clone (students have none), spelt so this line is no match.

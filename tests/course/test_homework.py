@@ -1,0 +1,284 @@
+"""Homework with nbgrader: the problem sets, their points, the course folder the command writes,
+and the real nbgrader cycle (generate → autograde → feedback) on four submissions."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from lessons_lib.course import homework
+from lessons_lib.course.checks import REGISTRY
+from lessons_lib.course.homework import POINTS, PROBLEM_SETS, make_course, nbgrader_source, solution_lines
+from lessons_lib.course.markers import END_CODE, MarkerError, cell_source, is_check_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+LESSONS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- the problem sets -------------------------------------------------------------------------
+
+
+def test_every_lesson_is_in_exactly_one_problem_set():
+    handed_out = [stem for _, stems in PROBLEM_SETS.values() for stem in stems]
+    assert len(handed_out) == len(set(handed_out))
+    assert set(LESSONS) <= set(handed_out), f"lessons in no problem set: {set(LESSONS) - set(handed_out)}"
+
+
+def test_every_check_has_its_points():
+    checks = set()
+    for stem in LESSONS:
+        nb = _load(NOTEBOOKS / f"{stem}.ipynb")
+        source, _ = nbgrader_source(nb, stem, POINTS)
+        for cell in source["cells"]:
+            if is_check_cell(cell):
+                checks.add(cell["metadata"]["nbgrader"]["grade_id"])
+    assert checks and checks <= set(POINTS), f"checks without points: {checks - set(POINTS)}"
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEM_SETS))
+def test_every_problem_set_has_an_exercise_longer_than_one_line(name):
+    present = [NOTEBOOKS / f"{stem}.ipynb" for stem in PROBLEM_SETS[name][1] if (NOTEBOOKS / f"{stem}.ipynb").exists()]
+    assert present, f"{name} has no notebook yet"
+    longest = max(n for path in present for n in solution_lines(_load(path)))
+    assert longest >= 3, f"{name}: every exercise is a one- or two-liner"
+
+
+# --- nbgrader's source version -------------------------------------------------------------
+
+
+def test_nbgrader_source_marks_answer_check_and_question_cells(synthetic):
+    instructor = synthetic
+    instructor["cells"].append(new_code_cell("check_gaussian_score(gaussian_score)  # again"))
+    source, n = nbgrader_source(instructor, "synthetic.ipynb", points=2)
+    meta = [c["metadata"].get("nbgrader") for c in source["cells"]]
+    assert n == 5
+    assert meta[0] is None and meta[1] is None and meta[4] is None
+    assert meta[2] == {
+        "schema_version": 3, "task": False, "solution": True, "grade": False, "locked": False,
+        "grade_id": "gaussian_score",
+    }
+    assert meta[3] == {
+        "schema_version": 3, "task": False, "solution": False, "grade": True, "locked": True,
+        "points": 2, "grade_id": "check_gaussian_score",
+    }
+    assert meta[7]["grade_id"] == "check_gaussian_score_2", "grade ids are unique"
+    assert meta[5]["solution"] and meta[5]["grade"] and meta[5]["grade_id"] == "answer_cell6"
+    # The solutions stay (nbgrader makes the student version itself); the outputs of answer and
+    # check cells go, the others (figures) stay
+    assert [cell_source(c) for c in source["cells"]] == [cell_source(c) for c in instructor["cells"]]
+    assert source["cells"][2]["outputs"] == source["cells"][3]["outputs"] == []
+    assert source["cells"][1]["outputs"] == instructor["cells"][1]["outputs"] != []
+    # points: one number for all, or by grade id (1 for a cell not named)
+    by_id, _ = nbgrader_source(instructor, "synthetic.ipynb", points={"check_gaussian_score": 5})
+    graded = [c["metadata"]["nbgrader"] for c in by_id["cells"] if c["metadata"].get("nbgrader", {}).get("grade")]
+    assert [meta.get("points") for meta in graded] == [5, 1, 1, 1]
+
+
+def test_nbgrader_source_rejects_malformed_markers():
+    with pytest.raises(MarkerError, match="bad.ipynb, cell 1"):
+        nbgrader_source(new_notebook(cells=[new_code_cell(END_CODE)]), "bad.ipynb")
+
+
+# --- the course folder ------------------------------------------------------------------------
+
+
+def _tiny_notebooks(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    exercise = new_code_cell(
+        "def gaussian_score(x, mean, cov):\n    ### BEGIN SOLUTION\n    return -(x - mean)\n    ### END SOLUTION",
+        outputs=[new_output("stream", name="stdout", text="answer output\n")],
+    )
+    check = new_code_cell("check_gaussian_score(gaussian_score)",
+                          outputs=[new_output("stream", name="stdout", text="✓\n")])
+    figure = new_code_cell("plot()", outputs=[new_output("display_data", data={"text/plain": "<Figure>"})])
+    think = new_markdown_cell("## Think\n1. Why?\n\n<details><summary>Model answer</summary>\n\nBecause.\n\n</details>")
+    nb = new_notebook(cells=[exercise, check, figure, think])
+    (folder / "01_score_function.ipynb").write_text(json.dumps(nb))
+    (folder / "01_score_function.py").write_text("# jupytext source: never copied\n")
+    (folder / "data.txt").write_text("read by the notebook\n")
+    return folder
+
+
+def test_make_course_writes_sets_points_and_config(tmp_path, capsys):
+    src = _tiny_notebooks(tmp_path / "notebooks")
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "sm101"\n')
+    written = make_course(src, course)
+    assert list(written) == ["ps1"]  # the other sets' lessons are not there: skipped, said so
+    out = capsys.readouterr().out
+    assert "02_explicit_implicit_score_matching.ipynb does not exist, skipped" in out
+    nb = _load(course / "source" / "ps1" / "01_score_function.ipynb")
+    meta = [c["metadata"].get("nbgrader", {}) for c in nb["cells"]]
+    assert meta[1]["grade_id"] == "check_gaussian_score" and meta[1]["points"] == POINTS["check_gaussian_score"]
+    assert nb["cells"][0]["outputs"] == [] and nb["cells"][1]["outputs"] == []  # nothing of a solution
+    assert nb["cells"][2]["outputs"]  # figures stay
+    assert "Because" not in json.dumps(nb)  # model answers are not released
+    released = course / "source" / "ps1"
+    assert (released / "data.txt").exists() and not (released / "01_score_function.py").exists()
+    config = (course / "nbgrader_config.py").read_text()
+    assert config.startswith('c = get_config()\nc.CourseDirectory.course_id = "sm101"\n')  # the user's settings stay
+    assert f"c.Execute.timeout = {homework.CELL_TIMEOUT}" in config and "c.ClearOutput.enabled = False" in config
+    assert "one_way_output_widgets()" in config and "lessons_lib.course.nbclient_compat" in config
+
+    # a second run refuses to overwrite ...
+    with pytest.raises(FileExistsError, match="--force"):
+        make_course(src, course)
+    # ... and with force keeps the points a teacher changed, and writes the config block once
+    path = course / "source" / "ps1" / "01_score_function.ipynb"
+    nb["cells"][1]["metadata"]["nbgrader"]["points"] = 7
+    path.write_text(json.dumps(nb))
+    make_course(src, course, force=True)
+    assert "kept points check_gaussian_score: 7 (default 2)" in capsys.readouterr().out
+    assert _load(path)["cells"][1]["metadata"]["nbgrader"]["points"] == 7
+    assert (course / "nbgrader_config.py").read_text() == config
+
+
+def test_the_config_block_runs_and_silences_the_output_widget_echo(monkeypatch):
+    from nbclient.output_widget import OutputWidget
+
+    monkeypatch.setattr(OutputWidget, "sync_state", OutputWidget.sync_state)  # restored after the test
+    sent = []
+    widget = OutputWidget.__new__(OutputWidget)
+    widget.outputs, widget.send = [{"output_type": "stream"}], sent.append
+    exec(homework.nbgrader_config(), {"get_config": lambda: type("C", (), {"__getattr__": lambda self, k: self})()})
+    widget.sync_state()
+    assert sent == []
+
+
+def test_command_line_reports_errors_without_a_traceback(tmp_path):
+    src = _tiny_notebooks(tmp_path / "notebooks")
+    homework.main([str(src), str(tmp_path / "course")])
+    with pytest.raises(SystemExit, match="error: .* is not empty"):
+        homework.main([str(src), str(tmp_path / "course")])
+    homework.main([str(src), str(tmp_path / "course"), "--force"])
+    with pytest.raises(SystemExit, match="usage"):
+        homework.main([str(src)])
+
+
+# --- the real nbgrader ------------------------------------------------------------------------
+
+# Answers that only call the library, disguised as a student would
+LIBRARY_CALLS = {
+    "gaussian_score": "def gaussian_score(x, mean, cov):\n    from lessons_lib.densities import Gaussian\n"
+                      "    return Gaussian(mean, cov).score(x)\n",
+    "ism_loss": "from lessons_lib import losses as L\nmine = L.ism_loss\n\n"
+                "def ism_loss(score_fn, x):\n    return mine(score_fn, x)\n",
+    "ssm_loss": "from lessons_lib.course.checks import REFERENCES as R\n"
+                "ssm_loss = lambda *args: R['ssm_loss'](*args)\n",
+}
+
+
+def _answers(nb: dict) -> dict[str, dict]:
+    return {
+        c["metadata"]["nbgrader"]["grade_id"]: c
+        for c in nb["cells"]
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    }
+
+
+def _submit(course: Path, ps: str, student: str, answer) -> None:
+    """Copy the release into submitted/<student>/<ps>/, each answer cell's source replaced by
+    ``answer(grade_id, solution source)`` (None: left untouched)."""
+    for released in sorted((course / "release" / ps).glob("*.ipynb")):
+        nb = _load(released)
+        solutions = _answers(_load(course / "source" / ps / released.name))
+        for grade_id, cell in _answers(nb).items():
+            text = answer(grade_id, cell_source(solutions[grade_id]))
+            if text is not None:
+                cell["source"] = text
+        out = course / "submitted" / student / ps / released.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(nb))
+
+
+def _sign_flip(grade_id: str, solution: str) -> str:
+    if grade_id != "gaussian_score":
+        return solution
+    assert "return -torch.linalg.solve" in solution
+    return solution.replace("return -torch.linalg.solve", "return torch.linalg.solve")
+
+
+def _nbgrader(course: Path, *args: str, timeout: float = 3000) -> subprocess.CompletedProcess:
+    # nbgrader runs `alembic` from PATH: the environment's bin folder must be on it
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.slow
+def test_real_nbgrader_grades_four_submissions(tmp_path):
+    ps = "ps1"
+    course = tmp_path / "course"
+    make_course(NOTEBOOKS, course, sets=[ps])
+    generated = _nbgrader(course, "generate_assignment", ps, "--force")
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    release = sorted((course / "release" / ps).glob("*.ipynb"))
+    assert [p.stem for p in release] == list(PROBLEM_SETS[ps][1])
+    assert any(o.get("output_type") == "display_data" for c in _load(release[0])["cells"] for o in c.get("outputs", []))
+
+    # an untouched release fails nbgrader's Validate (what the students' button runs)
+    validated = _nbgrader(course, "validate", str(release[0]))
+    assert "VALIDATION FAILED" in validated.stdout + validated.stderr, validated.stdout[-2000:]
+
+    _submit(course, ps, "untouched", lambda grade_id, solution: None)
+    _submit(course, ps, "correct", lambda grade_id, solution: solution)
+    _submit(course, ps, "wrong", _sign_flip)
+    _submit(course, ps, "library", lambda grade_id, solution: LIBRARY_CALLS[grade_id])
+    start = time.perf_counter()
+    graded = _nbgrader(course, "autograde", ps, "--create", "--force")
+    seconds = time.perf_counter() - start
+    assert graded.returncode == 0, graded.stderr[-3000:]
+    print(f"autograde: {seconds:.0f} s for 4 submissions of {ps}")
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        scores = {s: gradebook.find_submission(ps, s).score for s in ("untouched", "correct", "wrong", "library")}
+        full = gradebook.find_assignment(ps).max_score
+    assert full == sum(POINTS[c] for c in ("check_gaussian_score", "check_ism_loss", "check_ssm_loss"))
+    assert scores == {"untouched": 0, "correct": full, "wrong": full - POINTS["check_gaussian_score"], "library": 0}
+
+    # a correct submission is graded without a single error output (no timeout, no NameError chain)
+    for path in sorted((course / "autograded" / "correct" / ps).glob("*.ipynb")):
+        errors = [o for c in _load(path)["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{path.name}: {[e['ename'] for e in errors]}"
+
+    feedback = _nbgrader(course, "generate_feedback", ps, "--force")
+    assert feedback.returncode == 0, feedback.stderr[-3000:]
+    html = lambda student, stem: (course / "feedback" / student / ps / f"{stem}.html").read_text(encoding="utf-8")
+    assert "wrong sign" in html("wrong", "01_score_function")
+    assert "not your own work: calls lessons_lib.densities.Gaussian.score" in html("library", "01_score_function")
+    lesson02 = "02_explicit_implicit_score_matching"
+    assert "not your own work: calls lessons_lib.losses.ism_loss" in html("library", lesson02)
+    assert "not attempted" in html("untouched", "03_sliced_score_matching")
+    shutil.rmtree(course)
+
+
+def test_the_teaching_guide_states_each_problem_sets_exercises_and_points():
+    guide = (ROOT / "docs" / "teaching.md").read_text(encoding="utf-8")
+    for name, (_, stems) in PROBLEM_SETS.items():
+        row = re.search(rf"^\| `{name}` \|.*\| (.*) \| (\d+) \|$", guide, re.MULTILINE)
+        assert row, f"no row for {name} in docs/teaching.md"
+        listed = ", ".join(f"`{ex.name}` ({ex.points})" for ex in REGISTRY.values() if ex.lesson in stems)
+        assert row.group(1) == listed, f"{name}: the guide lists {row.group(1)}, the registry {listed}"
+        total = 0
+        for stem in stems:
+            source, _ = nbgrader_source(_load(NOTEBOOKS / f"{stem}.ipynb"), stem, POINTS)
+            total += sum(c["metadata"]["nbgrader"]["points"] for c in source["cells"] if is_check_cell(c))
+        assert int(row.group(2)) == total, f"{name}: the guide says {row.group(2)} points, the notebooks give {total}"

@@ -1,0 +1,71 @@
+"""The marker grammar: solution regions and model answers are found exactly, malformed markers
+fail naming the place, and only the checks of registered exercises make check cells."""
+
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from lessons_lib.course.markers import (
+    BEGIN_CODE,
+    END_CODE,
+    STUB,
+    MarkerError,
+    cell_source,
+    check_called,
+    code_solutions,
+    drop_model_answers,
+    is_check_cell,
+    strip_markdown,
+    stub_code,
+)
+
+
+def test_cell_source_joins_a_list_of_lines():
+    assert cell_source({"source": ["a\n", "b"]}) == "a\nb"
+    assert cell_source({"source": "a\nb"}) == "a\nb"
+    assert cell_source({}) == ""
+
+
+def test_a_region_becomes_the_stub_indented_like_its_marker():
+    source = f"def f():\n    # Hint: add one\n    {BEGIN_CODE}\n    return 1\n    {END_CODE}"
+    assert stub_code(source, "here") == (f"def f():\n    # Hint: add one\n    # YOUR CODE HERE\n    {STUB}", 1)
+
+
+def test_code_solutions_are_the_lines_inside_each_region():
+    nb = {"cells": [new_code_cell(f"def f():\n    {BEGIN_CODE}\n    a = 1\n    return a\n    {END_CODE}")]}
+    assert code_solutions(nb) == [["    a = 1", "    return a"]]
+
+
+def test_markdown_regions_and_model_answers_are_removed():
+    assert strip_markdown("Q?\n<!-- BEGIN SOLUTION -->\nA.\n<!-- END SOLUTION -->", "here") == ("Q?", 1)
+    think = "1. Q?\n\n<details><summary>Model answer</summary>\n\nA.\n\n</details>\n\n2. Next."
+    assert drop_model_answers(think, "here") == ("1. Q?\n\n2. Next.", 1)
+    hint = "<details><summary>Hint</summary>\n\nLook.\n\n</details>"
+    assert drop_model_answers(hint, "here") == (hint, 0)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (f"def f():\n    {BEGIN_CODE}\n    return 1", "has no '### END SOLUTION' after it"),
+        (f"def f():\n    return 1\n    {END_CODE}", "without a '### BEGIN SOLUTION' before it"),
+        (f"{BEGIN_CODE}\n{BEGIN_CODE}\nx = 1\n{END_CODE}\n{END_CODE}", "cannot be nested"),
+        ("## BEGIN SOLUTION\nx = 1\n## END SOLUTION", "looks like a marker but is not one"),
+        (f"{BEGIN_CODE}  # start\nx = 1\n{END_CODE}", "looks like a marker but is not one"),
+    ],
+    ids=["begin-without-end", "end-without-begin", "nested", "misspelt", "text-on-marker-line"],
+)
+def test_malformed_code_markers_fail_naming_the_place(source, message):
+    with pytest.raises(MarkerError, match="nb, cell 3") as info:
+        stub_code(source, "nb, cell 3")
+    assert message in str(info.value)
+
+
+def test_check_cells_are_the_calls_of_registered_checks():
+    assert is_check_cell(new_code_cell("check_dsm_loss(dsm_loss)"))
+    assert is_check_cell(new_code_cell("# try it\nchecks.check_ism_loss(ism_loss)"))
+    assert check_called(new_code_cell("check_sigmas(s)\ncheck_ssm_loss(ssm_loss)")) == "check_ssm_loss"
+    assert not is_check_cell(new_code_cell("from lessons_lib.course.checks import check_dsm_loss"))
+    assert not is_check_cell(new_markdown_cell("call check_dsm_loss(dsm_loss)"))
+    assert not is_check_cell(new_code_cell("check_sigmas(sigmas)"))  # not an exercise: an ordinary cell
+    assert not is_check_cell(new_code_cell("recheck_dsm_loss(dsm_loss)"))
+

@@ -1,0 +1,136 @@
+"""The exercise registry is the one list of exercises: everything else is derived from it and
+a test fails when a copy drifts (the guide's table, the notebooks' check cells), and a new
+exercise, registered in one file as docs/contributing.md says, is checked, listed and graded."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_notebook
+
+from lessons_lib.course import checks, homework
+from lessons_lib.course.checks import Exercise, register
+from lessons_lib.course.checks.__main__ import BEGIN, END, main, marked_block, rewrite_table
+from lessons_lib.course.checks.engine import Case, Mistake, seeded
+from lessons_lib.course.markers import is_check_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+GUIDE = ROOT / "docs" / "teaching.md"
+
+
+def test_the_derived_maps_are_the_registry():
+    registry = checks.REGISTRY.values()
+    assert dict(checks.REFERENCES) == {ex.name: ex.reference for ex in registry}
+    assert dict(checks.FORBIDDEN_CALLS) == {ex.name: ex.forbidden for ex in registry}
+    assert dict(homework.POINTS) == {f"check_{ex.name}": ex.points for ex in registry}
+    assert [n for n in checks.__all__ if n.startswith("check_")] == [f"check_{ex.name}" for ex in registry]
+    assert all(callable(getattr(checks, f"check_{ex.name}")) for ex in registry)
+
+
+def test_the_teaching_guide_shows_the_registrys_exercise_table():
+    shown = marked_block(GUIDE.read_text(encoding="utf-8"))
+    assert shown == checks.exercise_table(), (
+        "docs/teaching.md's exercise table differs from the registry: run "
+        "python -m lessons_lib.course.checks --table docs/teaching.md"
+    )
+    assert checks.exercise_table() in checks.__doc__
+
+
+def test_a_drifted_table_is_caught_and_rewritten(tmp_path):
+    guide = tmp_path / "guide.md"
+    stale = checks.exercise_table().replace("| 5 |", "| 4 |")
+    guide.write_text(f"# Guide\n\n{BEGIN}\n{stale}\n{END}\n\nafter\n", encoding="utf-8")
+    assert marked_block(guide.read_text(encoding="utf-8")) != checks.exercise_table()
+    rewrite_table(guide)
+    text = guide.read_text(encoding="utf-8")
+    assert marked_block(text) == checks.exercise_table()
+    assert text.startswith("# Guide\n\n") and text.endswith("\n\nafter\n")
+
+
+@pytest.mark.parametrize("exercise", list(checks.REGISTRY.values()), ids=lambda ex: ex.name)
+def test_every_exercise_is_written_and_checked_in_its_lesson(exercise):
+    source = (ROOT / "notebooks" / f"{exercise.lesson}.py").read_text(encoding="utf-8")
+    assert re.search(rf"^def {exercise.name}\(", source, re.MULTILINE), f"no def {exercise.name} in {exercise.lesson}"
+    assert re.search(rf"^check_{exercise.name}\({exercise.name}\)", source, re.MULTILINE)
+
+
+def test_every_check_a_lesson_calls_is_registered():
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        called = set(re.findall(r"^check_(\w+)\(", path.read_text(encoding="utf-8"), re.MULTILINE))
+        assert called <= set(checks.REGISTRY), f"{path.name}: {called - set(checks.REGISTRY)} not registered"
+
+
+def test_the_list_command_prints_the_registry(capsys):
+    main(["--list"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(checks.REGISTRY)
+    assert "annealed_langevin_loop" in lines[5] and "5 points" in lines[5]
+    assert "lessons_lib.samplers.annealed_langevin" in lines[5]
+    with pytest.raises(SystemExit, match="usage"):
+        main([])
+
+
+def test_register_refuses_a_second_exercise_of_the_same_name():
+    with pytest.raises(ValueError, match="registered twice"):
+        register(checks.REGISTRY["dsm_loss"])
+
+
+# ------------------------------------------------------------------------ a new exercise
+def _double(x):
+    """The library function a toy exercise forbids."""
+    return 2 * x
+
+
+def _toy_cases() -> list[Case]:
+    return [Case(f"x of shape ({n}, 2)", seeded(n, lambda g, n=n: (torch.randn(n, 2, generator=g),))) for n in (3, 5)]
+
+
+@pytest.fixture
+def toy():
+    """A toy exercise registered as docs/contributing.md says, removed afterwards."""
+    exercise = register(Exercise(
+        name="toy_double",
+        lesson="99_toy",
+        signature="(x)",
+        summary="twice x",
+        formula="2x",
+        reference=lambda x: 2 * x,
+        forbidden=(_double,),
+        points=4,
+        cases=_toy_cases,
+        mistakes=[Mistake("it forgot the factor 2", lambda x: x)],
+        description="Check ``toy_double(x)`` = 2x.",
+    ))
+    yield exercise
+    del checks.REGISTRY["toy_double"]
+    vars(checks).pop("check_toy_double", None)
+
+
+def test_a_registered_exercise_is_listed_worth_its_points_and_graded(toy, capsys):
+    assert checks.REGISTRY["toy_double"] is toy
+    main(["--list"])
+    assert "toy_double" in capsys.readouterr().out
+    assert homework.POINTS["check_toy_double"] == 4
+    assert "`toy_double(x)`: twice x | `check_toy_double` | 4 |" in checks.exercise_table()
+
+    from lessons_lib.course.checks import check_toy_double
+
+    check_toy_double(lambda x: x + x)
+    assert capsys.readouterr().out.startswith("✓ toy_double matches the reference on 2 test cases")
+    with pytest.raises(AssertionError, match="it forgot the factor 2"):
+        check_toy_double(lambda x: x)
+    with pytest.raises(checks.NotOwnWorkError, match="calls .*_double"):
+        check_toy_double(lambda x: _double(x))
+
+    cell = new_code_cell("check_toy_double(toy_double)")
+    assert is_check_cell(cell)
+    nb = new_notebook(cells=[new_code_cell("def toy_double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n"
+                                           "    ### END SOLUTION"), cell])
+    source, _ = homework.nbgrader_source(nb, "99_toy", homework.POINTS)
+    assert source["cells"][1]["metadata"]["nbgrader"]["points"] == 4
+
+
+def test_an_unregistered_check_call_is_an_ordinary_cell():
+    assert not is_check_cell(new_code_cell("check_toy_double(toy_double)"))
+    assert not is_check_cell(new_code_cell("validate_sigmas(s); check_sigmas(s)"))
