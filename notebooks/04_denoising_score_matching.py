@@ -359,7 +359,7 @@ plt.show()
 #
 # **Why a loss can go *below* the floor.** A common way to write this example trains on 1,024
 # fixed samples, draws the noise *once* and reuses it in every epoch (a 1→8→1 ReLU MLP, Adam at
-# 0.01, 500 full-batch epochs), and reports a final loss below $C$ (4.836 in one such run).
+# 0.01, 500 full-batch epochs), and reports a final loss below $C$.
 # That is not a contradiction: with a single noise draw the "loss" is one fixed average of
 # 1,024 random terms, not the expectation that Vincent's identity bounds. Measure it: the loss
 # of the true score on the fixed draw, the trained network's loss on that draw, and its
@@ -413,8 +413,8 @@ print(f"DSM on the 1,024 points, averaged over 32 fresh noise draws: score of th
 
 # %% [markdown]
 # Most of the gap is the luck of the draw: one draw of 1,024 terms has a standard error of
-# 7.2/√1024 ≈ 0.23 (the per-sample standard deviation printed above), so a final loss of 4.836
-# is about 1.2 standard errors below $C$ — and even the *true* score scores below $C$ on our
+# 7.2/√1024 ≈ 0.23 (the per-sample standard deviation printed above), so a final loss a
+# standard error or so below $C$ is no surprise — and even the *true* score scores below $C$ on our
 # draw. On top of that, the network is fitted to that one draw: here it ends level with the
 # true score on the draw (a 25-parameter network cannot memorise much), yet its population
 # loss, the number that matters, is clearly above $C$. With fresh noise at every epoch it never
@@ -653,7 +653,7 @@ plt.show()
 # (mean). Right: the noise-to-signal ratio, the quantity that decides whether a step goes
 # somewhere, is *identical* with and without the weight at every σ (the two σ-conditioned
 # curves coincide). For the plain network it grows as σ falls (0.29 at σ = 1, 21 at σ = 0.05)
-# until, at σ = 0.01, the mean gradient is too small to resolve from 131,072 samples at all. For the σ-conditioned
+# until, at σ = 0.01, the mean gradient is too small to resolve from the samples drawn here. For the σ-conditioned
 # network it stays of the same order at every level in this run: that comes from the
 # parametrisation $f_\theta/\sigma$ (the body predicts $-z$, of size one) and from training on
 # all levels, not from the weight.
@@ -734,10 +734,10 @@ plt.show()
 # <details><summary>Model answer</summary>
 #
 # The target $-z/\sigma$ has size about $1/\sigma$: 50 at σ = 0.02 and 0.2 at σ = 5. A raw output
-# would have to span a factor 250 in scale with one set of weights: huge and fast-varying at
+# would have to span a factor 50/0.2 in scale with one set of weights: huge and fast-varying at
 # σ = 0.02, tiny but still precise at σ = 5, so the last layer's scale would have to be a
 # steep function of the σ input. With the division the body predicts $-z$, of size one at
-# every level. Likewise $\log\sigma$ (from −3.9 to 1.6) is a well-scaled input, whereas σ
+# every level. Likewise $\log\sigma$ (from about −4 to 2) is a well-scaled input, whereas σ
 # itself would squeeze all the small levels into [0.02, 0.1], where the network could hardly
 # tell them apart.
 #

@@ -420,7 +420,7 @@ plt.show()
 
 # %% [markdown]
 # At the largest level the split is the fraction of $p_{10}$'s mass left of 0 (about 0.4:
-# $p_{10}$ is a broad bump centred at 2.4); as σ shrinks, mass flows across the still-blurred
+# $p_{10}$ is a broad bump centred at the mixture's mean); as σ shrinks, mass flows across the still-blurred
 # gap, and by the time the modes separate (σ ≈ 1) the chains are already in the right
 # proportions. The small levels only sharpen each mode.
 #

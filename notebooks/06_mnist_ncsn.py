@@ -82,8 +82,8 @@ print(split.source)
 # begins exactly where the network has never been trained. With a *large* σ the noisy points
 # fill the space and the score is reliable everywhere — but of a blurred density, whose samples
 # are blurred digits. Lesson 05 added the third failure: even with exact scores, plain Langevin
-# gets the *weights* of separated modes wrong (the 1:9 mixture came out 0.40 : 0.60), and
-# annealing over σ₁ > … > σ_L fixed them (0.10 : 0.90). So we learn the score at many levels and
+# gets the *weights* of separated modes wrong (the 1:9 mixture came out near 4 : 6), and
+# annealing over σ₁ > … > σ_L fixed them (back to 1 : 9). So we learn the score at many levels and
 # anneal.
 #
 # **The geometric σ schedule.** Song & Ermon (2019) choose
@@ -160,7 +160,7 @@ if split is not None:
 # At σ₁ = 10 two typical digits are confused a third of the time; by σ = 1 practically never. Between the
 # first few levels the sampler therefore decides *which* digit to draw, while the noise still
 # blurs all digits together — the same mechanism that fixed the mode weights in lesson 05. (The
-# noise vector itself is much longer than Δ: ‖σz‖ ≈ σ√d = 280 at σ = 10. What matters for
+# noise vector itself is much longer than Δ: ‖σz‖ ≈ σ√d = 10 · 28 at σ = 10. What matters for
 # telling two digits apart is only its component along their difference.)
 #
 # Our levels are 1.64× apart, so in 784 dimensions the noise shells of neighbouring levels are
@@ -385,15 +385,15 @@ plt.show()
 # and no amount of sampling fixes an inaccurate score (lesson 05 §4c). Measured with the same
 # loss on digits it never saw, the shipped network is at 22.4 where the demo's training batches
 # are at 35. The rest of the lesson uses the **shipped checkpoint**: the same U-Net design with
-# 1.5 times the channels (48, 96, 96: 856,401 parameters), the same loop for 50 times the
+# wider channels (48, 96, 96 instead of 32, 64, 64), the same loop for 50 times the
 # steps at half the batch (64 images, so 25 times the images in all), sampled from an
 # exponential moving average (EMA) of its weights (another NCSNv2 technique), but trained with
 # σ drawn from a continuum and EDM's weighting (section 4b). Its convolutions ran in bfloat16
 # (`torch.autocast`; weights and loss in float32), which halves a training step on the 2-core
 # machine the course is measured on (`benchmarks/RESULTS.md`); on a CPU with native bfloat16 it
 # is evaluated the same way (`ck.precision` says which). Its record
-# (`ck.meta`) says how and on what machine: one command, 54 minutes on two CPU cores
-# (`checkpoints/README.md`).
+# (`ck.meta`, printed below) says how and on what machine: one command, and its time on two CPU
+# cores (`checkpoints/README.md`).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -477,13 +477,13 @@ for s, c_skip, c_out, rms_in, rms_target, extra in edm_scales:
 # $x + \sigma_L^2 s_\theta(x,\sigma_L)$ that removes the last noise (section 7; the final denoising
 # step is NCSNv2's, 2020, not in the 2019 paper): 301 network evaluations (the library's
 # `SAMPLERS["annealed"]` settings), five times fewer than Song & Ermon's 100 steps per level
-# (`benchmarks/mnist/SCHEDULE.md` chose them). The table at the end of section 5 gives the
-# measured quality. We keep the state at the end of every level, for sections 5b and 6.
+# (`benchmarks/mnist/SCHEDULE.md` chose them). `benchmarks/RESULTS.md` gives the measured
+# quality. We keep the state at the end of every level, for sections 5b and 6.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 annealed = SAMPLERS["annealed"]
-print(annealed)
+print(annealed, f"· {annealed.n_evaluations(ck)} network evaluations")
 samples, trajectory = sample(ck, 64, annealed, generator=make_generator(8), record_every=annealed.n_steps_each)
 print(f"64 samples; trajectory of shape {tuple(trajectory.shape)} (start, {len(ck.sigmas)} levels, denoised)")
 
@@ -494,8 +494,8 @@ ax.set_title(f"64 samples: {len(ck.sigmas)} levels × {annealed.n_steps_each} st
 plt.show()
 
 # %% [markdown]
-# **Which digits?** A classifier trained on real MNIST (`load_classifier()`, 98.7% on held-out
-# digits) labels each sample. A good sampler draws every digit about equally often. 64 samples
+# **Which digits?** A classifier trained on real MNIST (`load_classifier()`) labels each
+# sample. A good sampler draws every digit about equally often. 64 samples
 # are a glimpse: for the proper figures — Fréchet distance in the classifier's feature space
 # and class fractions over 1,000 samples, for several sampler settings — see
 # `benchmarks/RESULTS.md` (made by `python -m benchmarks.mnist.quality`).
@@ -521,27 +521,15 @@ plt.show()
 # **How good is "good"?** `python -m benchmarks.mnist.quality` scores the shipped checkpoint with
 # every sampler of lessons 06 and 07 on 1,000 samples against 1,000 held-out digits: the Fréchet
 # distance (FD) in the classifier's feature space, lower is better, and the class histogram's
-# total variation (TV) from uniform; `benchmarks/RESULTS.md` keeps the last table measured, with
-# its date, machine and checkpoint (about 23 minutes on 2 CPU cores). For scale: two sets of 1,000
-# real digits are at FD 35.2 and TV 0.043. For the shipped checkpoint (measured on 2026-11-30),
-# this section's sampler (301 evaluations) reaches FD 46.7 and TV 0.081 (ones are the rarest
-# class, 6.9 %), and the Heun sampler of section 5c (35 evaluations) FD 84.2 and TV 0.058. How
-# much of that is the luck of the draw: the same network, sampled with other random numbers, gave
-# 53.8 and 83.4; the same training command with another seed (`--seed 1`) gave a network at 96.9
-# with the Heun sampler. For that sampler the luck of training moved FD by 12.7, the luck of
-# sampling by 0.8: one training run says little about a recipe. Earlier checkpoints, one training
-# run each: the same network trained with batches of 128 for half the steps reached 59.4 and 101.2
-# with the same two samplers; before it, the narrower U-Net of section 2, trained in float32 for
-# 6,000 steps of 128, 78.4 and 108.8; and the one trained at the 15 fixed levels of section 1,
-# 117.3 with this section's sampler (`checkpoints/README.md`). Both samplers are still above the
-# 35.2 of real digits, the Heun sampler far above: section 5's malformed digits are what that gap
-# looks like.
+# total variation (TV) from uniform. `benchmarks/RESULTS.md` keeps the last table measured, with
+# its date, machine and checkpoint, and two sets of real digits for scale; this lesson does not
+# measure it, so it does not quote it.
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
 # the DSM optimum is the score of the Parzen density of the training set (lesson 04 §4), whose
 # samples are copies of training digits plus a little noise; so compare each sample's distance
 # to its nearest training digit with the same distance for held-out real digits. And run plain
-# Langevin at the smallest level σ_L with the same 301 evaluations (300 steps of ε = 3e-5,
+# Langevin at the smallest level σ_L with as many evaluations (300 steps of ε = 3e-5,
 # then the denoising step) from the same kind of start.
 
 # %%
@@ -694,7 +682,7 @@ plt.show()
 # With 35 evaluations, about a ninth of annealed Langevin's 301, the digits are recognisable but
 # rougher than section 5's: more broken strokes and stray blobs. The course's `SAMPLERS["heun"]` settings
 # add a little fresh noise before each step (EDM's "churn", S_churn = 40: the level is raised
-# by up to √2 − 1 = 41% and the ODE step starts from there), which lets the sampler correct some
+# by up to a factor √2 and the ODE step starts from there), which lets the sampler correct some
 # of the network's errors as Langevin's noise does; `churn=0` is the plain ODE solver of
 # lesson 07. `benchmarks/mnist/quality.py` measures both, beside the other samplers, on 1,000
 # samples.
@@ -805,9 +793,9 @@ plt.show()
 # digit according to where the uniform start happens to put them, not according to the data's
 # proportions — the wrong-weights failure of lesson 05 §4b, and the score at σ = 1 would be
 # evaluated far from where it was trained. With σ₁ = 100, the first levels are pure noise: the
-# noise (length ≈ 2,800) dwarfs every distance between digits, those levels only teach the
+# noise (length σ√d = 100 · 28) dwarfs every distance between digits, those levels only teach the
 # network to predict noise, and with the same L the ratio between levels grows (from 1.64 to
-# about 1.93), leaving fewer levels in the range σ ≈ 3–0.3 where the digits are actually chosen
+# $(10^4)^{1/14}$), leaving fewer levels in the range σ ≈ 3–0.3 where the digits are actually chosen
 # (section 5b) and making the jump from one level to the next larger.
 #
 # </details>
@@ -827,8 +815,8 @@ plt.show()
 #
 # 3. With the σ² weighting, the loss of the zero model is d/2 at every level. What is the
 #    smallest possible value of each level's weighted term, and how does it change with σ?
-#    (Hint: lesson 04's constant C.) On the 1-D mixture of lessons 04–05 it is 0.50, 0.46, 0.28,
-#    0.14 and 0.02 at σ = 0.01, 0.3, 1, 3 and 10: why does it *fall* as σ grows?
+#    (Hint: lesson 04's constant C.) On the 1-D mixture of lessons 04–05 it falls from 0.5 at
+#    σ = 0.01 to 0.02 at σ = 10: why does it *fall* as σ grows?
 #
 # <details><summary>Model answer</summary>
 #

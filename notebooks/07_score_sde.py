@@ -201,8 +201,8 @@ for n, (e1, e2) in reverse_by_steps.items():
     print(f"N = {n:3d}               | {e1} | {e2}")
 
 # %% [markdown]
-# With 100 steps the weights of both mixtures are right within about 1.5 Monte-Carlo standard
-# errors, and the 1:9 mixture, of which plain Langevin put 40% in the light mode in lesson 05
+# With 100 steps the weights of both mixtures are right within 0.011, under two Monte-Carlo
+# standard errors, and the 1:9 mixture, of which plain Langevin put 40% in the light mode in lesson 05
 # (§4b), comes out 1:9. Ten steps are too coarse: each step multiplies σ by
 # $5000^{1/10}\approx 2.3$.
 #
@@ -568,9 +568,9 @@ if split is not None:
 # from each starting point (compare the bottom grids square by square): two discretisations of
 # one deterministic map. Their strokes are thin and sometimes broken; the reverse SDE and PC
 # draw thicker, more complete digits. At 64 samples the FD of real digits is itself 166, so only
-# large differences mean anything. On 1,000 samples at 49 evaluations each
-# (`benchmarks/mnist/quality.py`, `benchmarks/RESULTS.md`) the order is clear: reverse SDE FD
-# 71.7, probability-flow ODE 113.7, PC 128.6 (real digits 35.2). With exact scores PC was as good
+# large differences mean anything. On 1,000 samples at 49 evaluations each, the table of
+# `benchmarks/RESULTS.md` (made by `benchmarks/mnist/quality.py`) puts the reverse SDE first,
+# then the probability-flow ODE, then PC. With exact scores PC was as good
 # as the reverse SDE (section 6); with this network it falls far behind.
 #
 # **Likelihood in bits per dimension.** The pixels are 256 grey levels scaled to [0, 1]. Adding
