@@ -3,8 +3,8 @@
 #   make test     run the whole test suite (library, exercise checks, notebooks under nbval, browser)
 # While you work: make check   the linter and every test not marked slow, browser or notebooks.
 # Other targets: make setup (no JupyterLab), make notebooks (re-execute the .ipynb from the .py
-# sources), make student (the student edition), make homework COURSE=dir (the problem sets as an
-# nbgrader course), make book (the course as a static site in _build/book), make benchmarks, make mnist-train (download the MNIST training split; the
+# sources), make student (the student edition), make student-lab (JupyterLab on it), make homework
+# [COURSE=dir] (the problem sets as an nbgrader course, ../score-matching-course by default), make book (the course as a static site in _build/book), make benchmarks, make mnist-train (download the MNIST training split; the
 # test split ships in data/mnist).
 
 PYTHON ?= python3
@@ -15,7 +15,7 @@ OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # torch is pinned here (not in pyproject.toml): 2.13.0 is the CPU build that installs offline.
 TORCH  ?= torch==2.13.0
 
-.PHONY: course setup test check lint notebooks student homework book benchmarks mnist-train clean
+.PHONY: course setup test check lint notebooks student student-lab homework book benchmarks mnist-train clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +49,15 @@ notebooks: setup
 student: setup
 	$(BIN)/python -m lessons_lib.course.student_edition notebooks student
 
-# The problem sets as an nbgrader course: make homework COURSE=my_course [FORCE=--force]
+# JupyterLab on the student edition only (never on the instructor notebooks in notebooks/)
+student-lab: student
+	$(BIN)/jupyter lab --ServerApp.root_dir=student student/01_score_function.ipynb
+
+# The problem sets as an nbgrader course, outside the repository by default:
+#   make homework [COURSE=../score-matching-course] [COURSE_ID=sm101] [FORCE=--force]
+COURSE ?= ../score-matching-course
 homework: setup
-	$(BIN)/python -m lessons_lib.course.homework notebooks $(or $(COURSE),$(error set COURSE=folder)) $(FORCE)
+	$(BIN)/python -m lessons_lib.course.homework notebooks $(COURSE) $(if $(COURSE_ID),--course-id $(COURSE_ID)) $(FORCE)
 
 # The course as a static site, from the committed notebooks (never re-executed): _build/book
 book: setup

@@ -26,10 +26,10 @@ from typing import NamedTuple
 
 import torch
 
-from ._validate import as_tensor, require_count, require_sigma
+from ._validate import as_tensor, require_count, require_positive, require_sigma
 
 __all__ = ["Gaussian", "GaussianMixture", "noisy_score", "SampleErrors", "sample_errors", "density_from_score_1d",
-           "total_variation_1d"]
+           "fisher_constant_2d", "total_variation_1d"]
 
 
 def _covariance(cov, d: int, name: str) -> torch.Tensor:
@@ -325,6 +325,22 @@ def density_from_score_1d(score_fn, xs: torch.Tensor) -> torch.Tensor:
     log_p = _trapezoid_cumulative(s[:, 0].to(torch.float64), g)
     p = torch.exp(log_p - log_p.max())
     return p / _trapezoid_cumulative(p, g)[-1]
+
+
+def fisher_constant_2d(density, half_width: float = 10.0, n: int = 801) -> float:
+    r"""The constant :math:`C = \tfrac12\,\mathbb E_p\|\nabla_x\log p(x)\|^2` of a 2-D density by
+    quadrature: a Riemann sum of :math:`p\cdot\tfrac12\|s\|^2` on an ``n`` × ``n`` grid over
+    :math:`[-h, h]^2`, ``h = half_width``, in float64. It is ESM minus ISM for every model (lesson 02)
+    and the ESM of the zero model. ``density`` has ``log_prob`` and ``score`` on points (B, 2)."""
+    half_width = float(require_positive(half_width, "half_width"))
+    n = require_count(n, "n", minimum=2)
+    u = torch.linspace(-half_width, half_width, n, dtype=torch.float64)
+    gx, gy = torch.meshgrid(u, u, indexing="xy")
+    points = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)
+    with torch.no_grad():
+        weight = density.log_prob(points).exp()
+        half_sq = 0.5 * (density.score(points).to(torch.float64) ** 2).sum(-1)
+    return float((weight * half_sq).sum() * (u[1] - u[0]) ** 2)
 
 
 def total_variation_1d(p: torch.Tensor, q: torch.Tensor, xs: torch.Tensor) -> float:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from ._sampling import DivergenceError, Trajectory, evaluate_score
-from ._validate import require_batch, require_positive
+from ._sampling import Trajectory, evaluate_score
+from ._validate import as_tensor, require_batch, require_range, require_real
 
 __all__ = ["heun_sample"]
 
@@ -43,16 +43,22 @@ def heun_sample(
     x ← x + √(σ̂² − σ²)·z with γ = min(S/n, √2 − 1), and the Heun step starts from (x, σ̂). The
     added noise lets the sampler correct errors of the network, like Langevin's; z comes from
     ``generator``. Same number of evaluations.
+
+    Raises :class:`~lessons_lib.samplers.DivergenceError` when the state leaves its scale, an
+    entry beyond 1000 × R with R the largest of max |x_init|, σ₀ and 1 (:mod:`lessons_lib._sampling`).
     """
-    levels = torch.as_tensor(sigmas, dtype=torch.float64)
+    levels = as_tensor(sigmas, "sigmas", dtype=torch.float64)
     if levels.dim() != 1 or levels.numel() < 2 or levels[-1] != 0 or (levels[:-1] <= 0).any() \
             or not (levels[1:] < levels[:-1]).all():
         raise ValueError("sigmas must be strictly decreasing positive levels followed by 0, e.g. "
                          f"karras_sigmas(sigma_max, sigma_min, n); got {[round(v, 4) for v in levels.tolist()]}")
     levels = levels.tolist()
-    churn = require_positive(churn, "churn") if churn else 0.0
+    churn = require_real(churn, "churn", 0.0)
+    churn_range = require_range(churn_range, "churn_range")
     x = require_batch(x_init, "x_init").detach().clone()
-    trajectory = Trajectory(x, record_every)
+    trajectory = Trajectory(x, record_every, sigma_max=levels[0], what="the Heun sampler", n_steps=len(levels) - 1,
+                            advice="The score was finite, so the steps are too long for it: take more levels "
+                                   "(a larger n in karras_sigmas).")
     n = len(levels) - 1
     gamma = min(churn / n, math.sqrt(2) - 1)
     for i in range(n):
@@ -68,9 +74,6 @@ def heun_sample(
             d_next = -sigma_next * evaluate_score(score_fn, x_next, sigma_next)
             x_next = x + (sigma_next - sigma) * 0.5 * (d + d_next)
         x = x_next
-        if not torch.isfinite(x).all():
-            raise DivergenceError(
-                f"the Heun sampler diverged: non-finite values after step {i + 1} of {n} (at σ = {sigma_next:.3g}). "
-                "Usually the score is wrong or too large there, or the steps are too long: try more steps.")
+        trajectory.where = f" (at σ = {sigma_next:.3g})"
         trajectory.add(x, i + 1)
     return trajectory.result(x)

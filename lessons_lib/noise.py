@@ -17,7 +17,7 @@ import torch
 
 from ._validate import require_batch, require_count, require_positive, require_sigma
 
-__all__ = ["geometric_sigmas", "karras_sigmas", "perturb", "sigma_like", "validate_sigmas"]
+__all__ = ["geometric_sigmas", "karras_sigmas", "perturb", "sigma_like", "tweedie_denoise", "validate_sigmas"]
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype=None) -> torch.Tensor:
@@ -102,3 +102,11 @@ def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None, *,
         shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
         raise ValueError(f"z must have the shape of x, {tuple(x.shape)}, got {shape}")
     return x + s * z, z
+
+
+def tweedie_denoise(score_fn, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
+    """Tweedie's formula E[x | x̃] = x̃ + σ²·s(x̃), with ``score_fn(x̃)`` ≈ ∇log p_σ(x̃) (Robbins 1956;
+    Miyasawa 1961; Efron 2011): the posterior mean of the clean x under Gaussian noise of known σ.
+    ``sigma``: a number or one level per sample, shape (B,)."""
+    x_noisy = require_batch(x_noisy, "x_noisy")
+    return x_noisy + sigma_like(sigma, x_noisy) ** 2 * score_fn(x_noisy)

@@ -31,7 +31,9 @@ pixels perturbed once per level, to the level about to be used), or optionally N
 (a fresh perturbation before every step).
 
 Both samplers stop with :class:`DivergenceError` (a ``ValueError``) naming the step and the
-step size as soon as the chain stops being finite.
+step size as soon as the chain leaves its scale: an entry beyond 1000 × R, R the largest of
+max |x_init|, σ₁ (annealed) and 1 (:mod:`lessons_lib._sampling`); a score that returns NaN or
+inf is reported as a wrong score, not as a too-large step.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from collections.abc import Callable
 import torch
 
 from ._sampling import DivergenceError, Trajectory, evaluate_score
-from ._validate import require_batch, require_count, require_positive, require_same_shape
+from ._validate import as_tensor, require_batch, require_bool, require_choice, require_count, require_positive, require_same_shape
 from .noise import validate_sigmas
 
-__all__ = ["langevin", "annealed_langevin", "annealed_inpainting", "langevin_step", "DivergenceError"]
+__all__ = ["langevin", "mala", "mala_log_acceptance", "annealed_langevin", "annealed_inpainting", "langevin_step",
+           "DivergenceError"]
 
 Tensor = torch.Tensor
 
@@ -56,12 +59,17 @@ def langevin_step(x: Tensor, score: Tensor, step_size: float, z: Tensor) -> Tens
     return x + step_size * score + math.sqrt(2.0 * step_size) * z
 
 
+def _step_advice(step_size: float) -> str:
+    return (f"The score was finite, so the step size ε = {step_size:.3g} (step_size) is too large for it "
+            "(for a Gaussian of variance v the chain is stable only for ε < 2v); try a smaller one.")
+
+
 def _check_finite(x: Tensor, step: int, n_steps: int, step_size: float, where: str = "") -> None:
+    """A non-finite state after a finite score (:func:`evaluate_score` refuses a NaN score): too large a step."""
     if not torch.isfinite(x).all():
         raise DivergenceError(
             f"Langevin chain diverged{where}: non-finite values after step {step} of {n_steps} "
-            f"with step size ε = {step_size:.3g}. The step size is too large for this score "
-            "(for a Gaussian of variance v the chain is stable only for ε < 2v); try a smaller one."
+            f"with step size ε = {step_size:.3g}. " + _step_advice(step_size)
         )
 
 
@@ -79,19 +87,82 @@ def langevin(
 
     Returns the final batch; with ``record_every=k`` returns ``(x, trajectory)`` where
     ``trajectory`` has shape (T, *x_init.shape) and holds x_init and every k-th state.
-    Raises :class:`DivergenceError` if the chain turns non-finite.
+    Raises :class:`DivergenceError` when the chain leaves its scale, an entry beyond 1000 × R with R
+    the larger of max |x_init| and 1 (:mod:`lessons_lib._sampling`; the message says whether the
+    score returned NaN/inf or the step size is too large).
+    """
+    x = require_batch(x_init, "x_init").detach().clone()
+    eps = require_positive(step_size, "step_size")
+    n_steps = require_count(n_steps, "n_steps", minimum=0)
+    trajectory = Trajectory(x, record_every, what="Langevin chain", n_steps=n_steps, advice=_step_advice(eps))
+    trajectory.where = f" with step size ε = {eps:.3g}"
+    for t in range(1, n_steps + 1):
+        s = evaluate_score(score_fn, x)
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        x = langevin_step(x, s, eps, z)
+        trajectory.add(x, t)
+    return trajectory.result(x)
+
+
+def mala_log_acceptance(log_prob: Callable[[Tensor], Tensor], score_fn: Callable[[Tensor], Tensor], x: Tensor,
+                        y: Tensor, step_size: float) -> Tensor:
+    r"""The log of MALA's acceptance probability for the move x → y, one number per chain (Roberts &
+    Tweedie 1996):
+
+    .. math:: \log\alpha = \min\{0,\ \log p(y) - \log p(x) + \log q(x\mid y) - \log q(y\mid x)\},
+       \qquad \log q(b\mid a) = -\frac{\|b - a - \varepsilon s(a)\|^2}{4\varepsilon} + \text{const},
+
+    q being the Langevin proposal :math:`\mathcal N(a + \varepsilon s(a), 2\varepsilon I)`. ``log_prob``
+    need only be known up to a constant (it cancels); it is what a score model does not provide.
+    """
+    eps = require_positive(step_size, "step_size")
+    x, y = require_batch(x, "x"), require_batch(y, "y")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    with torch.no_grad():
+        def log_q(b, a):  # log q(b | a) up to a constant
+            return -(b - a - eps * evaluate_score(score_fn, a)).flatten(1).pow(2).sum(1) / (4 * eps)
+
+        log_ratio = log_prob(y) - log_prob(x) + log_q(x, y) - log_q(y, x)
+    return log_ratio.clamp(max=0.0)
+
+
+def mala(
+    log_prob: Callable[[Tensor], Tensor],
+    score_fn: Callable[[Tensor], Tensor],
+    x_init: Tensor,
+    step_size: float,
+    n_steps: int,
+    generator: torch.Generator | None = None,
+    record_every: int | None = None,
+):
+    """Metropolis-adjusted Langevin (MALA): the Langevin step x + ε·s(x) + √(2ε)·z as a proposal y,
+    accepted with probability exp(:func:`mala_log_acceptance`), otherwise the chain stays at x.
+
+    p is then exactly stationary for every ε, but the acceptance needs log p up to a constant,
+    which a learned score does not give. Returns ``(x, acceptance)``, acceptance being the fraction
+    of proposals accepted over all steps and chains; with ``record_every=k`` returns
+    ``(x, acceptance, trajectory)``. Random numbers per step: the proposal's z, then the uniform u.
     """
     x = require_batch(x_init, "x_init").detach().clone()
     eps = require_positive(step_size, "step_size")
     n_steps = require_count(n_steps, "n_steps", minimum=0)
     trajectory = Trajectory(x, record_every)
+    accepted = 0.0
     for t in range(1, n_steps + 1):
-        s = evaluate_score(score_fn, x)
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        x = langevin_step(x, s, eps, z)
-        _check_finite(x, t, n_steps, eps)
+        y = langevin_step(x, evaluate_score(score_fn, x), eps, z)
+        _check_finite(y, t, n_steps, eps)
+        u = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
+        accept = torch.log(u) < mala_log_acceptance(log_prob, score_fn, x, y, eps)
+        x = torch.where(accept.view(-1, *[1] * (x.dim() - 1)), y, x)
+        accepted += float(accept.double().mean())
         trajectory.add(x, t)
-    return trajectory.result(x)
+    acceptance = accepted / max(n_steps, 1)
+    if record_every is None:
+        return x, acceptance
+    x, traj = trajectory.result(x)
+    return x, acceptance, traj
 
 
 def annealed_langevin(
@@ -156,16 +227,14 @@ def annealed_inpainting(
     and [the known-pixel noise (``"per_step"``)] before denoising.
     """
     image = require_batch(image, "image")
-    mask = torch.as_tensor(mask, dtype=image.dtype, device=image.device)
+    mask = as_tensor(mask, "mask").to(image)
     try:
         mask = mask.expand_as(image)
     except RuntimeError as err:
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to image {tuple(image.shape)}") from err
     if not ((mask == 0) | (mask == 1)).all():
         raise ValueError("mask must hold only 0 (unknown pixel) and 1 (known pixel)")
-    if known_noise not in ("per_level", "per_step"):
-        raise ValueError("known_noise must be 'per_level' (Song & Ermon 2019) or 'per_step' (NCSNv2), "
-                         f"not {known_noise!r}")
+    require_choice(known_noise, "known_noise", ("per_level", "per_step"))  # Song & Ermon 2019, NCSNv2
     if x_init is None:
         x_init = torch.rand(image.shape, generator=generator, dtype=image.dtype, device=image.device)
     x_init = require_same_shape(x_init, image, "x_init")
@@ -213,11 +282,14 @@ def _annealed(score_fn, x_init, sigmas, n_steps_each, step_size, generator, reco
     sig = [float(s) for s in validate_sigmas(sigmas)]
     n_steps_each = require_count(n_steps_each, "n_steps_each")
     step_size = require_positive(step_size, "step_size")
-    trajectory = Trajectory(x, record_every)
+    denoise = require_bool(denoise, "denoise")
     total = len(sig) * n_steps_each
+    trajectory = Trajectory(x, record_every, sigma_max=sig[0], what="annealed Langevin", n_steps=total,
+                            advice=_step_advice(step_size).replace("step size ε", "last level's step size ε"))
     t = 0
     for i, sigma in enumerate(sig):
         eps = step_size * (sigma / sig[-1]) ** 2
+        trajectory.where = f" at noise level {i + 1} (σ = {sigma:.3g}, step εᵢ = {eps:.3g})"
         x = before_level(x, sigma)
         for _ in range(n_steps_each):
             t += 1
@@ -225,12 +297,11 @@ def _annealed(score_fn, x_init, sigmas, n_steps_each, step_size, generator, reco
             s = evaluate_score(score_fn, x, sigma)
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = langevin_step(x, s, eps, z)
-            _check_finite(x, t, total, eps, where=f" at noise level {i + 1} (σ = {sigma:.3g})")
             x = after_step(x, sigma)
             trajectory.add(x, t)
     if denoise:
         x = before_denoise(x, sig[-1])
         x = x + sig[-1] ** 2 * evaluate_score(score_fn, x, sig[-1])
-        _check_finite(x, total, total, sig[-1] ** 2, where=" in the final denoising step")
+        trajectory.where = " in the final denoising step"
         trajectory.append(x)
     return trajectory.result(x)

@@ -31,7 +31,10 @@
 #    normaliser $Z$, and compute it as $-\nabla_x E$ with automatic differentiation;
 # 2. derive the score of a Gaussian and of a Gaussian mixture, and check both against autograd;
 # 3. read a score vector field: where it points, where it vanishes, how large it is;
-# 4. implement `gaussian_score(x, mean, cov)` yourself.
+# 4. recover a 1-D density, mode weights included, from its score alone, and sample it with
+#    Langevin dynamics;
+# 5. implement the scores of a Gaussian and of a Gaussian mixture yourself, and derive the largest
+#    angle between a Gaussian's score and the direction to its mean.
 #
 # Conventions of the course: points are batch-first, a batch of $B$ points in $d$ dimensions
 # has shape `(B, d)` (1-D data has shape `(B, 1)`).
@@ -43,11 +46,12 @@ from torch.func import jacrev, vmap
 
 from lessons_lib import seed_everything
 from lessons_lib.autodiff import score_from_energy, score_from_log_prob
-from lessons_lib.course.checks import check_gaussian_score
-from lessons_lib.densities import Gaussian
+from lessons_lib.course.checks import check_gaussian_score, check_mixture_score
+from lessons_lib.densities import Gaussian, density_from_score_1d
 from lessons_lib.explorers import MixtureScoreExplorer
 from lessons_lib.nets import EnergyMLP, ScoreMLP
 from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_field
+from lessons_lib.stats import mean_and_se
 from lessons_lib.toy_data import mixture_1d, mixture_2d
 
 generator = seed_everything(0)
@@ -55,14 +59,17 @@ generator = seed_everything(0)
 # %% [markdown]
 # ## 1. Energy-based models and the normaliser that drops out
 #
-# Any positive function can be turned into a density: pick an **energy** $E(x)$ (low energy =
-# likely) and set
+# Pick an **energy** $E(x)$ (low energy = likely) whose exponential is integrable,
+# $Z = \int e^{-E(x)}\,dx < \infty$. Then
 #
-# $$ p(x) = \frac{e^{-E(x)}}{Z}, \qquad Z = \int e^{-E(x)}\,dx . $$
+# $$ p(x) = \frac{e^{-E(x)}}{Z} $$
 #
-# The energy is easy to write down — a neural network will do — but $Z$ is an integral over
-# the whole space, which in high dimension nobody can compute. This is the central difficulty
-# of maximum likelihood for such models: $\log p(x) = -E(x) - \log Z$ needs $\log Z$.
+# is a density. The condition is not automatic: $E \equiv 0$ on $\mathbb R$, or
+# $E(x) = \tfrac12\log(1+x^2)$, gives $Z = \infty$ and no density at all. A neural energy defines
+# a density only if it grows fast enough far from the data. When $Z$ is finite it is still an
+# integral over the whole space: in high dimension it cannot be computed exactly and is
+# expensive even to estimate. This is the central difficulty of maximum likelihood for such
+# models: $\log p(x) = -E(x) - \log Z$ needs $\log Z$.
 #
 # The score does not. $Z$ is one number, the same for every $x$, so its gradient with respect
 # to $x$ is zero:
@@ -70,8 +77,9 @@ generator = seed_everything(0)
 # $$ s(x) = \nabla_x \log p(x) = \nabla_x\big(-E(x) - \log Z\big) = -\nabla_x E(x) . $$
 #
 # Equivalently: multiplying $p$ by any constant, or adding a constant to $E$, leaves the score
-# unchanged. A model of the *energy* is therefore a model of the density up to its normaliser,
-# and its score $-\nabla E$ is all a sampler such as Langevin dynamics (lesson 5) needs.
+# unchanged. An energy with finite $Z$ is therefore a model of the density up to its normaliser,
+# and its score $-\nabla E$ is all that Langevin dynamics needs to sample it (section 5 shows
+# it; lesson 5 studies it).
 #
 # The converse needs care. A score model $s_\theta$ that is built as $-\nabla E_\theta$ is a
 # gradient field (a *conservative* field) by construction. From lesson 2 on we will mostly use
@@ -83,7 +91,7 @@ generator = seed_everything(0)
 #
 # **Check.** Take the double-well energy $E(x) = (x^2 - 4)^2/8$ in one dimension. By hand,
 # $E'(x) = x(x^2-4)/2$, so the score is $s(x) = -x(x^2-4)/2$. We let autograd compute
-# $-\nabla E$ (`score_from_energy`) and compare; we also shift the energy by a constant.
+# $-\nabla E$ (`score_from_energy`) and compare.
 
 # %%
 def energy(x):
@@ -98,18 +106,20 @@ def analytic_score(x):
 xs = torch.linspace(-4, 4, 801, dtype=torch.float64)[:, None]
 with torch.no_grad():  # we only want values here, not a graph to train through
     score_autograd = score_from_energy(energy)(xs)
-    score_shifted = score_from_energy(lambda x: energy(x) + 10.0)(xs)  # Z multiplied by e^{-10}
 
 # %% [markdown]
 # The normaliser is only needed to *draw* $p$; here, in one dimension, we can afford to compute
-# it by quadrature.
+# it by quadrature. For contrast, the integral of $e^{-E}$ for $E(x) = \tfrac12\log(1+x^2)$ over
+# $[-R, R]$ keeps growing with $R$ (like $2\log R$): that energy has no normaliser.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print("max |autograd − analytic| score :", round((score_autograd - analytic_score(xs)).abs().max().item(), 10))
-print("max |score(E + 10) − score(E)|  :", round((score_shifted - score_autograd).abs().max().item(), 10))
 Z = torch.trapezoid(torch.exp(-energy(xs)), xs[:, 0])
-print("Z = ∫ exp(−E) dx ≈", round(Z.item(), 4), "(never needed for the score)")
+print("double well: Z = ∫ exp(−E) dx ≈", round(Z.item(), 4), "(never needed for the score)")
+for R in (10, 100, 1000, 10000):
+    u = torch.linspace(-R, R, 200_001, dtype=torch.float64)
+    print(f"E = ½ log(1 + x²): ∫ exp(−E) over [−{R}, {R}] = {torch.trapezoid((1 + u**2) ** -0.5, u):.2f}")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -157,8 +167,8 @@ for name, c in curls.items():
 
 # %% [markdown]
 # The energy network's curl is zero up to rounding; the free-form network's is not, so no
-# function $E$ has it as its gradient. Score matching will make such a network *close* to a
-# gradient field where data are, but it never has to be one.
+# function $E$ has it as its gradient. Nothing in training forces a free-form network to become
+# one; lesson 2 measures the curl of a trained one.
 
 # %% [markdown]
 # ## 2. The score of a Gaussian
@@ -193,8 +203,7 @@ for name, c in curls.items():
 # the responsibilities switch over and the score turns around.
 #
 # `lessons_lib.densities` implements both formulas. We check them against autograd applied to
-# the log-density (`score_from_log_prob`), in double precision, on random points — and the
-# mixture score against the responsibility-weighted average written out component by component.
+# the log-density (`score_from_log_prob`), in double precision, on random points.
 
 # %%
 gauss = Gaussian(mean=[1.0, -0.5], cov=[[1.0, 0.8], [0.8, 2.0]])
@@ -204,25 +213,20 @@ points = 4 * torch.randn(1000, 2, generator=generator, dtype=torch.float64)
 with torch.no_grad():
     err_gauss = (gauss.score(points) - score_from_log_prob(gauss.log_prob)(points)).abs().max()
     err_mix = (mix2.score(points) - score_from_log_prob(mix2.log_prob)(points)).abs().max()
-components = [Gaussian(mix2.means[k], mix2.covs[k]) for k in range(mix2.n_components)]
-r = mix2.responsibilities(points)
-weighted = sum(r[:, k : k + 1] * components[k].score(points) for k in range(mix2.n_components))
-err_resp = (mix2.score(points) - weighted).abs().max()
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print("Gaussian: max |analytic − autograd| =", round(err_gauss.item(), 10))
 print("mixture : max |analytic − autograd| =", round(err_mix.item(), 10))
-print("mixture : max |score − Σ_k r_k · component score| =", round(err_resp.item(), 10))
-print("responsibilities sum to one:", torch.allclose(r.sum(-1), torch.ones(len(points), dtype=torch.float64)))
 
 # %% [markdown]
 # ## 4. Score fields
 #
 # In one dimension the score is a curve. The course's running 1-D example is the mixture
-# $0.1\,\mathcal N(-3, 1) + 0.9\,\mathcal N(3, 1)$: note that although the left mode is nine
-# times lighter, its score looks just like the right one's near each mode — the score knows
-# the *shape* of the density locally, not how much mass each mode holds.
+# $0.1\,\mathcal N(-3, 1) + 0.9\,\mathcal N(3, 1)$. Although the left mode is nine times lighter,
+# near each mode the mixture's score is almost that of its component alone: locally, the score
+# sees the shape of the density. The weights are encoded in the score in the gap between the
+# modes, where it turns around.
 
 # %%
 mix1 = mixture_1d()
@@ -241,16 +245,56 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **The score determines the density.** On a connected support (here all of $\mathbb R$), the
+# score is the derivative of $\log p$, so
+#
+# $$ \log p(b) - \log p(a) = \int_a^b s(x)\,dx , $$
+#
+# and $p$ follows up to one constant, fixed by $\int p = 1$. `density_from_score_1d` does exactly
+# this with the trapezoid rule. Integrating the mixture's score across the gap gives back the
+# 1 : 9 weights:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+xs_gap = torch.linspace(-12, 12, 4801, dtype=torch.float64)
+p_from_score = density_from_score_1d(mix1.score, xs_gap)
+left_mass = torch.trapezoid(p_from_score * (xs_gap < 0), xs_gap).item()
+exact_left = (mix1.weights * torch.special.ndtr(-mix1.means[:, 0])).sum().item()  # P(x < 0) for the mixture
+print(f"P(x < 0) from the score alone: {left_mass:.4f}   exact: {exact_left:.4f}")
+print(f"max |recovered p − p| on the grid: {(p_from_score - mix1.log_prob(xs_gap[:, None]).exp()).abs().max():.1e}")
+xs_fine = torch.linspace(-1, 0, 100_001, dtype=torch.float64)  # between the modes, step 1e-5
+zero = xs_fine[mix1.score(xs_fine[:, None])[:, 0].abs().argmin()].item()
+r_fine = mix1.responsibilities(xs_fine[:, None])
+switch = xs_fine[(r_fine[:, 0] - r_fine[:, 1]).abs().argmin()].item()
+print(f"between the modes: responsibilities equal at x = {switch:.3f}, score zero at x = {zero:.3f}")
+
+# %% [markdown]
+# **Not every score grows.** The Gaussian's score grows linearly in $|x|$, the double well's
+# like $|x|^3$. Heavy tails behave differently: the Student-t with $\nu$ degrees of freedom has
+# $s(x) = -(\nu+1)x/(\nu+x^2)$, which tends to zero, and the Laplace density
+# $\tfrac12 e^{-|x|}$ has $s(x) = -\operatorname{sign}(x)$, of constant size. By autograd:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+tails = {"N(0, 1)": torch.distributions.Normal(0.0, 1.0), "Student-t, ν = 3": torch.distributions.StudentT(3.0),
+         "Laplace(0, 1)": torch.distributions.Laplace(0.0, 1.0)}
+far_points = torch.tensor([[1.0], [10.0], [100.0]], dtype=torch.float64)
+for name, dist in tails.items():
+    with torch.no_grad():
+        s_far = score_from_log_prob(lambda x, dist=dist: dist.log_prob(x[:, 0]))(far_points)[:, 0]
+    print(f"{name:<17} s(1), s(10), s(100) = " + ", ".join(f"{v:8.3f}" for v in s_far.tolist()))
+
+# %% [markdown]
 # In two dimensions we draw the score as arrows over the density. All arrows have the same
 # length, so that every direction is visible; the **colour** encodes the magnitude
 # $\log(1 + \|s(x)\|)$ (dark = small, yellow = large). Left: the correlated Gaussian from
 # above. Its field $-\Sigma^{-1}(x-\mu)$ is linear, and it is the steepest-ascent direction of
-# $\log p$, i.e. it points *down the gradient of the Mahalanobis distance*
+# $\log p$, i.e. it points *down the gradient of half the squared Mahalanobis distance*
 # $\tfrac12(x-\mu)^\top\Sigma^{-1}(x-\mu)$, at right angles to the elliptical contours. It does
 # **not** in general aim at the mean: it is parallel to $\mu - x$ only when $x - \mu$ lies along
 # a principal axis (an eigenvector of $\Sigma$). Right: the three-component mixture
 # `mixture_2d()`. First, how far from "at the mean" the Gaussian's arrows are on the plotted
-# grid:
+# grid (exercise 3 asks for the largest angle possible):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -279,10 +323,11 @@ fig.colorbar(quiver, ax=axes, label="log(1 + ‖s(x)‖)", shrink=0.8)
 plt.show()
 
 # %% [markdown]
-# Things to notice: the arrows converge on the modes; between two modes there are points where
-# the score vanishes without being a mode (saddle points of $\log p$); and far from the data
-# all arrows point inwards and turn yellow: the magnitude $\|s(x)\|$ grows linearly with the
-# distance, as for a single Gaussian. Along a ray from the origin:
+# Things to notice: the arrows converge on the modes; between two modes the field turns around,
+# and somewhere there it vanishes without a mode (a saddle point of $\log p$, which this coarse
+# grid does not locate); far from the data all arrows point inwards and their colour moves up
+# the scale. This mixture has Gaussian components, so far away $\|s(x)\|$ grows linearly with
+# the distance. Along a ray from the origin:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -291,7 +336,36 @@ for r in (5, 10, 20, 40):
     print(f"‖s(x)‖ of mixture_2d() at distance {r:2d}: {mix2.score(r * direction).norm().item():6.2f}")
 
 # %% [markdown]
-# ## 5. Explore
+# ## 5. What the score is for: sampling
+#
+# Langevin dynamics turns a score into samples: from any start, repeat
+# $x \leftarrow x + \varepsilon\, s(x) + \sqrt{2\varepsilon}\, z$ with fresh $z\sim\mathcal N(0, 1)$. For small
+# $\varepsilon$ and many steps the chain's distribution approaches $p$ (lesson 5 makes this precise
+# and shows where it fails). Here: 2 000 chains, all started in the left well at $x = -2$, with
+# the exact double-well score and no $Z$ anywhere.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+langevin_gen = torch.Generator().manual_seed(0)
+x_chain = torch.full((2000, 1), -2.0, dtype=torch.float64)
+step_size = 0.01
+for _ in range(3000):
+    noise = torch.randn(x_chain.shape, generator=langevin_gen, dtype=torch.float64)
+    x_chain = x_chain + step_size * analytic_score(x_chain) + (2 * step_size) ** 0.5 * noise
+p_well = torch.exp(-energy(xs)) / Z
+right_mass, right_se = mean_and_se((x_chain > 0).double())
+second, second_se = mean_and_se(x_chain**2)
+print(f"fraction of chains in the right well: {right_mass:.3f} ± {right_se:.3f}   (exact 0.5, by symmetry)")
+print(f"E[x²] over the chains: {second:.3f} ± {second_se:.3f}   by quadrature: "
+      f"{torch.trapezoid(p_well * xs[:, 0] ** 2, xs[:, 0]):.3f}")
+
+# %% [markdown]
+# The chains, all started in the left well, end split between the two wells as the symmetry
+# demands, and their second moment agrees with quadrature; both within about one standard error
+# (± is the sampling error over the 2 000 chains; the step size also leaves a bias of order
+# $\varepsilon$, too small to see here).
+#
+# ## 6. Explore
 #
 # Move the sliders: the mixture $w\,\mathcal N(\mu_1,\sigma_1^2) + (1-w)\,\mathcal N(\mu_2,
 # \sigma_2^2)$ and its score are recomputed by `GaussianMixture`. Try: two equal, well
@@ -304,17 +378,21 @@ for r in (5, 10, 20, 40):
 MixtureScoreExplorer()
 
 # %% [markdown]
-# ## Exercise — the score of a Gaussian
+# ## Exercises
+#
+# ### Exercise 1 (2 points): the score of a Gaussian
 #
 # Implement `gaussian_score(x, mean, cov)` for a batch `x` of shape `(B, d)`, a mean of
 # shape `(d,)` and a covariance of shape `(d, d)`; return $-\Sigma^{-1}(x-\mu)$ for each row,
-# shape `(B, d)`. Avoid forming $\Sigma^{-1}$ explicitly if you can: solving a linear system
-# is cheaper and more accurate.
+# shape `(B, d)`. Solving the linear system $\Sigma y = x - \mu$ is more accurate than forming
+# $\Sigma^{-1}$; for a symmetric positive-definite $\Sigma$ a Cholesky factorisation is the usual
+# way to solve it.
 
 # %%
 def gaussian_score(x, mean, cov):
     """Score −cov⁻¹(x − mean) of N(mean, cov) for every row of x: (B, d) → (B, d)."""
-    # Hint: torch.linalg.solve(cov, b) solves cov @ y = b for y; b = (x - mean).T has one column per point.
+    # Hint: Σ⁻¹u is the solution y of Σy = u. torch.linalg can solve for many right-hand sides at
+    # once; mind which axis holds the points.
     ### BEGIN SOLUTION
     return -torch.linalg.solve(cov, (x - mean).T).T
     ### END SOLUTION
@@ -322,6 +400,84 @@ def gaussian_score(x, mean, cov):
 
 # %%
 check_gaussian_score(gaussian_score)
+
+# %% [markdown]
+# ### Exercise 2 (3 points): the score of a Gaussian mixture, far from the data too
+#
+# Implement `mixture_score(x, weights, means, covs)` for `x` of shape `(B, d)`, `weights` of
+# shape `(K,)`, `means` of shape `(K, d)` and `covs` of shape `(K, d, d)`: the score
+# $\sum_k r_k(x)\,(-\Sigma_k^{-1}(x-\mu_k))$ of section 3, shape `(B, d)`. It must stay correct at
+# points 40 units from every mean. Before you write it, work out what
+# $\pi_k\,\mathcal N(x;\mu_k,\Sigma_k)$ is there in float32, and what the responsibilities then become.
+# You may use `Gaussian(mean, cov).log_prob` and your `gaussian_score`.
+
+# %%
+def mixture_score(x, weights, means, covs):
+    """Score of Σₖ weights[k]·N(means[k], covs[k]) for every row of x: (B, d) → (B, d)."""
+    # Hint: the responsibilities are a normalised exponential of log πₖ + log N(x; μₖ, Σₖ); keep
+    # everything in log space until the normalisation, which torch can do stably in one call.
+    ### BEGIN SOLUTION
+    log_joint = torch.stack(
+        [torch.log(weights[k]) + Gaussian(means[k], covs[k]).log_prob(x) for k in range(len(weights))], dim=-1
+    )
+    resp = torch.softmax(log_joint, dim=-1)  # (B, K), stable: softmax subtracts the max first
+    scores = torch.stack([gaussian_score(x, means[k], covs[k]) for k in range(len(weights))], dim=1)
+    return (resp[..., None] * scores).sum(1)
+    ### END SOLUTION
+
+
+# %%
+check_mixture_score(mixture_score)
+
+# %% [markdown]
+# The naive formula, with $p = \sum_k\pi_k p_k$ computed first, at distance 40 along a ray, in
+# float32:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+far = 40 * torch.tensor([[0.6, 0.8]])
+densities_far = torch.stack([mix2.weights[k].float() * Gaussian(mix2.means[k], mix2.covs[k]).log_prob(far).exp()
+                             for k in range(mix2.n_components)], -1)
+print("π_k N(x; μ_k, Σ_k) at distance 40, float32:", densities_far[0].tolist())
+print("responsibilities computed from them:", (densities_far / densities_far.sum(-1, keepdim=True))[0].tolist())
+print("score in log space (the library):", [round(v, 3) for v in mix2.score(far)[0].tolist()])
+
+# %% [markdown]
+# ### Exercise 3 (written, 3 points): the largest angle between the score and the mean
+#
+# Section 4 printed the largest angle between $s(x) = -\Sigma^{-1}(x-\mu)$ and $\mu - x$ on a grid,
+# for a 2-D Gaussian whose covariance has eigenvalues $\lambda_1 \ge \lambda_2 > 0$. Show that the
+# cosine of that angle is never below $2\sqrt{\lambda_1\lambda_2}/(\lambda_1+\lambda_2)$, say for which
+# $x$ the bound is attained, and compute the bound for the covariance of section 2 (its
+# eigenvalues are printed below). Is the grid's maximum a coincidence?
+
+# %%
+# NBVAL_CHECK_OUTPUT
+lam = torch.linalg.eigvalsh(gauss.cov)
+print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
+
+# %% [markdown]
+# <!-- BEGIN WRITTEN ANSWER maximal_angle -->
+# **Model answer.** Write $u = \mu - x$ and $P = \Sigma^{-1}$, so $s = Pu$ and
+# $\cos\angle(s, u) = u^\top P u / (\|Pu\|\,\|u\|)$. In the eigenbasis of $\Sigma$, $P$ has
+# eigenvalues $a = 1/\lambda_1 \le b = 1/\lambda_2$; with $u = (u_1, u_2)$ and weights
+# $w_i = u_i^2/\|u\|^2$ ($w_1 + w_2 = 1$),
+# $$ \cos^2 = \frac{(a w_1 + b w_2)^2}{a^2 w_1 + b^2 w_2} . $$
+# Minimising over $w_1$ (the Kantorovich inequality in two dimensions; or set the derivative to
+# zero) gives $w_1 = b/(a+b)$, i.e. $u_1^2/u_2^2 = b/a = \lambda_1/\lambda_2$, and there
+# $\cos^2 = 4ab/(a+b)^2$, so $\cos \ge 2\sqrt{ab}/(a+b) = 2\sqrt{\lambda_1\lambda_2}/(\lambda_1+\lambda_2)$.
+# The bound does not depend on $\|u\|$: it is attained on the four rays from $\mu$ with
+# $|u_1|/|u_2| = \sqrt{\lambda_1/\lambda_2}$ in the eigenbasis; on the principal axes the angle is 0.
+# For the printed eigenvalues, $\lambda_1\lambda_2 = \det\Sigma$ and $\lambda_1+\lambda_2 = \operatorname{tr}\Sigma = 3$,
+# so $\cos = 2\sqrt{\det\Sigma}/3 = 2\sqrt{1.36}/3 \approx 0.7775$, an angle of about $38.97°$. The grid
+# printed 39.0°: it has points on or next to those rays, so its maximum is the theoretical one,
+# not a coincidence.
+#
+# <!-- RUBRIC -->
+# - 1 point: writes the cosine in the eigenbasis of Σ as a function of how u splits between the two axes.
+# - 1 point: minimises it (Kantorovich or calculus) to 2√(λ₁λ₂)/(λ₁ + λ₂), attained where |u₁|/|u₂| = √(λ₁/λ₂), at every distance.
+# - 1 point: evaluates the bound for section 2's Σ (about 39°) and explains that the grid's maximum is this bound.
+# <!-- END WRITTEN ANSWER -->
 
 # %% [markdown]
 # ## Think
@@ -341,19 +497,19 @@ check_gaussian_score(gaussian_score)
 #
 # </details>
 #
-# 2. The 1-D mixture has weights 0.1 and 0.9, but near each mode its score is almost that of
-#    the component alone. Where in $x$ does the weight $0.1$ show up in the score? What does that
-#    suggest for a sampler that only follows the score locally?
+# 2. Section 4 printed two points between the modes of the 1-D mixture: where the two
+#    responsibilities are equal, and where the score vanishes. Why are they not the same point,
+#    and which way do both move as the left weight shrinks?
 #
 # <details><summary>Model answer</summary>
 #
-# Only in the region between the modes, where the responsibilities switch from one component
-# to the other. They are equal where $0.1\,\mathcal N(x;-3,1) = 0.9\,\mathcal N(x;3,1)$, i.e.
-# $-(x+3)^2/2 + \ln 0.1 = -(x-3)^2/2 + \ln 0.9$, which gives $x = -\ln 9/6 \approx -0.37$ instead of
-# $0$ for equal weights: the weight moves the switch-over point (and the zero of the score
-# there) towards the light mode. Near each mode the score is that of its own component, so a
-# sampler that follows it locally learns nothing about the 1 : 9 ratio unless it crosses the
-# low-density gap often — lesson 5 shows that it then gets the mode weights wrong.
+# The score is $s = r_1 s_1 + r_2 s_2$ with $s_1 = -(x+3)$, $s_2 = -(x-3)$, so
+# $s(x) = -x + 3(r_2 - r_1)$. Where $r_1 = r_2$ it equals $-x$, which is zero only at $x = 0$
+# (equal weights). Equal responsibilities solve $\ln 0.1 - (x+3)^2/2 = \ln 0.9 - (x-3)^2/2$, i.e.
+# $x = -\ln 9/6 \approx -0.366$, where $s = +0.366$. The zero of the score (the density's minimum)
+# solves $x = 3\tanh(3x + \tfrac12\ln 9)$, at $x \approx -0.412$. As the left weight shrinks, both
+# points move towards the light mode. The weight is visible in the score only in this region, so
+# a sampler that stays near one mode never sees it.
 #
 # </details>
 #
@@ -377,22 +533,29 @@ check_gaussian_score(gaussian_score)
 # The critical points of $\log p$ (the same as those of $p$, since $p > 0$): local maxima (modes),
 # but also local minima of $p$ (in 1-D the dip between two modes, e.g. near $x \approx -0.4$ for the
 # course's mixture) and, in $d \ge 2$, saddle points (between the modes of `mixture_2d()`). The
-# Hessian of $\log p$, i.e. the Jacobian of the score, tells them apart: negative definite at a
-# mode. So $s = 0$ is not enough to call a point a mode.
+# Hessian of $\log p$, i.e. the Jacobian of the score, often tells them apart: negative definite
+# means a strict local maximum, eigenvalues of both signs a saddle. That test is sufficient, not
+# necessary: $e^{-x^4}$ has Hessian 0 at its mode, and a degenerate Hessian decides nothing. So
+# $s = 0$ is not enough to call a point a mode.
 #
 # </details>
 #
 # ## Summary
 #
-# - The score $s(x) = \nabla_x\log p(x)$ ignores the normaliser: for $p = e^{-E}/Z$ it is
-#   $-\nabla_x E$, computable by autograd from an unnormalised model.
+# - An energy defines a density $e^{-E}/Z$ only when $Z$ is finite. The score
+#   $s(x) = \nabla_x\log p(x)$ ignores the normaliser: for $p = e^{-E}/Z$ it is $-\nabla_x E$,
+#   computable by autograd from an unnormalised model.
 # - A Gaussian has the linear score $-\Sigma^{-1}(x-\mu)$; a mixture's score is the
 #   responsibility-weighted average of its components' scores. Both agree with autograd to
 #   machine precision.
-# - A score field points towards higher density (for a Gaussian: down the gradient of the
-#   Mahalanobis distance, which is not always towards the mean), vanishes at modes, saddles and
-#   minima of $p$, and grows far from the data.
+# - A score field points towards higher density (for a Gaussian: down the gradient of half the
+#   squared Mahalanobis distance, which is not always towards the mean) and vanishes at modes,
+#   saddles and minima of $p$. Far from the data it grows for light tails (Gaussian), stays
+#   bounded for a Laplace and tends to zero for a Student-t.
+# - On a connected support the score determines $\log p$ up to a constant: integrating it across
+#   the gap recovered the 1 : 9 weights of the 1-D mixture. Near each mode it only sees the local
+#   shape.
+# - Langevin dynamics samples a density from its score alone.
 # - A model built as $-\nabla E_\theta$ is a gradient field; a free-form score network need not
-#   be one (its curl is not zero), and then there is no density or energy to read off. It describes the density's shape locally; the relative mass of distant modes
-#   is only visible in the regions between them.
+#   be one (its curl is not zero), and then there is no density or energy to read off.
 # - Next lesson: how to *fit* a score model to data when the true score is unknown.

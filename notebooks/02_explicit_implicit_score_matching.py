@@ -21,17 +21,19 @@
 # **Objectives.** By the end of this lesson you can
 #
 # 1. write down explicit score matching (ESM) and say why it cannot be computed on real data;
-# 2. derive Hyvärinen's implicit score matching (ISM) by integration by parts, in 1-D and in
-#    $d$ dimensions, and state when the boundary term vanishes;
+# 2. derive Hyvärinen's score matching by integration by parts, in 1-D and in $d$ dimensions, and
+#    state when the boundary term vanishes (Hyvärinen 2005 calls it simply "score matching"; the
+#    names *explicit* and *implicit* score matching, ESM and ISM, are Vincent's, 2011);
 # 3. verify numerically that ESM − ISM is the *same constant* for very different models;
 # 4. fit a small network by ISM, measure how far it is from the true score (and how much that
 #    changes from one training seed to the next), and see where the error concentrates;
-# 5. say what each of the two ISM terms does, and why ISM on a fixed finite data set overfits;
+# 5. say what each of the two ISM terms does, and why ISM on a fixed finite data set has no
+#    lower bound for a flexible model;
 # 6. solve Hyvärinen's Gaussian example by hand and check it against a fitted linear model;
 # 7. train an energy-based model by ISM (which then needs the Hessian's trace);
 # 8. explain, with a measurement, why the exact ISM objective becomes expensive in high
 #    dimension;
-# 9. implement `ism_loss(score_fn, x)` yourself.
+# 9. implement the exact trace, the ISM loss and its energy-based variant yourself.
 #
 # Names you will meet in the literature: ESM is (half) the **Fisher divergence**, and the
 # integration by parts at the heart of ISM is an instance of **Stein's identity**.
@@ -40,13 +42,15 @@
 # dimensions and average over the batch**; points are batch-first, shape `(B, d)`.
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import torch
 
 from lessons_lib import losses, seed_everything
-from lessons_lib.autodiff import jacobian_trace
-from lessons_lib.course.checks import check_ism_loss
-from lessons_lib.densities import Gaussian, density_from_score_1d
+from lessons_lib.autodiff import jacobian_trace, score_from_energy
+from lessons_lib.course.checks import check_ebm_ism_loss, check_exact_trace, check_ism_loss
+from lessons_lib.densities import Gaussian, density_from_score_1d, fisher_constant_2d
 from lessons_lib.nets import EnergyMLP, LinearScore, ScoreMLP
 from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_error, plot_score_field, score_error_by_region
 from lessons_lib.stats import mean_and_sd, mean_and_se
@@ -72,7 +76,8 @@ torch.set_num_threads(1)  # the networks here are tiny: more threads only add sy
 # When $s_\theta$ is itself the score of a model density $p_\theta$, the quantity
 # $\mathbb E_p\|\nabla\log p_\theta - \nabla\log p\|^2$ is called the **Fisher divergence**
 # between $p$ and $p_\theta$ (ESM is half of it). It is zero only when the two scores agree
-# wherever $p>0$, which for connected supports means $p_\theta = p$. In this course we use it to *grade*
+# wherever $p>0$, which, when $p > 0$ everywhere (or both densities share one connected support),
+# means $p_\theta = p$. In this course we use it to *grade*
 # fits on toy densities whose score we know exactly (`lessons_lib.densities`), as here with the
 # 2-D mixture `mixture_2d()`.
 #
@@ -143,15 +148,20 @@ print("boundary s_θ·p at ±15:", [round(b, 12) for b in boundary.tolist()])
 # = \operatorname{tr}\nabla_x s_\theta(x)$, the trace of the Jacobian of the model.
 #
 # **The boundary term.** The sphere $\partial B_R$ has area proportional to $R^{d-1}$, so the
-# surface integral vanishes as $R\to\infty$ when $p(x)\,\|s_\theta(x)\|$ decays faster than
-# $\|x\|^{-(d-1)}$. That holds for densities with Gaussian-like tails and models that grow at
-# most polynomially (any MLP, any linear model) — our setting. It can fail when $p$ is cut off
-# abruptly (e.g. uniform on a box: $p$ does not go to zero at the box's faces) or has heavy
-# tails while $s_\theta$ grows fast. The other assumptions of Hyvärinen's theorem (2005):
+# surface integral certainly vanishes as $R\to\infty$ when $p(x)\,\|s_\theta(x)\|$ decays faster
+# than $\|x\|^{-(d-1)}$, as for Gaussian-like tails and models that grow at most polynomially.
+# That is sufficient, not necessary: for a density that is differentiable and positive on all of
+# $\mathbb R^d$, the integrability conditions below already force the surface integral to zero
+# along a sequence of radii. What breaks the identity is a $p$ that is not differentiable on
+# $\mathbb R^d$, e.g. uniform on a box: $p$ jumps to zero at the faces. The other assumptions of
+# Hyvärinen's theorem (2005):
 #
-# - $p$ is differentiable, and the **model score $s_\theta$ is differentiable** in $x$ (we take
-#   its divergence; an MLP with smooth activations such as SiLU qualifies, a ReLU network only
-#   almost everywhere, with a divergence that misses the kinks);
+# - $p$ is differentiable, and the **model score $s_\theta$ is weakly differentiable** in $x$ (we
+#   take its divergence). An MLP score network with smooth activations such as SiLU qualifies;
+#   so does a ReLU score network, which is Lipschitz, so that its divergence almost everywhere
+#   is its divergence. A ReLU *energy* network does not: its score $-\nabla E_\theta$ is piecewise
+#   constant and jumps across the kinks, autograd's divergence is 0 almost everywhere, and the
+#   jumps, which the integration by parts needs, are missed (section 8 shows it);
 # - the expectations are finite: $\mathbb E_p\|\nabla\log p\|^2$ (that is $C$),
 #   $\mathbb E_p\|s_\theta\|^2$ and $\mathbb E_p|\nabla\cdot s_\theta|$, so that splitting ESM into
 #   three terms is legitimate.
@@ -164,14 +174,16 @@ print("boundary s_θ·p at ±15:", [round(b, 12) for b in boundary.tolist()])
 #
 # $J_\mathrm{ISM}$ only needs samples of $p$ and the model: minimising it minimises ESM.
 #
-# ## 4. A numerical proof that ESM − ISM does not depend on θ
+# ## 4. A numerical check that ESM − ISM does not depend on θ
 #
 # Take very different models — three randomly initialised MLPs (their last layer scaled by 1, 5
 # and 15 so that they are far from each other and from the truth) and two random linear
 # fields $s(x) = Ax + b$ — and estimate, on the same 100 000 samples of `mixture_2d()`,
 # $J_\mathrm{ESM}$ (with the true score), $J_\mathrm{ISM}$ (without it), their difference,
 # and $C$. Each Monte-Carlo average is printed with its standard error
-# $\hat\sigma/\sqrt n$ (one standard error ≈ 68 % interval).
+# $\hat\sigma/\sqrt n$ (one standard error ≈ 68 % interval). For `mixture_2d()` the constant $C$
+# is also known exactly: `fisher_constant_2d` computes it once by quadrature, and every later
+# cell uses that value.
 
 # %%
 mix2 = mixture_2d()
@@ -203,20 +215,22 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-C, C_se = mean_and_se(half_true_sq)
+C = fisher_constant_2d(mix2)  # C = ½ E‖∇log p‖² by quadrature: the value used from here on
+C_mc, C_se = mean_and_se(half_true_sq)
 print(f"{'model':<24}{'ESM':>8}{'ISM':>8}{'ESM − ISM':>18}{'(ESM − ISM) − C':>20}")
 for name, (esm, ism) in rows.items():
     diff, diff_se = mean_and_se(esm - ism)
     gap, gap_se = mean_and_se(esm - ism - half_true_sq)  # paired: the same x for both terms
     print(f"{name:<24}{esm.mean():8.3f}{ism.mean():8.3f}{diff:11.3f} ± {diff_se:.3f}{gap:13.3f} ± {gap_se:.3f}")
-print(f"C = ½ E‖∇log p‖² = {C:.3f} ± {C_se:.3f}")
+print(f"C = ½ E‖∇log p‖²: Monte Carlo {C_mc:.3f} ± {C_se:.3f}, quadrature {C:.4f}")
 
 # %% [markdown]
 # ESM and ISM change a lot from one model to the next, yet
-# $J_\mathrm{ESM} - J_\mathrm{ISM}$ is the same number for all of them, and it equals $C$:
-# the last column, computed sample by sample (a *paired* comparison, hence its much smaller
-# error bar), is zero within a couple of standard errors. Whatever lowers ISM lowers ESM by
-# exactly as much.
+# $J_\mathrm{ESM} - J_\mathrm{ISM}$ is the same number for all of them, and it equals $C$: the last
+# column is zero within about two standard errors. That column subtracts
+# $\tfrac12\|\nabla\log p(x)\|^2$ sample by sample, which removes the part of the noise the two
+# share: for the MLPs that shrinks the error bar, for the linear fields it does not.
+# Whatever lowers ISM lowers ESM by exactly as much.
 #
 # That last column is a classical identity in disguise. Expanding the squares,
 # $\tfrac12\|s_\theta - \nabla\log p\|^2 - \operatorname{tr}\nabla s_\theta - \tfrac12\|s_\theta\|^2 - \tfrac12\|\nabla\log p\|^2
@@ -231,15 +245,18 @@ print(f"C = ½ E‖∇log p‖² = {C:.3f} ± {C_se:.3f}")
 #
 # Now train `ScoreMLP(2)` with `losses.ism_loss` through the course's training loop, with fresh
 # samples of `mixture_2d()` at every step, and grade the result with ESM (which the training
-# never saw) on fresh samples; ISM + C must give the same number. We train **five times**, with
-# training seeds 0 to 4 (initial weights, batches), because two error bars matter here and they
-# answer different questions:
+# never saw) on fresh samples; ISM + C must give the same number in expectation. We train **five
+# times**, with training seeds 0 to 4 (initial weights, batches), because two kinds of noise
+# matter here:
 #
 # - the **Monte-Carlo standard error** of evaluating *one* trained model on 100 000 samples
 #   (how precisely we know this model's ESM);
 # - the **spread between training seeds**, the standard deviation over the five runs (how much
-#   the result changes if you train again). Only this one can tell whether two training methods
-#   differ.
+#   the result changes if you train again).
+#
+# To decide whether two training methods differ, neither number is the right one: run both with
+# the same seeds and report the mean of the paired differences ± its standard error (SD/√n),
+# judged with a $t$ quantile. Lesson 3 does exactly that.
 
 # %%
 ism_objective = lambda model, batch, gen: losses.ism_loss(model, batch)  # noqa: E731
@@ -264,12 +281,17 @@ print("seed 0: ISM + C of the same fit           : {:.3f} ± {:.3f}  (± Monte-C
 print("ESM for each training seed                :", " ".join(f"{e.mean():.3f}" for e in esm_by_seed))
 print("ESM over the 5 training seeds             : {:.3f} ± {:.3f}  (± SD between seeds)".format(
     *mean_and_sd([e.mean() for e in esm_by_seed])))
-print("ESM of the zero model (= C)               : {:.3f} ± {:.3f}  (± Monte-Carlo SE)".format(
-    *mean_and_se(half_true_sq_test)))
+print(f"ESM of the zero model (= C, quadrature)   : {C:.3f}")
+jac = torch.func.vmap(torch.func.jacrev(lambda xi: ism_model(xi[None])[0]))(x_test[:500])
+print(f"seed 0 fit, 500 test points: median |J₂₁ − J₁₂| = {(jac[:, 1, 0] - jac[:, 0, 1]).abs().median():.3f}, "
+      f"median ‖J‖_F = {jac.flatten(1).norm(dim=-1).median():.2f}")
 
 # %% [markdown]
 # The seed-to-seed spread is many times the Monte-Carlo error: a difference of a few hundredths
-# in ESM between two single runs says nothing about the methods that produced them.
+# in ESM between two single runs says nothing about the methods that produced them. ISM + C agrees
+# with ESM within its standard error, which is larger because the per-sample trace term is noisy.
+# The free-form network's curl (lesson 1) is small next to its Jacobian but not zero: training
+# made it nearly, not exactly, a gradient field.
 #
 # Since $J_\mathrm{ISM} = J_\mathrm{ESM} - C \ge -C$, the *expected* ISM of any model is at least
 # $-C$. A training loss is an average over a minibatch of 256 samples, a random number around
@@ -310,7 +332,11 @@ mass_outside = (p_grid * (p_grid < 1e-3 * p_grid.max())).sum() / p_grid.sum()
 
 # %%
 # NBVAL_CHECK_OUTPUT
+err_grid = (ism_model(grid).detach() - mix2.score(grid.double()).float()).norm(dim=-1)
+inside_line = p_grid >= 1e-3 * p_grid.max()
 print(f"mass of the box outside the dashed line: {mass_outside:.4f}")
+print(f"seed 0: share of the grid inside the line where the error exceeds 1.5: "
+      f"{(err_grid[inside_line] > 1.5).float().mean():.3f}")
 print("median ‖s_θ − ∇log p‖ where p ≥ 1e-3·max: {:.2f} ± {:.2f}  (± SD over 5 seeds)".format(*mean_and_sd(inside)))
 print("median ‖s_θ − ∇log p‖ where p < 1e-3·max: {:.2f} ± {:.2f}  (± SD over 5 seeds)".format(*mean_and_sd(outside)))
 
@@ -327,8 +353,10 @@ axes[1].set(title="its error; dashed: p = 10⁻³·max p", xlabel="$x_1$", ylabe
 plt.show()
 
 # %% [markdown]
-# Where the data are, the learned field matches the truth: arrows converge on the three modes
-# and turn around between them, and the error map is dark. Away from the data the error grows:
+# Where the data are, the learned field is close to the truth almost everywhere: arrows converge
+# on the three modes and turn around between them. The exceptions are the bright ridges inside
+# the line, along the switch-over lines between components, where the true score turns sharply
+# and the smooth network cannot follow (the share printed above). Away from the data the error grows:
 # the expectation over $p$ weights every error by $p(x)$, so score matching only constrains
 # $s_\theta$ where $p$ puts mass. What the network does out there is whatever its smooth
 # extrapolation happens to give, which is why the printed error outside the line is both
@@ -388,20 +416,21 @@ with torch.no_grad():
 # Look at ISM one data point at a time: $\operatorname{tr}\nabla s_\theta(x_i) + \tfrac12\|s_\theta(x_i)\|^2$.
 #
 # - $\tfrac12\|s_\theta(x_i)\|^2$ is smallest when $s_\theta(x_i) = 0$: it makes every data point a
-#   **stationary point** of the model's log-density.
-# - $\operatorname{tr}\nabla s_\theta(x_i)$ is smallest when the divergence is very negative: the
-#   arrows around $x_i$ point *into* it, making it a **sink**, i.e. a local maximum of the model
-#   density.
+#   **zero of the field** (a stationary point, when the field is the gradient of a log-density).
+# - $\operatorname{tr}\nabla s_\theta(x_i)$ is smallest when the divergence is very negative: net
+#   **inflow** of the field around $x_i$. In one dimension that makes $x_i$ a local maximum of the
+#   model density; in $d \ge 2$ it does not by itself (a zero with Jacobian eigenvalues $-5$ and
+#   $+1$ has trace $-4$ and is a saddle).
 #
 # With the true $p$ (infinitely many samples) the two pulls balance at $s_\theta = \nabla\log p$.
 # On a *fixed, finite* data set nothing stops a flexible model from obeying both literally: put
-# zeros of $s_\theta$ on the training points with ever steeper negative slopes. The training ISM
-# then goes to $-\infty$ while the model density collapses into spikes on the training points.
+# zeros of $s_\theta$ on the training points with ever steeper negative slopes, and the training
+# ISM has no lower bound (exercise 4 asks why).
 # A 1-D demonstration: 6 points from $\mathcal N(0,1)$ (true score $-x$,
 # $C = \tfrac12\mathbb E[x^2] = 0.5$), a `ScoreMLP(1, hidden=128)` trained by ISM on those 6
 # points only; we look at it after 30, 100 and 300 steps. "Mass near the data" is the
 # probability that the model density (recovered from $s_\theta$ on a grid) puts within ±0.1 of a
-# training point.
+# training point; the last line of the printout splits the model's mass between the six points.
 
 # %%
 x_few = torch.randn(6, 1, generator=make_generator(3))
@@ -435,6 +464,10 @@ true_near = torch.trapezoid(standard_normal.log_prob(xs_1d[:, None].double()).ex
 print(f"true density: lowest expected ISM −C = −0.50, mass near the data {true_near:.2f}")
 for step, snap in snapshots.items():
     print(f"after {step:3d} steps: " + ", ".join(f"{k} {v:.3g}" for k, v in snap.items() if k not in ("score", "density")))
+near_each = ((xs_1d[:, None] - x_few[:, 0]).abs() < 0.1).double()  # (grid, 6)
+share = torch.trapezoid(snapshots[300]["density"][:, None] * near_each, xs_1d.double(), dim=0)
+print("after 300 steps, mass within ±0.1 of each training point:",
+      ", ".join(f"x = {xi:.2f}: {m:.3f}" for xi, m in zip(x_few[:, 0].tolist(), share.tolist())))
 
 # %%
 fig, (ax_s, ax_p) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
@@ -447,22 +480,31 @@ for (step, snap), color in zip(snapshots.items(), ("C0", "C1", "C3")):
 for ax in (ax_s, ax_p):
     ax.plot(x_few[:, 0], torch.full((6,), 1e-2 if ax is ax_p else 0.0), "|", color="k", ms=16, mew=2,
             label="the 6 training points")
-ax_s.set(xlabel="x", ylabel="score", ylim=(-30, 30), xlim=(-3, 3), title="score: steep descents through the data")
+ax_s.set(xlabel="x", ylabel="score (symlog)", yscale="symlog", xlim=(-3, 3), title="score: steep descents through the data")
 ax_p.set(xlabel="x", ylabel="density (normalised on the grid)", yscale="log", ylim=(1e-4, 100), xlim=(-3, 3),
-         title="model density: its mass collapses onto the data")
+         title="model density: its mass ends on one training point")
 ax_s.legend(loc="upper right", fontsize=9)
 ax_p.legend(loc="upper right", fontsize=9)
 plt.show()
 
 # %% [markdown]
-# After 30 steps the fit is a broad bump close to the truth. By 300 steps the training ISM has
-# fallen far below $-C$ — impossible for an *expected* ISM, so this is a statement about these
-# 6 points, not about $p$ — the mean slope $s'(x_i)$ at the training points is hugely negative
-# (sinks), nearly all of the model's mass sits within ±0.1 of a training point, and on fresh
-# samples the ESM has exploded. With fresh samples at every step (section 5) this cannot happen;
-# with a fixed data set, as in practice, it must be prevented. Lesson 4's remedy is to add
-# noise to the data: the model then has to match the score of a *smoothed* density, which has
-# no spikes.
+# Overfitting starts at once. After 30 steps the fit is a bump that matches the truth near the
+# data but is already far too narrow in the tails: its ESM on fresh samples is several times that
+# of the zero model ($C = 0.5$), and its training ISM is already below $-C$, impossible for an
+# *expected* ISM, so a statement about these 6 points, not about $p$. By 300 steps the mean slope
+# $s'(x_i)$ at the training points is hugely negative and the ESM has exploded. The mass does not
+# spread over the six points: it collapses onto one (the last printed line). ISM pins $s = 0$
+# and a steep descent at each point, but leaves $\int s$ *between* points free, so nothing fixes
+# the spikes' relative heights, and as exponentials of large integrals one of them wins.
+#
+# With fresh samples at every step (section 5) this cannot happen; with a fixed data set, as in
+# practice, it must be prevented. Kingma & LeCun (2010) added a penalty on the curvature of the
+# model (regularised score matching), which they derived from perturbing the data with small
+# noise. Denoising score matching (Vincent 2011, lesson 4) perturbs the data with Gaussian noise
+# of scale σ: its loss is bounded below, and the spikes of its optimum are no sharper than about
+# $1/\sigma^2$. It does not stop memorisation: on a fixed finite data set the optimum is the score
+# of a Gaussian kernel density estimate with a bump on every training point, and it becomes as
+# spiky as this one as σ → 0 (lesson 4's Parzen view).
 #
 # ## 8. An energy-based model fitted by ISM
 #
@@ -475,8 +517,11 @@ plt.show()
 # Computing it takes two rounds of differentiation with respect to $x$ (one backward pass for
 # $\nabla E$, then $d$ more for the Hessian's diagonal), and a third, with respect to $\theta$,
 # for training. `losses.ism_loss` needs no change: we pass it `EnergyMLP.score`, which is
-# $-\nabla E_\theta$ by autograd. The reward: the fitted model *is* a density, up to $Z_\theta$,
-# which in 2-D we can compute on a grid.
+# $-\nabla E_\theta$ by autograd. `EnergyMLP` uses SiLU, a smooth activation, so the integration
+# by parts holds. The reward: the fitted model is a density $e^{-E_\theta}/Z_\theta$ *if*
+# $Z_\theta$ is finite, which nothing in `EnergyMLP` guarantees (it has no confining term), so
+# we check it: $\log Z_\theta$ by a Riemann sum on ever larger squares must settle, and the
+# energy must grow in every direction far away.
 
 # %%
 torch.manual_seed(0)
@@ -496,7 +541,18 @@ esm_ebm = losses.esm_loss(ebm.score, x_test[:20_000], mix2.score, reduction="non
 # NBVAL_CHECK_OUTPUT
 print("ESM of the energy-based model fitted by ISM: {:.3f} ± {:.3f}  (one seed, ± Monte-Carlo SE)".format(
     *mean_and_se(esm_ebm)))
-print(f"log Z_θ by quadrature on the grid: {log_Z:.3f}")
+for half in (5, 10, 40):
+    u = torch.linspace(-half, half, 401)
+    gx, gy = torch.meshgrid(u, u, indexing="xy")
+    with torch.no_grad():
+        e_sq = ebm(torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)).double()
+    print(f"log Z_θ on [−{half}, {half}]²: {torch.logsumexp(-e_sq, 0) + 2 * torch.log(u[1] - u[0]).double():.4f}")
+angles = torch.linspace(0, 2 * torch.pi, 73)[:-1]
+ray = torch.stack([angles.cos(), angles.sin()], -1)
+with torch.no_grad():
+    slope = (ebm(200 * ray) - ebm(100 * ray)) / 100
+print(f"radial slope dE_θ/dr between radius 100 and 200, over 72 directions: min {slope.min():.2f}, "
+      f"max {slope.max():.2f}")
 print(f"½∫|p_θ − p| dx on the grid (total variation): {0.5 * (p_ebm - p_true).abs().sum() * cell:.3f}")
 
 # %%
@@ -510,12 +566,31 @@ fig.colorbar(filled, ax=axes, label="density", shrink=0.85)
 plt.show()
 
 # %% [markdown]
-# The energy network recovers the three modes, and because it is an energy we can draw its
-# density — something the free-form `ScoreMLP` of section 5 cannot offer (lesson 1: a
-# free-form field need not be a gradient). The price is the extra order of differentiation in
-# every training step. Lesson 3's projections apply unchanged: for $s_\theta = -\nabla E_\theta$,
-# $v^\top\nabla_x s_\theta\,v = -v^\top(\nabla_x^2 E_\theta)\,v$ is one Hessian–vector product, one extra backward
-# pass whatever the dimension.
+# $\log Z_\theta$ is the same on the three squares and the energy grows at least linearly in every
+# direction, so for this fit $Z_\theta$ is finite and $e^{-E_\theta}/Z_\theta$ is a density. It
+# recovers the three modes, and because it is an energy we can draw it, which the free-form
+# `ScoreMLP` of section 5 cannot offer. A SiLU energy grows at most linearly, so its score stays
+# bounded far away: its tails are Laplace-like, and it cannot follow the true score, which grows
+# linearly there (lesson 1). Lesson 3's projections apply unchanged: for
+# $s_\theta = -\nabla E_\theta$, $v^\top\nabla_x s_\theta\,v = -v^\top(\nabla_x^2 E_\theta)\,v$ is one
+# Hessian–vector product.
+#
+# **A ReLU energy breaks ISM.** With ReLU activations the energy is piecewise linear, its score
+# piecewise constant, and the Laplacian that autograd returns is 0 at every point:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(0)
+relu_energy = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                                  torch.nn.Linear(64, 1))
+relu_score = score_from_energy(lambda x: relu_energy(x)[:, 0])
+print("ReLU energy: max |autograd Laplacian| over 1 000 samples:",
+      jacobian_trace(relu_score, x_test[:1000]).abs().max().item())
+
+# %% [markdown]
+# So ISM on a ReLU energy reduces to $\tfrac12\mathbb E\|\nabla E_\theta\|^2$, minimised by a flat
+# energy: the training signal of the trace term, carried by the jumps of the score across the
+# kinks, is lost.
 #
 # ## 9. The price of the trace
 #
@@ -540,6 +615,8 @@ costs = step_costs({"ISM": ism_objective, "DSM": lambda model, batch, gen: losse
                    dims, n_steps=7, warmup=2)
 for d, ism_s, dsm_s in zip(dims, costs["ISM"], costs["DSM"]):
     print(f"d = {d:4d}: ISM {1000 * ism_s:8.1f} ms, DSM {1000 * dsm_s:5.1f} ms per step, ratio {ism_s / dsm_s:6.1f}")
+slopes = [math.log(t2 / t1) / math.log(d2 / d1) for d1, d2, t1, t2 in zip(dims, dims[1:], costs["ISM"], costs["ISM"][1:])]
+print("local slope of log(ISM time) against log d:", " ".join(f"{d2}: {k:.2f}" for d2, k in zip(dims[1:], slopes)))
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -555,13 +632,10 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# For small $d$ an ISM step already costs several DSM steps even though the trace is only a few
-# backward passes: these are **fixed overheads** — `torch.func` builds a vmapped Jacobian
-# computation at every call, whose bookkeeping costs about the same for $d = 2$ as for $d = 8$, so the
-# curve is nearly flat there (single steps at this scale are also easily slowed by other
-# programs; the median over 7 steps damps that, but a lone outlier of a few ms can remain). From
-# about a hundred dimensions on, the $d^2$ term takes over, the curve climbs with the slope of
-# the $\propto d^2$ line, and the ratio to DSM grows to about a hundred or more. A 28×28 image has $d = 784$,
+# For small $d$ an ISM step already costs a few DSM steps: the double backward pass has a cost of
+# its own, and so does the vmapped Jacobian's bookkeeping (this lesson does not separate the two).
+# As $d$ grows the curve steepens; the local slopes printed below show where it approaches the
+# slope 2 of the $\propto d^2$ line, at the largest dimensions timed. A 28×28 image has $d = 784$,
 # a 256×256 colour image $d\approx 2\times10^5$: exact ISM is out of reach there. Lessons 3 and 4
 # remove the trace: sliced score matching estimates it with random projections, denoising score
 # matching avoids it altogether.
@@ -577,17 +651,48 @@ with torch.no_grad():
           "  tr A:", round(torch.trace(linear.A).item(), 5))
 
 # %% [markdown]
-# ## Exercise — the ISM loss
+# ## Exercises
+#
+# ### Exercise 1 (2 points): the exact trace, one coordinate at a time
+#
+# Implement `exact_trace(score_fn, x)`: for a batch `x` of shape `(B, d)` return
+# $\operatorname{tr}\nabla_x s(x_b) = \sum_i \partial s_i/\partial x_i$ for every point, shape `(B,)`, with a loop
+# over the $d$ coordinates (one backward pass each). Keep the graph, so that exercise 2 can use
+# it in a loss.
+
+# %%
+def exact_trace(score_fn, x):
+    """tr ∇ₓs(x) for every row of x, by d backward passes: (B, d) → (B,)."""
+    # Hint: the gradient of Σ_b s_i(x_b) with respect to x holds, in row b, the i-th row of the
+    # Jacobian at x_b; of that row you need one entry.
+    ### BEGIN SOLUTION
+    x = x.detach().requires_grad_(True) if not x.requires_grad else x
+    s = score_fn(x)
+    trace = torch.zeros(x.shape[0], dtype=x.dtype)
+    for i in range(x.shape[1]):
+        (row_i,) = torch.autograd.grad(s[:, i].sum(), x, create_graph=True)
+        trace = trace + row_i[:, i]
+    return trace
+    ### END SOLUTION
+
+
+# %%
+check_exact_trace(exact_trace)
+
+# %% [markdown]
+# ### Exercise 2 (3 points): the ISM loss
 #
 # Implement `ism_loss(score_fn, x)`: for a batch `x` of shape `(B, d)`, return the scalar
 # $\frac1B\sum_b \big[\operatorname{tr}\nabla_x s(x_b) + \tfrac12\|s(x_b)\|^2\big]$ with the
 # **exact** trace. The result must stay differentiable with respect to the model's parameters
-# (it is a training loss), so keep the graph when you differentiate.
+# (it is a training loss). Your `exact_trace` may help, but `s` and the trace must come from the
+# same input tensor.
 
 # %%
 def ism_loss(score_fn, x):
     """Implicit score matching: mean over the batch of tr ∇ₓs(x) + ½‖s(x)‖² (exact trace)."""
-    # Hint: with x requiring grad and s = score_fn(x), torch.autograd.grad(s[:, i].sum(), x, create_graph=True) gives ∂s_i/∂x for every sample.
+    # Hint: a training loss is differentiated once more, with respect to θ: every derivative with
+    # respect to x on the way must itself be differentiable.
     ### BEGIN SOLUTION
     x = x.detach().requires_grad_(True)
     s = score_fn(x)
@@ -603,6 +708,63 @@ def ism_loss(score_fn, x):
 check_ism_loss(ism_loss)
 
 # %% [markdown]
+# ### Exercise 3 (3 points): ISM for an energy-based model
+#
+# Implement `ebm_ism_loss(energy_fn, x)` for an energy `energy_fn` mapping `(B, d)` to `(B,)`:
+# the scalar $\frac1B\sum_b\big[-\Delta E(x_b) + \tfrac12\|\nabla_x E(x_b)\|^2\big]$ of section 8, with the
+# exact Laplacian $\Delta E = \sum_i \partial^2E/\partial x_i^2$, differentiable with respect to the
+# energy's parameters. Compute $\nabla_x E$ yourself with `torch.autograd.grad`.
+
+# %%
+def ebm_ism_loss(energy_fn, x):
+    """ISM of p ∝ exp(−E): mean over the batch of −ΔE(x) + ½‖∇ₓE(x)‖² (exact Laplacian)."""
+    # Hint: the score is −∇ₓE, and its Jacobian is minus the Hessian; both differentiations with
+    # respect to x will be differentiated again during training.
+    ### BEGIN SOLUTION
+    x = x.detach().requires_grad_(True)
+    (grad_e,) = torch.autograd.grad(energy_fn(x).sum(), x, create_graph=True)
+    laplacian = torch.zeros(x.shape[0], dtype=x.dtype)
+    for i in range(x.shape[1]):
+        (hess_row,) = torch.autograd.grad(grad_e[:, i].sum(), x, create_graph=True)
+        laplacian = laplacian + hess_row[:, i]
+    return (-laplacian + 0.5 * (grad_e**2).sum(-1)).mean()
+    ### END SOLUTION
+
+
+# %%
+check_ebm_ism_loss(ebm_ism_loss)
+
+# %% [markdown]
+# ### Exercise 4 (written, 3 points): why the training ISM has no lower bound
+#
+# Section 7 trained a network by ISM on 6 fixed points and saw its training ISM fall far below
+# $-C$. Let $x_1 < \dots < x_n$ be distinct points in one dimension. (a) Construct a family of
+# smooth score fields $s_a$, $a > 0$, whose ISM on these points,
+# $\frac1n\sum_i [s_a'(x_i) + \tfrac12 s_a(x_i)^2]$, tends to $-\infty$ as $a\to\infty$, and compute it.
+# (b) Explain why this does not contradict $J_\mathrm{ISM}(\theta) \ge -C$, and what the
+# *expected* ISM of $s_a$ under the true $p$ does as $a \to \infty$.
+
+# %% [markdown]
+# <!-- BEGIN WRITTEN ANSWER ism_unbounded -->
+# **Model answer.** (a) Let $\delta$ be less than half the smallest gap between the points and
+# $\varphi$ a smooth bump with $\varphi = 1$ on $[-\delta/2, \delta/2]$ and $\varphi = 0$ outside
+# $[-\delta, \delta]$. Set $s_a(x) = -a\sum_i (x - x_i)\,\varphi(x - x_i)$. Near each $x_i$ only one
+# term is non-zero and equals $-a(x - x_i)$, so $s_a(x_i) = 0$ and $s_a'(x_i) = -a$. The ISM on the
+# points is $\frac1n\sum_i(-a + 0) = -a \to -\infty$.
+# (b) $J_\mathrm{ISM} \ge -C$ holds for the *expectation* under $p$, because it equals
+# $J_\mathrm{ESM} - C$ by an integration by parts that needs a differentiable density. The
+# empirical ISM is the ISM of the empirical distribution, a sum of point masses, for which that
+# integration by parts fails: it is not ESM minus a constant of anything. Under the true $p$ the
+# term $\tfrac12 s_a^2$ is of order $a^2$ on the intervals around the points where $p > 0$, while the
+# trace term is only of order $a$, so the expected ISM of $s_a$ grows like $a^2$: the field that
+# wins on the data is terrible on fresh samples, as section 7's ESM showed.
+#
+# <!-- RUBRIC -->
+# - 1 point: a concrete smooth family with zeros at the data and slope tending to −∞ there, and its ISM (−a or similar) computed.
+# - 1 point: says that the bound −C is on the expectation under p, from an integration by parts that the empirical (point-mass) distribution does not allow.
+# - 1 point: shows that the expected ISM (or ESM) of the family grows without bound, because ½s² is of order a² between the points.
+# <!-- END WRITTEN ANSWER -->
+#
 # ## Think
 #
 # 1. ISM can be negative, ESM cannot. Why is that no contradiction? What is the smallest value
@@ -613,9 +775,10 @@ check_ism_loss(ism_loss)
 # ISM is ESM minus a positive constant: $J_\mathrm{ISM} = J_\mathrm{ESM} - C$ with
 # $C = \tfrac12\mathbb E_p\|\nabla\log p\|^2 > 0$. Since $J_\mathrm{ESM}\ge 0$, the *expected* ISM
 # is at least $-C$, reached exactly when $s_\theta = \nabla\log p$ (if the model family contains
-# it); here $-C \approx -2.62$. A minibatch average is a noisy estimate of that expectation and
-# can fall below $-C$ (section 5 counts how often); on a *fixed* finite data set, the training
-# ISM has no lower bound at all (section 7).
+# it); here $-C \approx -2.63$. A minibatch average is a noisy estimate of that expectation and
+# can fall below $-C$ (section 5 counts how often). On a *fixed* finite data set the training ISM
+# of a flexible model has no lower bound at all (section 7, exercise 4); a small family such as
+# the linear one of section 6 still has a finite minimum there.
 #
 # </details>
 #
@@ -652,12 +815,12 @@ check_ism_loss(ism_loss)
 #
 # </details>
 #
-# 4. Your `ism_loss` loops over the $d$ coordinates. Estimate, from the timing plot, how long one
-#    step would take for 28×28 images; what would you try instead?
+# 4. Your `ism_loss` loops over the $d$ coordinates. Estimate, from the printed timings, how long
+#    one step would take for 28×28 images; what would you try instead?
 #
 # <details><summary>Model answer</summary>
 #
-# Beyond $d\approx 100$ the measured cost follows the $d^2$ line, so from the time $t_{512}$
+# At the largest dimensions timed the local slope approaches 2, so from the time $t_{512}$
 # printed for $d = 512$, a step at $d = 784$ costs about $(784/512)^2\,t_{512} \approx 2.3\,t_{512}$
 # — on the order of seconds for this small MLP on one thread (with a convolutional network and
 # a realistic batch, far more), so thousands of steps take hours. Instead, estimate the trace
@@ -674,14 +837,17 @@ check_ism_loss(ism_loss)
 #   cross term into $-\mathbb E[\operatorname{tr}\nabla s_\theta]$ when $s_\theta$ is differentiable,
 #   the expectations are finite and $p\,s_\theta$ vanishes at infinity fast enough:
 #   $J_\mathrm{ESM} = J_\mathrm{ISM} + \tfrac12\mathbb E\|\nabla\log p\|^2$.
-# - Measured: for five very different models ESM − ISM is the same constant $C$, within Monte
-#   Carlo error.
-# - A small MLP trained by ISM recovers the score of a 2-D mixture where the data are (ESM
-#   0.092 ± 0.010, SD over 5 training seeds, against 2.64 for the zero model); its error is
-#   several times larger where data are rare. $-C$ bounds the *expected* ISM, not a minibatch.
-# - For a linear model ISM's optimum is $-\hat\Sigma^{-1}$, the maximum-likelihood Gaussian.
-# - ½‖s‖² makes data points stationary, tr ∇s < 0 makes them sinks; on a fixed finite data set
-#   a flexible model takes both literally and overfits into spikes (lesson 4's noise fixes it).
-# - An energy-based model trained by ISM needs the Laplacian of its energy, and gives a density.
+# - Measured: for five very different models ESM − ISM is the same constant $C$, within about two
+#   Monte-Carlo standard errors.
+# - A small MLP trained by ISM recovers the score of a 2-D mixture where the data are, except
+#   along the sharp switch-over lines; its error is several times larger where data are rare.
+#   $-C$ bounds the *expected* ISM, not a minibatch.
+# - For a linear model ISM's optimum is $A = -\hat\Sigma^{-1}$, $b = \hat\Sigma^{-1}\bar x$: the fitted
+#   field is the score of the maximum-likelihood Gaussian.
+# - ½‖s‖² puts zeros of the field on the data, tr ∇s < 0 pulls the field into them; on a fixed
+#   finite data set a flexible model takes both literally, the training ISM has no lower bound,
+#   and the density collapses (here onto one point).
+# - An energy-based model trained by ISM needs the Laplacian of its energy, a smooth activation,
+#   and a check that $Z_\theta$ is finite; then it gives a density.
 # - The exact trace costs $d$ backward passes: ISM's cost per step grows steeply with the
 #   dimension. Next lesson: estimate the trace with random projections instead.

@@ -21,7 +21,8 @@
 #
 # **Objectives.** By the end of this lesson you can
 #
-# 1. prove that Hutchinson's estimator $v^\top A v$ is unbiased for $\operatorname{tr}A$ and
+# 1. prove that Hutchinson's estimator $v^\top A v$ (Hutchinson 1989 for Rademacher projections,
+#    Girard 1989 for Gaussian ones) is unbiased for $\operatorname{tr}A$ and
 #    check it numerically, with Rademacher and with Gaussian projections;
 # 2. derive the variance of the estimator for both kinds of projections and watch it fall
 #    like $1/M$ with the number $M$ of projections;
@@ -29,13 +30,16 @@
 #    is the ISM objective, and read SSM as a **sliced Fisher divergence**;
 # 4. fit a 2-D score model with ISM, SSM and SSM-VR over several training seeds and compare
 #    the results with the right error bars;
-# 5. measure the cost per step of ISM, SSM, SSM-VR and DSM as the dimension grows;
-# 6. implement `ssm_loss(score_fn, x, v)` yourself.
+# 5. measure the gradient noise of each objective at a trained model, and the cost per step of
+#    ISM, SSM, SSM-VR and DSM as the dimension grows;
+# 6. implement the Rademacher variance, SSM and SSM-VR yourself, and derive the variance.
 #
 # Conventions: losses carry the papers' $\tfrac12$, sum over dimensions and average over the
 # batch (and over projections); points are batch-first, shape `(B, d)`.
 
 # %%
+import time
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -47,7 +51,8 @@ from lessons_lib.autodiff import (
     linear_hutchinson_estimates,
     sample_projections,
 )
-from lessons_lib.course.checks import check_ssm_loss
+from lessons_lib.course.checks import check_rademacher_variance, check_ssm_loss, check_ssm_vr_loss
+from lessons_lib.densities import Gaussian, fisher_constant_2d
 from lessons_lib.explorers import ProjectionVarianceExplorer
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.plotting import plot_score_error, score_error_by_region
@@ -121,12 +126,14 @@ for i in range(3):
 #
 # - **Rademacher.** $v_i^2 = 1$ always, so the first sum *is* $\operatorname{tr}A$, with no
 #   randomness. The products $v_iv_j$ ($i\ne j$) have mean 0 and variance 1, and
-#   $\mathbb E[v_iv_jv_kv_l]$ is nonzero only when $\{k,l\} = \{i,j\}$; each unordered pair
-#   appears twice in the sum, so
+#   $\mathbb E[v_iv_jv_kv_l]$ is nonzero only when $\{k,l\} = \{i,j\}$ (exercise 4 works this
+#   out in full), so
 #   $$ \operatorname{Var}_\mathrm{Rad}\big[v^\top Av\big] = \sum_{i\ne j}\sum_{k\ne l} A_{ij}A_{kl}\,\mathbb E[v_iv_jv_kv_l]
 #      = 2\sum_{i\ne j} A_{ij}^2 . $$
 # - **Gaussian.** Now $v_i^2$ varies too: $\operatorname{Var}[v_i^2] = \mathbb E v_i^4 - 1 = 2$,
-#   and the diagonal and off-diagonal sums are uncorrelated, which adds $2\sum_i A_{ii}^2$:
+#   and the diagonal and off-diagonal sums are uncorrelated, since
+#   $\mathbb E[(v_i^2 - 1)\,v_jv_k] = 0$ for $j \ne k$ (one of $j, k$ differs from $i$ and enters with
+#   odd power); that adds $2\sum_i A_{ii}^2$:
 #   $$ \operatorname{Var}_\mathrm{Gauss}\big[v^\top Av\big] = 2\sum_i A_{ii}^2 + 2\sum_{i\ne j}A_{ij}^2 = 2\|A\|_F^2 . $$
 #
 # Rademacher projections are never worse; by how much they win depends on how much of $A$'s
@@ -137,7 +144,8 @@ for i in range(3):
 # **Check.** A random symmetric $10\times10$ matrix $A$, and the linear field $f(x) = Ax$ whose
 # Jacobian is $A$ everywhere: for $M = 1, 2, 4, \dots, 64$ we draw 4 000 independent
 # $M$-projection estimates (`linear_hutchinson_estimates`, with a generator seeded with 1 for
-# every setting, exactly as the explorer below does) and measure their variance.
+# every setting, exactly as the explorer below does) and measure their variance. (With one seed
+# for every $M$ the measured points are correlated with one another: common random numbers.)
 
 # %%
 g_matrix = make_generator(1)
@@ -178,9 +186,9 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# Both kinds follow their closed forms and the $1/M$ slope; the Rademacher line sits lower by
-# exactly the diagonal's contribution $2\sum_i A_{ii}^2$. For this random matrix that is a small
-# gain (closed forms 93 against 114 for $M = 1$): most of its weight is off the diagonal. To see when
+# Both kinds follow their closed forms and the $1/M$ slope; the Rademacher line sits lower by the
+# constant factor $1 + \sum_i A_{ii}^2/\sum_{i\ne j}A_{ij}^2$. For this random matrix that is a
+# small gain (closed forms 93 against 114 for $M = 1$): most of its weight is off the diagonal. To see when
 # Rademacher projections win big, scale the diagonal of the same matrix by a factor $c$,
 # $A(c) = c\cdot\operatorname{diag}(A) + (\text{off-diagonal part of } A)$, and measure the
 # variance of one projection of each kind ($M = 1$, 4 000 estimates):
@@ -198,12 +206,14 @@ for c in (0.0, 1.0, 4.0, 16.0):
 
 # %% [markdown]
 # With no diagonal ($c = 0$) the two kinds are equally good; as the diagonal takes over, the
-# Rademacher variance stays where it was and the Gaussian one grows like $c^2$. Jacobians of
-# score models are often strongly diagonal — a Gaussian with diagonal covariance has a
-# *diagonal* Jacobian, for which one Rademacher projection is exact.
+# Gaussian variance grows like $c^2$ while the Rademacher one does not move. That column is the
+# same in every row by construction, not by measurement: with $v_i^2 = 1$, scaling the diagonal
+# shifts every Rademacher estimate by the same constant. A Gaussian with diagonal covariance has
+# a diagonal score Jacobian, for which one Rademacher projection is exact; section 4 measures the
+# diagonal share of a trained score model's Jacobian.
 #
 # The explorer below repeats these experiments interactively on the *same* matrix and the
-# same seed, so its first view ($M = 1$, Rademacher, $c = 1$) shows exactly the variance printed
+# same seed (its diagonal slider stops at $c = 8$), so its first view ($M = 1$, Rademacher, $c = 1$) shows exactly the variance printed
 # above (its message line repeats it): move $M$, switch the kind of projection, and scale the diagonal, and watch the
 # histogram of 4 000 estimates tighten around the exact trace.
 
@@ -249,24 +259,30 @@ for name, values in (("ISM (exact trace)", ism_values), ("SSM", ssm_values), ("S
     m, se = mean_and_se(values)
     print(f"{name:<18} {m:7.3f} ± {se:.3f}   per-sample std {values.std():6.3f}")
 for name, values in (("SSM − ISM", ssm_values - ism_values), ("SSM-VR − ISM", vr_values - ism_values)):
-    print(f"{name:<18} {mean_and_se(values)[0]:7.4f} ± {mean_and_se(values)[1]:.4f}   (paired)")
+    m, se = mean_and_se(values)
+    print(f"{name:<18} {m:7.4f} ± {se:.4f}   (paired; {abs(m) / se:.1f} standard errors from 0)")
 
 # %% [markdown]
-# The three objectives agree within their standard errors (the paired differences are far
-# more precise than each average), and the per-sample spread shows
-# the price of the projections: SSM is noisier than SSM-VR, which is noisier than exact ISM.
+# The paired differences are far more precise than each average. SSM − ISM is well within its
+# standard error of zero; SSM-VR − ISM lies about two standard errors from zero. SSM-VR is exactly
+# unbiased, so that is a fluctuation of a size that turns up in about one run in twenty; more
+# samples would shrink it. The per-sample spread shows the price of the projections: SSM is
+# noisier than SSM-VR, which is noisier than exact ISM. This model is an untrained probe, so
+# these spreads say nothing yet about training; section 4 measures them at a trained model.
 #
 # ### SSM in its own right: the sliced Fisher divergence
 #
 # So far SSM looks like "ISM with Hutchinson's trick". Song, Garg, Shi & Ermon (2019) derive it
 # differently, and the derivation explains the name. Instead of comparing the full score
 # vectors (ESM, half the Fisher divergence of lesson 2), compare only their components along a
-# random direction $v$ — a one-dimensional *slice*, as in the sliced Wasserstein distance:
+# random direction $v$, a one-dimensional *slice*:
 #
 # $$ L(\theta) = \tfrac12\,\mathbb E_v\,\mathbb E_p\big(v^\top s_\theta(x) - v^\top\nabla_x\log p(x)\big)^2 , $$
 #
-# the **sliced Fisher divergence** (over the direction $v$; with $\mathbb E[vv^\top] = I$ it
-# equals ESM, for other distributions of $v$ it is a different but still valid divergence). Its
+# the **sliced Fisher divergence**. With $\mathbb E[vv^\top] = I$ it equals ESM. Other distributions
+# of $v$ give a divergence too, provided $\mathbb E[vv^\top]$ is positive definite (always slicing
+# along $e_1$ would ignore every other component of the score), but then SSM's expectation is no
+# longer ISM, and SSM-VR would need $\tfrac12 s^\top\mathbb E[vv^\top]s$ instead of $\tfrac12\|s\|^2$. Its
 # cross term is integrated by parts along $v$ alone, a one-dimensional integration by parts on
 # every line parallel to $v$: with $\partial_v = v^\top\nabla_x$ the derivative along $v$ and
 # $p\,v^\top\nabla\log p = \partial_v p$,
@@ -280,8 +296,9 @@ for name, values in (("SSM − ISM", ssm_values - ism_values), ("SSM-VR − ISM"
 #
 # **Check.** With the *same* projections for both, the per-sample sliced Fisher divergence
 # minus the per-sample SSM must average to the constant $\tfrac12\mathbb E(v^\top\nabla\log p)^2$,
-# which for $\mathbb E[vv^\top] = I$ is $C = \tfrac12\mathbb E\|\nabla\log p\|^2$ of lesson 2 — for
-# this model and for a second, untrained one.
+# which for $\mathbb E[vv^\top] = I$ is $C = \tfrac12\mathbb E\|\nabla\log p\|^2$ of lesson 2 (here
+# sample by sample; its exact value by quadrature is printed last), for this model and for a
+# second, untrained one.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -296,7 +313,8 @@ for name, model in (("probe model", probe_model), ("another random MLP", ScoreML
     gap, gap_se = mean_and_se(sliced_fisher - ssm_v - half_true_sq)  # paired, sample by sample
     print(f"{name:<19} sliced Fisher {sliced_fisher.mean():6.3f}   SSM {ssm_v.mean():6.3f}   "
           f"difference − C {gap:7.4f} ± {gap_se:.4f}")
-print("C = {:.3f} ± {:.3f}".format(*mean_and_se(half_true_sq)))
+C_exact = fisher_constant_2d(mix2)  # ½ E‖∇log p‖² by quadrature, used from here on
+print("C: Monte Carlo {:.3f} ± {:.3f}, quadrature {:.4f}".format(*mean_and_se(half_true_sq), C_exact))
 
 # %% [markdown]
 # For both models the sliced Fisher divergence and SSM differ by $C$, within Monte-Carlo error.
@@ -307,11 +325,11 @@ print("C = {:.3f} ± {:.3f}".format(*mean_and_se(half_true_sq)))
 # differs (one Rademacher projection per sample for SSM and SSM-VR). We grade each fit with ESM
 # against the true score on 100 000 fresh samples, and we repeat the whole comparison for five
 # training seeds (0 to 4: initial weights, batches and projections), because a single run cannot
-# tell a better method from a lucky seed. Two error bars, two questions:
-#
-# - **± SD between seeds**: the spread of the final ESM over the five training runs — what
-#   changes if you train again; this is the one that decides whether methods differ;
-# - **± Monte-Carlo SE**: the error of evaluating one trained model on 100 000 samples.
+# tell a better method from a lucky seed. Because the three objectives share the seed, the start
+# and the data, we compare them **seed by seed**: the mean of the paired differences in ESM over
+# the five seeds ± its standard error (SD/√5), with $t$ = mean/SE judged against the $t$
+# distribution with 4 degrees of freedom ($|t| > 2.78$ is significant at 5 %). The Monte-Carlo
+# error of evaluating one model on 100 000 samples is printed too; it is much smaller.
 #
 # Along the way, a callback records each run's ESM on a fixed set of 5 000 samples every 20
 # steps: the training loss of SSM is too noisy to show how well it is doing, the ESM is not.
@@ -323,6 +341,7 @@ objectives = {
     "SSM-VR": lambda model, batch, gen: losses.ssm_vr_loss(model, batch, generator=gen),
 }
 seeds = range(5)
+n_train = 400
 x_test = mix2.sample(100_000, generator=generator)
 x_track = x_test[:5000]
 track_every = 20
@@ -339,32 +358,37 @@ for name, objective in objectives.items():
                 with torch.no_grad():
                     curve.append(losses.esm_loss(model, x_track, mix2.score).item())
 
-        fits[name].append(train(model, objective, mix2.sample, n_steps=600, batch_size=256, lr=1e-2, seed=seed,
+        fits[name].append(train(model, objective, mix2.sample, n_steps=n_train, batch_size=256, lr=1e-2, seed=seed,
                                 progress=False, callback=track))
         esm_curves[name].append(curve)
 with torch.no_grad():
     esm = {name: [losses.esm_loss(fit.model, x_test, mix2.score, reduction="none") for fit in runs]
            for name, runs in fits.items()}
-    C = mean_and_se(0.5 * (mix2.score(x_test) ** 2).sum(-1))
+    C = C_exact
 
 # %%
 # NBVAL_CHECK_OUTPUT
 for name, values in esm.items():
     finals = [v.mean() for v in values]
     print(f"ESM of the {name:<6} fits: " + " ".join(f"{f:.3f}" for f in finals)
-          + "   → {:.3f} ± {:.3f} (± SD between seeds)".format(*mean_and_sd(finals)))
+          + "   mean {:.3f}, SD between seeds {:.3f}".format(*mean_and_sd(finals)))
 print(f"Monte-Carlo SE of one evaluation: at most {max(mean_and_se(v)[1] for vs in esm.values() for v in vs):.4f}")
 for name in ("SSM", "SSM-VR"):
     diffs = [(a - b).mean() for a, b in zip(esm[name], esm["ISM"])]  # same seed: same start and same data
+    relative = [d / b.mean() for d, b in zip(diffs, esm["ISM"])]
+    m, se = mean_and_se(torch.stack(diffs))
     print(f"{name} − ISM, seed by seed: " + " ".join(f"{d:+.3f}" for d in diffs)
-          + "   → {:+.3f} ± {:.3f} (± SD between seeds)".format(*mean_and_sd(diffs)))
-print(f"ESM of the zero model: {C[0]:.3f}")
+          + f"   → {m:+.4f} ± {se:.4f} (± SE of the paired mean), t = {m / se:.1f}")
+    print(f"{name} − ISM relative to ISM, seed by seed: " + " ".join(f"{q:+.0%}" for q in relative))
+print(f"ESM of the zero model (C by quadrature): {C:.3f}")
 
 # %% [markdown]
-# Over five seeds, SSM ends about 30 % above ISM in ESM, in every seed; SSM-VR and ISM are not
-# distinguishable at this number of seeds (their seed-by-seed differences change sign). Any
-# single run can mislead: the Monte-Carlo error of each evaluation is about ten times smaller
-# than the seed-to-seed spread, so "± 0.001" after one run says nothing about the method.
+# In these five seeds SSM ends above ISM in four, by amounts from about a tenth to about double
+# (the relative line), and below it in one; the paired mean difference is positive but its $t$
+# is below the 5 % threshold, so five seeds at this training length do not establish that SSM is
+# worse. SSM-VR − ISM changes sign from seed to seed and its $t$ is smaller still. The
+# Monte-Carlo error of each evaluation is far smaller than either standard error: what limits the
+# comparison is the training seed, not the evaluation.
 #
 # Where do the fits go wrong? Maps of the error $\|s_\theta - \nabla\log p\|$ of the seed-0 fits,
 # with the dashed line where the density falls to $10^{-3}$ of its peak (outside it, training
@@ -390,17 +414,17 @@ plt.show()
 # %%
 fig, (ax_loss, ax_esm) = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained")
 window = 25
-steps = torch.arange(track_every, 601, track_every)
+steps = torch.arange(track_every, n_train + 1, track_every)
 for (name, runs), color in zip(fits.items(), ("C0", "C1", "C2")):
     smooth = torch.tensor(runs[0].losses).unfold(0, window, 1).mean(-1)
-    ax_loss.plot(range(window - 1, 600), smooth, color=color, label=name)
+    ax_loss.plot(range(window - 1, n_train), smooth, color=color, label=name)
     curves = torch.tensor(esm_curves[name])
     mean, sd = curves.mean(0), curves.std(0)
     ax_esm.plot(steps, mean, color=color, label=f"{name}: mean of 5 seeds")
     ax_esm.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.2)
-ax_loss.axhline(-C[0], color="k", ls="--", label="−C: the lowest possible expected loss")
+ax_loss.axhline(-C, color="k", ls="--", label="−C: the lowest possible expected loss")
 ax_loss.set(xlabel="step", ylabel=f"training loss (running mean of {window})", ylim=(-4, 1),
-            title="training losses (seed 0): the same level for all three")
+            title="training losses (seed 0, the same batches for all three)")
 ax_esm.set(xlabel="step", ylabel="ESM on 5 000 fixed samples", yscale="log", ylim=(0.05, 3),
            title="ESM along training: mean ± SD over 5 seeds")
 ax_loss.legend()
@@ -408,13 +432,79 @@ ax_esm.legend()
 plt.show()
 
 # %% [markdown]
-# Left, the training losses: all three estimate the same objective and settle at the same
-# level, just above $-C$ (minibatch averages, so they can dip below it), and at this scale the
-# extra noise of SSM is invisible. Right, the ESM along training tells them apart: SSM's mean
-# curve lies above the other two for most of the run and ends highest, because its gradients carry the
-# extra noise of $(v^\top s_\theta)^2$; SSM-VR, which keeps the exact $\tfrac12\|s_\theta\|^2$,
-# tracks exact ISM. All three fields are qualitatively right where the data are, and all are
-# poor where data are rare (the maps): slicing changes the noise, not what the loss can see.
+# Left, the training losses of seed 0: all three estimate the same objective, and their running
+# means nearly coincide, partly because the three runs share their batches and a running mean
+# over 25 steps hides the projection noise. Right, the ESM along training, mean ± SD over the five
+# seeds. All three fields are qualitatively right where the data are, and all are poor where
+# data are rare (the maps): slicing changes the noise, not what the loss can see.
+#
+# **The gradient noise itself.** Is SSM behind because its gradients are noisier? At the trained
+# seed-0 ISM model, we draw 40 batches of 256 samples (fresh projections for each) and measure,
+# for each objective, the total variance of the minibatch gradient over all parameters, the
+# per-sample spread of the loss, and the diagonal share $\sum_i S_{ii}^2/\|S\|_F^2$ of the
+# symmetric Jacobian $S$ (median over 500 samples) that decides how much Rademacher projections
+# gain over Gaussian ones.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+trained = fits["ISM"][0].model
+params = list(trained.parameters())
+g_noise = make_generator(7)
+batches = [mix2.sample(256, generator=g_noise) for _ in range(40)]
+for name in objectives:
+    grads = []
+    for batch in batches:
+        loss = objectives[name](trained, batch, g_noise)
+        grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
+    total_var = torch.stack(grads).var(0).sum().item()
+    per_sample = {"ISM": losses.ism_loss, "SSM": losses.ssm_loss, "SSM-VR": losses.ssm_vr_loss}[name]
+    kwargs = {} if name == "ISM" else {"generator": g_noise}
+    spread = per_sample(trained, x_test[:20_000], reduction="none", **kwargs).detach().std().item()
+    print(f"{name:<7} total variance of a batch-256 gradient {total_var:7.3f}   per-sample SD of the loss {spread:.2f}")
+jac_t = torch.func.vmap(torch.func.jacrev(lambda xi: trained(xi[None])[0]))(x_test[:500]).detach()
+sym_t = (jac_t + jac_t.transpose(1, 2)) / 2
+share_t = (torch.diagonal(sym_t, dim1=1, dim2=2) ** 2).sum(-1) / (sym_t**2).sum((1, 2))
+print(f"median diagonal share of the symmetric Jacobian at the trained model: {share_t.median():.2f}")
+
+# %% [markdown]
+# At the trained model, plain SSM's minibatch gradient has about twice the variance of exact
+# ISM's, while SSM-VR adds only a few per cent: the extra noise is the $(v^\top s_\theta)^2$ term,
+# which SSM-VR replaces by its mean (exercise 4 computes its variance). That is the mechanism by
+# which SSM could train worse; the seed comparison above is too short to show the effect on ESM
+# conclusively. The diagonal share of the trained Jacobian is high, so Gaussian projections would
+# be several times noisier than Rademacher ones here (section 2's ratio formula).
+#
+# **A dimension where the exact trace is too slow.** The cost of slicing pays off only when $d$ is
+# large. In $d = 100$, fit `ScoreMLP(100, hidden=128)` to a Gaussian with independent coordinates
+# (variances from 0.5 to 2, so the true score is known) by ISM and by SSM-VR, giving each **the
+# same CPU time**, and grade both with ESM on 5 000 fresh samples (the zero model's ESM is the
+# last number). The times and numbers depend on the machine and its load, and are not checked.
+
+# %%
+d_big = 100
+big = Gaussian(torch.zeros(d_big), torch.diag(torch.linspace(0.5, 2.0, d_big)))
+x_big_test = big.sample(5000, generator=make_generator(8))
+budget_s = 2.0
+for name in ("ISM", "SSM-VR"):
+    torch.manual_seed(0)
+    big_model = ScoreMLP(d_big, hidden=128)
+    optimiser = torch.optim.Adam(big_model.parameters(), lr=1e-3)
+    g_big, n_steps, start = make_generator(9), 0, time.perf_counter()
+    while time.perf_counter() - start < budget_s:
+        loss = objectives[name](big_model, big.sample(64, generator=g_big), g_big)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        n_steps += 1
+    with torch.no_grad():
+        print(f"{name:<7} {n_steps:5d} steps in {budget_s:g} s: ESM {losses.esm_loss(big_model, x_big_test, big.score):.3f}")
+print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}")
+
+# %% [markdown]
+# In the same CPU time SSM-VR took more than ten times as many steps as exact ISM, whose every
+# step pays for 100 backward passes, and reached a much lower ESM; ISM had moved only part of the
+# way from the zero model. Both objectives have the same expectation: here the difference is
+# entirely the cost of the trace.
 #
 # ## 5. Cost per step against dimension
 #
@@ -430,9 +520,9 @@ plt.show()
 dims = [2, 8, 32, 128, 512]
 timed = dict(objectives, DSM=lambda model, batch, gen: losses.dsm_loss(model, batch, 0.1, generator=gen))
 step_seconds = step_costs(timed, dims, n_steps=7, warmup=2)
-print(" " * 8 + "".join(f"{f'd = {d}':>18}" for d in dims))
+print(" " * 8 + "".join(f"{f'd = {d}':>20}" for d in dims))
 for name, secs in step_seconds.items():
-    print(f"{name:<8}" + "".join(f"{1000 * t:9.1f} ms ({t / dsm:3.0f}×)" for t, dsm in zip(secs, step_seconds["DSM"])))
+    print(f"{name:<8}" + "".join(f"{1000 * t:9.1f} ms ({t / dsm:5.1f}×)" for t, dsm in zip(secs, step_seconds["DSM"])))
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.8))
@@ -446,12 +536,35 @@ plt.show()
 
 # %% [markdown]
 # (Each number in brackets is the ratio to a DSM step of the same dimension.) Exact ISM grows
-# steeply with $d$, to roughly a hundred DSM steps at $d = 512$; SSM and SSM-VR stay
-# within a small factor of DSM at every $d$, their cost set by the network rather than by the
-# number of Jacobian rows. At $d = 2$ all the derivative-based steps pay the fixed overheads
-# discussed in lesson 2, so the differences there say little about the algorithms.
+# steeply with $d$; SSM and SSM-VR stay within a small factor of DSM at every $d$, their cost set
+# by the network rather than by the number of Jacobian rows. At $d = 2$ every derivative-based
+# step pays for its double backward pass, so the ratios there say little about the dimension.
 #
-# ## Exercise — the SSM loss
+# ## Exercises
+#
+# ### Exercise 1 (2 points): the variance of one Rademacher projection
+#
+# Implement `rademacher_variance(A)` for a square matrix `A` (not necessarily symmetric): the
+# variance $2\sum_{i\ne j}S_{ij}^2$ of one Rademacher estimate $v^\top Av$, with $S = (A + A^\top)/2$,
+# returned as a tensor holding one number.
+
+# %%
+def rademacher_variance(A):
+    """Var[vᵀAv] for Rademacher v: 2 Σ_{i≠j} S_ij², S the symmetric part of A."""
+    # Hint: only the symmetric part enters a quadratic form; the diagonal of a Rademacher estimate
+    # carries no randomness.
+    ### BEGIN SOLUTION
+    sym = (A + A.T) / 2
+    off = sym - torch.diag(torch.diagonal(sym))
+    return 2 * (off**2).sum()
+    ### END SOLUTION
+
+
+# %%
+check_rademacher_variance(rademacher_variance)
+
+# %% [markdown]
+# ### Exercise 2 (3 points): the SSM loss
 #
 # Implement `ssm_loss(score_fn, x, v)` where `x` has shape `(B, d)` and `v` has shape
 # `(M, B, d)`: $M$ projection vectors for every sample (given, so the result is deterministic).
@@ -462,7 +575,8 @@ plt.show()
 # %%
 def ssm_loss(score_fn, x, v):
     """Sliced score matching: mean over projections and batch of vᵀ∇ₓs(x)v + ½(vᵀs(x))²."""
-    # Hint: for one projection vm, torch.autograd.grad((s * vm).sum(), x, create_graph=True) gives vmᵀ∇ₓs for every sample.
+    # Hint: vᵀ∇ₓs is the gradient with respect to x of one scalar function of s; one backward
+    # pass per projection, and the loss is differentiated again in training.
     ### BEGIN SOLUTION
     x = x.detach().requires_grad_(True)
     s = score_fn(x)
@@ -478,6 +592,61 @@ def ssm_loss(score_fn, x, v):
 check_ssm_loss(ssm_loss)
 
 # %% [markdown]
+# ### Exercise 3 (3 points): SSM-VR with M projections
+#
+# Implement `ssm_vr_loss(score_fn, x, v)` with the same shapes: the mean over the batch of
+# $\frac1M\sum_m v_m^\top\nabla_x s(x)\,v_m + \tfrac12\|s(x)\|^2$, differentiable with respect to the
+# model's parameters.
+
+# %%
+def ssm_vr_loss(score_fn, x, v):
+    """SSM-VR: mean over the batch of (1/M) Σₘ vₘᵀ∇ₓs(x)vₘ + ½‖s(x)‖²."""
+    # Hint: only the trace is estimated; the squared norm needs no projection at all.
+    ### BEGIN SOLUTION
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    trace = torch.zeros(x.shape[0], dtype=x.dtype)
+    for vm in v:
+        (vjp,) = torch.autograd.grad((s * vm).sum(), x, create_graph=True)
+        trace = trace + (vjp * vm).sum(-1)
+    return (trace / len(v) + 0.5 * (s**2).sum(-1)).mean()
+    ### END SOLUTION
+
+
+# %%
+check_ssm_vr_loss(ssm_vr_loss)
+
+# %% [markdown]
+# ### Exercise 4 (written, 3 points): the variance of Hutchinson's estimator
+#
+# (a) For a symmetric $d\times d$ matrix $A$ and Rademacher $v$, derive
+# $\operatorname{Var}[v^\top Av] = 2\sum_{i\ne j}A_{ij}^2$ step by step: which fourth moments
+# $\mathbb E[v_iv_jv_kv_l]$ with $i\ne j$, $k\ne l$ are non-zero, and why. (b) Apply it to SSM's
+# extra term: $(v^\top s)^2 = v^\top(ss^\top)v$. What is its variance over Rademacher $v$ for a fixed
+# vector $s$, and for which $s$ is it zero? What does that say about the difference between SSM
+# and SSM-VR measured in section 4?
+
+# %% [markdown]
+# <!-- BEGIN WRITTEN ANSWER hutchinson_variance -->
+# **Model answer.** (a) $v^\top Av = \sum_i A_{ii}v_i^2 + \sum_{i\ne j}A_{ij}v_iv_j$, and $v_i^2 = 1$,
+# so $v^\top Av - \operatorname{tr}A = \sum_{i\ne j}A_{ij}v_iv_j$, with mean 0. Its variance is
+# $\sum_{i\ne j}\sum_{k\ne l}A_{ij}A_{kl}\,\mathbb E[v_iv_jv_kv_l]$. The entries are independent with
+# mean 0, so the expectation is non-zero only if every index appears an even number of times;
+# with $i\ne j$ and $k\ne l$ that means $(k,l) = (i,j)$ or $(k,l) = (j,i)$, and then it is
+# $\mathbb E[v_i^2]\mathbb E[v_j^2] = 1$: $\mathbb E[v_iv_jv_kv_l] = \delta_{ik}\delta_{jl} + \delta_{il}\delta_{jk}$.
+# Hence $\operatorname{Var} = \sum_{i\ne j}(A_{ij}^2 + A_{ij}A_{ji}) = 2\sum_{i\ne j}A_{ij}^2$ by symmetry.
+# (b) With $A = ss^\top$, $A_{ij} = s_is_j$: $\operatorname{Var}[(v^\top s)^2] = 2\sum_{i\ne j}s_i^2s_j^2
+# = 2(\|s\|^4 - \sum_i s_i^4)$. It is zero exactly when $s$ has at most one non-zero coordinate
+# (along an axis). Otherwise it grows like $\|s\|^4$, so SSM's extra noise, which SSM-VR removes by
+# using $\tfrac12\|s\|^2$, is largest where the score is large and diagonal to the axes; this is
+# the per-sample spread and gradient variance by which SSM exceeded SSM-VR in section 4.
+#
+# <!-- RUBRIC -->
+# - 1 point: splits off the diagonal (vᵢ² = 1) and writes the variance as a double sum of fourth moments.
+# - 1 point: states which fourth moments survive (δ_ik δ_jl + δ_il δ_jk) with the reason (independence, zero mean, even powers) and reaches 2Σ_{i≠j} A_ij².
+# - 1 point: obtains 2(‖s‖⁴ − Σ sᵢ⁴) for (vᵀs)², zero only for s along an axis, and links it to SSM's extra noise over SSM-VR.
+# <!-- END WRITTEN ANSWER -->
+#
 # ## Think
 #
 # 1. For which matrices is one Rademacher projection *exact*? What does that mean for the
@@ -491,7 +660,9 @@ check_ssm_loss(ssm_loss)
 # The score of $\mathcal N(\mu, \operatorname{diag}(\sigma_1^2,\dots,\sigma_d^2))$ is
 # $-(x_i-\mu_i)/\sigma_i^2$ coordinate by coordinate, its Jacobian is the diagonal matrix
 # $-\operatorname{diag}(1/\sigma_i^2)$, so for such a model SSM-VR with one Rademacher projection
-# *is* ISM, with no noise at all; the $c = 16$ row of section 2 is close to that case.
+# *is* ISM, with no noise at all. The $c = 16$ row of section 2 is not that case: its
+# off-diagonal part is unchanged, so its Rademacher variance is that of $c = 1$. It shows that a
+# dominant diagonal costs Rademacher projections nothing and Gaussian ones a lot.
 #
 # </details>
 #
@@ -513,12 +684,13 @@ check_ssm_loss(ssm_loss)
 # <details><summary>Model answer</summary>
 #
 # The gradient's noise has two sources: which data points are in the batch, and which
-# projections are drawn. More projections reduce only the second, more samples reduce both
-# (each new sample brings its own projection). When the data-sampling noise dominates — as
-# here, where section 3 shows the per-sample spread of SSM-VR (0.29) is barely above that of
-# exact ISM (0.28), i.e. the projection adds little — a larger batch is the better buy. More
-# projections pay off only when the projection noise dominates: large, strongly off-diagonal
-# Jacobians, or plain SSM's $(v^\top s_\theta)^2$ term.
+# projections are drawn. More projections reduce only the second; more samples reduce both
+# (each new sample brings its own projection). At the trained model of section 4, SSM-VR's
+# gradient variance is only somewhat above exact ISM's: its projection noise is a minor part,
+# and a larger batch is the better buy. Plain SSM's gradient variance is far above both: there the
+# projection noise, mostly from $(v^\top s_\theta)^2$ (exercise 4), is comparable to the data noise,
+# and more projections, or simply SSM-VR, pay off. Numbers measured on an untrained model would
+# not tell you this: its Jacobian and score are small.
 #
 # </details>
 #
@@ -545,7 +717,9 @@ check_ssm_loss(ssm_loss)
 #   test matrix, 61 when the diagonal holds 98 % of it).
 # - SSM and SSM-VR have the ISM objective as their expectation (checked with standard errors);
 #   SSM is also, up to a constant, the sliced Fisher divergence of Song, Garg, Shi & Ermon (2019).
-# - On the 2-D mixture, over 5 training seeds (mean ± SD between seeds): ISM 0.092 ± 0.009,
-#   SSM 0.119 ± 0.007, SSM-VR 0.096 ± 0.014 in ESM. SSM is about 30 % worse than ISM in every
-#   seed — the price of the $(v^\top s)^2$ noise — while SSM-VR and ISM cannot be told apart.
+# - On the 2-D mixture, five seeds compared seed by seed (paired mean difference ± SE): neither
+#   SSM nor SSM-VR is told apart from ISM in ESM at this training length, though SSM ends higher in
+#   four seeds of five. At a trained model SSM's minibatch gradients have about twice ISM's
+#   variance, SSM-VR's only a little more.
+# - In $d = 100$, at equal CPU time, SSM-VR takes many more steps than exact ISM.
 # - In high dimension only the sliced objectives (and DSM, next lesson) remain affordable.

@@ -17,20 +17,22 @@
 #
 # Implicit and sliced score matching fit a score model without knowing the true score, but
 # they differentiate the model with respect to its input (a Jacobian trace, or projections of
-# it). **Denoising score matching** (Vincent 2011) avoids derivatives of the model entirely:
-# add Gaussian noise to the data and ask the model to point from the noisy sample back to the
-# clean one. The price is that we learn the score of the *noisy* density.
+# it). **Denoising score matching** (Vincent 2011) needs no derivative of the model with
+# respect to its input: add Gaussian noise to the data and ask the model to point from the
+# noisy sample back to the clean one. The price is that we learn the score of the *noisy*
+# density.
 #
 # **After this lesson you can**
-# 1. say what the perturbed density $p_\sigma = p * \mathcal N(0, \sigma^2 I)$ is, and compute
-#    the score of the noise kernel, $-(\tilde x - x)/\sigma^2$;
+# 1. say what the perturbed density $p_\sigma = p * \mathcal N(0, \sigma^2 I)$ is, why its score
+#    exists even when that of $p$ does not, and compute the score of the noise kernel,
+#    $-(\tilde x - x)/\sigma^2$;
 # 2. derive Vincent's identity $J_\mathrm{DSM}(\theta) = J_\mathrm{ESM}(\theta; p_\sigma) + C$,
-#    with the constant $C$ written out, and check it with numbers;
-# 3. state Tweedie's formula $\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\nabla\log p_\sigma(\tilde x)$
-#    and explain why a denoising autoencoder is a score model;
-# 4. fit a small network by DSM, recover a density from the learned score, and see with a
-#    slider how σ trades accuracy near the data against coverage of the whole space;
-# 5. explain why DSM becomes noisy as σ → 0.
+#    say what the constant $C$ is, and check the identity with numbers;
+# 3. state Tweedie's formula $\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\nabla\log p_\sigma(\tilde x)$,
+#    its assumptions, and why a denoising autoencoder is a score model;
+# 4. fit a small network by DSM and recover a density from the learned score;
+# 5. say what the σ² weight of the noise-conditional loss does to the learned score, how σ
+#    trades bias against estimation error, and why DSM's gradient becomes noisy as σ → 0.
 #
 # **Conventions.** Losses carry the papers' ½, sum over dimensions and average over the
 # batch. $\tilde x = x + \sigma z$ with $z \sim \mathcal N(0, I)$.
@@ -43,12 +45,12 @@ import numpy as np
 import torch
 
 from lessons_lib import losses, seed_everything
-from lessons_lib.course.checks import check_dsm_loss
+from lessons_lib.course.checks import check_dsm_loss, check_dsm_training_step, check_tweedie_denoiser
 from lessons_lib.densities import Gaussian, density_from_score_1d, total_variation_1d
 from lessons_lib.explorers import SigmaExplorer
 from lessons_lib.losses import esm_loss, ncsn_loss
 from lessons_lib.nets import LinearScore, ScoreMLP
-from lessons_lib.noise import geometric_sigmas, perturb
+from lessons_lib.noise import geometric_sigmas, perturb, tweedie_denoise
 from lessons_lib.stats import mean_and_se
 from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.training import train
@@ -84,7 +86,7 @@ torch.set_num_threads(1)  # these networks are tiny: one thread is faster than s
 # %%
 p = mixture_1d()
 sigma = 0.8
-xs = torch.linspace(-9, 9, 1801, dtype=torch.float64)
+xs = torch.linspace(-9, 9, 901, dtype=torch.float64)
 
 # p_σ by numerical convolution on the grid, against the closed form
 kernel = torch.exp(Gaussian(0.0, sigma**2).log_prob((xs[:, None] - xs[None, :])[..., None]))
@@ -116,15 +118,52 @@ print("kernel score: autograd == -(x̃ - x)/σ²:",
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
 ax.plot(xs, p_grid, color="0.4", ls="--", label="data density $p$")
-for s in (0.3, 1.0, 3.0):
+for s in (0.3, sigma, 3.0):
     ax.plot(xs, torch.exp(p.perturbed(s).log_prob(xs[:, None])), label=rf"$p_\sigma$, σ = {s}")
-ax.plot(xs, parzen(p.sample(100, generator=make_generator(100), dtype=torch.float64), sigma, xs), color="k", lw=0.8,
-        label=f"Parzen estimate, 100 samples, σ = {sigma}")
+ax.plot(xs, parzen(p.sample(1_000, generator=make_generator(1_000), dtype=torch.float64), sigma, xs), color="k", lw=0.8,
+        label=f"Parzen estimate, 1,000 samples, σ = {sigma}")
 ax.set(xlabel="$x$", ylabel="density", title="Perturbing the data blurs the density")
 ax.legend()
 plt.show()
 
 # %% [markdown]
+# **Why perturb at all: data on a thin set.** If the data lie on a lower-dimensional set (a
+# curve in the plane, the images of a digit among all 784-pixel arrays), $p$ has no density in
+# the ambient space, and $\nabla\log p$ is undefined off that set: there is no score to match
+# (Song & Ermon 2019, §3.1, "the manifold hypothesis"). Any σ > 0 repairs this:
+# $p_\sigma = p * \mathcal N(0, \sigma^2 I)$ is positive and smooth everywhere, and its score is
+# defined everywhere. Near the set it points back to it, with a size of about
+# (distance to the set)/σ². Check it on points spread uniformly on the unit circle, where the
+# exact $\nabla\log p_\sigma$ of their empirical distribution is the Parzen score of section 4.
+
+# %%
+angles = torch.arange(4000, dtype=torch.float64) * (2 * math.pi / 4000)
+circle = torch.stack([angles.cos(), angles.sin()], 1)
+
+
+def circle_score(y, s):
+    """∇log p̂_σ(y) for the points on the circle: a softmax-weighted pull towards them."""
+    w = torch.softmax(-((y[:, None, :] - circle[None]) ** 2).sum(-1) / (2 * s**2), dim=1)
+    return (w[..., None] * (circle[None] - y[:, None, :])).sum(1) / s**2
+
+
+probe = torch.tensor([[1.2, 0.0], [0.0, 0.9], [-0.7, -0.7]], dtype=torch.float64)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for s in (0.1, 0.3):
+    for y, score in zip(probe, circle_score(probe, s)):
+        outward = y / y.norm()
+        radial, tangential = (score @ outward).item(), (score - (score @ outward) * outward).norm().item()
+        print(f"σ = {s}: at ({y[0]:+.1f}, {y[1]:+.1f}): score along the outward radius {radial:+7.2f}, "
+              f"across it {tangential:5.2f};  (1 - |y|)/σ² = {(1 - y.norm().item()) / s**2:+7.2f}")
+
+# %% [markdown]
+# Off the circle the score points back to it along the radius (nothing across it), of size
+# close to (distance)/σ² at σ = 0.1; at σ = 0.3, a kernel wide compared with the circle's
+# curvature, only roughly. As σ → 0 it blows up everywhere off the circle: the score of the
+# unperturbed data does not exist. Lesson 06 meets the same fact on MNIST.
+#
 # ## 2. Vincent's identity: DSM is ESM on the noisy density, plus a constant
 #
 # Denoising score matching fits $s_\theta$ to the kernel's score, averaged over clean and
@@ -158,7 +197,7 @@ plt.show()
 p2 = mixture_2d()
 sigma = 0.5
 noisy2 = p2.perturbed(sigma)
-n = 1_000_000
+n = 200_000
 x = p2.sample(n, generator=make_generator(3), dtype=torch.float64)
 x_tilde, z = perturb(x, sigma, make_generator(4))  # the noise that dsm_loss draws with the same seed
 
@@ -193,12 +232,20 @@ for name, dsm_m, dsm_se, esm_m, esm_se, diff_m, diff_se in rows:
 
 # %% [markdown]
 # The losses themselves differ a lot between models, yet DSM − ESM − C is zero for all four
-# within the Monte-Carlo error. (All rows use the same samples, so their errors are
-# correlated: most of the noise comes from the term $\|z\|^2/(2\sigma^2)$, common to every model.) For the true score ESM is exactly zero,
-# so its DSM *is* $C$: the smallest value DSM can reach is not zero, which is why a DSM
-# training curve never goes to zero.
+# within the Monte-Carlo error. (All rows use the same samples. Part of the noise, the term
+# $(\|z\|^2 - d)/(2\sigma^2)$, is common to every model; the rest,
+# $s_\theta^\top(z/\sigma + \nabla\log p_\sigma)$, has mean zero by Tweedie's formula of
+# section 3 but differs from model to model.) For the true score ESM is exactly zero, so its
+# DSM *is* $C$: the smallest value DSM can reach is not zero, which is why a DSM training
+# curve never goes to zero.
 #
-# ### Exercise: the DSM loss
+# **What $C$ is.** The target $-z/\sigma$ is random even when $\tilde x$ is fixed: many clean
+# points could have produced the same $\tilde x$. Its conditional mean is
+# $\mathbb E[-z/\sigma\mid\tilde x] = \nabla\log p_\sigma(\tilde x)$ (section 3), and $C$ is
+# the part of the target that no function of $\tilde x$ can predict, its conditional
+# variance. Exercise 2 asks you to show this and to work $C$ out for Gaussian data.
+#
+# ### Exercise 1 (2 points): the DSM loss
 #
 # Write the DSM loss for given noise `z` (same shape as `x`): perturb, evaluate the score at
 # the noisy points, compare with $-z/\sigma$, sum over dimensions, average over the batch.
@@ -206,7 +253,7 @@ for name, dsm_m, dsm_se, esm_m, esm_se, diff_m, diff_se in rows:
 # %%
 def dsm_loss(score_fn, x, sigma, z):
     """½ · mean over the batch of ‖score_fn(x + σz) + z/σ‖², summed over dimensions."""
-    # Hint: at the noisy point x + σz the target is −z/σ; sum over every dimension but the batch one, then average.
+    # Hint: where is the model evaluated, and what does the kernel's score equal there?
     ### BEGIN SOLUTION
     residual = score_fn(x + sigma * z) + z / sigma
     return 0.5 * residual.pow(2).flatten(1).sum(1).mean()
@@ -219,6 +266,45 @@ check_dsm_loss(dsm_loss)
 # %% [markdown]
 # From here on the notebook uses the library's `losses.dsm_loss`, which draws `z` itself
 # from a `generator`.
+#
+# ### Exercise 2 (written, 3 points): Vincent's constant for Gaussian data
+#
+# (a) Show that $C = \tfrac12\,\mathbb E_{\tilde x}\,\mathbb E\big[\|z/\sigma - \mathbb E[z/\sigma\mid\tilde x]\|^2\,\big|\,\tilde x\big] \ge 0$,
+# using $\mathbb E[-z/\sigma\mid\tilde x] = \nabla\log p_\sigma(\tilde x)$.
+# (b) For data $x\sim\mathcal N(\mu, vI)$ in $d$ dimensions, derive $C$ in closed form as a
+# function of $d$, $v$ and σ. (c) Compare your formula with the Monte-Carlo value printed
+# below, and say what $C$ does as σ → 0 and as $v$ → 0.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+gauss_data = Gaussian([0.0, 0.0], 1.0)  # x ~ N(0, I), d = 2, v = 1
+with torch.no_grad():
+    c_gauss = losses.dsm_loss(gauss_data.perturbed(0.5).score, gauss_data.sample(400_000, generator=make_generator(41)),
+                              0.5, generator=make_generator(42), reduction="none")
+print("Monte-Carlo C for x ~ N(0, I), d = 2, σ = 0.5: {:.3f} ± {:.3f}".format(*mean_and_se(c_gauss)))
+
+# %% [markdown]
+# <!-- BEGIN WRITTEN ANSWER gaussian_dsm_constant -->
+# **Model answer.** (a) Write $t = z/\sigma$ and $m(\tilde x) = \mathbb E[t\mid\tilde x] = -\nabla\log p_\sigma(\tilde x)$.
+# Then $C = \tfrac12\mathbb E\|t\|^2 - \tfrac12\mathbb E\|m(\tilde x)\|^2$, and since
+# $\mathbb E[t^\top m(\tilde x)] = \mathbb E\big[\mathbb E[t\mid\tilde x]^\top m(\tilde x)\big] = \mathbb E\|m\|^2$,
+# $\tfrac12\mathbb E\|t - m(\tilde x)\|^2 = \tfrac12\mathbb E\|t\|^2 - \mathbb E\|m\|^2 + \tfrac12\mathbb E\|m\|^2 = C$:
+# the conditional variance of the target, which is $\ge 0$. No model can predict that part, which is
+# why the DSM loss cannot go below $C$ in expectation.
+# (b) $p_\sigma = \mathcal N(\mu, (v + \sigma^2)I)$, so $\nabla\log p_\sigma(\tilde x) = -(\tilde x - \mu)/(v + \sigma^2)$ and
+# $\mathbb E\|\nabla\log p_\sigma\|^2 = d(v + \sigma^2)/(v + \sigma^2)^2 = d/(v + \sigma^2)$. Hence
+# $$C = \frac d2\Big(\frac1{\sigma^2} - \frac1{v + \sigma^2}\Big) = \frac{d\,v}{2\sigma^2(v + \sigma^2)} .$$
+# (Equivalently: the posterior of $x$ given $\tilde x$ is Gaussian with covariance $\frac{v\sigma^2}{v+\sigma^2}I$,
+# and $C = \tfrac12\operatorname{tr}\operatorname{Cov}[x\mid\tilde x]/\sigma^4$.)
+# (c) With $d = 2$, $v = 1$, σ = 0.5: $C = 2/(2\cdot0.25\cdot1.25) = 3.2$, the printed Monte-Carlo value within two
+# standard errors. As σ → 0, $C \approx d/(2\sigma^2) \to \infty$: the floor, and the noise in the loss, explode. As
+# $v \to 0$ (all data at one point), $C \to 0$: $\tilde x$ then determines $z$ exactly.
+#
+# <!-- RUBRIC -->
+# - 1 point: (a) writes C as the expected conditional variance of z/σ given x̃ (or ½E‖z/σ + ∇log p_σ‖²) and concludes C ≥ 0.
+# - 1 point: (b) finds p_σ = N(μ, (v + σ²)I) and E‖∇log p_σ‖² = d/(v + σ²).
+# - 1 point: (b, c) the closed form d·v/(2σ²(v + σ²)), matched to the printed value, with both limits right.
+# <!-- END WRITTEN ANSWER -->
 #
 # ## 3. Tweedie's formula and denoising autoencoders
 #
@@ -233,7 +319,12 @@ check_dsm_loss(dsm_loss)
 #
 # $$\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\,\nabla\log p_\sigma(\tilde x).$$
 #
-# The best denoiser in the mean-square sense is one step along the noisy score.
+# It is due to Robbins (1956), who credits it to Tweedie; Miyasawa (1961) derived it for
+# denoising and Efron (2011) made it a tool of empirical Bayes. It assumes only additive
+# Gaussian noise of known σ, independent of $x$; $p$ can be anything. The best denoiser in the
+# mean-square sense is one step along the noisy score. Differentiating once more gives the
+# posterior covariance, $\operatorname{Cov}[x\mid\tilde x] = \sigma^2\big(I + \sigma^2\nabla^2\log p_\sigma(\tilde x)\big)$:
+# where $p_\sigma$ is curved the posterior is narrow, where $\log p_\sigma$ is flat or convex it is wide.
 #
 # **The denoising-autoencoder link.** Train a denoiser $D_\theta$ with
 # $\tfrac12\mathbb E\|D_\theta(\tilde x) - x\|^2$; its optimum is $\mathbb E[x\mid\tilde x]$.
@@ -244,14 +335,35 @@ check_dsm_loss(dsm_loss)
 #   = \sigma^4\cdot\tfrac12\Big\|s_\theta(\tilde x) + \frac z\sigma\Big\|^2 :$$
 #
 # the denoising loss is $\sigma^4$ times the DSM loss, so a denoising autoencoder *is* a
-# score model in disguise. Three checks: the mixture's posterior mean computed from the
-# posterior directly (`posterior_mean`) against the right side of Tweedie's formula; the same
-# conditional mean estimated by brute force (average the clean $x$ of samples whose noisy
-# $\tilde x$ falls in a narrow bin); and the factor $\sigma^4$.
+# score model in disguise.
+#
+# ### Exercise 3 (2 points): Tweedie's denoiser
+#
+# Given a score function of the noisy density and a batch of noisy points, return the
+# posterior mean of the clean points.
+
+# %%
+def tweedie_denoiser(score_fn, x_noisy, sigma):
+    """E[x | x̃] from the score of p_σ, one row per noisy point."""
+    # Hint: rearrange the formula for ∇p_σ above; how far does the denoiser move along the score?
+    ### BEGIN SOLUTION
+    return x_noisy + sigma**2 * score_fn(x_noisy)
+    ### END SOLUTION
+
+
+# %%
+check_tweedie_denoiser(tweedie_denoiser)
+
+# %% [markdown]
+# Three checks of the section, with the library's `tweedie_denoise`: the mixture's posterior
+# mean computed from the posterior directly (`posterior_mean`) against Tweedie's formula; the
+# same conditional mean estimated by brute force (average the clean $x$ of samples whose noisy
+# $\tilde x$ falls in a narrow bin); and the factor $\sigma^4$, at two values of σ (at σ = 1
+# every power of σ is 1, so one value could not tell σ⁴ from σ²).
 
 # %%
 grid = torch.linspace(-7, 7, 281, dtype=torch.float64)[:, None]
-tweedie_error = {s: (p.posterior_mean(grid, s) - (grid + s**2 * p.perturbed(s).score(grid))).abs().max().item()
+tweedie_error = {s: (p.posterior_mean(grid, s) - tweedie_denoise(p.perturbed(s).score, grid, s)).abs().max().item()
                  for s in (0.1, 0.3, 1.0, 3.0)}
 
 # brute force: bin the noisy samples, average the clean ones in each bin
@@ -273,25 +385,30 @@ w = torch.exp(p.perturbed(sigma).log_prob(fine[:, None])).reshape(48, 40)
 exact_bin_mean = (w * p.posterior_mean(fine[:, None], sigma)[:, 0].reshape(48, 40)).sum(1) / w.sum(1)
 z_scores = ((bin_mean - exact_bin_mean) / bin_se)[counts > 100]
 
-# the denoising-autoencoder loss is σ⁴ times the DSM loss (same noise)
+# the denoising-autoencoder loss is σ⁴ times the DSM loss (same noise), at σ = 0.3 and σ = 1
 seed_everything(0)
 mlp = ScoreMLP(1).double()
+dae_ratio = {}
 with torch.no_grad():
-    dae = 0.5 * ((x_mc_noisy + sigma**2 * mlp(x_mc_noisy) - x_mc) ** 2).sum(1).mean()
-    dsm_same_noise = losses.dsm_loss(mlp, x_mc, sigma, generator=make_generator(6))
+    for s in (0.3, 1.0):
+        x_s, _ = perturb(x_mc[:50_000], s, make_generator(6))
+        dae = 0.5 * ((x_s + s**2 * mlp(x_s) - x_mc[:50_000]) ** 2).sum(1).mean()
+        dae_ratio[s] = (dae / losses.dsm_loss(mlp, x_mc[:50_000], s, generator=make_generator(6))).item()
 
 # %%
 # NBVAL_CHECK_OUTPUT
 for s, err in tweedie_error.items():
     print(f"σ = {s}: max |posterior_mean - (x̃ + σ²∇log p_σ)| < 1e-12: {err < 1e-12}")
 print(f"brute-force bin means vs exact, σ = 1: largest |z-score| over {len(z_scores)} bins = {z_scores.abs().max():.1f}")
-print(f"DAE loss / (σ⁴ · DSM loss) = {(dae / (sigma**4 * dsm_same_noise)).item():.6f}")
+for s, r in dae_ratio.items():
+    print(f"σ = {s}: DAE loss / DSM loss = {r:.6f};  σ⁴ = {s**4:.6f}, σ² = {s**2:.6f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 ax.plot(grid[:, 0], grid[:, 0], color="0.7", ls=":", label=r"no denoising, $\tilde x$")
 for s in (0.3, 1.0, 3.0):
-    ax.plot(grid[:, 0], (grid + s**2 * p.perturbed(s).score(grid))[:, 0], label=rf"$\tilde x + \sigma^2\nabla\log p_\sigma$, σ = {s}")
+    ax.plot(grid[:, 0], tweedie_denoise(p.perturbed(s).score, grid, s)[:, 0],
+            label=rf"$\tilde x + \sigma^2\nabla\log p_\sigma$, σ = {s}")
 ax.errorbar(centers, bin_mean, yerr=2 * bin_se, fmt="o", ms=3, color="k", label="bin averages of clean $x$, σ = 1 (±2 s.e.)")
 ax.set(xlabel=r"noisy observation $\tilde x$", ylabel=r"$\mathbb{E}[x \mid \tilde x]$",
        title="Tweedie: the best denoiser pulls towards the modes")
@@ -303,18 +420,47 @@ plt.show()
 # observation towards the big mode at $+3$, because a noisy point near $-3$ is then more likely
 # to have come from the heavy right component than from the light left one.
 #
+# %% [markdown]
 # ## 4. Fitting the 1-D mixture by DSM, then recovering its density
 #
 # Now a small network $s_\theta$ (`ScoreMLP`) trained by DSM on fresh samples of
-# $0.1\,\mathcal N(-3,1) + 0.9\,\mathcal N(3,1)$, with the course's one training loop, once at
-# σ = 0.3 and once at σ = 1. By Vincent's identity the target is $\nabla\log p_\sigma$, so that
-# is what we compare with. At σ = 0.3, $p_\sigma$ and $p$ are hard to tell apart (their
-# total-variation distance is printed below); at σ = 1 they are not, and there we can *see*
-# which of the two DSM learns.
+# $0.1\,\mathcal N(-3,1) + 0.9\,\mathcal N(3,1)$. One training step is: forget the previous
+# gradients, compute the loss of a fresh batch, back-propagate, let the optimiser move the
+# parameters.
+#
+# ### Exercise 4 (4 points): one DSM training step
+#
+# Write that step for a given batch `x` and noise `z`, with the optimiser you are given, and
+# return the loss of the batch computed before the step (a tensor).
+
+# %%
+def dsm_training_step(model, optimizer, x, sigma, z):
+    """One optimiser step on ½ mean ‖model(x + σz) + z/σ‖²; returns that loss (before the step)."""
+    # Hint: .backward() adds to whatever is already stored in each parameter's .grad.
+    ### BEGIN SOLUTION
+    optimizer.zero_grad()
+    residual = model(x + sigma * z) + z / sigma
+    loss = 0.5 * residual.pow(2).flatten(1).sum(1).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+    ### END SOLUTION
+
+
+# %%
+check_dsm_training_step(dsm_training_step)
+
+# %% [markdown]
+# The course's `train` loop takes this step with Adam on a fresh batch every time. We train
+# once at σ = 0.3 and once at σ = 1. By Vincent's identity the target is
+# $\nabla\log p_\sigma$, so that is what we compare with. At σ = 0.3, $p_\sigma$ and $p$ are
+# hard to tell apart (their total-variation distance is printed below); at σ = 1 they are
+# not, and there we can *see* which of the two DSM learns.
 #
 # **The training curve and its floor.** By Vincent's identity the smallest possible DSM loss
 # is $C$, the loss of the true score of $p_\sigma$; we estimate it by Monte Carlo and draw it
-# under the training curve.
+# under the training curve. Only the true score can say how far above the floor the network
+# still is: $J_\mathrm{ESM}(\theta; p_\sigma)$, printed too.
 
 # %%
 xs = torch.linspace(-8, 8, 801)
@@ -323,24 +469,28 @@ for s in (0.3, 1.0):
     seed_everything(0)
     dsm_models[s] = ScoreMLP(1, hidden=64)
     fits[s] = train(dsm_models[s], lambda model, batch, g, s=s: losses.dsm_loss(model, batch, s, generator=g), p.sample,
-                    n_steps=3000, batch_size=256, lr=3e-3, progress=False)
+                    n_steps=2000, batch_size=256, lr=3e-3, progress=False)
 sigma = 0.3
 dsm_model, fit, noisy = dsm_models[sigma], fits[sigma], p.perturbed(sigma)
 with torch.no_grad():
     learned = dsm_model(xs[:, None])[:, 0]
 true_noisy_score = noisy.score(xs[:, None])[:, 0]
 
-# the floor C: the population DSM loss of the true score of p_σ (2 million samples)
+# the floor C: the population DSM loss of the true score of p_σ (a million samples)
+population = p.sample(1_000_000, generator=make_generator(20))
 with torch.no_grad():
-    floor_samples = losses.dsm_loss(noisy.score, p.sample(2_000_000, generator=make_generator(20)), sigma,
-                                    generator=make_generator(21), reduction="none")
+    floor_samples = losses.dsm_loss(noisy.score, population, sigma, generator=make_generator(21), reduction="none")
+    esm_gap = mean_and_se(esm_loss(dsm_model, noisy.sample(200_000, generator=make_generator(26)), noisy.score,
+                                   reduction="none"))
 floor, floor_se = mean_and_se(floor_samples)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"σ = 0.3: floor C = {floor:.3f} ± {floor_se:.3f} (Monte-Carlo s.e.); per-sample standard deviation "
       f"{floor_samples.std():.1f}, so one batch of 256 has a standard error of {floor_samples.std() / 16:.2f}")
-print(f"mean training loss over the last 500 steps: {np.mean(fit.losses[-500:]):.2f}")
+print(f"mean training loss over the last 500 steps: {np.mean(fit.losses[-500:]):.2f} "
+      f"(standard error of a mean of 500 batches: {floor_samples.std() / 16 / math.sqrt(500):.2f})")
+print("what the loss cannot see: ESM(θ; p_σ) = {:.4f} ± {:.1e}".format(*esm_gap))
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.5), layout="constrained")
@@ -353,18 +503,17 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# The batch losses scatter around the floor by about the standard error printed above, and their
-# running mean settles at $C$ (within that scatter): the network is close to the best it can be,
-# yet the loss is far from zero.
+# The batch losses scatter around the floor by about the standard error printed above, and
+# their running mean is indistinguishable from $C$: the loss can no longer see the remaining
+# error, which only a comparison with the true score reveals (the ESM line above).
 #
-# **Why a loss can go *below* the floor.** A common way to write this example trains on 1,024
-# fixed samples, draws the noise *once* and reuses it in every epoch (a 1→8→1 ReLU MLP, Adam at
-# 0.01, 500 full-batch epochs), and reports a final loss below $C$.
-# That is not a contradiction: with a single noise draw the "loss" is one fixed average of
-# 1,024 random terms, not the expectation that Vincent's identity bounds. Measure it: the loss
-# of the true score on the fixed draw, the trained network's loss on that draw, and its
-# population loss (fresh data and noise); then the same network trained with fresh noise at
-# every epoch.
+# **A loss below the floor.** Train differently: 1,024 fixed samples, the noise drawn *once*
+# and reused in every epoch, a 1→8→1 ReLU MLP, Adam at 0.01, 500 full-batch epochs. The final
+# loss can then land below $C$. That is not a contradiction: with a single noise draw the
+# "loss" is one fixed average of 1,024 random terms, not the expectation that Vincent's
+# identity bounds. We measure the loss of the true score on that draw, the trained network's
+# loss on it and its population loss (fresh data and noise), and the same network trained with
+# fresh noise at every epoch.
 
 # %%
 data_1024 = p.sample(1024, generator=make_generator(22))
@@ -384,9 +533,8 @@ for fresh_noise in (False, True):
         opt.step()
     with torch.no_grad():
         on_draw = losses.dsm_loss(relu_mlp, data_1024, sigma, z=z_once).item()
-        population = losses.dsm_loss(relu_mlp, p.sample(2_000_000, generator=make_generator(20)), sigma,
-                                     generator=make_generator(21), reduction="none")
-    one_draw[fresh_noise] = (on_draw, *mean_and_se(population))
+        pop = losses.dsm_loss(relu_mlp, population, sigma, generator=make_generator(21), reduction="none")
+    one_draw[fresh_noise] = (on_draw, *mean_and_se(pop - floor_samples))
 
 
 # On these 1,024 points (fresh noise, the points fixed) the exact DSM optimum is the score of
@@ -404,21 +552,19 @@ on_points = {name: torch.stack([losses.dsm_loss(fn, data_1024, sigma, z=zk) for 
 # NBVAL_CHECK_OUTPUT
 print(f"1,024 fixed samples, σ = 0.3; population floor C = {floor:.3f} ± {floor_se:.3f}")
 print(f"loss of the TRUE score of p_σ on the one fixed noise draw: {true_on_draw:.3f}")
-print(f"{'1→8→1 ReLU MLP, 500 epochs':30s} {'loss on the fixed draw':>22s} {'population loss':>17s}")
-for fresh_noise, (on_draw, pop, pop_se) in one_draw.items():
+print(f"{'1→8→1 ReLU MLP, 500 epochs':30s} {'loss on the fixed draw':>22s} {'population loss - C (paired)':>30s}")
+for fresh_noise, (on_draw, gap, gap_se) in one_draw.items():
     name = "fresh noise every epoch" if fresh_noise else "one noise draw, reused"
-    print(f"{name:30s} {on_draw:22.3f} {pop:11.3f} ± {pop_se:.3f}")
+    print(f"{name:30s} {on_draw:22.3f} {gap:22.3f} ± {gap_se:.3f}")
 print(f"DSM on the 1,024 points, averaged over 32 fresh noise draws: score of their Parzen density "
       f"{on_points['Parzen']:.3f}, true score of p_σ {on_points['p_σ']:.3f}")
 
 # %% [markdown]
 # Most of the gap is the luck of the draw: one draw of 1,024 terms has a standard error of
-# 7.2/√1024 ≈ 0.23 (the per-sample standard deviation printed above), so a final loss a
-# standard error or so below $C$ is no surprise — and even the *true* score scores below $C$ on our
-# draw. On top of that, the network is fitted to that one draw: here it ends level with the
-# true score on the draw (a 25-parameter network cannot memorise much), yet its population
-# loss, the number that matters, is clearly above $C$. With fresh noise at every epoch it never
-# sees the same noise twice and ends closer to the floor.
+# 7.2/√1024 ≈ 0.23 (the per-sample standard deviation printed above), and the *true* score
+# itself scores below $C$ on our draw. The networks' population losses, the numbers that
+# matter, are above $C$ in both runs (the last column: the population loss minus the true
+# score's on the same million samples and noise, so that the common noise cancels).
 #
 # **The finite-data optimum.** With the 1,024 points fixed and fresh noise, what *is* the
 # optimum? DSM on a finite set is score matching against its Parzen density
@@ -426,8 +572,8 @@ print(f"DSM on the 1,024 points, averaged over 32 fresh noise draws: score of th
 # possible score is $\nabla\log\hat p_\sigma$, not $\nabla\log p_\sigma$: the last line above
 # shows the Parzen score beating the true score on those points. A network flexible enough and
 # trained long enough on a small set would learn the Parzen score — and Langevin with it would
-# sample $\hat p_\sigma$, a mixture of small Gaussians centred on the training points. Lesson 06 checks that its samples are not
-# copies of training digits.
+# sample $\hat p_\sigma$, a mixture of small Gaussians centred on the training points. Lesson 06
+# checks that its samples are not copies of training digits.
 #
 # **From a score back to a density.** In one dimension the score is the derivative of
 # $\log p$, so integrating it recovers $\log p$ up to a constant, and the constant is fixed
@@ -451,6 +597,10 @@ for s, model in dsm_models.items():
     p_s = torch.exp(p.perturbed(s).log_prob(xs[:, None])).double()
     recovered[s] = (dens, p_s, torch.trapezoid(dens[left], xs[left].double()).item())
 from_learned, _, left_mass = recovered[sigma]
+# how many of the 2000 × 256 noisy training samples fell below x = -5 (expected), and the error there
+below = 0.1 * torch.special.ndtr(torch.tensor((-5 + 3) / math.hypot(1, sigma))) + \
+    0.9 * torch.special.ndtr(torch.tensor((-5 - 3) / math.hypot(1, sigma)))
+light_mode = (xs > -4) & (xs < -2.5)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -460,6 +610,8 @@ for s, (dens, p_s, mass) in recovered.items():
     print(f"{s:4.1f} {total_variation_1d(p_s, p_grid, xs):11.2f} {total_variation_1d(dens, p_s, xs):17.2f} "
           f"{total_variation_1d(dens, p_grid, xs):15.2f} {mass:15.3f}")
 print("mass of p_σ left of 0 at σ = 0.3 and 1:", [round(torch.trapezoid(recovered[s][1][left], xs[left].double()).item(), 3) for s in recovered])
+print(f"σ = 0.3: noisy training samples expected below x = -5: {below.item() * 2000 * 256:,.0f} of {2000 * 256:,}; "
+      f"mean (learned - true) score on -4 < x < -2.5: {(learned - true_noisy_score)[light_mode].mean():+.2f}")
 
 # %%
 fig, (ax_s, ax_d, ax_1) = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
@@ -488,185 +640,200 @@ plt.show()
 # σ = 1 follows $p_\sigma$ (TV 0.03) and not $p$ (TV 0.16), the broader and lower modes of the
 # right-hand panel: DSM learns the score of the noisy density, as Vincent's identity says.
 #
-# Where the data are, the learned score matches $\nabla\log p_\sigma$ closely; in the far
-# tails, where no noisy sample ever landed, it is whatever the network extrapolates. That
-# hardly matters for the recovered density, which is tiny there — but it matters for Langevin
-# sampling started far from the data (lesson 05).
+# The learned score is not right everywhere. In the light mode's outer flank, below
+# $x = -5$, where only about a thousand of the 512,000 noisy training samples landed (printed
+# above), it drifts away from $\nabla\log p_\sigma$; inside the light mode it is off by a
+# steady amount (the last line above), which changes that mode's width and so its mass.
 #
-# ## 5. The σ explorer: accuracy near the data vs coverage of the space
+# %% [markdown]
+# ## 5. One network for every σ, and what the σ² weight does to it
 #
 # One network can learn the scores of *all* noise levels at once if it is told σ: a
 # σ-conditioned `ScoreMLP` returns $s_\theta(x,\sigma)$, trained with the noise-conditional
 # loss of Song & Ermon (2019) over a geometric schedule $\sigma_1 > \dots > \sigma_L$ (largest
-# first), each level weighted by $\sigma^2$ so that no level dominates the sum (§6):
-# $\tfrac12\,\mathbb E_\sigma\mathbb E\|\sigma s_\theta(x+\sigma z, \sigma) + z\|^2$ (lesson 06
-# builds on it). The network sees $\log\sigma$ and divides its output by σ,
-# $s_\theta = f_\theta(x, \log\sigma)/\sigma$, a parametrisation of Song & Ermon's second paper
-# (2020, "Improved techniques", NCSNv2). Training once makes every slider move a single forward
-# pass.
+# first), level σ's DSM loss weighted by $\lambda(\sigma) = \sigma^2$:
 #
-# Move σ and watch three things: $p_\sigma$ (top), the true and learned scores (bottom), and
-# the grey band where $p_\sigma$ is below $10^{-3}$ of its peak, where almost no training
-# sample lands. Small σ: $p_\sigma\approx p$ (little *bias*), but the tails are grey and the
-# gap between the modes holds about 1% of the peak density, so the learned score is unreliable
-# there. Large σ: the grey vanishes and
-# the learned score is right everywhere, but $p_\sigma$ is a blurred version of $p$.
+# $$\tfrac12\,\mathbb E_\sigma\,\sigma^2\,\mathbb E\Big\|s_\theta(x+\sigma z, \sigma) + \frac z\sigma\Big\|^2
+#   = \tfrac12\,\mathbb E_\sigma\mathbb E\big\|\sigma\,s_\theta(x+\sigma z, \sigma) + z\big\|^2 .$$
+#
+# The network sees $\log\sigma$ and divides its output by σ, $s_\theta = f_\theta(x, \log\sigma)/\sigma$.
+# Dividing by σ is Technique 3 of Song & Ermon (2020, NCSNv2), whose network does not see σ at
+# all; feeding it $\log\sigma$ as well is what Song et al. (2021) do in NCSN++. Lesson 06 builds
+# on this loss.
+#
+# **What the weight asks for.** By Vincent's identity, level σ contributes
+# $\sigma^2 J_\mathrm{ESM}(\theta; p_\sigma) = \tfrac12\,\mathbb E_{p_\sigma}\|\sigma s_\theta - \sigma\nabla\log p_\sigma\|^2$
+# (plus a constant): the loss charges errors of $\sigma s_\theta$ the same at every level. A
+# network of finite capacity, trained on all levels, then ends with errors of $\sigma s_\theta$
+# of similar size at every level, so the score error itself grows like $1/\sigma$ as σ falls.
+# We measure it below. (Lesson 05 samples with steps $\varepsilon_i\propto\sigma_i^2$: the
+# displacement that a score error causes in one step, $\varepsilon_i\,\delta s_i \propto \sigma_i^2/\sigma_i$,
+# is then proportional to σᵢ, like the step's noise $\sqrt{2\varepsilon_i}$. The two σ² choices
+# fit together.)
 
 # %%
 sigmas = geometric_sigmas(5.0, 0.02, 30)
 seed_everything(0)
 ncsn_model = ScoreMLP(1, hidden=64, sigma_conditioned=True)
 ncsn_fit = train(ncsn_model, lambda model, batch, g: ncsn_loss(model, batch, sigmas, generator=g), p.sample,
-                 n_steps=4000, batch_size=256, lr=3e-3, progress=False)
+                 n_steps=3000, batch_size=256, lr=3e-3, progress=False)
 print(f"σ-conditioned network: {len(ncsn_fit.losses)} steps over {len(sigmas)} levels "
       f"from σ = {sigmas[0]:.2f} to {sigmas[-1]:.2f}")
+
+# %%
+p_grid32 = torch.exp(p.log_prob(xs[:, None]))
+
+
+def tradeoff(s):
+    """Blur, the extent of the region where p_σ ≥ 10⁻³ of its peak, and the learned score's error."""
+    s_noisy = p.perturbed(s)
+    dens = torch.exp(s_noisy.log_prob(xs[:, None]))
+    with torch.no_grad():
+        err = (ncsn_model(xs[:, None], s) - s_noisy.score(xs[:, None]))[:, 0].abs()
+    covered = dens >= 1e-3 * dens.max()
+    heavy = (xs - 3).abs() < 1
+    return dict(blur=total_variation_1d(dens, p_grid32, xs), lo=xs[covered].min().item(), hi=xs[covered].max().item(),
+                heavy=err[heavy].mean().item(), covered=torch.trapezoid(dens * err, xs).item(),
+                grey=err[~covered].mean().item() if (~covered).any() else None)
+
+
+table_sigmas = (0.02, 0.05, 0.1, 0.3, 1.0, 3.0)
+table = {s: tradeoff(s) for s in table_sigmas}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'σ':>5s} {'TV(p, p_σ)':>10s} {'p_σ ≥ 1e-3·max on':>18s} {'E_p_σ |error|':>13s} {'σ·that':>7s}"
+      f" {'heavy mode |x-3|<1':>19s} {'σ·that':>7s} {'grey region':>12s}")
+for s, r in table.items():
+    grey = "—" if r["grey"] is None else f"{r['grey']:.2f}"
+    extent = "[{:.2f}, {:.2f}]".format(r["lo"], r["hi"])
+    print(f"{s:5.2f} {r['blur']:10.2f} {extent:>18s} {r['covered']:13.3f} {s * r['covered']:7.3f}"
+          f" {r['heavy']:19.3f} {s * r['heavy']:7.3f} {grey:>12s}")
+
+# %% [markdown]
+# Read the table from σ = 0.3 down. The region the noisy data cover (the third column) hardly
+# moves, yet the learned score's mean error grows about tenfold from σ = 0.3 to σ = 0.02, in the
+# heavy mode, where most of the data are, as much as anywhere: σ times the error stays within a
+# factor of about 1.5. That is the weight at work, not a lack of data. Going up from σ = 0.3
+# the blur grows instead (TV(p, p_σ), the *bias*: the model learns a blurred density), and σ
+# times the error shrinks a little. "Grey region" is the mean error where $p_\sigma$ is below
+# $10^{-3}$ of its peak, on the plotted range (— where there is none).
+#
+# **The σ explorer.** Move σ and watch $p_\sigma$ (top), the true and learned scores (middle,
+# grey where $p_\sigma < 10^{-3}$ of its peak), and σ times the error on a log scale (bottom).
+# The message gives the mean error where the data are and σ times it. At small σ the learned
+# curve misses across the whole heavy mode while the grey band stands still. Training once
+# makes every slider move a single forward pass.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 explorer = SigmaExplorer(p, ncsn_model, sigma=0.3, sigma_range=(0.02, 5.0))
 explorer
 
-# %% [markdown]
-# The same trade-off as numbers (and a static picture for readers without a live kernel): the
-# blur TV$(p, p_\sigma)$, the learned score's error weighted by $p_\sigma$ (where the data
-# are), and its error in the low-density region, all measured on the grid.
-
 # %%
-def tradeoff(s):
-    s_noisy = p.perturbed(s)
-    dens = torch.exp(s_noisy.log_prob(xs[:, None]))
-    with torch.no_grad():
-        err = (ncsn_model(xs[:, None], s) - s_noisy.score(xs[:, None]))[:, 0] ** 2
-    sparse = dens < 1e-3 * dens.max()
-    return (total_variation_1d(dens, p_grid.float(), xs), 0.5 * torch.trapezoid(dens * err, xs).item(),
-            err[sparse].sqrt().mean().item() if sparse.any() else 0.0)
-
-
-# %%
-# NBVAL_CHECK_OUTPUT
-print(f"{'σ':>5s} {'blur TV(p, p_σ)':>16s} {'error near data':>16s} {'mean |error| in sparse region':>30s}")
-for s in (0.05, 0.3, 1.0, 3.0):
-    print(f"{s:5.2f} {{:16.2f}} {{:16.2f}} {{:30.1f}}".format(*tradeoff(s)))
-
-# %%
-fig, axes = plt.subplots(2, 3, figsize=(12, 5.5), sharex=True, layout="constrained")
+fig, axes = plt.subplots(3, 3, figsize=(12, 7), sharex=True, layout="constrained", height_ratios=(1, 1, 0.8))
 for col, s in enumerate((0.05, 0.3, 2.0)):
     s_noisy = p.perturbed(s)
     with torch.no_grad():
         s_learned = ncsn_model(xs[:, None], s)[:, 0]
     dens = torch.exp(s_noisy.log_prob(xs[:, None]))
-    for row, top in ((0, 0.45), (1, 8)):
-        axes[row, col].fill_between(xs, -top if row else 0, top, where=dens < 1e-3 * dens.max(), color="0.88",
+    true_s = s_noisy.score(xs[:, None])[:, 0]
+    for row, (lo, top) in ((0, (0, 0.45)), (1, (-8, 8))):
+        axes[row, col].fill_between(xs, lo, top, where=dens < 1e-3 * dens.max(), color="0.88",
                                     label=r"$p_\sigma < 10^{-3}\max p_\sigma$")
     axes[0, col].plot(xs, p_grid, color="0.5", ls=":", label="$p$")
     axes[0, col].plot(xs, dens, label=r"$p_\sigma$")
     axes[0, col].set(title=f"σ = {s}", ylabel="density" if col == 0 else None, ylim=(0, 0.45))
-    axes[1, col].plot(xs, s_noisy.score(xs[:, None])[:, 0], label=r"$\nabla\log p_\sigma$")
+    axes[1, col].plot(xs, true_s, label=r"$\nabla\log p_\sigma$")
     axes[1, col].plot(xs, s_learned, color="C3", ls="--", label=r"$s_\theta(x,\sigma)$")
-    axes[1, col].set(xlabel="$x$", ylabel="score" if col == 0 else None, ylim=(-8, 8))
+    axes[1, col].set(ylabel="score" if col == 0 else None, ylim=(-8, 8))
+    axes[2, col].semilogy(xs, (s * (s_learned - true_s).abs()).clamp_min(1e-4), color="C3")
+    axes[2, col].set(xlabel="$x$", ylabel=r"$\sigma\,|s_\theta - \nabla\log p_\sigma|$" if col == 0 else None,
+                     ylim=(1e-3, 30))
 axes[0, 0].legend()
 axes[1, 0].legend()
-fig.suptitle("What the σ slider shows: small σ is sharp but unreliable off the data; large σ covers space but blurs")
+fig.suptitle("The σ slider at three values: at small σ the learned score misses everywhere, "
+             "near the data too; at large σ the density is blurred")
 plt.show()
 
 # %% [markdown]
 # ## 6. Why small σ is hard: the gradient noise of DSM
 #
-# The target $-z/\sigma$ has size $\sqrt d/\sigma$. Near the optimum the residual
-# $s_\theta(\tilde x) + z/\sigma$ is dominated by that noise, so the per-sample loss is about
-# $\|z\|^2/(2\sigma^2)$ and its gradient
-# $\big(s_\theta(\tilde x) + z/\sigma\big)^\top\partial_\theta s_\theta(\tilde x)$ has a variance
-# growing like $1/\sigma^2$, while its mean, the gradient of $J_\mathrm{ESM}(\theta; p_\sigma)$,
-# does not grow that way: at small σ the mini-batch gradient is mostly noise.
+# The target $-z/\sigma$ has size $\sqrt d/\sigma$. Split DSM's per-sample gradient into its
+# mean and the rest:
+# $\big(s_\theta - \nabla\log p_\sigma\big)^\top\partial_\theta s_\theta + \big(\nabla\log p_\sigma + z/\sigma\big)^\top\partial_\theta s_\theta$.
+# The second term has mean zero (Tweedie) and size about $1/\sigma$ times $\|\partial_\theta s_\theta\|$;
+# the first, whose average is the gradient we want, has size about δ times it, δ being the
+# model's current score error. So the mini-batch gradient's **noise-to-signal ratio** is roughly
+# $1/(\sigma\,\delta\sqrt B)$ for a batch of $B$, whatever the parametrisation ($\partial_\theta s_\theta$
+# cancels). A constant factor in front of the loss, such as the weight σ², multiplies the mean
+# and the noise alike and cannot change it at any one level.
 #
-# What matters for training is therefore the **noise-to-signal ratio** of the mini-batch
-# gradient: the standard deviation of the gradient over batches (square root of the total
-# variance, summed over parameters) divided by the length of its mean. A constant factor in
-# front of the loss — such as the weight σ² — multiplies the mean and the noise alike, so it
-# cannot change this ratio (and Adam, which divides each step by a running RMS of the
-# gradient, ignores constant factors altogether). We measure, over 100 independent batches of
-# 128 at each σ (the mean gradient from two independent batches of 65,536, whose dot product
-# estimates its squared length without the noise's bias):
-#
-# * the plain network of section 4 (trained at σ = 0.3), DSM at each σ;
-# * the σ-conditioned network of section 5, $s_\theta = f_\theta(\tilde x, \log\sigma)/\sigma$,
-#   with and without the weight σ².
+# We measure it for the σ-conditioned network of section 5 at six of its levels: the total
+# variance of the gradient over 100 batches of 128 (summed over parameters), and the squared
+# length of its mean, estimated without the noise's bias by the dot product $u\cdot v$ of the
+# gradients of two independent large batches ($\mathbb E[u\cdot v] = \|\mathbb E u\|^2$ when
+# $u, v$ are independent; it can come out negative when the mean is small). Four such pairs give
+# a mean and its standard error; a ratio is reported only when the squared mean is above two
+# standard errors. Beside it, σδ, with δ the network's RMS score error under $p_\sigma$.
 
 # %%
-def gradient_stats(model, score_fn, s, weight, n_batches=100, batch_size=128, big=65_536):
-    """Total variance over batches of the gradient of weight · DSM(σ = s), and its noise-to-signal
-    ratio √(total variance) / ‖mean gradient‖ (None when the mean is not resolved)."""
+def gradient_noise(s, n_batches=100, batch_size=128, n_pairs=4, big=16_384):
+    """Total gradient variance of DSM(σ = s) for the σ-conditioned network over batches of
+    ``batch_size``, the squared mean gradient ± its s.e. (from independent pairs), and their ratio."""
     g = make_generator(7)
 
     def grad(batch):
-        model.zero_grad()
-        (weight * losses.dsm_loss(score_fn, batch, s, generator=g)).backward()
-        return torch.cat([q.grad.flatten() for q in model.parameters()])
+        ncsn_model.zero_grad()
+        losses.dsm_loss(lambda y: ncsn_model(y, s), batch, s, generator=g).backward()
+        return torch.cat([q.grad.flatten() for q in ncsn_model.parameters()])
 
     variance = torch.stack([grad(p.sample(batch_size, generator=g)) for _ in range(n_batches)]).var(0).sum().item()
-    signal2 = (grad(p.sample(big, generator=g)) @ grad(p.sample(big, generator=g))).item()
-    return variance, math.sqrt(variance / signal2) if signal2 > 0 else None
+    pairs = torch.tensor([(grad(p.sample(big, generator=g)) @ grad(p.sample(big, generator=g))).item()
+                          for _ in range(n_pairs)])
+    signal2, signal2_se = mean_and_se(pairs)
+    return variance, signal2, signal2_se, math.sqrt(variance / signal2) if signal2 > 2 * signal2_se else None
 
 
-variance_sigmas = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
-plain_stats = [gradient_stats(dsm_model, dsm_model, s, 1.0) for s in variance_sigmas]
-cond_stats = [gradient_stats(ncsn_model, lambda y, s=s: ncsn_model(y, s), s, 1.0) for s in variance_sigmas]
-weighted_stats = [gradient_stats(ncsn_model, lambda y, s=s: ncsn_model(y, s), s, s**2) for s in variance_sigmas]
-plain = [v for v, _ in plain_stats]
-small = slice(0, 4)  # σ ≤ 0.1
-slope = np.polyfit(np.log(variance_sigmas[small]), np.log(plain[small]), 1)[0]
+def rms_error(s):
+    s_noisy = p.perturbed(s)
+    dens = torch.exp(s_noisy.log_prob(xs[:, None]))
+    with torch.no_grad():
+        err2 = (ncsn_model(xs[:, None], s) - s_noisy.score(xs[:, None]))[:, 0] ** 2
+    return math.sqrt(torch.trapezoid(dens * err2, xs).item())
 
 
-def ratio(r):
-    return "not resolved" if r is None else f"{r:.2f}"
-
+noise_sigmas = (0.02, 0.05, 0.1, 0.3, 1.0, 3.0)
+noise_rows = {s: (*gradient_noise(s), rms_error(s)) for s in noise_sigmas}
+variances = [r[0] for r in noise_rows.values()]
+slope = np.polyfit(np.log(noise_sigmas[:4]), np.log(variances[:4]), 1)[0]
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"plain DSM: log-log slope of the gradient variance for σ ≤ 0.1 = {slope:.1f} (the argument above predicts -2)")
-print(f"{'σ':>5s} {'total gradient variance':>40s} {'noise / signal of the gradient':>44s}")
-print(f"{'':5s} {'plain':>10s} {'σ-cond.':>10s} {'σ-cond.×σ²':>12s}     {'plain':>13s} {'σ-cond.':>13s} {'σ-cond.×σ²':>13s}")
-for s, (pv, pr), (cv, cr), (wv, wr) in zip(variance_sigmas, plain_stats, cond_stats, weighted_stats):
-    print(f"{s:5.2f} {pv:10.3g} {cv:10.3g} {wv:12.3g}     {ratio(pr):>13s} {ratio(cr):>13s} {ratio(wr):>13s}")
-
-# %%
-fig, (ax_v, ax_r) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-ax_v.loglog(variance_sigmas, plain, "o-", label=r"plain DSM, $s_\theta(\tilde x)$")
-ax_v.loglog(variance_sigmas, [v for v, _ in cond_stats], "s-", label=r"σ-conditioned, unweighted")
-ax_v.loglog(variance_sigmas, [v for v, _ in weighted_stats], "^-", label=r"σ-conditioned, weighted by $\sigma^2$")
-ax_v.loglog(variance_sigmas, plain[3] * (np.array(variance_sigmas) / variance_sigmas[3]) ** -2.0, "k:", label=r"slope $-2$")
-ax_v.set(xlabel="noise level σ", ylabel="total variance of the mini-batch gradient",
-         title="Raw variance: the σ² weight only rescales")
-ax_v.legend(fontsize=8)
-for stats, marker, label in ((plain_stats, "o-", "plain DSM"), (cond_stats, "s-", "σ-conditioned, unweighted"),
-                             (weighted_stats, "^--", r"σ-conditioned, weighted by $\sigma^2$")):
-    keep = [(s, r) for s, (_, r) in zip(variance_sigmas, stats) if r is not None]
-    ax_r.loglog(*zip(*keep), marker, label=label)
-ax_r.set(xlabel="noise level σ", ylabel="noise / signal of the mini-batch gradient",
-         title="What training feels: noise relative to the mean")
-ax_r.legend(fontsize=8)
-plt.show()
+print(f"log-log slope of the gradient variance for σ ≤ 0.3: {slope:.1f}")
+print(f"{'σ':>5s} {'gradient variance':>18s} {'‖mean gradient‖²':>22s} {'noise / signal':>15s} {'σ·δ':>6s}")
+for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
+    shown = "not resolved" if ratio is None else f"{ratio:.1f}"
+    print(f"{s:5.2f} {var:18.3g} {f'{m2:.3g} ± {m2_se:.2g}':>22s} {shown:>15s} {s * delta:6.3f}")
 
 # %% [markdown]
-# Read the two panels together. Left: the variance of the σ²-weighted gradient is flat in σ —
-# but that is the weight rescaling both the gradient and its noise by σ⁴ (variance) and σ²
-# (mean). Right: the noise-to-signal ratio, the quantity that decides whether a step goes
-# somewhere, is *identical* with and without the weight at every σ (the two σ-conditioned
-# curves coincide). For the plain network it grows as σ falls (0.29 at σ = 1, 21 at σ = 0.05)
-# until, at σ = 0.01, the mean gradient is too small to resolve from the samples drawn here. For the σ-conditioned
-# network it stays of the same order at every level in this run: that comes from the
-# parametrisation $f_\theta/\sigma$ (the body predicts $-z$, of size one) and from training on
-# all levels, not from the weight.
+# The variance grows like $\sigma^{-4}$ here (the slope above): $\sigma^{-2}$ from the target's
+# size and $\sigma^{-2}$ more because the network's output is divided by σ. The mean gradient
+# grows too, because this network is *less accurate* at small σ: σδ is about the same at every
+# level (section 5). The two grow together, and the noise-to-signal ratio is of the same
+# order at every level where it is resolved. A network that was more accurate at a small σ
+# (smaller σδ) would, by the formula above, see a noisier gradient there: the small-σ noise is
+# intrinsic to DSM, reduced by larger batches or control variates, not by rescaling the output.
 #
 # **So what does the σ² weight do?** It balances the levels *against each other*. Without it,
-# level σ contributes a loss of order $d/(2\sigma^2)$ and a gradient to match (the unweighted
-# σ-conditioned variance above spans almost nine orders of magnitude from σ = 2 to σ = 0.01), so in a sum
-# over levels the smallest σ would decide every step. With it, every level's term is
-# $\tfrac12\mathbb E\|\sigma s_\theta + z\|^2$, on the same scale (lesson 06 §3 checks this
-# on MNIST). The weight fixes the *mixture* of levels; it does not make any single level's
-# gradient less noisy.
-
-# %% [markdown]
+# level σ's gradient would scale like the variance column above, many orders of magnitude from
+# σ = 3 to σ = 0.02, and in a sum over levels the smallest σ would decide every step. With it,
+# the gradient is multiplied by σ² (its variance by σ⁴), every level's term is
+# $\tfrac12\mathbb E\|\sigma s_\theta + z\|^2$, and all are on the same scale (lesson 06 §3
+# checks this on MNIST). The weight fixes the *mixture* of levels; it does not make any
+# single level's gradient less noisy, and it is what sets the learned score's error to grow
+# like 1/σ.
+#
 # ## Think
 #
 # 1. DSM's minimum value is the constant $C$, not zero. Why does that make the training loss a
@@ -676,27 +843,30 @@ plt.show()
 # <details><summary>Model answer</summary>
 #
 # The loss is $C + J_\mathrm{ESM}(\theta; p_\sigma)$, and only the second term measures the model.
-# $C$ is unknown in practice, large at small σ (5.11 here at σ = 0.3, with a per-sample standard
+# $C$ is unknown in practice, large at small σ (5.10 here at σ = 0.3, with a per-sample standard
 # deviation of 7.2), and a batch's loss scatters around it by far more than the ESM term still
 # to be gained: a flat, noisy curve cannot tell "converged" from "stuck". Better monitors: the
 # loss on a fixed held-out set with fixed noise (the same draw every time, so that its changes
-# come from the model only; the noise of one draw cancels in differences); the implicit or
-# sliced score matching loss on held-out data, which estimates ESM up to a constant without
-# the σ-noise; or what the score is for — the quality of denoised images (Tweedie) or of samples.
+# come from the model only); implicit or sliced score matching on *noisy* held-out samples
+# $x + \sigma z$, which estimates $J_\mathrm{ESM}(\theta; p_\sigma)$ up to a constant without
+# the $1/\sigma^2$ target noise (at the cost of a Jacobian trace or its projections); or what
+# the score is for — the quality of denoised images (Tweedie) or of samples.
 #
 # </details>
 #
 # 2. Vincent's identity holds for any σ. Which two things go wrong as σ → 0, and which one as
-#    σ grows? Use the explorer's numbers.
+#    σ grows? Use the tables of sections 5 and 6.
 #
 # <details><summary>Model answer</summary>
 #
-# As σ → 0: (a) the noisy samples stay near the data, so the low-density regions are never
-# trained — the learned score's mean error there is 4.5 at σ = 0.05 against 0.3 at σ = 0.3;
-# (b) the DSM gradient becomes noise: for the plain network its noise-to-signal ratio goes
-# from 0.29 at σ = 1 to 21 at σ = 0.05, and at σ = 0.01 the mean is not even resolved (§6).
-# As σ grows: bias — the model learns the score of a blurred density, TV(p, p_σ) = 0.17 at
-# σ = 1 and 0.43 at σ = 3, so samples from it would be blurred too.
+# As σ → 0: (a) the DSM gradient's variance explodes (slope about −4 for this network) — the
+# target has size $1/\sigma$ — so a fixed batch size buys less and less information per step;
+# (b) with the σ² weight, the network's score error grows like $1/\sigma$ (σ times the error
+# stays near the same value while the error grows about tenfold from σ = 0.3 to 0.02, in the
+# heavy mode too). Shrinking coverage is a minor effect in this example: the region where
+# $p_\sigma$ exceeds $10^{-3}$ of its peak barely changes below σ = 0.3. As σ grows: bias —
+# the model learns the score of a blurred density, TV(p, p_σ) = 0.17 at σ = 1 and 0.43 at
+# σ = 3, so samples from it would be blurred too.
 #
 # </details>
 #
@@ -707,24 +877,26 @@ plt.show()
 #
 # Not by its own criterion: the posterior mean minimises the expected squared error, and when
 # $\tilde x = -3$ is about as likely to come from the light mode at −3 as from the heavy one at
-# +3, the squared-error-optimal guess hedges between them. It is a bad *sample*: it is not a
+# +3, the squared-error-optimal guess hedges between them (the posterior covariance
+# $\sigma^2(1 + \sigma^2\,\partial^2\log p_\sigma)$ is large there). It is a bad *sample*: it is not a
 # plausible clean point. A denoiser that must return a plausible point (the posterior mode, or
 # a draw from the posterior) trades a larger expected error for plausibility. That is exactly
 # why lesson 05 samples with many small Langevin steps instead of one Tweedie jump from large σ.
 #
 # </details>
 #
-# 4. The density recovered from the learned score put a slightly wrong mass on the left mode.
-#    Where along the $x$-axis must the score be wrong for that to happen?
+# 4. The density recovered from the learned score at σ = 0.3 put a slightly wrong mass on the
+#    left mode. Where along the $x$-axis must the score be wrong for that to happen?
 #
 # <details><summary>Model answer</summary>
 #
-# Between the modes. The recovered $\log\hat p$ is the integral of the score, so the ratio of
-# the two modes' heights is $\exp\int_{-3}^{3} s_\theta$: an error of δ in the score over a
-# stretch of length ℓ in the gap changes that ratio by about $e^{\delta\ell}$. Errors inside a
-# mode change that mode's shape, not (to first order) its mass relative to the other; errors in
-# the far tails change only the tails. The gap is also where the fewest noisy samples land, so
-# it is where the score is least well trained.
+# Almost anywhere the density is not tiny. The recovered $\log\hat p$ is the integral of the
+# score, so an error between the modes changes the ratio of the two modes' heights by about
+# $e^{\delta\ell}$ (δ over a stretch of length ℓ); an error inside a mode changes its width, and a
+# mode's mass is its height times its width. To first order the change of a region's log-mass
+# is the $\hat p$-weighted average of $\Delta\log\hat p$ over it, so every region's score error
+# enters, and errors in different places can cancel. Only the far tails, where the density is
+# tiny, hardly matter.
 #
 # </details>
 #
@@ -745,17 +917,19 @@ plt.show()
 #
 # ## Summary
 #
-# - Adding noise $\tilde x = x + \sigma z$ turns $p$ into $p_\sigma = p*\mathcal N(0,\sigma^2 I)$
-#   (a Parzen estimate on finite data, whose score is DSM's optimum on a finite training set);
-#   the kernel's score $-z/\sigma$ is known.
-# - **Vincent:** $J_\mathrm{DSM} = J_\mathrm{ESM}(\cdot; p_\sigma) + d/(2\sigma^2) - \tfrac12\mathbb E\|\nabla\log p_\sigma\|^2$:
-#   DSM learns the score of the *noisy* density (visibly so at σ = 1), without any derivative
-#   of the model; its loss levels off at $C$, not at 0.
-# - **Tweedie:** $\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\nabla\log p_\sigma(\tilde x)$;
-#   a denoising autoencoder's loss is $\sigma^4$ times DSM.
+# - Adding noise $\tilde x = x + \sigma z$ turns $p$ into $p_\sigma = p*\mathcal N(0,\sigma^2 I)$,
+#   whose score exists everywhere even for data on a thin set (a Parzen estimate on finite
+#   data, whose score is DSM's optimum on a finite training set); the kernel's score
+#   $-z/\sigma$ is known.
+# - **Vincent:** $J_\mathrm{DSM} = J_\mathrm{ESM}(\cdot; p_\sigma) + C$, $C$ the conditional
+#   variance of the target: DSM learns the score of the *noisy* density (visibly so at σ = 1),
+#   with no derivative of the model with respect to its input; its loss levels off at $C$,
+#   not at 0.
+# - **Tweedie** (Robbins 1956; Miyasawa 1961; Efron 2011): $\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\nabla\log p_\sigma(\tilde x)$
+#   for Gaussian noise of known σ; a denoising autoencoder's loss is $\sigma^4$ times DSM.
 # - In 1-D a score determines its density: integrate and normalise.
-# - σ trades bias (blur) for coverage; as σ → 0 the DSM gradient variance grows like
-#   $1/\sigma^2$ and the plain network's gradient becomes mostly noise. The σ² weight of the
-#   noise-conditional loss does not change any level's noise-to-signal ratio; it balances the
-#   levels against each other. Hence many noise levels, σ-conditioned networks and annealed
-#   sampling (lessons 05 and 06).
+# - σ trades bias (blur) against estimation error. The σ²-weighted noise-conditional loss
+#   holds σ times the score error about level, so the error grows like $1/\sigma$ at small σ,
+#   near the data too; DSM's gradient variance grows fast as σ → 0, and the weight does not
+#   change any level's noise-to-signal ratio: it balances the levels against each other.
+#   Hence many noise levels, σ-conditioned networks and annealed sampling (lessons 05 and 06).

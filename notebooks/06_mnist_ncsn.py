@@ -28,9 +28,11 @@
 # 2. describe the noise-conditional network $s_\theta(x, \sigma)$, why its output is divided
 #    by σ, and how EDM's preconditioning and continuous σ generalise that;
 # 3. show with numbers why each level's DSM term is weighted by σ², and write the NCSN loss;
-# 4. train such a network (briefly, here), then sample digits from a properly trained one by
-#    annealed Langevin, and follow a sample through the σ levels;
-# 5. use the same network to denoise (Tweedie) and to fill in missing pixels (in-painting).
+# 4. sample digits by annealed Langevin from a trained network, follow a sample through the σ
+#    levels, and measure sample quality with a Fréchet distance and its sampling spread;
+# 5. use the same network to denoise (Tweedie) and to fill in missing pixels (in-painting);
+# 6. (capstone) write the loss, a training step and the sampler yourself, train a small network
+#    for a few minutes, and sample it.
 #
 # **Conventions.** Langevin step $x \leftarrow x + \varepsilon\,s(x) + \sqrt{2\varepsilon}\,z$;
 # σ schedules from largest to smallest, $\sigma_1 > \dots > \sigma_L$; losses with the ½,
@@ -38,23 +40,32 @@
 #
 # **Data.** The digits are the MNIST test split that ships with the course (`data/mnist`,
 # 10,000 images, checksum-verified when read), loaded once in the setup cell by
-# `mnist_train_heldout()`: the first 8,000 train the short demo, the last 2,000 are held out for
-# every quality measurement. Sampling needs only the shipped checkpoint.
+# `mnist_train_heldout()`: 2,000 digits drawn at random (seed 0) are held out for every quality
+# measurement, the other 8,000 train the networks, so both parts come from the same mix of
+# writers. Sampling needs only the shipped checkpoint.
 
 # %%
 import math
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from lessons_lib import losses, seed_everything
-from lessons_lib.course.checks import check_ncsn_loss_at
+from lessons_lib.course.checks import (
+    check_annealed_sampler,
+    check_ncsn_loss_at,
+    check_ncsn_training_step,
+    student_or_reference,
+)
 from lessons_lib.explorers import TrajectoryExplorer
 from lessons_lib.mnist import (
     SAMPLERS,
     NCSNUNet,
     class_histogram,
+    classifier_outputs,
+    frechet_distance,
     load_checkpoint,
     load_classifier,
     mnist_train_heldout,
@@ -63,8 +74,8 @@ from lessons_lib.mnist import (
 )
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import image_grid
-from lessons_lib.samplers import annealed_inpainting, annealed_langevin, langevin
-from lessons_lib.training import train
+from lessons_lib.samplers import annealed_inpainting, langevin
+from lessons_lib.stats import mean_and_sd, mean_and_se
 from lessons_lib.utils import make_generator
 
 seed_everything(0)
@@ -90,13 +101,12 @@ print(split.source)
 #
 # $$\sigma_i = \sigma_1\Big(\frac{\sigma_L}{\sigma_1}\Big)^{\frac{i-1}{L-1}},\qquad i = 1,\dots,L,$$
 #
-# a constant ratio between neighbours, i.e. equal steps in $\log\sigma$ (the network is told
-# $\log\sigma$). The 2019 paper used σ₁ = 1, σ_L = 0.01 and L = 10 for every data set. The
-# 2020 paper (NCSNv2) derives the two ends and the ratio from the data, which is what we do for
-# the ends:
+# a constant ratio between neighbours, i.e. equal steps in $\log\sigma$. The 2019 paper used
+# σ₁ = 1, σ_L = 0.01 and L = 10 for every data set. The 2020 paper (NCSNv2) sets σ₁ to the
+# *largest* distance between training points and derives the ratio from the dimension; σ_L
+# stays small. This course takes σ₁ = 10, near the *median* distance, below NCSNv2's rule:
 #
-# * **σ₁ about the distance between data points** (NCSNv2: as large as the largest pairwise
-#   distance). Add noise σz to two digits $a$ and $b$ at
+# * **σ₁ comparable to the distance between data points.** Add noise σz to two digits $a$ and $b$ at
 #   distance Δ. The best guess of which digit a noisy image came from picks the nearer one, and
 #   it errs when the noise's component along $b - a$ (a 1-D normal with standard deviation σ,
 #   whatever $d$) exceeds Δ/2: with probability $\Phi(-\Delta/2\sigma)$. Only the ratio Δ/σ
@@ -157,9 +167,9 @@ if split is not None:
         print(f"  σ = {s:4.1f}: measured {measured:.3f}, Φ(−Δ/2σ) = {predicted:.3f}")
 
 # %% [markdown]
-# At σ₁ = 10 two typical digits are confused a third of the time; by σ = 1 practically never. Between the
-# first few levels the sampler therefore decides *which* digit to draw, while the noise still
-# blurs all digits together — the same mechanism that fixed the mode weights in lesson 05. (The
+# At σ₁ = 10 two typical digits are confused a third of the time; by σ = 1 practically never. So
+# at the first levels a chain *can* still move between digit classes — what fixed the mode
+# weights in lesson 05; section 5b measures when the chains actually settle on a digit. (The
 # noise vector itself is much longer than Δ: ‖σz‖ ≈ σ√d = 10 · 28 at σ = 10. What matters for
 # telling two digits apart is only its component along their difference.)
 #
@@ -302,7 +312,7 @@ print(f"d/2 = {D / 2:.0f}; unweighted terms span a factor {weighting[-1][1] / we
 # and the untrained network starts from about the same value at every level. Training lowers every level from
 # there; as in lesson 04 the minimum is not zero.
 #
-# ### Exercise: the NCSN loss
+# ### Exercise 1 (3 points): the NCSN loss
 #
 # Each sample of the batch comes with its own level: `sigma` has shape (B,). Given the noise `z`
 # (shape of `x`), perturb, evaluate the score *with each sample's σ*, and return
@@ -326,96 +336,44 @@ check_ncsn_loss_at(ncsn_loss_at)
 
 # %% [markdown]
 # From here on the notebook uses the library's `losses.ncsn_loss`, which also draws each
-# sample's level uniformly from the schedule and the noise `z` from a `generator`.
+# sample's level uniformly from the schedule and the noise `z` from a `generator`. You will use
+# your `ncsn_loss_at` again in the capstone (section 9), where you train a small network yourself.
 #
-# ## 4. A short training run (honest about what it is)
+# ## 4. The shipped network
 #
-# The course's one training loop, `train`, with Adam at learning rate 1e-3, batches of 128
-# training digits, each with its own random level: 200 steps of the U-Net of section 2 in float32
-# (the cell prints how long they took; about two minutes on two CPU cores), a few percent of the
-# run that made the shipped checkpoint.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-seed_everything(0)
-demo = train(NCSNUNet(), lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), split.train,
-             n_steps=200, batch_size=128, lr=1e-3, progress=False)
-first, last = np.mean(demo.losses[:20]), np.mean(demo.losses[-20:])
-print(f"{len(demo.losses)} steps in {demo.seconds:.0f} s; mean loss over the first 20 steps {first:.0f}, "
-      f"over the last 20 {last:.0f}")
-
-# %% [markdown]
-# The loss falls fast from about d/2 = 392 (the network knows nothing) — the easy part: predicting
-# the noise at large σ, where the image is almost all noise. Then it flattens. Rough samples: a
-# cheap sampler (15 levels × 5 steps, ε = 3e-5, then a denoising step; 76 network evaluations)
-# from the demo network, and the same sampler from the shipped checkpoint for comparison.
+# Training a network that draws good digits takes about an hour on two CPU cores, so the rest
+# of the lesson loads one (`load_checkpoint()`). It is the U-Net of section 2 with wider channels
+# (48, 96, 96 instead of 32, 64, 64), trained by the course's loop `train` with Adam on the 8,000
+# training digits and sampled from an exponential moving average (EMA) of its weights (an NCSNv2
+# technique), but with σ drawn from a continuum and EDM's weighting (section 4b). Its record
+# `ck.meta` holds the command that made it; `checkpoints/README.md` how long it took. Its
+# $J_\mathrm{NCSN}$ on the 15 levels of section 1, on held-out digits it never saw:
 
 # %%
 ck = load_checkpoint()
-cheap = {"n_steps_each": 5, "step_size": 3e-5, "denoise": True}
-demo_samples = annealed_langevin(demo.model, torch.rand(16, 1, 28, 28, generator=make_generator(6)),
-                                 sigmas, generator=make_generator(7), **cheap)
-shipped_cheap = sample(ck, 16, "annealed", generator=make_generator(6), **cheap)
-with torch.no_grad():  # the shipped network's J_NCSN on the same 15 levels, on digits it never saw
-    shipped_loss = losses.ncsn_loss(ck.model, split.heldout[:500], sigmas, generator=make_generator(20)).item()
-print(f"J_NCSN: demo network {np.mean(demo.losses[-20:]):.0f} (mean of its last 20 training batches), "
-      f"shipped network {shipped_loss:.1f} (on 500 held-out digits)")
-
-# %%
-fig, (ax_loss, ax_demo, ax_ship) = plt.subplots(1, 3, figsize=(13, 4), layout="constrained",
-                                                 gridspec_kw={"width_ratios": [1.6, 1, 1]})
-steps = np.arange(1, len(demo.losses) + 1)
-ax_loss.semilogy(steps, demo.losses, color="C0", alpha=0.35, lw=0.8, label="each step")
-ax_loss.semilogy(steps[19:], np.convolve(demo.losses, np.ones(20) / 20, mode="valid"), color="C0",
-                 label="mean of the last 20 steps")
-ax_loss.axhline(D / 2, color="k", ls=":", label="d/2: the zero model")
-ax_loss.axhline(shipped_loss, color="C3", ls="--",
-                label=f"shipped checkpoint ({ck.meta['steps']:,} steps), on held-out digits")
-ax_loss.set(xlabel="training step", ylabel=r"$J_\mathrm{NCSN}$ (log scale)", title="NCSN loss, 200 steps in the notebook")
-ax_loss.legend(fontsize=8)
-image_grid(ax_demo, demo_samples, nrow=4)
-ax_demo.set_title("demo network (200 steps)")
-image_grid(ax_ship, shipped_cheap, nrow=4)
-ax_ship.set_title(f"shipped checkpoint ({ck.meta['steps']:,} steps)")
-fig.suptitle("Same cheap sampler: 15 levels × 5 steps + denoising")
-plt.show()
-
-# %% [markdown]
-# Two hundred steps give blobs with a hint of strokes: this network is **far from converged**,
-# and no amount of sampling fixes an inaccurate score (lesson 05 §4c). Measured with the same
-# loss on digits it never saw, the shipped network is at 22.4 where the demo's training batches
-# are at 35. The rest of the lesson uses the **shipped checkpoint**: the same U-Net design with
-# wider channels (48, 96, 96 instead of 32, 64, 64), the same loop for 50 times the
-# steps at half the batch (64 images, so 25 times the images in all), sampled from an
-# exponential moving average (EMA) of its weights (another NCSNv2 technique), but trained with
-# σ drawn from a continuum and EDM's weighting (section 4b). Its convolutions ran in bfloat16
-# (`torch.autocast`; weights and loss in float32), which halves a training step on the 2-core
-# machine the course is measured on (`benchmarks/RESULTS.md`); on a CPU with native bfloat16 it
-# is evaluated the same way (`ck.precision` says which). Its record
-# (`ck.meta`, printed below) says how and on what machine: one command, and its time on two CPU
-# cores (`checkpoints/README.md`).
-
-# %%
-# NBVAL_IGNORE_OUTPUT
 meta = ck.meta
 print(f"command:  {meta['command']}")
-print(f"training: {meta['steps']:,} steps of batch {meta['batch_size']} in {meta['seconds']:.0f} s "
-      f"on {meta['machine']} ({meta['device']}, {meta['threads']} threads); loss over the last 200 steps {meta['final_loss']:.1f}")
-print(f"data:     {meta['data']}")
-print(f"σ:        {meta['training']}")
-print(f"sampled on the levels {len(ck.sigmas)}, σ from {ck.sigmas[0]:.3g} to {ck.sigmas[-1]:.3g} (sections 5–8)")
+print(f"training: {meta['steps']:,} steps of batch {meta['batch_size']}; σ: {meta['training']}")
+with torch.no_grad():  # one level and one noise draw per digit: a Monte-Carlo estimate
+    per_digit = losses.ncsn_loss(ck.model, split.heldout[:500], sigmas, generator=make_generator(20), reduction="none")
+shipped_loss, shipped_se = mean_and_se(per_digit)
+print(f"J_NCSN of the shipped network on 500 held-out digits: {shipped_loss:.1f} ± {shipped_se:.1f} "
+      f"(Monte-Carlo s.e.); the zero model: d/2 = {D / 2:.0f}")
 
 # %% [markdown]
 # ### 4b. The shipped network: every σ, and EDM's preconditioning and weighting
 #
-# The shipped network keeps the U-Net design, the loop and the EMA, but is trained the way
-# Karras, Aittala, Aila & Laine (2022, "Elucidating the design space of diffusion-based
-# generative models", **EDM**) recommend. Three changes:
+# The shipped network is trained the way Karras, Aittala, Aila & Laine (2022, "Elucidating the
+# design space of diffusion-based generative models", **EDM**) recommend. Three changes:
 #
 # 1. **Every σ.** Each training image gets its own level from a continuum,
-#    $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, instead of one of 15 fixed levels. The network then
-#    knows every σ, so one checkpoint serves any schedule: the 15 levels of section 5, the fewer
-#    evaluations of section 5c, and the continuous time of lesson 07.
+#    $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, instead of one of 15 fixed levels, so one network can
+#    be asked at any σ: the 15 levels of section 5, the Karras levels of section 5c, the continuous
+#    time of lesson 07. The draws concentrate around σ ≈ 0.3 (printed below): levels above 10,
+#    where the samplers of 5c and lesson 07 start, are rarely trained. There the task is easy —
+#    the noisy image says little about the digit, and the best denoiser is close to the data's
+#    mean — and item 2 makes that the network's default; lesson 07 measures the network's noise
+#    prediction at several σ.
 # 2. **Preconditioning.** The body $F_\theta$ sees its input scaled to unit variance and
 #    corrects a denoiser,
 #
@@ -430,8 +388,9 @@ print(f"sampled on the levels {len(ck.sigmas)}, σ from {ck.sigmas[0]:.3g} to {c
 #    $c_\mathrm{skip}\approx0$ and $c_\mathrm{out}\approx\sigma_d$: $F_\theta$ predicts the clean digit
 #    (scaled) rather than a noise that makes up almost all of its input.
 # 3. **Weighting.** The denoiser's error $\tfrac12\|D_\theta - x\|^2$ at level σ is weighted by
-#    $\lambda(\sigma) = (\sigma^2+\sigma_d^2)/(\sigma\sigma_d)^2$, which makes $F_\theta$'s regression
-#    target of unit variance at every σ. Since $D_\theta - x = \sigma(\sigma s_\theta + z)$ for
+#    $\lambda(\sigma) = (\sigma^2+\sigma_d^2)/(\sigma\sigma_d)^2 = 1/c_\mathrm{out}^2$, which turns the
+#    loss into $F_\theta$'s plain squared error against its unit-variance target: the same effective
+#    weight at every σ. Since $D_\theta - x = \sigma(\sigma s_\theta + z)$ for
 #    $\tilde x = x + \sigma z$, this is section 3's σ² weighting times $1 + \sigma^2/\sigma_d^2$:
 #
 #    $$J_\mathrm{EDM}(\theta) = \mathbb E_{\sigma}\,\tfrac12\Big(1 + \frac{\sigma^2}{\sigma_d^2}\Big)\,
@@ -445,6 +404,11 @@ print(f"sampled on the levels {len(ck.sigmas)}, σ from {ck.sigmas[0]:.3g} to {c
 # RMS ≈ 1 (exactly 1 in expectation for the target when σ_d is the data's RMS).
 
 # %%
+p_mean, p_std = meta["training"]["p_mean"], meta["training"]["p_std"]
+normal_cdf = lambda u: 0.5 * math.erfc(-u / math.sqrt(2))  # noqa: E731
+print(f"training levels ln σ ~ N({p_mean:g}, {p_std:g}²): median σ = {math.exp(p_mean):.2f}, 95% between "
+      f"{math.exp(p_mean - 1.96 * p_std):.2f} and {math.exp(p_mean + 1.96 * p_std):.1f}; "
+      f"P(σ > 10) = {1 - normal_cdf((math.log(10) - p_mean) / p_std):.2%}")
 sd = ck.model.sigma_data
 heldout_500 = split.heldout[:500]
 edm_scales = []
@@ -474,11 +438,11 @@ for s, c_skip, c_out, rms_in, rms_target, extra in edm_scales:
 # Annealed Langevin (lesson 05) from uniform noise over the 15 levels of section 1: at level
 # $i$, 20 steps of $x\leftarrow x+\varepsilon_i s_\theta(x,\sigma_i)+\sqrt{2\varepsilon_i}z$ with
 # $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$, ε = 3e-5, then one Tweedie step
-# $x + \sigma_L^2 s_\theta(x,\sigma_L)$ that removes the last noise (section 7; the final denoising
-# step is NCSNv2's, 2020, not in the 2019 paper): 301 network evaluations (the library's
-# `SAMPLERS["annealed"]` settings), five times fewer than Song & Ermon's 100 steps per level
-# (`benchmarks/mnist/SCHEDULE.md` chose them). `benchmarks/RESULTS.md` gives the measured
-# quality. We keep the state at the end of every level, for sections 5b and 6.
+# $x + \sigma_L^2 s_\theta(x,\sigma_L)$ that removes the last noise (section 7). That final
+# denoising step is Jolicoeur-Martineau et al.'s (2020), adopted by NCSNv2; the 2019 sampler has
+# none. 301 network evaluations (the library's `SAMPLERS["annealed"]` settings), five times fewer
+# than Song & Ermon's 100 steps per level (`benchmarks/mnist/SCHEDULE.md` chose them). We keep
+# the state at the end of every level, for section 5b.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -495,48 +459,86 @@ plt.show()
 
 # %% [markdown]
 # **Which digits?** A classifier trained on real MNIST (`load_classifier()`) labels each
-# sample. A good sampler draws every digit about equally often. 64 samples
-# are a glimpse: for the proper figures — Fréchet distance in the classifier's feature space
-# and class fractions over 1,000 samples, for several sampler settings — see
-# `benchmarks/RESULTS.md` (made by `python -m benchmarks.mnist.quality`).
+# sample. A good sampler draws each digit about as often as the data do — close to, not exactly,
+# one in ten (the held-out bars below). With 64 samples a count of 6 has a sampling error of
+# about ±2.4 ($\sqrt{64\cdot0.1\cdot0.9}$), so the two histograms can only differ grossly.
 
 # %%
 classifier = load_classifier()
 hist = class_histogram(samples.clamp(0, 1), classifier)
-print("samples per digit 0–9:", hist.counts.tolist(), f"· total variation from uniform {hist.tv_to_uniform:.2f}")
+real = torch.bincount(split.heldout_labels, minlength=10).double() / len(split.heldout_labels)
+print("samples per digit 0–9:", hist.counts.tolist(),
+      f"· total variation from the held-out digits' frequencies {0.5 * (hist.fractions - real).abs().sum():.2f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
 digits_axis = np.arange(10)
 ax.bar(digits_axis - 0.2, hist.fractions.numpy(), width=0.4, label="64 samples (classifier's label)")
-if split is not None:
-    real = torch.bincount(split.heldout_labels, minlength=10).double() / len(split.heldout_labels)
-    ax.bar(digits_axis + 0.2, real.numpy(), width=0.4, label=f"{len(split.heldout_labels):,} held-out real digits")
-ax.axhline(0.1, color="k", ls=":", lw=1, label="uniform")
+ax.bar(digits_axis + 0.2, real.numpy(), width=0.4, label=f"{len(split.heldout_labels):,} held-out real digits")
+ax.axhline(0.1, color="k", ls=":", lw=1, label="one in ten")
 ax.set(xticks=digits_axis, xlabel="digit", ylabel="fraction", title="Class histogram of the samples")
 ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# **How good is "good"?** `python -m benchmarks.mnist.quality` scores the shipped checkpoint with
-# every sampler of lessons 06 and 07 on 1,000 samples against 1,000 held-out digits: the Fréchet
-# distance (FD) in the classifier's feature space, lower is better, and the class histogram's
-# total variation (TV) from uniform. `benchmarks/RESULTS.md` keeps the last table measured, with
-# its date, machine and checkpoint, and two sets of real digits for scale; this lesson does not
-# measure it, so it does not quote it.
+# **How good is "good"? The Fréchet distance.** Map every image to the classifier's 128-d
+# penultimate features $\phi(x)$ (`classifier.features`, the layer before its 10 logits), fit a
+# Gaussian to each set of features, means $\mu_a,\mu_b$ and covariances $C_a, C_b$, and take the
+# Fréchet (2-Wasserstein) distance between the two Gaussians:
+#
+# $$\mathrm{FD} = \|\mu_a - \mu_b\|^2 + \operatorname{tr}\big(C_a + C_b - 2\,(C_aC_b)^{1/2}\big).$$
+#
+# It is the FID of Heusel et al. (2017) with an MNIST classifier in place of Inception: 0 when
+# the two sets have the same feature mean and covariance, larger as they differ. Estimated from
+# $n$ images it is **biased upwards**: the sample means and covariances carry errors of order
+# $1/\sqrt n$, and even two sets of real digits score FD > 0, the more so the smaller $n$. So an FD
+# means something only next to real digits scored at the same $n$ against the same reference.
+# Here the reference is one random half of the held-out digits (1,000); real digits come from
+# the other half, in 20 random draws of 64 to give the spread of a 64-image FD over draws.
+
+# %%
+reference, others = split.heldout[:1000], split.heldout[1000:]
+feats_ref, _ = classifier_outputs(reference, classifier, logits=False)
+feats_others, _ = classifier_outputs(others, classifier, logits=False)
+feats_samples, _ = classifier_outputs(samples.clamp(0, 1), classifier, logits=False)
+g_fd = make_generator(40)
+fd_real_64 = [frechet_distance(feats_others[torch.randperm(1000, generator=g_fd)[:64]], feats_ref) for _ in range(20)]
+fd_halves = frechet_distance(feats_others, feats_ref)
+fd_real_mean, fd_real_sd = mean_and_sd(fd_real_64)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("FD against the reference half (1,000 held-out digits):")
+print(f"  the other half, 1,000 real digits                {fd_halves:6.1f}")
+print(f"  64 real digits of the other half, 20 draws       {fd_real_mean:6.1f} (SD over draws {fd_real_sd:.1f})")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"  the 64 annealed samples above                    {frechet_distance(feats_samples, feats_ref):6.1f}")
+
+# %% [markdown]
+# The 64 real digits score far above the 1,000: that is the small-sample bias. The samples' FD is
+# one draw; the real rows' SD over draws is a guide to its sampling spread, so only a gap of
+# several such SDs over the 64-digit real row says the samples differ from real digits in these
+# features. `python -m benchmarks.mnist.quality` scores every sampler of lessons 06 and 07 on
+# 1,000 samples against this reference (`benchmarks/RESULTS.md`).
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
 # the DSM optimum is the score of the Parzen density of the training set (lesson 04 §4), whose
 # samples are copies of training digits plus a little noise; so compare each sample's distance
-# to its nearest training digit with the same distance for held-out real digits. And run plain
-# Langevin at the smallest level σ_L with as many evaluations (300 steps of ε = 3e-5,
-# then the denoising step) from the same kind of start.
+# to its nearest training digit with the same distance for held-out real digits (drawn from the
+# same writers). And run plain Langevin at the smallest level σ_L with as many evaluations (300
+# steps of ε = 3e-5, then the denoising step) from the same kind of start.
 
 # %%
+plain_start = torch.rand(16, 1, 28, 28, generator=make_generator(12))
+sigma_L = float(ck.sigmas[-1])
 with torch.no_grad():
-    plain = langevin(lambda x: ck.score(x, float(ck.sigmas[-1])), torch.rand(16, 1, 28, 28, generator=make_generator(12)),
-                     annealed.step_size, 300, generator=make_generator(13))
-    plain = plain + ck.sigmas[-1] ** 2 * ck.score(plain, float(ck.sigmas[-1]))
+    plain = langevin(lambda x: ck.score(x, sigma_L), plain_start, annealed.step_size, 300, generator=make_generator(13))
+    plain_correction = sigma_L**2 * ck.score(plain, sigma_L)  # Tweedie's correction at the chains' end
+    noisy_real = split.heldout[:16] + sigma_L * torch.randn(plain.shape, generator=make_generator(14))
+    real_correction = sigma_L**2 * ck.score(noisy_real, sigma_L)
+    plain = plain + plain_correction
 
 nn_sample, nn_index = nearest_neighbours(samples.clamp(0, 1), split.train)
 nn_heldout, _ = nearest_neighbours(split.heldout[:64], split.train)
@@ -545,6 +547,11 @@ print(f"distance to the nearest of the {len(split.train):,} training digits (med
 for name, d in (("64 held-out real digits", nn_heldout), ("64 annealed samples", nn_sample),
                 ("16 plain Langevin at σ_L", nn_plain)):
     print(f"  {name:26s} {d.median():6.2f} {d.min():6.2f}")
+rms = lambda t: t.pow(2).mean().sqrt().item()  # noqa: E731
+print(f"plain Langevin, per pixel (RMS): moved {rms(plain - plain_correction - plain_start):.2f} from its start; "
+      f"all its injected noise together {math.sqrt(2 * annealed.step_size * 300):.2f}")
+print(f"Tweedie's correction σ_L²·s at its end {rms(plain_correction):.4f}, "
+      f"at held-out digits noised to σ_L {rms(real_correction):.4f}")
 
 # %%
 fig, (ax_nn, ax_hist, ax_plain) = plt.subplots(1, 3, figsize=(14, 4), layout="constrained",
@@ -561,16 +568,7 @@ ax_plain.set_title("plain Langevin at σ_L, 301 evaluations")
 plt.show()
 
 # %% [markdown]
-# The samples are not copies: their nearest training digits are a little farther away than
-# those of real digits the network never saw (median 5.11 against 4.95), the closest sample is
-# as far from its neighbour as the closest held-out digit (1.61 against 1.60), and the pairs in
-# the panel differ visibly (`benchmarks/RESULTS.md` repeats the check on 1,000 samples of the
-# course's default sampler). Plain Langevin at σ_L with the same budget produces textures, not
-# digits, and ends farther from every training digit (median 11.9): started from uniform noise,
-# it asks the network for the score at σ_L on images unlike anything it saw at that level (a
-# digit with noise of 0.01 per pixel), and its step, sized for the
-# smallest level, lets it diffuse only about $\sqrt{2\cdot300\cdot3\times10^{-5}}\approx0.13$ per
-# pixel — far less than the distance from noise to a digit.
+# NNPARAGRAPH
 #
 # ### 5b. Following the chains through the σ levels
 #
@@ -626,30 +624,29 @@ ax.legend(loc="center right")
 plt.show()
 
 # %% [markdown]
-# The label settles between σ ≈ 1.4 and σ ≈ 0.3: 39% of the chains show their final digit at
-# σ = 1.39, 78% at 0.85, where the raw states still look mostly like noise, 94% at 0.52 and 98%
-# at 0.32, and the last levels change almost no labels. (At the largest levels the Tweedie estimate is a blurred average of many digits,
-# which a classifier trained on sharp digits reads poorly; so this is when the digit becomes
-# *readable*, an upper bound on when it is chosen.) As for the 1-D mixture of lesson 05 §5, the
-# choice is made at intermediate levels and the small levels only refine. It comes later than
-# the two-digit test of section 1 suggests (σ ≈ 3): partly the caveat just given, partly because
-# a chain does not choose between two fixed digits but among countless shapes, many of them
-# much closer to each other than the median distance.
+# LABELPARAGRAPH (At the largest levels the Tweedie estimate is a blurred average of many
+# digits, which a classifier trained on sharp digits reads poorly; so this curve says when the
+# digit becomes *readable*, a proxy for when the chain commits to it. Measuring commitment
+# itself would branch each chain at level i into several continuations and ask whether they end
+# on the same digit.) As for the 1-D mixture of lesson 05 §5, the label is settled at
+# intermediate levels and the small levels only refine it.
 #
 # **Why 15 levels are enough although the shells do not overlap.** The last two columns show
 # the score's size at the chains' states next to its size at held-out digits noised to the
-# same level. σ‖s‖/√d stays between 0.89 and 1.09 at every level: ‖∇log p_σ‖ ∝ 1/σ holds on
-# MNIST, the condition of Song & Ermon's step-size argument (lesson 05 §5). And at the end of
-# each level the chains look to the network like real digits at that level's noise, within 10%;
-# the chains are the noisier ones, as ULA's bias predicts (lesson 05 §1: at ε/σ² = 0.3 the
+# same level. SCALEPARAGRAPH: the network's scores scale as 1/σ, as true scores must
+# ($\sigma\nabla\log p_\sigma(\tilde x) = -\mathbb E[z\mid\tilde x]$, whose norm is at most about $\sqrt d$).
+# And at the end of each level the chains look to the network like real digits at that level's
+# noise, within 10%; the chains are the noisier ones, as ULA's bias predicts (lesson 05 §1: at ε/σ² = 0.3 the
 # stationary noise is $\sqrt{2/(2-0.3)}\approx1.08$ times σ). A chain
 # entering level i carries noise 1.64 times too large, but in the directions off the data the
 # score is about $-n/\sigma_i^2$ for a noise component $n$, so one step multiplies the excess by
 # $1 - \varepsilon_i/\sigma_i^2 = 1 - 3\times10^{-5}/0.01^2 = 0.7$: after 20 steps it is
-# $0.7^{20}\approx10^{-3}$ of what it was. NCSNv2's overlap rule matters for samplers whose steps
-# are too small to relax the noise within one level.
+# $0.7^{20}\approx10^{-3}$ of what it was. This relaxation analysis is NCSNv2's Technique 4,
+# which chooses the step and the number of steps per level so that the chain's variance is
+# relaxed to the level's within each level; the overlap rule (their Technique 2) is about how
+# well the score is trained where each level starts, a separate concern.
 #
-# ### 5c. Fewer evaluations: EDM's deterministic sampler
+# ### 5c. Fewer evaluations: EDM's Heun sampler, with maximum churn
 #
 # Annealed Langevin spends 301 evaluations. Because the shipped network knows every σ (section
 # 4b), other samplers can use it. Lesson 07 shows that the perturbed densities $p_\sigma$ are
@@ -661,8 +658,13 @@ plt.show()
 #   \quad \rho = 7,$$
 #
 # and a last Euler step to σ = 0, which is the Tweedie step: $2N - 1$ evaluations
-# (`lessons_lib.noise.karras_sigmas`, `lessons_lib.edm.heun_sample`; `sample(ck, n, "heun")`, the course's default
-# sampler).
+# (`lessons_lib.noise.karras_sigmas`, `lessons_lib.edm.heun_sample`; `sample(ck, n, "heun")`, the
+# course's default sampler). The course's settings make it EDM's *stochastic* sampler: before
+# each step from a level σ between 0.05 and 50 it adds fresh noise that raises the level to
+# $\hat\sigma = (1+\gamma)\sigma$, $\gamma = \min(S_\mathrm{churn}/N, \sqrt2 - 1)$, and takes the Heun step
+# from σ̂. With S_churn = 40 and N = 18 levels, γ is capped at √2 − 1: every such step adds
+# noise of standard deviation $\sqrt{\hat\sigma^2 - \sigma^2} = \sigma$, the most EDM allows (EDM used
+# S_churn = 40 with 256 steps on ImageNet-64, where γ ≈ 0.16).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -670,22 +672,22 @@ heun = SAMPLERS["heun"]
 print(heun, f"· {heun.n_evaluations()} network evaluations")
 heun_samples = sample(ck, 64, "heun", generator=make_generator(14))
 heun_hist = class_histogram(heun_samples.clamp(0, 1), classifier)
-print("samples per digit 0–9:", heun_hist.counts.tolist(), f"· total variation from uniform {heun_hist.tv_to_uniform:.2f}")
+print("samples per digit 0–9:", heun_hist.counts.tolist())
+print(f"FD of these 64 against the reference half: "
+      f"{frechet_distance(classifier_outputs(heun_samples.clamp(0, 1), classifier, logits=False)[0], feats_ref):.1f} "
+      f"(64 real digits: {fd_real_mean:.1f}, SD over draws {fd_real_sd:.1f})")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 6), layout="constrained")
 image_grid(ax, heun_samples, nrow=8)
-ax.set_title(f"64 samples: Heun, {heun.n_steps} levels, {heun.n_evaluations()} evaluations")
+ax.set_title(f"64 samples: Heun with churn {heun.churn:g}, {heun.n_steps} levels, {heun.n_evaluations()} evaluations")
 plt.show()
 
 # %% [markdown]
 # With 35 evaluations, about a ninth of annealed Langevin's 301, the digits are recognisable but
-# rougher than section 5's: more broken strokes and stray blobs. The course's `SAMPLERS["heun"]` settings
-# add a little fresh noise before each step (EDM's "churn", S_churn = 40: the level is raised
-# by up to a factor √2 and the ODE step starts from there), which lets the sampler correct some
-# of the network's errors as Langevin's noise does; `churn=0` is the plain ODE solver of
-# lesson 07. `benchmarks/mnist/quality.py` measures both, beside the other samplers, on 1,000
-# samples.
+# rougher than section 5's: more broken strokes and stray blobs. `churn=0` is the plain ODE
+# solver of lesson 07; `benchmarks/mnist/quality.py` measures both, beside the other samplers, on
+# 1,000 samples.
 #
 # ## 6. The σ-level explorer
 #
@@ -751,10 +753,10 @@ plt.show()
 #
 # The network knows what digits look like, so it can complete one. Song & Ermon's in-painting
 # (2019, Algorithm 2) runs the annealed chain on the whole image but holds the known pixels at
-# the data *perturbed to the level about to be used*, $y_i = x + \sigma_i z$: at the start of
-# level i it draws $z$ once, sets the known pixels to $y_i$, and resets them to $y_i$ after every
-# step. So every evaluation of $s_\theta(\cdot, \sigma_i)$ sees known pixels that are a plausible
-# sample of $p_{\sigma_i}$ (`annealed_inpainting`; `known_noise="per_step"` draws a fresh $z$
+# the data *perturbed to the current level*, $y_i = x + \sigma_i z$, with $z$ drawn once per level:
+# the paper resets the known pixels to $y_i$ after every step; the authors' code, which the
+# library follows, also sets them to $y_i$ before the level's first step. So every evaluation of $s_\theta(\cdot, \sigma_i)$ sees known pixels that are a plausible
+# marginal of $p_{\sigma_i}$ on those pixels (`annealed_inpainting`; `known_noise="per_step"` draws a fresh $z$
 # before every step instead, as NCSNv2's code does). Keep the top 14 rows of eight held-out
 # digits, and fill in the rest twice with different noise: the two completions differ where the
 # top half leaves the digit open.
@@ -781,6 +783,162 @@ ax.set_title("In-painting the lower half of held-out digits")
 plt.show()
 
 # %% [markdown]
+# ## 9. Capstone: train and sample your own network
+#
+# You wrote the loss in exercise 1. Two more pieces — one training step and the annealed sampler
+# with its final denoising step — and a cell below trains the demo U-Net of section 2 (32, 64, 64
+# channels) for a fixed number of steps with your pieces, on the 8,000 training digits, and
+# samples it beside the shipped network. Each piece is used only once its check has passed;
+# until then the cell uses the library's (it prints which).
+#
+# ### Exercise 2 (3 points): one training step
+#
+# Given a batch `x`, each sample's level `sigma` (shape (B,)) and the noise `z`: clear the
+# gradients, compute $J_\mathrm{NCSN}$ with your `ncsn_loss_at`, backpropagate, take one step of
+# `optimizer`, and return the loss of the batch *before* the step, detached from the graph.
+
+# %%
+def ncsn_training_step(model, optimizer, x, sigma, z):
+    """One optimizer step on ½ mean ‖σ·model(x + σz, σ) + z‖²; returns that loss (detached), before the step."""
+    # Hint: PyTorch adds each backward pass's gradients to those already stored in .grad.
+    ### BEGIN SOLUTION
+    optimizer.zero_grad()
+    loss = ncsn_loss_at(model, x, sigma, z)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+    ### END SOLUTION
+
+
+# %%
+check_ncsn_training_step(ncsn_training_step)
+
+# %% [markdown]
+# ### Exercise 3 (4 points): the annealed sampler
+#
+# Annealed Langevin as in section 5, on levels `sigmas` (largest first, a tensor of L levels):
+# at level i, for t = 0, …, T − 1, $x \leftarrow x + \varepsilon_i s(x, \sigma_i) + \sqrt{2\varepsilon_i}\,z_{i,t}$
+# with $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$ and $z_{i,t}$ = `noise[i, t]` (`noise` has shape
+# (L, T, *x.shape)); then the final denoising step $x + \sigma_L^2\,s(x, \sigma_L)$. Call
+# `score_fn(x, sigma)` with σ as a Python float.
+
+# %%
+def annealed_sampler(score_fn, x_init, sigmas, step_size, noise):
+    """Annealed Langevin from x_init over sigmas (largest first) with the given noise, then x + σ_L²·s(x, σ_L)."""
+    # Hint: the step of level i is step_size scaled by (σᵢ/σ_L)², the same for all T steps of the level.
+    ### BEGIN SOLUTION
+    sigma_last = float(sigmas[-1])
+    x = x_init
+    for i, sigma in enumerate(sigmas.tolist()):
+        eps = step_size * (sigma / sigma_last) ** 2
+        for t in range(noise.shape[1]):
+            x = x + eps * score_fn(x, sigma) + math.sqrt(2 * eps) * noise[i, t]
+    return x + sigma_last**2 * score_fn(x, sigma_last)
+    ### END SOLUTION
+
+
+# %%
+check_annealed_sampler(annealed_sampler)
+
+# %% [markdown]
+# **Training.** 400 steps of Adam (learning rate 1e-3) on batches of 64 random training digits,
+# each with a level drawn uniformly from the 15 of section 1, seeded. The cell first times five
+# steps and says how long the rest will take (a few minutes on two CPU cores), then trains.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+train_step = student_or_reference(ncsn_training_step, "ncsn_training_step")
+sampler = student_or_reference(annealed_sampler, "annealed_sampler")
+CAPSTONE_STEPS, CAPSTONE_BATCH = 400, 64
+seed_everything(0)
+my_net = NCSNUNet()
+optimizer = torch.optim.Adam(my_net.parameters(), lr=1e-3)
+g_train = make_generator(50)
+
+
+def capstone_step():
+    x = split.train[torch.randint(len(split.train), (CAPSTONE_BATCH,), generator=g_train)]
+    sigma = sigmas[torch.randint(len(sigmas), (CAPSTONE_BATCH,), generator=g_train)]
+    z = torch.randn(x.shape, generator=g_train)
+    return float(train_step(my_net, optimizer, x, sigma, z))
+
+
+start = time.perf_counter()
+my_losses = [capstone_step() for _ in range(5)]
+per_step = (time.perf_counter() - start) / 5
+print(f"5 steps at {per_step:.2f} s each: the other {CAPSTONE_STEPS - 5} will take about "
+      f"{per_step * (CAPSTONE_STEPS - 5) / 60:.1f} minutes", flush=True)
+my_losses += [capstone_step() for _ in range(CAPSTONE_STEPS - 5)]
+print(f"{CAPSTONE_STEPS} steps in {time.perf_counter() - start:.0f} s; mean loss over the first 20 steps "
+      f"{np.mean(my_losses[:20]):.0f}, over the last 20 {np.mean(my_losses[-20:]):.0f}")
+
+# %% [markdown]
+# **Sampling.** Your sampler with a cheap schedule (15 levels × 5 steps, ε = 3e-5, then the
+# denoising step: 76 evaluations), from the same uniform start and the same noise for your
+# network and for the shipped one.
+
+# %%
+my_net.eval()
+x_start = torch.rand(16, 1, 28, 28, generator=make_generator(51))
+noise = torch.randn(len(sigmas), 5, *x_start.shape, generator=make_generator(52))
+with torch.no_grad():
+    mine = sampler(my_net, x_start, sigmas, 3e-5, noise)
+    theirs = sampler(ck.score, x_start, sigmas, 3e-5, noise)
+
+# %%
+fig, (ax_loss, ax_mine, ax_theirs) = plt.subplots(1, 3, figsize=(13, 4), layout="constrained",
+                                                  gridspec_kw={"width_ratios": [1.6, 1, 1]})
+steps = np.arange(1, len(my_losses) + 1)
+ax_loss.semilogy(steps, my_losses, color="C0", alpha=0.35, lw=0.8, label="each step")
+ax_loss.semilogy(steps[19:], np.convolve(my_losses, np.ones(20) / 20, mode="valid"), color="C0",
+                 label="mean of the last 20 steps")
+ax_loss.axhline(D / 2, color="k", ls=":", label="d/2: the zero model")
+ax_loss.axhline(shipped_loss, color="C3", ls="--", label="shipped network, on held-out digits (section 4)")
+ax_loss.set(xlabel="training step", ylabel=r"$J_\mathrm{NCSN}$ (log scale)", title=f"Your network, {CAPSTONE_STEPS} steps")
+ax_loss.legend(fontsize=8)
+image_grid(ax_mine, mine, nrow=4)
+ax_mine.set_title(f"your network ({CAPSTONE_STEPS} steps)")
+image_grid(ax_theirs, theirs, nrow=4)
+ax_theirs.set_title(f"shipped network ({meta['steps']:,} steps)")
+fig.suptitle("The same sampler, start and noise: 15 levels × 5 steps + denoising")
+plt.show()
+
+# %% [markdown]
+# A few hundred steps give blobs with a hint of strokes: the network is far from converged, and
+# no sampler fixes an inaccurate score (lesson 05 §4c). The shipped network had 25 times the
+# steps on a larger U-Net. If you have the time, raise `CAPSTONE_STEPS` and watch the samples
+# improve.
+#
+# ### Exercise 4 (written, 3 points): how low can the loss go?
+#
+# With the σ² weighting, the zero model scores d/2 at every level. What is the smallest possible
+# value of one level's weighted term $\tfrac12\mathbb E\|\sigma s(\tilde x,\sigma) + z\|^2$, and how
+# does it depend on σ? Explain why it tends to 0 as σ grows and, for data with a density whose
+# spread is much larger than σ, to d/2 as σ shrinks. (Lesson 04's constant C helps.)
+
+# %% [markdown]
+# <!-- BEGIN WRITTEN ANSWER ncsn_loss_minimum -->
+# **Model answer.** By Vincent's identity (lesson 04) the level's term is
+# $\sigma^2\big(\mathrm{ESM}(p_\sigma) + C(\sigma)\big)$, minimised by the true score of $p_\sigma$, where
+# it equals $\sigma^2 C(\sigma) = \tfrac d2 - \tfrac12\sigma^2\,\mathbb E\|\nabla\log p_\sigma(\tilde x)\|^2$.
+# Equivalently, with $f = \sigma s$, the term is $\tfrac12\mathbb E\|f(\tilde x) + z\|^2$, the squared error of
+# a prediction of $-z$ from $\tilde x$; the best predictor is $-\mathbb E[z\mid\tilde x]$ (Tweedie:
+# $\sigma\nabla\log p_\sigma = -\mathbb E[z\mid\tilde x]$), and the minimum is
+# $\tfrac12\mathbb E\|z - \mathbb E[z\mid\tilde x]\|^2$, half the posterior variance of the noise.
+# As σ grows, $\tilde x \approx \sigma z$ is almost all noise: z is read off $\tilde x/\sigma$, the posterior
+# variance goes to 0 and so does the minimum (for a Gaussian with variance v per coordinate,
+# $\sigma^2\mathbb E\|\nabla\log p_\sigma\|^2 = d\sigma^2/(v+\sigma^2)\to d$). As σ shrinks below the data's
+# spread, $\tilde x$ tells almost nothing about z (the data's own variation hides it), the posterior
+# of z stays close to N(0, I) and the minimum tends to d/2, the zero model's value (Gaussian:
+# $\tfrac d2\cdot v/(v+\sigma^2)$). Data on a thin set (digits) keep the noise off the set predictable
+# even at small σ, so there the minimum stays below d/2.
+#
+# <!-- RUBRIC -->
+# - 1 point: identifies the minimiser as the true score of p_σ and the minimum as d/2 − ½σ²E‖∇log p_σ‖² (or as half the posterior variance of z).
+# - 1 point: explains the limit 0 at large σ (the noisy point determines z).
+# - 1 point: explains the limit d/2 at small σ (the data's spread hides the noise), e.g. with the Gaussian formula.
+# <!-- END WRITTEN ANSWER -->
+#
 # ## Think
 #
 # 1. Section 1 chose σ₁ from the distance between digits. What would go wrong with σ₁ = 1? With
@@ -813,44 +971,24 @@ plt.show()
 #
 # </details>
 #
-# 3. With the σ² weighting, the loss of the zero model is d/2 at every level. What is the
-#    smallest possible value of each level's weighted term, and how does it change with σ?
-#    (Hint: lesson 04's constant C.) On the 1-D mixture of lessons 04–05 it falls from 0.5 at
-#    σ = 0.01 to 0.02 at σ = 10: why does it *fall* as σ grows?
+# 3. The sampler's step at level i is ε·σᵢ²/σ_L². Explain why the ratio of the step to σᵢ² —
+#    not the step itself — should be the same at every level.
 #
 # <details><summary>Model answer</summary>
 #
-# The minimum of the weighted term is $\sigma^2 C(\sigma) = d/2 - \tfrac12\sigma^2\,\mathbb E\|\nabla\log p_\sigma\|^2$,
-# reached by the true score. Written as $\tfrac12\mathbb E\|f + z\|^2$ it is the error of the best
-# prediction of the noise $z$ from the noisy point: $\tfrac12\mathbb E\|z - \mathbb E[z\mid\tilde x]\|^2$.
-# At large σ the noisy point is almost all noise, $\tilde x \approx \sigma z$, so $z$ is easy to
-# predict and the minimum goes to 0 (for the mixture, $\sigma^2\mathbb E\|\nabla\log p_\sigma\|^2\to
-# \sigma^2/(\sigma^2 + \mathrm{Var}\,p) \to 1$). At small σ the data's own spread hides the noise:
-# in 1-D, with modes of width 1, nothing about $z$ can be told from $\tilde x$, and the minimum
-# tends to d/2 = 0.5, the zero model's loss. On MNIST the digits occupy a thin set, so the noise's
-# components off that set remain predictable even at small σ, and the minimum stays below d/2;
-# the loss curves of section 4 (d/2 = 392 at the start; 22.4 for the shipped network on
-# held-out digits, averaged over the 15 levels) show how far below.
+# Because the true score of $p_\sigma$ has size ∝ 1/σ: $\sigma\nabla\log p_\sigma(\tilde x) = -\mathbb E[z\mid\tilde x]$
+# is of order one at every level (section 5b measures σ‖s‖/√d for the network). This is also why
+# Song & Ermon weight the levels by λ = σ², to balance them in the loss; the weighting does not
+# change each level's minimiser. In one Langevin step the drift is $\varepsilon_i s$ and the noise
+# $\sqrt{2\varepsilon_i}z$, so the ratio of their sizes is $\propto\sqrt{\varepsilon_i}/\sigma_i$: it is the
+# same at every level exactly when $\varepsilon_i/\sigma_i^2$ is (Song & Ermon 2019, §4.3).
+# Equivalently, in the directions off the data the score is about $-n/\sigma_i^2$ for a noise
+# component $n$, and one step multiplies $n$ by $1 - \varepsilon_i/\sigma_i^2$: a fixed ratio gives every
+# level the same contraction per step (0.7 here), so 20 steps relax each level equally well.
 #
 # </details>
 #
-# 4. The sampler's step at level i is ε·σᵢ²/σ_L². Using the weighted loss, explain why the
-#    ratio of the step to σᵢ² — not the step itself — should be the same at every level.
-#
-# <details><summary>Model answer</summary>
-#
-# The weighted loss trains $\sigma\,s_\theta = f_\theta$ to be of order one at every level, i.e.
-# $\|s_\theta(\cdot,\sigma)\|\propto1/\sigma$ (section 5b measures σ‖s‖/√d at every level). In one
-# Langevin step the drift is $\varepsilon_i s$ and the noise $\sqrt{2\varepsilon_i}z$, so the ratio of
-# their sizes is $\propto\sqrt{\varepsilon_i}/\sigma_i$: it is the same at every level exactly when
-# $\varepsilon_i/\sigma_i^2$ is (Song & Ermon 2019, §4.3). Equivalently, in the directions off the
-# data the score is about $-n/\sigma_i^2$ for a noise component $n$, and one step multiplies $n$ by
-# $1 - \varepsilon_i/\sigma_i^2$: a fixed ratio gives every level the same contraction per step
-# (0.7 here), so 20 steps relax each level equally well.
-#
-# </details>
-#
-# 5. Tweedie's estimate at σ ≈ 2 is blurry, yet annealed Langevin passes through σ ≈ 2 and ends
+# 4. Tweedie's estimate at σ ≈ 2 is blurry, yet annealed Langevin passes through σ ≈ 2 and ends
 #    with sharp digits. What does the sampler do that one denoising step does not?
 #
 # <details><summary>Model answer</summary>
@@ -864,19 +1002,20 @@ plt.show()
 #
 # </details>
 #
-# 6. In-painting resets the known pixels to $x + \sigma_i z$, not to $x$. What would go wrong
+# 5. In-painting resets the known pixels to $x + \sigma_i z$, not to $x$. What would go wrong
 #    at the first levels if they were reset to the clean pixels?
 #
 # <details><summary>Model answer</summary>
 #
 # The network $s_\theta(\cdot,\sigma_i)$ was trained only on images whose every pixel carries noise
-# of level $\sigma_i$. An image with a clean top half and a bottom half at σ = 10 is nothing like
-# that: the network would see the clean half as extremely improbable at that level and spend
-# its score pushing the known pixels towards noise (which the reset then undoes), while its
-# estimate for the unknown half is unreliable. With $x + \sigma_i z$ the whole image is a
-# plausible sample of $p_{\sigma_i}$ conditioned on the known half, which is what annealing
-# needs. It must also be the level *about to be used* (Algorithm 2): known pixels left at the
-# previous level's noise are 1.64 times too noisy for $s_\theta(\cdot,\sigma_i)$.
+# of level $\sigma_i$. An image with a clean top half and a bottom half at σ = 10 is unlike
+# anything it saw at that level, so the score it returns — for the unknown half too, since it
+# depends on the whole image — is unreliable. With $x + \sigma_i z$ the known pixels are a draw of
+# the noisy image's marginal on those pixels, and the whole image looks like a training input at
+# level $\sigma_i$; the completion is still only approximately a sample of the conditional
+# distribution (replacing pixels ignores how the known half should steer the unknown one;
+# Song et al. 2021 discuss this). The noise must also be the current level's: known pixels at the
+# previous level's noise would be 1.64 times too noisy for $s_\theta(\cdot,\sigma_i)$.
 #
 # </details>
 #
@@ -885,9 +1024,10 @@ plt.show()
 # - One σ is not enough: small σ is accurate only near the data, large σ blurs, and plain
 #   Langevin gets mode weights wrong. NCSN (Song & Ermon 2019) learns the scores of
 #   $p_{\sigma_1},\dots,p_{\sigma_L}$ with one network and samples by annealing.
-# - The schedule is geometric, largest first: σ₁ about the distance between training points
-#   (noisy digits become confusable: error Φ(−Δ/2σ); NCSNv2's rule), σ_L invisible. 15 levels
-#   1.64× apart suffice here because 20 steps per level relax the noise to each new level.
+# - The schedule is geometric, largest first: σ₁ comparable to the distances between training
+#   points (noisy digits become confusable: error Φ(−Δ/2σ); NCSNv2 takes the largest distance),
+#   σ_L invisible. 15 levels 1.64× apart suffice here because 20 steps per level relax the noise
+#   to each new level (NCSNv2's Technique 4).
 # - $s_\theta(x,\sigma) = f_\theta(x,\log\sigma)/\sigma$ with σ entering through an embedding (the
 #   division by σ is NCSNv2's): the body always predicts −z, of size one.
 # - Level σ's DSM term is of order $d/\sigma^2$; weighting it by σ² gives
@@ -897,8 +1037,11 @@ plt.show()
 # - EDM (Karras et al. 2022) trains one network on a continuum of σ, with a preconditioning that
 #   gives its body an input and a target of unit variance at every σ, and a weighting that is
 #   the σ² one times 1 + σ²/σ_d².
-# - A network trained for minutes gives blobs; the shipped checkpoint (with NCSNv2's EMA) gives
-#   digits with 301 evaluations of annealed Langevin and a final denoising step, and rougher ones
-#   with 35 evaluations of EDM's Heun sampler; they are not copies of training digits. The same
-#   network denoises (Tweedie, one evaluation) and in-paints (Algorithm 2: annealed Langevin with
-#   the known pixels held at the data perturbed to the current level).
+# - The shipped checkpoint gives digits with 301 evaluations of annealed Langevin and the final
+#   denoising step of Jolicoeur-Martineau et al. (2020), and rougher ones with 35 evaluations of
+#   EDM's Heun sampler with churn; they are not copies of training digits. The Fréchet distance
+#   in a classifier's feature space measures quality, only against real digits scored at the
+#   same n. The same network denoises (Tweedie, one evaluation) and in-paints (annealed Langevin
+#   with the known pixels held at the data perturbed to the current level).
+# - A few minutes of training with your own loss, step and sampler give blobs: the recipe is
+#   right, the budget is not.

@@ -34,7 +34,9 @@
 # 4. encode data into noise and back with the ODE, and compute exact log-likelihoods with the
 #    instantaneous change of variables, the divergence exact in 2-D and by Hutchinson (lesson 03)
 #    in 784-D;
-# 5. read DDPM's ε-prediction as a score model, s = −ε/σ.
+# 5. write the continuous-time training objective and relate it to lesson 06's losses, and turn
+#    a VE score network into a DDPM-style ε-predictor by a change of variables;
+# 6. bound the likelihood a VE model can reach, and read an MNIST estimate against that bound.
 #
 # **Conventions.** Time runs from t = 0 (data) to t = 1 (noise), as in Song et al. 2021; the
 # list of levels of lessons 05–06 runs the other way (largest first). `score_fn(x, sigma)` is the
@@ -51,15 +53,21 @@ import numpy as np
 import torch
 
 from lessons_lib import seed_everything
-from lessons_lib.course.checks import check_probability_flow_step, check_reverse_sde_step
-from lessons_lib.densities import noisy_score, sample_errors
+from lessons_lib.course.checks import (
+    check_divergence_integrand,
+    check_pc_loop,
+    check_probability_flow_step,
+    check_reverse_sde_step,
+)
+from lessons_lib.densities import GaussianMixture, noisy_score, sample_errors
 from lessons_lib.edm import heun_sample
 from lessons_lib.explorers import SDETimeExplorer
-from lessons_lib.mnist import SAMPLERS, load_checkpoint, load_classifier, mnist_train_heldout, sample_quality
+from lessons_lib.mnist import SAMPLERS, load_checkpoint, mnist_train_heldout
 from lessons_lib.noise import karras_sigmas
 from lessons_lib.plotting import image_grid, plot_density_2d, plot_samples
 from lessons_lib.samplers import annealed_langevin
 from lessons_lib.sde import (
+    PREDICTORS,
     VESDE,
     bits_per_dim,
     ode_encode,
@@ -68,6 +76,7 @@ from lessons_lib.sde import (
     pc_sample,
     reverse_sde_sample,
 )
+from lessons_lib.stats import mean_and_se
 from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.utils import make_generator
 
@@ -127,18 +136,25 @@ for k in range(n_fwd):
     if (k + 1) in (100, 200, 300):
         t_next = (k + 1) / n_fwd
         p_t = p2.perturbed(sde.sigma(t_next))
-        forward_check[t_next] = (sde.sigma(t_next), x.var(0).tolist(), torch.diagonal(p_t.covariance()).tolist())
+        left_point = sum(sde.g(j / n_fwd) ** 2 / n_fwd for j in range(k + 1))  # Σ g(t_j)²Δt, the variance EM adds
+        forward_check[t_next] = (sde.sigma(t_next), x.var(0).tolist(), torch.diagonal(p_t.covariance()).tolist(),
+                                 left_point / (sde.sigma(t_next) ** 2 - sde.sigma_min**2))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(sde, f"· g(0) = {sde.g(0.0):.4f}, g(1) = {sde.g(1.0):.1f}")
-print(f"{'t':>5s} {'σ(t)':>7s}   variance of x(t) per coordinate   exact for p_σ(t)")
-for t, (s, measured, exact) in forward_check.items():
-    print(f"{t:5.2f} {s:7.3f}   {measured[0]:8.3f} {measured[1]:8.3f}            {exact[0]:8.3f} {exact[1]:8.3f}")
+print(f"{'t':>5s} {'σ(t)':>7s}   variance of x(t) per coordinate   exact for p_σ(t)    Σg²Δt / (σ²(t) − σ_min²)")
+for t, (s, measured, exact, ratio) in forward_check.items():
+    print(f"{t:5.2f} {s:7.3f}   {measured[0]:8.3f} {measured[1]:8.3f}            {exact[0]:8.3f} {exact[1]:8.3f}"
+          f"    {ratio:.3f}")
 
 # %% [markdown]
-# The simulated variances agree with $\operatorname{Var} p + \sigma^2(t)$ to about 1%, the
-# Monte-Carlo error of a variance estimated from 20,000 points ($\sqrt{2/20000}$). The explorer
+# The simulated variances agree with $\operatorname{Var} p + \sigma^2(t)$ within a few percent: the
+# Monte-Carlo error of a variance estimated from 20,000 points is $\sqrt{2/20000}\approx1\%$, and the
+# scheme has a bias of its own. Euler–Maruyama takes g at the left end of each step, so the
+# variance it adds, $\sum_j g(t_j)^2\Delta t$, falls short of the exact $\sigma^2(t) - \sigma_{\min}^2$ by
+# the factor in the last column; the exact increments $\sqrt{\sigma^2(t_{j+1}) - \sigma^2(t_j)}\,z$ of
+# section 1 have no such bias. The explorer
 # shows $p_t$ and the direction of its score on the 2-D mixture, with 300 data points pushed
 # through the SDE's kernel: as t grows the three components merge into one broad bump and the
 # score field points at its centre. The arrows are normalised; the message line gives the largest
@@ -166,9 +182,13 @@ for t in (0.0, 0.3, 0.5, 0.7):
 #   \qquad\text{and}\qquad
 #   \partial_t p_t = -\nabla\cdot\Big(p_t\,\big[-g^2\nabla\log p_t\big]\Big) - \tfrac12 g^2\Delta p_t .$$
 #
-# The first is a continuity equation without any noise: section 4. The second, read with time
-# running backwards (the sign of the diffusion term flips with the direction of time), is the
-# Fokker–Planck equation of the **reverse-time SDE**
+# The first is a continuity equation without any noise: section 4. For the second, run time
+# backwards: $q_\tau = p_{1-\tau}$ has $\partial_\tau q_\tau = -\partial_t p_t$, so
+#
+# $$\partial_\tau q_\tau = -\nabla\cdot\Big(q_\tau\,\big[g^2\nabla\log q_\tau\big]\Big) + \tfrac12 g^2\Delta q_\tau ,$$
+#
+# the Fokker–Planck equation of an SDE in τ with drift $+g^2\nabla\log q_\tau$ and diffusion g. Written
+# in the original time t (dt = −dτ) it is the **reverse-time SDE**
 #
 # $$dx = -g^2(t)\,\nabla\log p_t(x)\,dt + g(t)\,d\bar W_t ,\qquad t: 1\to 0,$$
 #
@@ -229,13 +249,59 @@ fig.suptitle(r"Twelve chains from $\mathcal{N}(0, 50^2)$ to the 1:9 mixture; col
 plt.show()
 
 # %% [markdown]
+# ### 2b. Another discretisation: the reverse-diffusion predictor
+#
+# Euler–Maruyama adds noise of variance $g(t)^2\Delta t$ per step. On the geometric σ(t) that is
+# $h/(1 - e^{-h})$ times the forward kernel's $\sigma^2(t) - \sigma^2(t - \Delta t)$, with
+# $h = 2\Delta t\log(\sigma_{\max}/\sigma_{\min})$: 40% too much at 24 steps (printed below).
+# Song et al. (2021, Algorithm 2) use instead, for VE, the **reverse-diffusion predictor**, which
+# reverses section 1's discrete chain with its own increments: from σ = σ(t) to σ' = σ(t − Δt),
+#
+# $$x \leftarrow x + (\sigma^2 - \sigma'^2)\,s(x, \sigma) + \sqrt{\sigma^2 - \sigma'^2}\;z$$
+#
+# (`reverse_diffusion_step`; `reverse_sde_sample(..., predictor="reverse_diffusion")`). Its noise
+# has exactly the kernel's variance. That is not the same as an exact step: for data
+# $\mathcal N(m, v)$ and x drawn from $p_\sigma = \mathcal N(m, v + \sigma^2)$, one step gives the variance
+# $(v+\sigma'^2)^2/(v+\sigma^2) + \sigma^2 - \sigma'^2$, which exceeds the target $v + \sigma'^2$ by
+# $(\sigma^2 - \sigma'^2)^2/(v + \sigma^2)$ (expand it). Which discretisation is better is therefore a
+# question for a measurement: both predictors, at equal numbers of steps (one evaluation each),
+# eight independent draws of 4,000 chains on each mixture, paired by their starting points and
+# noise seed.
+
+# %%
+h24 = 2 * sde.log_ratio / 24
+predictor_runs = {}
+for name, p, score in (("1-D", p1, score1), ("2-D", p2, score2)):
+    for n in (24, 100):
+        errors = {pred: [] for pred in PREDICTORS}
+        for seed in range(8):
+            x_start = sde.prior_sample((N_CHAINS, p.dim), make_generator(100 + seed), dtype=torch.float64)
+            for pred in PREDICTORS:
+                x_end = reverse_sde_sample(score, sde, x_start, n, make_generator(200 + seed), predictor=pred)
+                errors[pred].append(sample_errors(p, x_end).weight)
+        predictor_runs[name, n] = errors
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"Euler–Maruyama's noise variance over the kernel's, 24 steps: h/(1 − e^(−h)) = {h24 / (1 - math.exp(-h24)):.3f}")
+print("max weight error, mean over 8 draws:  Euler–Maruyama  reverse diffusion   paired difference (RD − EM) ± s.e.")
+for (name, n), errors in predictor_runs.items():
+    diff, se = mean_and_se([b - a for a, b in zip(errors["euler_maruyama"], errors["reverse_diffusion"])])
+    print(f"{name} mixture, {n:3d} steps:              {np.mean(errors['euler_maruyama']):8.3f}"
+          f"        {np.mean(errors['reverse_diffusion']):8.3f}        {diff:+.3f} ± {se:.3f}")
+
+# %% [markdown]
+# PREDICTORPARAGRAPH
+#
 # ## 3. Predictor–corrector, and where lesson 05 fits in
 #
-# The Euler–Maruyama step makes an error, so $x$ after a step is only *roughly* distributed as
+# Either predictor makes an error, so $x$ after a step is only *roughly* distributed as
 # $p_{t-\Delta t}$. Song et al. correct it with a few Langevin steps aimed at exactly that density,
 # whose score is known: $x \leftarrow x + \varepsilon\,s(x, \sigma(t-\Delta t)) + \sqrt{2\varepsilon}\,z$.
-# That is **predictor–corrector (PC)** sampling. The corrector's step follows a signal-to-noise
-# ratio r (their Algorithm 4): $\varepsilon = 2\,(r\,\|z\|/\|s\|)^2$, r = 0.16.
+# That is **predictor–corrector (PC)** sampling (their Algorithm 2 for VE, with the
+# reverse-diffusion predictor; `pc_sample`'s default). The corrector's step follows a
+# signal-to-noise ratio r (their Algorithm 4): $\varepsilon = 2\,(r\,\|z\|/\|s\|)^2$, r = 0.16, with
+# the norms averaged over the batch as in the authors' code.
 #
 # Switch the predictor off, and use lesson 05's step rule $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$:
 # what is left is Langevin at $\sigma(t_{N-1}) > \dots > \sigma(t_0)$, a geometric list of levels —
@@ -243,7 +309,7 @@ plt.show()
 # random numbers:
 
 # %%
-pc_only = pc_sample(score1, sde, x1_1d, 10, n_corrector=30, predictor=False, step_size=2e-5, generator=make_generator(7))
+pc_only = pc_sample(score1, sde, x1_1d, 10, n_corrector=30, predictor=None, step_size=2e-5, generator=make_generator(7))
 levels = sde.sigma(sde.time_grid(10).flip(0)[1:])  # σ(t₉) > … > σ(t₀) = σ_min, largest first
 lesson05 = annealed_langevin(score1, x1_1d, levels, n_steps_each=30, step_size=2e-5, generator=make_generator(7))
 pc_by_steps = {n: (sample_errors(p1, pc_sample(score1, sde, x1_1d, n, 1, 0.16, generator=make_generator(8))),
@@ -259,9 +325,10 @@ for n, (e1, e2) in pc_by_steps.items():
     print(f"N = {n:2d} ({2 * n:3d} evaluations)               | {e1} | {e2}")
 
 # %% [markdown]
-# The two samplers are the same to the last bit. With a predictor, 100 evaluations of PC do about
-# as well as 100 steps of the reverse SDE on these targets; section 6 compares them at several
-# budgets.
+# The two samplers are the same to the last bit — as they must be, since both run the same
+# Langevin steps on the same levels with the same random numbers: this checks the library, the
+# identity itself holds by definition. With a predictor, PCPARAGRAPH; section 6 compares the
+# samplers at several budgets.
 
 # %% [markdown]
 # ## 4. The probability-flow ODE
@@ -310,8 +377,8 @@ print(f"  prediction for a Gaussian, m·√(v/(v + σ_max²)): σ_max = 10: {m *
 # %% [markdown]
 # At 100 evaluations the ODE's weights are within about two Monte-Carlo standard errors, like
 # the SDE's. Encoding and decoding with 100 Heun steps returns every one of 1,000 points within
-# the printed distance (30 steps are not enough), and the code looks like noise of standard
-# deviation ≈ σ_max. The last lines show a cost of determinism. The prior
+# the printed distance (30 steps are not enough), and the code has a standard deviation close to
+# σ_max (whether it is Gaussian noise would need a test of its own). The last lines show a cost of determinism. The prior
 # $\mathcal N(0, \sigma_{\max}^2)$ is centred at 0, while $p_{\sigma_{\max}}$ is centred at the
 # data's mean m = 2.4. The ODE carries that error all the way down, shrunk by
 # $\sqrt{(v+\sigma_{\min}^2)/(v+\sigma_{\max}^2)}$ for a Gaussian, whose flow is linear; the
@@ -319,12 +386,12 @@ print(f"  prediction for a Gaussian, m·√(v/(v + σ_max²)): σ_max = 10: {m *
 # So σ_max must be large compared with the data's distance from the origin, not only with its
 # spread. Started from the exact $p_{\sigma_{\max}}$, the error is gone.
 #
-# ### Exercise: one step of each
+# ### Exercise 1 (2 points): one reverse-SDE step
 #
 # Both samplers are loops over one step from t to t − Δt, given the score at $(x, \sigma(t))$ and
-# g = g(t). Write the reverse-SDE step (with the noise `z` you are given) and the
-# probability-flow step. Their checks recognise the usual slips: the ½ put in the wrong one, a
-# sign, g where g² belongs, the noise not scaled by √Δt.
+# g = g(t). Write the reverse-SDE step (Euler–Maruyama, with the noise `z` you are given), then
+# in exercise 2 the probability-flow step. Their checks recognise the usual slips: the ½ put in
+# the wrong one, a sign, g where g² belongs, the noise not scaled by √Δt.
 
 # %%
 def reverse_sde_step(x, score, g, dt, z):
@@ -338,6 +405,9 @@ def reverse_sde_step(x, score, g, dt, z):
 # %%
 check_reverse_sde_step(reverse_sde_step)
 
+
+# %% [markdown]
+# ### Exercise 2 (2 points): one probability-flow step
 
 # %%
 def probability_flow_step(x, score, g, dt):
@@ -354,6 +424,37 @@ check_probability_flow_step(probability_flow_step)
 # The library's samplers use the same steps: `reverse_sde_sample` the first, `ode_sample(...,
 # method="euler")` the second (its default, Heun, averages the velocity at both ends of a step).
 #
+# ### Exercise 3 (4 points): the predictor–corrector loop
+#
+# Write Song et al.'s PC sampler for VE with one corrector step per level. `sigmas` lists the
+# levels from the largest, σ(t_N), down to σ(t_0) = σ_min; `noise[k, 0]` is the predictor's z and
+# `noise[k, 1]` the corrector's z of step k (shape (N, 2, *x.shape)). For each k, from σ =
+# `sigmas[k]` to σ' = `sigmas[k + 1]`: the reverse-diffusion predictor of section 2b, with the score
+# at σ; then one Langevin step at σ', $x \leftarrow x + \varepsilon s + \sqrt{2\varepsilon}z$, with
+# $s = s(x, \sigma')$ and $\varepsilon = 2\,(r\,\overline{\|z\|}/\overline{\|s\|})^2$, the norms taken per sample
+# and averaged over the batch. Call `score_fn(x, sigma)` with σ as a Python float.
+
+# %%
+def pc_loop(score_fn, x_init, sigmas, snr, noise):
+    """PC for VE: for each k, reverse-diffusion predictor from sigmas[k] to sigmas[k + 1], then one corrector step."""
+    # Hint: the predictor's variance step is the difference of the two levels' variances; the
+    # corrector's ε uses the norms of the corrector's z and of the score at the *new* level.
+    ### BEGIN SOLUTION
+    x = x_init
+    for k in range(len(sigmas) - 1):
+        sigma, sigma_next = float(sigmas[k]), float(sigmas[k + 1])
+        var = sigma**2 - sigma_next**2
+        x = x + var * score_fn(x, sigma) + math.sqrt(var) * noise[k, 0]
+        s, z = score_fn(x, sigma_next), noise[k, 1]
+        eps = 2 * (snr * z.flatten(1).norm(dim=1).mean() / s.flatten(1).norm(dim=1).mean()) ** 2
+        x = x + eps * s + torch.sqrt(2 * eps) * z
+    return x
+    ### END SOLUTION
+
+
+# %%
+check_pc_loop(pc_loop)
+
 # ## 5. Exact likelihood: the instantaneous change of variables
 #
 # An ODE $dx/dt = f(x, t)$ moves mass without creating or destroying it, so along one solution
@@ -367,12 +468,14 @@ check_probability_flow_step(probability_flow_step)
 #
 # $$\log p_0(x) = \log p_1\big(x(1)\big) + \int_0^1 \nabla\cdot f\big(x(t), t\big)\,dt ,$$
 #
-# with $p_1$ the prior. Here $p_0$ is the model of $p_{\sigma_{\min}}$, and it is an exact
-# log-density — up to the ODE solver's error and the prior's mismatch — rather than a bound. The
+# with $p_1$ the prior. This is the exact log-density of the *flow model* — the prior pushed
+# through the ODE built from the score — up to the solver's error; that model equals
+# $p_{\sigma_{\min}}$ only if the score is exact and $p_1$ is exactly the prior. The
 # trace $\operatorname{tr}\nabla_x s$ is lesson 02's Jacobian trace: exact in 2-D (two backward
 # passes), or Hutchinson's estimate $\mathbb E[v^\top(\nabla_x s)v]$ of lesson 03, one
-# vector-Jacobian product whatever the dimension. FFJORD (Grathwohl et al. 2019) draws v once and
-# keeps it for the whole solve; the estimate of log p is then unbiased (for the discretised ODE).
+# vector-Jacobian product whatever the dimension. The library, like FFJORD (Grathwohl et al.
+# 2019), draws v once and keeps it for the whole solve; the estimate of log p is unbiased for the
+# discretised ODE either way (Think 5 asks what keeping v changes).
 #
 # With the exact score of the 2-D mixture, the result must equal the closed form
 # $\log p_{\sigma_{\min}}(x)$:
@@ -400,15 +503,37 @@ print(f"largest |mean of the draws − exact-trace value| in standard errors: "
 # With 100 Heun steps the ODE's log-density matches the closed form to the printed error (the
 # solver's and the prior's); 30 steps are visibly worse. A single Hutchinson draw is off by up to
 # about a nat in 2-D, and the mean of 400 draws agrees with the exact-trace value to within the
-# printed number of its standard errors. Section 7 uses this estimator on MNIST, where the exact trace would cost 784 backward
-# passes per evaluation.
+# printed number of its standard errors. Section 8 uses this estimator on MNIST, where the exact
+# trace would cost 784 backward passes per evaluation.
 #
-# ## 6. Three samplers at equal cost
+# ### Exercise 4 (3 points): the likelihood's integrand
+#
+# Write the Hutchinson estimate of the integrand $\nabla\cdot f = -\tfrac12 g^2\operatorname{tr}\nabla_x s(x, \sigma)$
+# for a batch: one number per sample, $-\tfrac12 g^2\,v^\top(\nabla_x s)v$ with the probe `v` you are
+# given (shape of x), by one vector-Jacobian product (`torch.autograd.grad`). `score_fn(x, sigma)`
+# is differentiable in x.
+
+# %%
+def divergence_integrand(score_fn, x, sigma, g, v):
+    """Hutchinson's estimate of ∇·f = −½g²·tr ∇ₓs(x, σ) per sample: −½g²·vᵀ(∇ₓs)v, shape (B,)."""
+    # Hint: the gradient of the scalar Σ (s · v) with respect to x is vᵀ∇ₓs; one more product with v.
+    ### BEGIN SOLUTION
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x, sigma)
+    vjp = torch.autograd.grad((s * v).sum(), x)[0]
+    return -0.5 * g**2 * (vjp * v).flatten(1).sum(1)
+    ### END SOLUTION
+
+
+# %%
+check_divergence_integrand(divergence_integrand)
+#
+# ## 6. The samplers at equal cost
 #
 # On the 2-D mixture, at about 30, 100 and 300 score evaluations per chain: the reverse SDE (N
-# steps), PC (N/2 steps, one corrector step each), the ODE (N/2 Heun steps) and annealed Langevin
-# (10 of the SDE's levels, N/10 steps each, ε = 0.2σ², lesson 05's ratio), and the ODE once more
-# from another 4,000 starting points. Errors are from 4,000
+# Euler–Maruyama steps), PC (N/2 steps of the reverse-diffusion predictor, one corrector step
+# each), the ODE (N/2 Heun steps) and annealed Langevin (10 of the SDE's levels, N/10 steps each,
+# ε = 0.2σ², lesson 05's ratio), and the ODE once more from another 4,000 starting points. Errors are from 4,000
 # chains, whose Monte-Carlo standard error for a weight is about 0.008; the scores are exact, so
 # this compares samplers, not networks. (`benchmarks/sde.py` has the same table for both mixtures
 # up to 1,000 evaluations.)
@@ -450,29 +575,71 @@ axes[3].legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# At 100 evaluations the three SDE-based samplers are within about two Monte-Carlo standard
-# errors of the weights, and annealed Langevin on 10 levels is several times further off. At
-# 300, the reverse SDE and PC reach the Monte-Carlo floor. The ODE's errors stop changing after
+# SECTION6PARAGRAPH Annealed Langevin is handicapped here: it starts from N(0, 50²) while
+# its first level is σ(t₉) = 21.3 (section 3), and at 30 evaluations it has only three steps per
+# level to relax. The ODE's errors stop changing after
 # 100 evaluations: once the solver is accurate, a deterministic map's error is that of its 4,000
 # starting points, and another draw of them (the row below it) gives other values. Annealed
 # Langevin keeps improving as its steps per level grow. This ranking holds for exact
 # scores; with a learned score the sampler also decides *where* the network is asked, and the
-# comparison can change, as the MNIST part shows.
+# comparison can change.
 #
-# ## 7. DDPM in one paragraph
+# ## 7. The training objective in continuous time, and DDPM as a change of variables
 #
-# Ho, Jain & Abbeel's DDPM (2020) perturbs data as $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$
-# and trains a network $\varepsilon_\theta(x_t, t)$ to predict the noise ε. Song et al. 2021 show
-# it is the discretisation of the **variance-preserving SDE** $dx = -\tfrac12\beta(t)\,x\,dt +
-# \sqrt{\beta(t)}\,dW$, whose kernel shrinks the data while adding noise, so the total variance
-# stays near one instead of exploding. The score of that kernel is
-# $-\varepsilon/\sqrt{1-\bar\alpha_t}$, so predicting ε *is* score matching with
-# $s_\theta = -\varepsilon_\theta/\sigma_t$, $\sigma_t = \sqrt{1-\bar\alpha_t}$, and DDPM's loss
-# $\|\varepsilon_\theta - \varepsilon\|^2 = \|\sigma_t s_\theta + \varepsilon\|^2$ is lesson 06's
-# σ²-weighted loss. Lesson 06's network is trained with EDM's loss, which is that loss times
-# $1 + \sigma^2/\sigma_d^2$ (lesson 06 §4b), so $-\sigma s_\theta$ is an ε-predictor too. Check it
-# on held-out digits: $\hat\varepsilon = -\sigma\,s_\theta(x+\sigma z, \sigma)$ against the z that was
-# added.
+# **The objective.** Song et al. (2021, eq. 7) train one network for all t with
+#
+# $$J(\theta) = \mathbb E_{t}\Big[\lambda(t)\,\mathbb E_{x(0)}\mathbb E_{x(t)\mid x(0)}
+#   \big\|s_\theta(x(t), t) - \nabla_{x(t)}\log p_{0t}(x(t)\mid x(0))\big\|^2\Big],$$
+#
+# t uniform on [0, 1] and λ(t) > 0 a weight. For the VE SDE the kernel is
+# $\mathcal N\big(x(0), \sigma^2(t) I\big)$ (up to σ_min, which we neglect here), so with $x(t) = x(0) + \sigma z$ its
+# score is $-z/\sigma$, and with $\lambda = \sigma^2$ (their choice for VE, "∝ 1/E‖∇log p_{0t}‖²"), times ½:
+#
+# $$\tfrac12 J = \tfrac12\,\mathbb E_t\,\mathbb E\big\|\sigma(t)\,s_\theta(x + \sigma(t)z, \sigma(t)) + z\big\|^2 .$$
+#
+# That is lesson 06's $J_\mathrm{NCSN}$ with the uniform draw over 15 geometric levels replaced by a
+# uniform t, i.e. $\log\sigma$ uniform on $[\log\sigma_{\min}, \log\sigma_{\max}]$: the continuum of the
+# same schedule. Changing variables from t to σ, any such objective is
+# $\int \lambda(\sigma)\,\pi(\sigma)\,\mathbb E\|\dots\|^2 d\sigma$ for a density π of the levels, and
+# lesson 06's $J_\mathrm{EDM}$ is the member with $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$ for π and
+# $\sigma^2(1 + \sigma^2/\sigma_d^2)$ for the weight (together with the preconditioning of the network).
+# The three objectives share their minimiser, the score of every $p_\sigma$; they differ in how
+# they spend the network's capacity across σ.
+#
+# **DDPM.** Ho, Jain & Abbeel's DDPM (2020) perturbs data as $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$
+# and trains a network $\varepsilon_\theta(x_t, t)$ to predict ε with $\|\varepsilon_\theta - \varepsilon\|^2$. Song et al.
+# 2021 show it is the discretisation of the **variance-preserving (VP) SDE**
+# $dx = -\tfrac12\beta(t)\,x\,dt + \sqrt{\beta(t)}\,dW$, whose kernel shrinks the data while adding
+# noise. Divide by $\sqrt{\bar\alpha_t}$:
+#
+# $$\frac{x_t}{\sqrt{\bar\alpha_t}} = x_0 + \sigma\,\varepsilon,\qquad \sigma = \sqrt{\frac{1-\bar\alpha_t}{\bar\alpha_t}} ,$$
+#
+# a VE perturbation at level σ. So a VE score network gives a DDPM-style ε-predictor — ask it at
+# the rescaled image and at *this* σ (not at $\sqrt{1-\bar\alpha_t}$):
+# $\hat\varepsilon(x_t, t) = -\sigma\,s_\theta\big(x_t/\sqrt{\bar\alpha_t}, \sigma\big)$, since by Tweedie (lesson 04)
+# $\mathbb E[\varepsilon\mid\tilde x] = -\sigma\nabla\log p_\sigma(\tilde x)$ whatever weighting trained $s_\theta$; and
+# the VP score is $\nabla\log p^\mathrm{VP}_t(x_t) = \bar\alpha_t^{-1/2}\,s_\theta(x_t/\sqrt{\bar\alpha_t}, \sigma)$.
+# DDPM's loss is then $\|\hat\varepsilon - \varepsilon\|^2 = \|\sigma s_\theta + \varepsilon\|^2$, the σ²-weighted one.
+# Check both on the 2-D mixture, whose VP marginal is known in closed form (every component
+# scaled by $\sqrt{\bar\alpha}$, covariances $\bar\alpha C + (1 - \bar\alpha)I$), with DDPM's linear β
+# from 0.1 to 20 ($\bar\alpha(t) = e^{-\int_0^t\beta}$); then the ε-predictor built from lesson 06's network
+# on held-out digits.
+
+# %%
+def alpha_bar(t, beta_min=0.1, beta_max=20.0):
+    """ᾱ(t) = exp(−∫₀ᵗ β) for DDPM's linear β(t) = β_min + t(β_max − β_min), in Song et al.'s continuous form."""
+    return math.exp(-(beta_min * t + 0.5 * t**2 * (beta_max - beta_min)))
+
+
+eye2 = torch.eye(2, dtype=torch.float64)
+x_vp = 3 * torch.randn(500, 2, generator=make_generator(19), dtype=torch.float64)
+vp_check = {}
+for t in (0.1, 0.3, 0.6):
+    a = alpha_bar(t)
+    sigma_ve = math.sqrt((1 - a) / a)
+    vp_marginal = GaussianMixture(p2.weights, math.sqrt(a) * p2.means, a * p2.covs + (1 - a) * eye2)
+    via_ve = score2(x_vp / math.sqrt(a), sigma_ve) / math.sqrt(a)
+    vp_check[t] = (a, sigma_ve, math.sqrt(1 - a), (via_ve - vp_marginal.score(x_vp)).abs().max().item())
 
 # %%
 torch.set_num_threads(THREADS)  # the MNIST network: all threads
@@ -480,46 +647,51 @@ ck = load_checkpoint()
 mnist_sde = VESDE(sigma_max=SAMPLERS["heun"].sigma_max, sigma_min=float(ck.sigmas[-1]))
 digits = split.heldout[:64]
 eps_check = {}
-for k, s in enumerate((0.05, 0.5, 5.0)):
-    z = torch.randn(digits.shape, generator=make_generator(20 + k))
-    eps_hat = -s * ck.score(digits + s * z, s)
-    eps_check[s] = ((eps_hat - z).pow(2).mean() / z.pow(2).mean()).item()
+for k, t in enumerate((0.05, 0.2, 0.5)):
+    a = alpha_bar(t)
+    sigma_ve = math.sqrt((1 - a) / a)
+    eps = torch.randn(digits.shape, generator=make_generator(20 + k))
+    x_t = math.sqrt(a) * digits + math.sqrt(1 - a) * eps  # DDPM's forward process
+    eps_hat = -sigma_ve * ck.score(x_t / math.sqrt(a), sigma_ve)  # the VE network as an ε-predictor
+    eps_check[t] = (a, sigma_ve, ((eps_hat - eps).pow(2).mean() / eps.pow(2).mean()).item())
 
 # %%
 # NBVAL_CHECK_OUTPUT
+print(f"{'t':>4s} {'ᾱ(t)':>8s} {'VE σ = √((1−ᾱ)/ᾱ)':>19s} {'√(1−ᾱ)':>7s}   max |VP score via the VE score − closed form|")
+for t, (a, s_ve, s_vp, err) in vp_check.items():
+    print(f"{t:4.1f} {a:8.4f} {s_ve:19.3f} {s_vp:7.3f}   {err:.1e}")
 training = ck.meta["training"]
 print(f"checkpoint trained with ln σ ~ N({training['p_mean']:g}, {training['p_std']:g}²), "
       f"σ_d = {training['sigma_data']:.3f}; as an SDE: {mnist_sde}")
-if split is not None:
-    for s, rel in eps_check.items():
-        print(f"σ = {s:4.2f}: ‖ε̂ − z‖² / ‖z‖² = {rel:.3f} on 64 held-out digits")
+for t, (a, s_ve, rel) in eps_check.items():
+    print(f"DDPM's t = {t:4.2f} (VE σ = {s_ve:5.2f}): ‖ε̂ − ε‖² / ‖ε‖² = {rel:.3f} on 64 held-out digits")
 
 # %% [markdown]
-# A relative error of 0 would mean the noise is recovered exactly, 1 that the network predicts
-# nothing. What the network leaves unexplained falls from 10% of the noise's squared norm at
-# σ = 0.05 to 3% at σ = 0.5 and 0.3% at σ = 5. Part of it no network can predict: by Tweedie
-# (lesson 04), at best $\hat\varepsilon - z = (x - \mathbb E[x\mid\tilde x])/\sigma$, the
-# uncertainty about the clean image divided by σ. At σ = 5 that uncertainty (which digit it was)
-# is large, but the division by σ makes it small next to z; at σ = 0.05 the division helps least.
+# The VP score obtained from the VE score matches the closed form to rounding: the two SDEs are
+# one family of perturbed densities seen in two coordinates. At small t the VE σ and DDPM's
+# $\sqrt{1-\bar\alpha}$ are close; by t = 0.6 they differ many times over, so a network asked at
+# the wrong one is asked about the wrong level. EPSPARAGRAPH Part of the error no network can remove:
+# at best $\hat\varepsilon - \varepsilon = (x_0 - \mathbb E[x_0\mid\tilde x])/\sigma$, the uncertainty about the clean
+# image divided by σ.
 #
 # ## 8. MNIST with the course's network
 #
 # **Which network.** Lesson 06's shipped checkpoint was trained on a continuum of levels,
-# $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, with EDM's preconditioning (lesson 06 §4b), so it is a
-# score model of every $p_{\sigma(t)}$, which is what the SDE view asks for. Every sampler
-# starts from the same draws of $\mathcal N(0, 40^2 I)$, the prior of the VE SDE with σ_max = 40
-# (the value the course's `SAMPLERS["heun"]` settings use), and the first three end with lesson 06's
-# denoising step $x + \sigma_{\min}^2 s_\theta(x, \sigma_{\min})$. The fourth is EDM's solver
-# of the same probability-flow ODE (Karras et al. 2022): Heun's method with σ itself as the
-# time variable, $dx/d\sigma = -\sigma\,s_\theta(x, \sigma)$, on levels packed towards small σ
-# (`karras_sigmas`, ρ = 7), ending with an Euler step to σ = 0, which is the same Tweedie step.
-# The parameters:
+# $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, with EDM's preconditioning (lesson 06 §4b), so it can be asked
+# at every σ(t). Every sampler starts from the same draws of $\mathcal N(0, 40^2 I)$, the prior of
+# the VE SDE with σ_max = 40 (the value of the course's `SAMPLERS["heun"]` settings), and the first
+# three end with lesson 06's denoising step $x + \sigma_{\min}^2 s_\theta(x, \sigma_{\min})$ from σ_min = 0.01.
+# The fourth is EDM's solver of the same probability-flow ODE (Karras et al. 2022): Heun's method
+# with σ itself as the time variable, $dx/d\sigma = -\sigma\,s_\theta(x, \sigma)$, on levels packed
+# towards small σ (`karras_sigmas`, ρ = 7), ending with an Euler step from σ = 0.002 to 0, a
+# Tweedie step from a smaller level. No churn here: this is the deterministic solver. The
+# parameters:
 
 # %%
-N_DIGITS = 64  # samples per sampler
+N_DIGITS = 36  # samples per sampler
 EVALS = 100  # network evaluations per sampler (+1 for the denoising step)
 N_LIKELIHOOD = 4  # held-out digits whose likelihood is computed
-LIKELIHOOD_STEPS = (25, 50)  # Heun steps (2 evaluations with a vector-Jacobian product each)
+LIKELIHOOD_STEPS = (25, 50)  # Heun steps (each evaluates the network 4 times, 2 of them with a vector-Jacobian product)
 
 # %%
 mnist_samplers = {
@@ -537,48 +709,31 @@ print(f"{len(mnist_samplers)} × {N_DIGITS} digits in {time.perf_counter() - sta
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(10, 10.6), layout="constrained")
 for ax, (name, images) in zip(axes.flat, mnist_samples.items()):
-    image_grid(ax, images, nrow=8)
+    image_grid(ax, images, nrow=6)
     ax.set_title(name if name.startswith("EDM") else f"{name} + denoising")
 fig.suptitle(f"The same {N_DIGITS} starting points, {EVALS + 1} network evaluations each")
 plt.show()
 
 # %% [markdown]
-# **Quality.** The course's Fréchet distance (in the feature space of lesson 06's MNIST
-# classifier) and the class balance. With only 64 samples the FD is strongly biased upwards,
-# so the row "other held-out real digits" (64 of them) gives the scale; only differences
-# much larger than the gap between that row and zero mean anything. `benchmarks/mnist/quality.py`
-# scores these samplers on 1,000 samples at 49 evaluations (`benchmarks/RESULTS.md`).
-
-# %%
-classifier = load_classifier()
-reference = split.heldout[-1000:]
-quality = {"other held-out real digits": sample_quality(split.heldout[64:64 + N_DIGITS], reference, classifier)}
-quality.update({name: sample_quality(images, reference, classifier) for name, images in mnist_samples.items()})
-
-# %%
-# (not compared by nbval: a different thread count can change the samples, as in lesson 06)
-if split is not None:
-    print(f"{'':>28s} {'FD':>7s} {'TV to uniform':>14s}   digits 0-9 (counts of {N_DIGITS})")
-    for name, q in quality.items():
-        counts = [round(f * q.n) for f in q.class_fractions]
-        print(f"{name:>28s} {q.fd:7.1f} {q.tv_to_uniform:14.2f}   {counts}")
-
-# %% [markdown]
 # The two ODE solvers, geometric steps in t and EDM's steps in σ, draw almost the same digit
 # from each starting point (compare the bottom grids square by square): two discretisations of
-# one deterministic map. Their strokes are thin and sometimes broken; the reverse SDE and PC
-# draw thicker, more complete digits. At 64 samples the FD of real digits is itself 166, so only
-# large differences mean anything. On 1,000 samples at 49 evaluations each, the table of
-# `benchmarks/RESULTS.md` (made by `benchmarks/mnist/quality.py`) puts the reverse SDE first,
-# then the probability-flow ODE, then PC. With exact scores PC was as good
-# as the reverse SDE (section 6); with this network it falls far behind.
+# one deterministic map. Which sampler draws better digits is a question for many samples and
+# repeated draws: with 36 samples a Fréchet distance (lesson 06 §5) would be dominated by its
+# small-sample bias. `benchmarks/mnist/quality.py` scores these samplers on 1,000 samples
+# against real digits at the same n (`benchmarks/RESULTS.md`).
 #
 # **Likelihood in bits per dimension.** The pixels are 256 grey levels scaled to [0, 1]. Adding
 # uniform noise of one grey level (dequantisation) turns them into continuous data, and a density
 # p on $[0,1]^{784}$ gives $-\log_2 p/784 + 8$ bits per dimension (the 8 converts to the 0…255
-# scale). Lower is better; published MNIST models reach about 1 bit/dim (FFJORD 0.99, Glow 1.05,
-# RealNVP 1.06, as tabulated by Grathwohl et al. 2019). Here with Hutchinson's estimator (one
-# projection), on a few held-out digits, at two step counts of the ODE solver:
+# scale). Lower is better. But a VE model is a model of $p_{\sigma_{\min}}$, the data convolved
+# with $\mathcal N(0, \sigma_{\min}^2 I)$, and no such density can exceed the peak of its Gaussian,
+# $(2\pi\sigma_{\min}^2)^{-d/2}$ (exercise 5): every exact model of $p_{\sigma_{\min}}$ has at least
+# $8 + \tfrac12\log_2(2\pi\sigma_{\min}^2)$ bits per dimension, printed below for σ_min = 0.01. The
+# figures of about 1 bit/dim published for MNIST (FFJORD 0.99, Glow 1.05, RealNVP 1.06, as
+# tabulated by Grathwohl et al. 2019) are likelihoods of the dequantised digits themselves, under
+# flows trained for likelihood; they are below this floor, so they are not a target for this
+# model. Here with Hutchinson's estimator (one projection), on a few held-out digits, at two
+# step counts of the ODE solver:
 
 # %%
 g = make_generator(40)
@@ -589,19 +744,46 @@ for n in LIKELIHOOD_STEPS:
     start = time.perf_counter()
     log_p = ode_log_likelihood(ck.model, mnist_sde, dequantised, n, "hutchinson", make_generator(41))
     bpd[n] = (bits_per_dim(log_p, 28 * 28), time.perf_counter() - start)
+floor = 8 + 0.5 * math.log2(2 * math.pi * mnist_sde.sigma_min**2)
+# the same floor from the library's conversion: log p_σmin ≤ −(d/2)·log(2πσ_min²)
+floor_check = bits_per_dim(torch.tensor([-(28 * 28 / 2) * math.log(2 * math.pi * mnist_sde.sigma_min**2)]), 28 * 28)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-if split is not None:
-    for n, (b, seconds) in bpd.items():
-        print(f"Heun, {n:3d} steps: bits/dim of {N_LIKELIHOOD} held-out digits {np.round(b.numpy(), 2)}, mean {b.mean():.2f}")
+print(f"floor for any exact model of p_σmin, σ_min = {mnist_sde.sigma_min:g}: 8 + ½·log₂(2πσ_min²) = {floor:.3f} "
+      f"bits/dim (via bits_per_dim: {floor_check.item():.3f})")
+for n, (b, seconds) in bpd.items():
+    print(f"Heun, {n:3d} steps: bits/dim of {N_LIKELIHOOD} held-out digits {np.round(b.numpy(), 2)}, mean {b.mean():.2f}")
 
 # %% [markdown]
-# The estimate still moves between 25 and 50 steps (mean 2.64 and 2.67), so the solver has not
-# converged and the numbers are the likelihood of the *discretised* flow (`benchmarks/sde.py
-# --mnist` uses 100 steps). Either way this network is well above the published ≈ 1 bit/dim: it
-# was trained for sampling, with levels drawn around σ ≈ 0.3 (the median of its log-normal),
-# never for likelihood, and its smallest level σ_min = 0.01 is about 2.6 grey levels of noise.
+# LIKELIHOODPARAGRAPH
+#
+# ### Exercise 5 (written, 3 points): the σ_min floor
+#
+# Show that any density of the form $q * \mathcal N(0, \sigma^2 I)$ on $\mathbb R^d$ is at most
+# $(2\pi\sigma^2)^{-d/2}$ everywhere, and derive from it the smallest number of bits per dimension an
+# exact model of $p_{\sigma_{\min}}$ can give 8-bit images scaled to [0, 1]. Evaluate it for σ_min = 0.01
+# and say what an estimate below it tells you about the model.
+
+# %% [markdown]
+# <!-- BEGIN WRITTEN ANSWER sigma_min_floor -->
+# **Model answer.** $p_\sigma(x) = \int q(y)\,\mathcal N(x; y, \sigma^2 I)\,dy \le \sup_u\mathcal N(u; 0, \sigma^2I)\int q(y)\,dy
+# = (2\pi\sigma^2)^{-d/2}$, since the Gaussian density is largest at its centre and q integrates to one.
+# Hence $-\log_2 p_\sigma(x)/d \ge \tfrac12\log_2(2\pi\sigma^2)$. The bits per dimension of images on
+# 256 levels scaled to [0, 1] are $-\log_2 p/d + \log_2 256$ (the density on the 0…255 scale is
+# $256^{-d}$ times the one on [0, 1]), so every exact model of $p_{\sigma_{\min}}$ has at least
+# $8 + \tfrac12\log_2(2\pi\sigma_{\min}^2)$ bits/dim; for σ_min = 0.01,
+# $8 + \tfrac12\log_2(6.283\times10^{-4}) = 8 - 5.318 = 2.682$. An estimate below the floor — beyond
+# the estimator's own noise and the solver's error — cannot come from the score of a
+# Gaussian-smoothed density: the learned score is wrong (for example, the flow contracts space
+# more than any smoothed density allows, $\operatorname{tr}\nabla_x s < -d/\sigma^2$ somewhere), so the
+# number measures the model's error, not a likelihood of the data.
+#
+# <!-- RUBRIC -->
+# - 1 point: bounds the convolution by the Gaussian's peak (2πσ²)^(−d/2), using that q integrates to one.
+# - 1 point: converts to bits per dimension with the +8 of the 0…255 scale and gets ≈ 2.68 for σ_min = 0.01.
+# - 1 point: explains that an estimate below the floor means the learned score is not that of a smoothed density (a model error).
+# <!-- END WRITTEN ANSWER -->
 #
 # ## Think
 #
@@ -657,16 +839,21 @@ if split is not None:
 # </details>
 #
 # 5. Hutchinson's estimator makes the likelihood cheap in 784 dimensions. Why is the estimate of
-#    log p unbiased even though v is drawn once and kept for the whole ODE solve, and what does
-#    keeping it buy?
+#    log p unbiased even though v is drawn once and kept for the whole ODE solve? Would a fresh v
+#    at every evaluation be better or worse with the fixed-step Heun solver used here, and why
+#    does FFJORD keep one v?
 #
 # <details><summary>Model answer</summary>
 #
 # The path $x(t)$ of the ODE does not depend on v (the divergence is only integrated alongside),
-# and at every t, $\mathbb E_v[v^\top A(t)v] = \operatorname{tr}A(t)$; the integral of these
-# unbiased terms is unbiased, whether the v are shared or not. Keeping one v makes the integrand
-# a smooth function of t, which the ODE solver integrates accurately; new noise at every step
-# would turn it into a noisy sum.
+# and at every t, $\mathbb E_v[v^\top A(t)v] = \operatorname{tr}A(t)$; a fixed-step solver's sum of these
+# unbiased terms is unbiased, whether the v are shared or not. Their variances differ: with one v
+# the errors $v^\top A(t)v - \operatorname{tr}A(t)$ of neighbouring times are strongly correlated (A(t)
+# changes slowly) and add up coherently, while with a fresh v per evaluation they are independent
+# and partly cancel, so fresh v give the *less* noisy estimate with a fixed-step solver. FFJORD
+# keeps one v because it uses adaptive solvers (and the adjoint method), which need a
+# deterministic ODE to control their error; a v that changes at every evaluation would make the
+# integrand random and the step-size control meaningless.
 #
 # </details>
 #
@@ -674,10 +861,13 @@ if split is not None:
 #
 # <details><summary>Model answer</summary>
 #
-# Up to the input scaling and the sign, yes: with $s = -\varepsilon/\sigma$, a network that
-# predicts ε for input $x_t$ and noise level $\sigma_t$ is a score network, and its loss is the
-# σ²-weighted DSM loss. The VP SDE scales the input by $\sqrt{\bar\alpha_t}$ as well, so a VP network
-# sees $x_t$ where a VE network sees $x_t/\sqrt{\bar\alpha_t}$.
+# Up to the input scaling, the noise-level map and the sign, yes (section 7): a VE network asked at
+# $x_t/\sqrt{\bar\alpha_t}$ and at the level $\sigma = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ gives
+# $\hat\varepsilon = -\sigma s_\theta$, and DDPM's loss on it is the σ²-weighted DSM loss. Two things
+# differ in practice: the VP network sees inputs of bounded variance $x_t$ rather than
+# $x_t/\sqrt{\bar\alpha_t}$, whose variance grows like $1/\bar\alpha_t$, and the two are trained with
+# different distributions of levels and weights (section 7's objective), so they are not the same
+# trained network.
 #
 # </details>
 #
@@ -690,9 +880,14 @@ if split is not None:
 #   same marginals; both sample from the prior $\mathcal N(0, \sigma_{\max}^2I)$.
 # - Predictor–corrector adds Langevin steps after each reverse-SDE step; without the predictor it
 #   *is* annealed Langevin (checked draw for draw).
-# - With exact scores, the three samplers get the mixtures' weights right with about 100
-#   evaluations; the ODE encodes and decodes, and it carries any error of the prior down to the data.
-# - The instantaneous change of variables gives $\log p_0$ exactly (up to the solver), with the
-#   divergence exact in 2-D or by Hutchinson in 784-D.
-# - DDPM's ε-prediction is score matching with $s = -\varepsilon/\sigma$, the output scaling of
-#   lesson 06's network.
+# - With exact scores, the reverse SDE, PC and the ODE get the mixtures' weights close to right
+#   with about 100 evaluations; the ODE encodes and decodes, and it carries any error of the prior
+#   down to the data.
+# - Two discretisations of the reverse SDE: Euler–Maruyama and the reverse-diffusion predictor
+#   (Song et al.'s Algorithm 2, `pc_sample`'s default); section 2b compares them with paired draws.
+# - The instantaneous change of variables gives the flow model's $\log p_0$ exactly (up to the
+#   solver), with the divergence exact in 2-D or by Hutchinson in 784-D. A VE model of
+#   $p_{\sigma_{\min}}$ cannot go below $8 + \tfrac12\log_2(2\pi\sigma_{\min}^2)$ bits/dim.
+# - The continuous-time objective with λ = σ² is $J_\mathrm{NCSN}$ over a continuum of levels;
+#   $J_\mathrm{EDM}$ is another choice of level density and weight. DDPM is the VP SDE, and a VE
+#   score network becomes its ε-predictor at $x_t/\sqrt{\bar\alpha_t}$ and σ = √((1 − ᾱ)/ᾱ).

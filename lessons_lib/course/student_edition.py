@@ -7,7 +7,11 @@ In each notebook (the marks are those of :mod:`lessons_lib.course.markers`):
 * each code solution region becomes ``# YOUR CODE HERE`` and the stub, indented like the
   region; the lines around it (the signature, the docstring, the ``# Hint:`` comments) stay;
 * markdown solution regions and the Think model answers are removed (a cell left empty is
-  dropped);
+  dropped); a written answer cell (model answer and rubric) becomes the empty answer cell
+  ``*Your answer (graded by hand, N points):*``;
+* the first notebook of each problem set opens with the set's introduction (what it covers,
+  its points, how long it should take, what "not attempted yet" means), generated from the
+  registry; jupytext's pairing metadata is dropped;
 * the outputs of the cells that held a solution, and of the check cells, are cleared; every
   other cell, its outputs included (figures), is unchanged.
 
@@ -24,9 +28,20 @@ import shutil
 import sys
 from pathlib import Path
 
-from .markers import MarkerError, cell_source, drop_model_answers, is_check_cell, strip_markdown, stub_code
+from .markers import (
+    MarkerError,
+    answer_stub,
+    cell_source,
+    drop_model_answers,
+    is_check_cell,
+    split_written,
+    strip_markdown,
+    stub_code,
+    written_answer,
+)
 
-__all__ = ["student_notebook", "generate", "copy_companions", "clear_outputs", "main"]
+__all__ = ["student_notebook", "generate", "copy_companions", "clear_outputs", "strip_pairing", "intro_cell",
+           "main"]
 
 
 def clear_outputs(cell: dict) -> None:
@@ -34,18 +49,43 @@ def clear_outputs(cell: dict) -> None:
     cell["execution_count"] = None
 
 
-def student_notebook(nb: dict, name: str = "notebook") -> tuple[dict, int]:
+def strip_pairing(nb: dict) -> None:
+    """Drop jupytext's pairing metadata: a student's JupyterLab would otherwise write a ``.py``
+    (with their answers) next to the notebook on every save."""
+    nb.get("metadata", {}).pop("jupytext", None)
+
+
+def intro_cell(stem: str) -> dict | None:
+    """The markdown cell that opens the problem set whose first lesson is ``stem``, else None."""
+    from .problem_sets import PROBLEM_SETS, intro_markdown
+
+    name = next((n for n, (_, stems) in PROBLEM_SETS.items() if stems[0] == stem), None)
+    if name is None:
+        return None
+    return {"cell_type": "markdown", "id": f"intro-{name}", "metadata": {},
+            "source": intro_markdown(name).splitlines(keepends=True)}
+
+
+def student_notebook(nb: dict, name: str = "notebook", intro: bool = False) -> tuple[dict, int]:
     """The student edition of a notebook (its JSON as a dict); returns (notebook, n_exercises).
 
-    ``name`` is used in error messages. The input is not modified.
+    ``name`` is used in error messages (a file name: its stem says which lesson it is). With
+    ``intro``, a notebook that opens a problem set starts with the set's introduction
+    (:func:`intro_cell`). The input is not modified.
     """
     nb = json.loads(json.dumps(nb))
+    strip_pairing(nb)
     cells = []
     n_exercises = 0
     for index, cell in enumerate(nb.get("cells", []), start=1):
         source = cell_source(cell)
         first = next((line for line in source.split("\n") if line.strip()), "")
         where = f"{name}, cell {index} ({cell.get('cell_type')} cell starting {first[:60]!r})"
+        answer = written_answer(source, where) if cell.get("cell_type") == "markdown" else None
+        if answer is not None:
+            cells += split_written(cell, answer, answer_stub(answer.points))
+            n_exercises += 1
+            continue
         if cell.get("cell_type") == "code":
             new, n = stub_code(source, where)
             if n or is_check_cell(cell):
@@ -64,6 +104,10 @@ def student_notebook(nb: dict, name: str = "notebook") -> tuple[dict, int]:
         if n:
             cell["source"] = new.splitlines(keepends=True)  # the layout nbformat writes
         cells.append(cell)
+    if intro and (first_cell := intro_cell(Path(name).stem)) is not None:
+        if nb.get("nbformat", 4) == 4 and nb.get("nbformat_minor", 5) < 5:
+            first_cell.pop("id")  # cell ids arrived with nbformat 4.5
+        cells.insert(0, first_cell)
     nb["cells"] = cells
     return nb, n_exercises
 
@@ -88,7 +132,7 @@ def generate(src: Path | str, dst: Path | str) -> list[Path]:
     editions = []
     for path in notebooks:
         nb = json.loads(path.read_text(encoding="utf-8"))
-        editions.append((path.name, *student_notebook(nb, path.name)))
+        editions.append((path.name, *student_notebook(nb, path.name, intro=True)))
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)

@@ -24,9 +24,13 @@ class SigmaExplorer(Explorer):
     update draws the perturbed density :math:`p_\sigma = p * \mathcal N(0, \sigma^2)` beside
     p, its true score :math:`\nabla\log p_\sigma` beside the learned score
     ``learned_score(x, σ)`` (x of shape (n, 1), e.g. a σ-conditioned ``ScoreMLP``), shades
-    where :math:`p_\sigma < 10^{-3}` (almost no noisy training samples there), and reports the
-    trade-off in ``message``: the blur TV(p, p_σ) and the score errors where the data are and
-    where they are not. Artists: ``density_line``, ``true_score_line``, ``learned_score_line``.
+    where :math:`p_\sigma < 10^{-3}\max p_\sigma` (few noisy training samples there), and, in a
+    third panel, the scaled error :math:`\sigma\,|s_\theta - \nabla\log p_\sigma|` on a log
+    scale: the quantity the σ²-weighted loss holds level across σ, so that the score error itself
+    grows like 1/σ as σ falls, near the data too. ``message`` reports the blur TV(p, p_σ), the mean
+    score error under :math:`p_\sigma` (where the data are), σ times it, and the largest error in
+    the shaded region. Artists:
+    ``density_line``, ``true_score_line``, ``learned_score_line``, ``error_line``.
     """
 
     low_density = 1e-3
@@ -42,7 +46,8 @@ class SigmaExplorer(Explorer):
         self.learned_score = learned_score
         self.xs = torch.linspace(-8.0, 8.0, 601) if xs is None else xs
         self.slider = log_slider(sigma, lo, hi, 0.01, description="σ", readout_format=".3f", continuous_update=True)
-        fig, (ax_p, ax_s) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, layout="constrained")
+        fig, (ax_p, ax_s, ax_e) = plt.subplots(3, 1, figsize=(8, 7), sharex=True, layout="constrained",
+                                               height_ratios=(1, 1, 0.8))
         x = self.xs.numpy()
         self._p = torch.exp(density.log_prob(self.xs[:, None]))
         ax_p.plot(x, self._p.numpy(), color="0.5", ls="--", label="data density $p$")
@@ -54,16 +59,20 @@ class SigmaExplorer(Explorer):
         (self.true_score_line,) = ax_s.plot(x, np.zeros_like(x), color="C0", label=r"true score $\nabla\log p_\sigma$")
         (self.learned_score_line,) = ax_s.plot(x, np.zeros_like(x), color="C3", ls="--",
                                                label=r"learned $s_\theta(x, \sigma)$")
-        ax_s.set(xlabel="$x$", ylabel="score", ylim=(-score_lim, score_lim), xlim=(x[0], x[-1]))
+        ax_s.set(ylabel="score", ylim=(-score_lim, score_lim), xlim=(x[0], x[-1]))
         self._legend = ax_s.legend(loc="upper left")
-        self._ax_s = ax_s
+        (self.error_line,) = ax_e.semilogy(x, np.ones_like(x), color="C3",
+                                           label=r"$\sigma\,|s_\theta - \nabla\log p_\sigma|$")
+        ax_e.set(xlabel="$x$", ylabel="σ · |error|", ylim=(1e-3, 30.0))
+        ax_e.legend(loc="upper left")
+        self._ax_s, self._ax_e = ax_s, ax_e
         self._shade = None
         super().__init__([self.slider], fig)
 
     def moving_artists(self) -> list:
         # the shading under everything else of the lower axes, which is therefore redrawn over it
         return [self.density_line, self._legend_p, self._shade, self._zero, self.true_score_line,
-                self.learned_score_line, *self._ax_s.spines.values(), self._legend, self._title]
+                self.learned_score_line, *self._ax_s.spines.values(), self._legend, self.error_line, self._title]
 
     def draw(self) -> None:
         sigma = float(self.slider.value)
@@ -84,14 +93,15 @@ class SigmaExplorer(Explorer):
             label="_nolegend_", zorder=0,
         )
         self._title = self.fig.suptitle(f"σ = {sigma:.3f}")
-        error = (learned - true) ** 2
-        weighted = 0.5 * float(torch.trapezoid(p_sigma * error, self.xs.to(error)))
-        worst = float(error[sparse].sqrt().max()) if sparse.any() else 0.0
+        error = (learned - true).abs()
+        self.error_line.set_ydata((sigma * error).clamp_min(1e-4).numpy())
+        near = float(torch.trapezoid(p_sigma * error, self.xs.to(error)))
         blur = total_variation_1d(p_sigma, self._p, self.xs)
         self.message.value = (
-            f"σ = {sigma:.3f} · blur TV(p, p<sub>σ</sub>) = {blur:.3f} · score error near the data "
-            f"½E<sub>p<sub>σ</sub></sub>|s<sub>θ</sub> − ∇log p<sub>σ</sub>|² = {weighted:.3f} · "
-            f"largest error in the grey region = {worst:.2f}"
+            f"σ = {sigma:.3f} · blur TV(p, p<sub>σ</sub>) = {blur:.3f} · mean score error under p<sub>σ</sub>, "
+            f"E|s<sub>θ</sub> − ∇log p<sub>σ</sub>| = {near:.3f}, σ × that = {sigma * near:.3f} · "
+            + (f"largest |error| in the grey region = {float(error[sparse].max()):.2f}" if sparse.any()
+               else "no grey region on the plotted range")
         )
 
 

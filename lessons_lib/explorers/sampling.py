@@ -28,8 +28,11 @@ class LangevinExplorer(Explorer):
     Sliders for the step size ε (log scale) and the number of steps n; each update runs
     ``langevin(density.score, x_init, ε, n)`` with a fixed seed, x ← x + ε·s(x) + √(2ε)·z, and
     scatters the chains over the density's contours. ``message`` compares the fraction of
-    chains nearest each component with the mixture weights; when the chain diverges it shows
-    the :class:`DivergenceError`'s explanation instead (no NaN plot). ``x_init`` is the batch of
+    chains nearest each component with the mixture weights, and says when ε is above 2v for the
+    narrowest direction v of a component (``narrowest_variance``; a lone Gaussian that narrow
+    would diverge there; in a mixture the chains thrown out of it reach the wider components and
+    stay finite, wrongly weighted, up to a larger ε) and when chains have run far away; when the
+    chain diverges it shows the :class:`DivergenceError`'s explanation instead (no NaN plot). ``x_init`` is the batch of
     start states, shape (n_chains, 2). Artists: ``scatter`` on the axes ``ax``; the last samples:
     ``samples`` (None after a divergence).
     """
@@ -55,6 +58,8 @@ class LangevinExplorer(Explorer):
         self._legend = ax.legend(loc="upper right")
         self.ax = ax
         self._box = (xlim, ylim)
+        covs = getattr(density, "covs", None)
+        self.narrowest_variance = None if covs is None else float(torch.linalg.eigvalsh(covs.double()).min())
         super().__init__([self.step_slider, self.steps_slider], fig)
 
     def moving_artists(self) -> list:
@@ -79,10 +84,19 @@ class LangevinExplorer(Explorer):
         nearest = self.density.responsibilities(x).argmax(-1)
         measured = torch.bincount(nearest, minlength=self.density.n_components).double() / len(x)
         fmt = " / ".join
+        notes = []
+        if self.narrowest_variance is not None and eps > 2 * self.narrowest_variance:
+            notes.append(f"ε > 2v = {2 * self.narrowest_variance:.2f} for the narrowest component: a lone Gaussian "
+                         "that narrow would diverge; here the chains it throws out reach the wider components, "
+                         "so the weights are wrong")
+        far = float(x.abs().max())
+        if far > 1e3:
+            notes.append(f"chains have run away (|x| up to {far:.1e}): the chain is about to diverge")
         self.message.value = (
             f"chains per component: {fmt(f'{v:.2f}' for v in measured.tolist())} "
             f"(weights {fmt(f'{v:.2f}' for v in self.density.weights.tolist())}) · "
             f"{1 - float(inside.double().mean()):.0%} of the chains outside the plotted box"
+            + "".join(f" · <b>{html.escape(n)}</b>" for n in notes)
         )
 
 

@@ -174,7 +174,7 @@ def test_a_diverging_chain_is_a_clear_error():
     for run in (lambda: reverse_sde_sample(blows_up, SDE, torch.zeros(4, 2), 20),
                 lambda: pc_sample(blows_up, SDE, torch.zeros(4, 2), 20),
                 lambda: ode_sample(blows_up, SDE, torch.zeros(4, 2), 20)):
-        with pytest.raises(DivergenceError, match="diverged.*t = "):
+        with pytest.raises(DivergenceError, match="score_fn returned NaN or infinite values.*score function is wrong"):
             run()
 
 
@@ -283,7 +283,10 @@ def test_encode_then_decode_returns_the_point(n_steps, tolerance):
 SAMPLERS = {
     # name: (sampler at about 100 score evaluations, tolerance on the mean, on the covariance)
     "reverse SDE, 100 steps": (lambda s, x1, g: reverse_sde_sample(s, SDE, x1, 100, generator=g), 0.1, 0.1),
-    "PC, 50 steps × (1 + 1)": (lambda s, x1, g: pc_sample(s, SDE, x1, 50, 1, 0.16, generator=g), 0.1, 0.1),
+    "PC, 50 steps × (1 + 1), Euler–Maruyama predictor": (
+        lambda s, x1, g: pc_sample(s, SDE, x1, 50, 1, 0.16, generator=g, predictor="euler_maruyama"), 0.1, 0.1),
+    # the reverse-diffusion predictor needs more steps on these targets (tests/core/test_sde_predictors.py)
+    "PC, 150 steps × (1 + 1)": (lambda s, x1, g: pc_sample(s, SDE, x1, 150, 1, 0.16, generator=g), 0.1, 0.1),
     # the ODE carries the prior's error (mean 0, not the data's 2.4) to t = 0, about
     # 2.4·√(4.24/50²) = 0.1 on the 1-D mixture (see test_ode_mean_error_is_the_prior_mismatch)
     "ODE, Heun 50 steps": (lambda s, x1, g: ode_sample(s, SDE, x1, 50), 0.2, 0.15),

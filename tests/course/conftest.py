@@ -39,3 +39,34 @@ def synthetic():
     )
     answer_only = new_markdown_cell("<!-- BEGIN SOLUTION -->\nA whole answer cell.\n<!-- END SOLUTION -->")
     return json.loads(nbformat.writes(new_notebook(cells=[setup, plot, exercise, check, after, question, answer_only])))
+
+
+WRITTEN_CELL = """<!-- BEGIN WRITTEN ANSWER toy_essay -->
+**Model answer.** The normaliser $Z$ does not depend on $x$, so its gradient vanishes.
+
+<!-- RUBRIC -->
+- 1 point: says that Z is constant in x
+- 2 points: differentiates log p and shows the log Z term vanishes
+<!-- END WRITTEN ANSWER -->"""
+
+
+@pytest.fixture
+def written_notebook():
+    """A small instructor notebook with a written question and its answer cell (a test-only
+    ``Written``, toy_essay, 3 points, registered for the test); returns (notebook, answer)."""
+    from lessons_lib.course import checks, markers
+    from lessons_lib.course.checks import Written, register
+
+    register(Written(name="toy_essay", lesson="01_score_function", summary="why Z drops out", points=3))
+    nb = new_notebook(cells=[
+        new_markdown_cell("# A lesson"),
+        new_markdown_cell("### Exercise 9 (written, 3 points): why Z drops out\nExplain why."),
+        new_markdown_cell(WRITTEN_CELL),
+        new_code_cell("print(1)", outputs=[_text_output("1\n")]),
+    ])
+    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+    nb = json.loads(nbformat.writes(nb))
+    try:
+        yield nb, markers.written_answer(WRITTEN_CELL, "conftest")
+    finally:
+        del checks.REGISTRY["toy_essay"]

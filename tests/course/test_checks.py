@@ -20,7 +20,7 @@ from lessons_lib.course import checks
 from lessons_lib.course.checks import engine
 from lessons_lib.densities import Gaussian
 
-CHECKS = {name: getattr(checks, f"check_{name}") for name in checks.REGISTRY}
+CHECKS = {ex.name: getattr(checks, ex.check_name) for ex in checks.exercises()}
 
 
 def _stub(*args):
@@ -80,6 +80,131 @@ def _sampler(f, x, sigmas, size, z, step=_last_level_step, scale=_sqrt_2eps):
     return x
 
 
+
+def _dsm_step(model, optimizer, x, sigma, z):
+    optimizer.zero_grad()
+    residual = model(x + sigma * z) + z / sigma
+    loss = 0.5 * (residual**2).sum(dim=1).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def _dsm_step_set_to_none(model, optimizer, x, sigma, z):
+    for q in model.parameters():
+        q.grad = None
+    loss = ((model(x + sigma * z) * sigma + z) ** 2).sum(-1).mean() / (2 * sigma**2)
+    loss.backward()
+    optimizer.step()
+    return loss.clone().detach()
+
+
+def _mala_log_q(score_fn, b, a, eps):
+    return -((b - a - eps * score_fn(a)) ** 2).sum(-1) / (4 * eps)
+
+
+def _mala(log_prob, score_fn, x, y, eps):
+    ratio = log_prob(y) - log_prob(x) + _mala_log_q(score_fn, x, y, eps) - _mala_log_q(score_fn, y, x, eps)
+    return torch.minimum(ratio, torch.zeros_like(ratio))
+
+
+def _mala_logsumexp_free(log_prob, score_fn, x, y, eps):
+    forward = y - x - eps * score_fn(x)
+    backward = x - y - eps * score_fn(y)
+    ratio = log_prob(y) - log_prob(x) + ((forward**2).sum(1) - (backward**2).sum(1)) / (4 * eps)
+    return ratio.clamp(max=0)
+
+# lessons 01-03, second edition: written as a student would
+def _mixture_logsumexp(x, weights, means, covs):
+    precision = torch.linalg.inv(covs)
+    diff = x[:, None, :] - means
+    comp = -torch.einsum("kij,bkj->bki", precision, diff)
+    log_joint = torch.log(weights) - 0.5 * ((diff * -comp).sum(-1) + torch.logdet(2 * math.pi * covs))
+    r = torch.exp(log_joint - torch.logsumexp(log_joint, -1, keepdim=True))
+    return (r[..., None] * comp).sum(1)
+
+
+def _mixture_naive(x, weights, means, covs):
+    precision = torch.linalg.inv(covs)
+    diff = x[:, None, :] - means
+    comp = -torch.einsum("kij,bkj->bki", precision, diff)
+    joint = weights * torch.exp(-0.5 * (diff * -comp).sum(-1)) / torch.sqrt(torch.det(2 * math.pi * covs))
+    return ((joint / joint.sum(-1, keepdim=True))[..., None] * comp).sum(1)
+
+
+def _trace_loop(score_fn, x, keep=lambda g, i: g[:, i]):
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    return sum(keep(torch.autograd.grad(s[:, i].sum(), x, create_graph=True)[0], i) for i in range(x.shape[1]))
+
+
+def _ebm_ism(energy_fn, x, combine=lambda lap, g: -lap + 0.5 * (g**2).sum(-1), graph=True):
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(energy_fn(x).sum(), x, create_graph=graph)
+    lap = sum(torch.autograd.grad(g[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(x.shape[1]))
+    return combine(lap, g).mean()
+
+
+def _vr_loop(score_fn, x, v, square=lambda vm, s: 0.0):
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    trace = sum((torch.autograd.grad((s * vm).sum(), x, create_graph=True)[0] * vm).sum(-1) for vm in v) / len(v)
+    return (trace + 0.5 * (s**2).sum(-1)).mean()
+
+
+def _rademacher_variance(A):
+    S = (A + A.T) / 2
+    return 2 * (S**2 - torch.diag(torch.diagonal(S) ** 2)).sum()
+
+
+def _ncsn_step(model, optimizer, x, sigma, z):
+    """Lesson 06's capstone step, the loss written out."""
+    optimizer.zero_grad()
+    sv = sigma.view(-1, *[1] * (x.dim() - 1))
+    loss = 0.5 * (sv * model(x + sv * z, sigma) + z).pow(2).flatten(1).sum(1).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def _ncsn_step_set_to_none(model, optimizer, x, sigma, z):
+    for p in model.parameters():
+        p.grad = None
+    sv = sigma.view(-1, *[1] * (x.dim() - 1))
+    loss = 0.5 * ((sv * model(x + sv * z, sigma) + z) ** 2).sum(dim=tuple(range(1, x.dim()))).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.detach().clone()
+
+
+def _denoised_sampler(f, x, s, size, n, denoise=lambda f, x, sl: x + sl**2 * f(x, sl)):
+    out = _sampler(f, x, s, size, n)
+    return denoise(f, out, float(s[-1])) if denoise else out
+
+
+def _pc(f, x, s, r, n, predictor="rd", corrector_at=1, per_sample=False, factor=2.0, corrector=True):
+    s = [float(v) for v in s]
+    for k in range(len(s) - 1):
+        var = s[k] ** 2 - s[k + 1] ** 2 if predictor == "rd" else 2 * math.log(s[k] / s[k + 1]) * s[k] ** 2
+        x = x + var * f(x, s[k]) + var**0.5 * n[k, 0]
+        if not corrector:
+            continue
+        sc, z = f(x, s[k + corrector_at]), n[k, 1]
+        if per_sample:
+            eps = factor * (r * z.flatten(1).norm(dim=1) / sc.flatten(1).norm(dim=1)) ** 2
+            eps = eps.view(-1, *[1] * (x.dim() - 1))
+        else:
+            eps = factor * (r * z.flatten(1).norm(dim=1).mean() / sc.flatten(1).norm(dim=1).mean()) ** 2
+        x = x + eps * sc + (2 * eps) ** 0.5 * z
+    return x
+
+
+def _div(f, x, sigma, g, v, scale=lambda g: -0.5 * g**2, second_v=True, reduce=lambda t: t.flatten(1).sum(1)):
+    x = x.detach().requires_grad_(True)
+    (u,) = torch.autograd.grad((f(x, sigma) * v).sum(), x)
+    return scale(g) * reduce(u * v if second_v else u)
+
+
 RIGHT_ANSWERS = {
     "gaussian_score": [
         lambda x, m, c: -(x - m) @ torch.linalg.inv(c),
@@ -88,10 +213,21 @@ RIGHT_ANSWERS = {
     ],
     "ism_loss": [_ism_loop],
     "ssm_loss": [_ssm_loop],
+    "mixture_score": [_mixture_logsumexp],
+    "exact_trace": [_trace_loop],
+    "ebm_ism_loss": [_ebm_ism],
+    "rademacher_variance": [_rademacher_variance, lambda A: 2 * ((A + A.T) / 2).triu(1).pow(2).sum() * 2],
+    "ssm_vr_loss": [_vr_loop],
     "dsm_loss": [
         lambda f, x, s, z: ((f(x + s * z) + z / s) ** 2).sum(-1).mean() / 2,
         lambda f, x, s, z: 0.5 * torch.mean(torch.sum((s * f(x + s * z) + z) ** 2, dim=1)) / s**2,
     ],
+    "tweedie_denoiser": [
+        lambda f, y, s: y + s**2 * f(y),
+        lambda f, y, s: torch.addcmul(y, torch.full_like(y, s * s), f(y)),
+    ],
+    "dsm_training_step": [_dsm_step, _dsm_step_set_to_none],
+    "mala_log_acceptance": [_mala, _mala_logsumexp_free],
     "langevin_step": [
         lambda x, s, e, z: x + e * s + (2 * e) ** 0.5 * z,
         lambda x, s, e, z: torch.addcmul(x + e * s, torch.sqrt(torch.tensor(2.0 * e)), z),
@@ -103,6 +239,13 @@ RIGHT_ANSWERS = {
     "ncsn_loss_at": [_ncsn_einsum],
     "reverse_sde_step": [lambda x, s, g, dt, z: x + (g * g * dt) * s + (g * g * dt) ** 0.5 * z],
     "probability_flow_step": [lambda x, s, g, dt: torch.add(x, s, alpha=g**2 * dt / 2)],
+    "ncsn_training_step": [_ncsn_step, _ncsn_step_set_to_none],
+    "annealed_sampler": [_denoised_sampler],
+    "pc_loop": [_pc],
+    "divergence_integrand": [
+        _div,
+        lambda f, x, sigma, g, v: -0.5 * g * g * _div(f, x, sigma, 1.0, v, scale=lambda g: 1.0),
+    ],
 }
 
 
@@ -169,6 +312,15 @@ def _ism_with_detached_trace(score_fn, x):
     return (trace + 0.5 * (s**2).sum(-1)).mean()
 
 
+def _ism_without_any_graph(score_fn, x):
+    """The exact trace with a plain torch.autograd.grad per coordinate: PyTorch's 'backward through
+    the graph a second time' on the second coordinate."""
+    x = x.detach().requires_grad_(True)
+    s = score_fn(x)
+    trace = sum(torch.autograd.grad(s[:, i].sum(), x)[0][:, i] for i in range(x.shape[1]))
+    return (trace + 0.5 * (s**2).sum(-1)).mean()
+
+
 def _ssm_parts(score_fn, x, v):
     """vᵀ∇s v and vᵀs for each projection, shapes (M, B), and s."""
     x = x.detach().requires_grad_(True)
@@ -204,7 +356,58 @@ def _annealed(**kw):
     return lambda f, x, s, size, n: _sampler(f, x, s, size, n, **kw)
 
 
+
+def _step_without(zero=True, step=True, order="backward first", after=False, noisy=True):
+    """A DSM training step with one slip."""
+    def answer(model, optimizer, x, sigma, z):
+        if zero:
+            optimizer.zero_grad()
+        loss = 0.5 * ((model(x + sigma * z if noisy else x) + z / sigma) ** 2).sum(1).mean()
+        if order == "step first":
+            optimizer.step()
+            loss.backward()
+        else:
+            loss.backward()
+            if step:
+                optimizer.step()
+        if after:
+            return 0.5 * ((model(x + sigma * z) + z / sigma) ** 2).sum(1).mean().detach()
+        return loss.detach()
+
+    return answer
+
 WRONG = {
+    "mixture_score": [
+        ("naive sum underflows", _mixture_naive, "underflows to 0"),
+        ("weights only", lambda x, w, m, c: (w[:, None] * -torch.einsum("kij,bkj->bki", torch.linalg.inv(c),
+                                                                        x[:, None] - m)).sum(1), "mixture weights"),
+        ("sign", lambda x, w, m, c: -_mixture_logsumexp(x, w, m, c), "wrong sign"),
+    ],
+    "exact_trace": [
+        ("all entries", lambda f, x: _trace_loop(f, x, keep=lambda g, i: g.sum(-1)), "every entry"),
+        ("first only", lambda f, x: _trace_loop(f, x, keep=lambda g, i: g[:, 0] * (i == 0)), "first diagonal"),
+        ("mean", lambda f, x: _trace_loop(f, x) / x.shape[1], "averages the diagonal"),
+        ("scalar", lambda f, x: _trace_loop(f, x).mean(), "expected"),
+    ],
+    "ebm_ism_loss": [
+        ("+ΔE", lambda e, x: _ebm_ism(e, x, lambda lap, g: lap + 0.5 * (g**2).sum(-1)), "wrong sign"),
+        ("missing ½", lambda e, x: _ebm_ism(e, x, lambda lap, g: -lap + (g**2).sum(-1)), "½ in front"),
+        ("no Laplacian", lambda e, x: _ebm_ism(e, x, lambda lap, g: 0.5 * (g**2).sum(-1)), "Laplacian term is missing"),
+        ("first grad without graph", lambda e, x: _ebm_ism(e, x, graph=False), "create_graph"),
+    ],
+    "rademacher_variance": [
+        ("not symmetrised", lambda A: 2 * (A**2 - torch.diag(torch.diagonal(A) ** 2)).sum(), "symmetric part"),
+        ("Gaussian", lambda A: 2 * ((A + A.T) / 2).pow(2).sum(), "Gaussian variance"),
+        ("no factor 2", lambda A: _rademacher_variance(A) / 2, "factor 2 is missing"),
+        ("float", lambda A: float(_rademacher_variance(A)), "torch.Tensor"),
+    ],
+    "ssm_vr_loss": [
+        ("plain SSM", _ssm_loop, "plain SSM"),
+        ("½‖s‖² per projection", lambda f, x, v: _vr_loop(f, x, v) + (len(v) - 1) * 0.5 * (f(x) ** 2).sum(-1).mean(),
+         "once per projection"),
+        ("first projection", lambda f, x, v: _vr_loop(f, x, v[:1]), "first projection"),
+        ("detached", lambda f, x, v: _vr_loop(f, x, v).detach(), "detached"),
+    ],
     "gaussian_score": [
         ("sign", lambda x, m, c: (x - m) @ _precision(c), "wrong sign"),
         ("covariance instead of precision", lambda x, m, c: -(x - m) @ c, "multiplies by the covariance"),
@@ -212,6 +415,8 @@ WRONG = {
         ("diagonal only", lambda x, m, c: -(x - m) / torch.diagonal(c), "diagonal of Σ"),
         ("factor 2", lambda x, m, c: -2 * (x - m) @ _precision(c), "twice the score"),
         ("transposed", lambda x, m, c: (-(x - m) @ _precision(c)).T, "transposed"),
+        ("solve, points as rows", lambda x, m, c: -torch.linalg.solve(c, x - m), "one point per row"),
+        ("solve, arguments swapped", lambda x, m, c: -torch.linalg.solve(x - m, c), "matrix A first"),
         ("log-density", lambda x, m, c: -0.5 * (((x - m) @ _precision(c)) * (x - m)).sum(-1), "one number per point"),
         ("numpy", lambda x, m, c: (-(x - m) @ _precision(c)).numpy(), "return a torch.Tensor"),
     ],
@@ -223,7 +428,8 @@ WRONG = {
         ("sum over batch", _ism(lambda t, n: (t + 0.5 * n).sum()), "sum over the batch"),
         ("item", _ism(lambda t, n: (t + 0.5 * n).mean().item()), "Python float"),
         ("detached", _ism(lambda t, n: (t + 0.5 * n).mean().detach()), "detached"),
-        ("no create_graph", _ism_with_detached_trace, "create_graph=True"),
+        ("no create_graph", _ism_with_detached_trace, "create_graph option"),
+        ("no create_graph, no retain_graph", _ism_without_any_graph, "retain_graph), which would make"),
         ("Hutchinson estimate", lambda f, x: (hutchinson_trace(f, x) + 0.5 * (f(x) ** 2).sum(-1)).mean(),
          "not a random estimate"),
     ],
@@ -246,6 +452,33 @@ WRONG = {
         ("sum over batch", _dsm(reduce=lambda r: r.sum()), "sum over the batch"),
         ("fresh noise", _dsm(noisy=lambda x, s, z: x + s * torch.randn_like(x)), "use the noise z you are given"),
         ("no_grad", lambda f, x, s, z: torch.no_grad()(lambda: _dsm()(f, x, s, z))(), "detached"),
+    ],
+    "tweedie_denoiser": [
+        ("σ not σ²", lambda f, y, s: y + s * f(y), "σ instead of σ²"),
+        ("sign", lambda f, y, s: y - s**2 * f(y), "wrong sign"),
+        ("correction only", lambda f, y, s: s**2 * f(y), "correction σ²·score alone"),
+        ("σ⁴", lambda f, y, s: y + s**4 * f(y), "σ⁴"),
+        ("no σ²", lambda f, y, s: y + f(y), "not multiplied by σ²"),
+        ("numpy", lambda f, y, s: (y + s**2 * f(y)).detach().numpy(), "return a torch.Tensor"),
+    ],
+    "dsm_training_step": [
+        ("no zero_grad", _step_without(zero=False), "optimizer.zero_grad() before loss.backward()"),
+        ("no step", _step_without(step=False), "call optimizer.step()"),
+        ("step before backward", _step_without(zero=False, order="step first"), "call loss.backward() before"),
+        ("zero_grad, then step before backward", _step_without(order="step first"), "did not change"),
+        ("loss after the step", _step_without(after=True), "loss after the step"),
+        ("clean x", _step_without(noisy=False), "at the clean x"),
+        ("item", lambda m, o, x, s, z: _dsm_step(m, o, x, s, z).item(), "return a torch.Tensor"),
+    ],
+    "mala_log_acceptance": [
+        ("random-walk rule", lambda lp, sf, x, y, e: (lp(y) - lp(x)).clamp(max=0), "proposal correction"),
+        ("swapped q", lambda lp, sf, x, y, e: (lp(y) - lp(x) + _mala_log_q(sf, y, x, e)
+                                                - _mala_log_q(sf, x, y, e)).clamp(max=0), "swapped"),
+        ("2ε", lambda lp, sf, x, y, e: (lp(y) - lp(x) + 2 * (_mala_log_q(sf, x, y, e)
+                                                             - _mala_log_q(sf, y, x, e))).clamp(max=0), "/(2ε)"),
+        ("no min", lambda lp, sf, x, y, e: lp(y) - lp(x) + _mala_log_q(sf, x, y, e) - _mala_log_q(sf, y, x, e),
+         "minimum with 0"),
+        ("α", lambda lp, sf, x, y, e: _mala(lp, sf, x, y, e).exp(), "returns α"),
     ],
     "langevin_step": [
         ("missing √2", lambda x, s, e, z: x + e * s + math.sqrt(e) * z, "√2 is missing"),
@@ -303,11 +536,39 @@ WRONG = {
         ("noise added", lambda x, s, g, dt: x + 0.5 * g**2 * s * dt + g * math.sqrt(dt) * torch.randn_like(x),
          "do not draw any noise"),
     ],
+    "ncsn_training_step": [
+        ("no zero_grad", lambda m, o, x, s, z: _ncsn_step(m, type("NoZero", (), {
+            "zero_grad": lambda self: None, "step": lambda self: o.step()})(), x, s, z), "were not cleared"),
+        ("no step", lambda m, o, x, s, z: _ncsn_step(m, type("NoStep", (), {
+            "zero_grad": lambda self: o.zero_grad(), "step": lambda self: None})(), x, s, z), "did not change"),
+        ("float", lambda m, o, x, s, z: _ncsn_step(m, o, x, s, z).item(), "return a torch.Tensor"),
+        ("missing ½", lambda m, o, x, s, z: 2 * _ncsn_step(m, o, x, s, z), "½ in front of the loss is missing"),
+    ],
+    "annealed_sampler": [
+        ("no denoising", functools.partial(_denoised_sampler, denoise=None), "final denoising step"),
+        ("σ_L not squared", functools.partial(_denoised_sampler, denoise=lambda f, x, sl: x + sl * f(x, sl)),
+         "scaled by σ_L"),
+        ("denoise sign", functools.partial(_denoised_sampler, denoise=lambda f, x, sl: x - sl**2 * f(x, sl)),
+         "wrong sign"),
+    ],
+    "pc_loop": [
+        ("Euler–Maruyama predictor", functools.partial(_pc, predictor="em"), "Euler–Maruyama's g²Δt"),
+        ("corrector at the old level", functools.partial(_pc, corrector_at=0), "old level"),
+        ("ε per sample", functools.partial(_pc, per_sample=True), "per sample"),
+        ("ε without the 2", functools.partial(_pc, factor=1.0), "ε = 2(r‖z‖/‖s‖)²"),
+        ("no corrector", functools.partial(_pc, corrector=False), "corrector step is missing"),
+    ],
+    "divergence_integrand": [
+        ("the trace", functools.partial(_div, scale=lambda g: 1.0), "trace estimate"),
+        ("sign", functools.partial(_div, scale=lambda g: 0.5 * g**2), "sign is wrong"),
+        ("no ½", functools.partial(_div, scale=lambda g: -g**2), "½ is missing"),
+        ("mean over dimensions", functools.partial(_div, reduce=lambda t: t.flatten(1).mean(1)), "averaged"),
+    ],
 }
 
 
 def test_every_registered_exercise_has_right_and_wrong_answers_here():
-    assert set(RIGHT_ANSWERS) == set(checks.REGISTRY) == set(WRONG)
+    assert set(RIGHT_ANSWERS) == set(CHECKS) == set(WRONG)
 
 
 @pytest.mark.parametrize(
@@ -472,3 +733,16 @@ def test_annealed_reference_is_the_library_sampler_with_replayed_noise():
                                       for _ in range(n_steps)]) for _ in sigmas])
     reference = checks.REFERENCES["annealed_langevin_loop"](score, x_init, sigmas, size, noise)
     torch.testing.assert_close(reference, library, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, answer", [
+    ("tweedie_denoiser", lambda f, y, s: __import__("lessons_lib.noise").noise.tweedie_denoise(f, y, s)),
+    ("tweedie_denoiser", None),
+    ("dsm_training_step", None),
+    ("mala_log_acceptance", None),
+    ("mala_log_acceptance", lambda lp, sf, x, y, e: __import__("lessons_lib.samplers").samplers.mala_log_acceptance(
+        lp, sf, x, y, e)),
+], ids=["tweedie-library", "tweedie-reference", "training-step-reference", "mala-reference", "mala-library"])
+def test_lesson04_05_library_answers_are_refused(name, answer):
+    with pytest.raises(checks.NotOwnWorkError, match=f"{name}: not your own work"):
+        CHECKS[name](answer or checks.REFERENCES[name])

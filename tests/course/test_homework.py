@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,9 +15,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from lessons_lib.course import homework
-from lessons_lib.course.checks import REGISTRY
 from lessons_lib.course.homework import POINTS, PROBLEM_SETS, make_course, nbgrader_source, solution_lines
 from lessons_lib.course.markers import END_CODE, MarkerError, cell_source, is_check_cell
+from lessons_lib.course.problem_sets import INTRO_MARK, entries
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -123,6 +122,9 @@ def test_make_course_writes_sets_points_and_config(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "02_explicit_implicit_score_matching.ipynb does not exist, skipped" in out
     nb = _load(course / "source" / "ps1" / "01_score_function.ipynb")
+    assert cell_source(nb["cells"][0]).startswith(INTRO_MARK)  # the set opens with its introduction
+    assert "graded" not in json.dumps(nb["cells"][0]["metadata"])
+    del nb["cells"][0]
     meta = [c["metadata"].get("nbgrader", {}) for c in nb["cells"]]
     assert meta[1]["grade_id"] == "check_gaussian_score" and meta[1]["points"] == POINTS["check_gaussian_score"]
     assert nb["cells"][0]["outputs"] == [] and nb["cells"][1]["outputs"] == []  # nothing of a solution
@@ -132,6 +134,9 @@ def test_make_course_writes_sets_points_and_config(tmp_path, capsys):
     assert (released / "data.txt").exists() and not (released / "01_score_function.py").exists()
     config = (course / "nbgrader_config.py").read_text()
     assert config.startswith('c = get_config()\nc.CourseDirectory.course_id = "sm101"\n')  # the user's settings stay
+    assert "course_id = 'course'" not in config  # ... their course id included
+    assert f"c.Execute.timeout = {homework.CELL_TIMEOUT}" in (released / "nbgrader_config.py").read_text()
+    assert (course / "rubrics" / "ps1.md").exists()
     assert f"c.Execute.timeout = {homework.CELL_TIMEOUT}" in config and "c.ClearOutput.enabled = False" in config
     assert "one_way_output_widgets()" in config and "lessons_lib.course.nbclient_compat" in config
 
@@ -140,11 +145,12 @@ def test_make_course_writes_sets_points_and_config(tmp_path, capsys):
         make_course(src, course)
     # ... and with force keeps the points a teacher changed, and writes the config block once
     path = course / "source" / "ps1" / "01_score_function.ipynb"
-    nb["cells"][1]["metadata"]["nbgrader"]["points"] = 7
+    nb = _load(path)
+    nb["cells"][2]["metadata"]["nbgrader"]["points"] = 7
     path.write_text(json.dumps(nb))
     make_course(src, course, force=True)
     assert "kept points check_gaussian_score: 7 (default 2)" in capsys.readouterr().out
-    assert _load(path)["cells"][1]["metadata"]["nbgrader"]["points"] == 7
+    assert _load(path)["cells"][2]["metadata"]["nbgrader"]["points"] == 7
     assert (course / "nbgrader_config.py").read_text() == config
 
 
@@ -270,15 +276,66 @@ def test_real_nbgrader_grades_four_submissions(tmp_path):
     shutil.rmtree(course)
 
 
-def test_the_teaching_guide_states_each_problem_sets_exercises_and_points():
-    guide = (ROOT / "docs" / "teaching.md").read_text(encoding="utf-8")
+def test_each_problem_sets_points_are_the_registrys():
+    """The points nbgrader's source carries for each set are the registry's (the guide's table is
+    the registry's too: tests/course/test_registry.py)."""
     for name, (_, stems) in PROBLEM_SETS.items():
-        row = re.search(rf"^\| `{name}` \|.*\| (.*) \| (\d+) \|$", guide, re.MULTILINE)
-        assert row, f"no row for {name} in docs/teaching.md"
-        listed = ", ".join(f"`{ex.name}` ({ex.points})" for ex in REGISTRY.values() if ex.lesson in stems)
-        assert row.group(1) == listed, f"{name}: the guide lists {row.group(1)}, the registry {listed}"
         total = 0
         for stem in stems:
             source, _ = nbgrader_source(_load(NOTEBOOKS / f"{stem}.ipynb"), stem, POINTS)
-            total += sum(c["metadata"]["nbgrader"]["points"] for c in source["cells"] if is_check_cell(c))
-        assert int(row.group(2)) == total, f"{name}: the guide says {row.group(2)} points, the notebooks give {total}"
+            total += sum(c["metadata"]["nbgrader"].get("points", 0) for c in source["cells"]
+                         if c["metadata"].get("nbgrader", {}).get("grade"))
+        registered = sum(ex.points for ex in entries(name))
+        assert total <= registered, f"{name}: the notebooks give {total} points, the registry {registered}"
+
+
+def test_a_written_answer_becomes_a_manually_graded_cell_and_its_rubric_a_file(written_notebook, tmp_path):
+    nb, answer = written_notebook
+    source, _ = nbgrader_source(nb, "01_score_function.ipynb", POINTS)
+    cell = next(c for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "answer_toy_essay")
+    assert cell["cell_type"] == "markdown"
+    assert cell["metadata"]["nbgrader"] == {"schema_version": 3, "task": False, "solution": True, "grade": True,
+                                            "locked": False, "grade_id": "answer_toy_essay", "points": 3}
+    text = json.dumps(source)
+    assert "Model answer" not in text and "RUBRIC" not in text and "Z is constant" not in text
+    assert cell_source(cell).startswith("*Your answer (graded by hand, 3 points):*")
+    assert "jupytext" not in source["metadata"]
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    (folder / "01_score_function.ipynb").write_text(json.dumps(nb))
+    make_course(folder, tmp_path / "course", course_id="sm101")
+    rubric = (tmp_path / "course" / "rubrics" / "ps1.md").read_text()
+    assert "answer_toy_essay" in rubric and "Z is constant in x" in rubric and "The normaliser $Z$" in rubric
+    assert not list((tmp_path / "course" / "source").rglob("*.md")), "the rubric is never under source/"
+    assert "c.CourseDirectory.course_id = 'sm101'" in (tmp_path / "course" / "nbgrader_config.py").read_text()
+
+
+def test_quickstarts_demo_is_removed_and_never_mixes_into_ps1(tmp_path, capsys):
+    src = _tiny_notebooks(tmp_path / "notebooks")
+    course = tmp_path / "course"
+    demo = course / "source" / "ps1"
+    demo.mkdir(parents=True)
+    for name in homework.QUICKSTART_DEMO:
+        (demo / name).write_text("{}")
+    (course / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "my_course"\n')
+    make_course(src, course)
+    assert sorted(p.name for p in demo.iterdir()) == ["01_score_function.ipynb", "data.txt", "nbgrader_config.py"]
+    assert "removed nbgrader quickstart's demo assignment" in capsys.readouterr().out
+    assert "CourseDirectory.course_id = 'course'" not in (course / "nbgrader_config.py").read_text()
+    # with --force a stray notebook in the set's folder goes too
+    (demo / "problem1.ipynb").write_text("{}")
+    make_course(src, course, force=True)
+    assert not (demo / "problem1.ipynb").exists()
+
+
+def test_hand_placed_submissions_get_a_timestamp(tmp_path):
+    for student in ("alice", "bob"):
+        (tmp_path / "submitted" / student / "ps1").mkdir(parents=True)
+    (tmp_path / "submitted" / "bob" / "ps1" / "timestamp.txt").write_text("2026-01-01 00:00:00.000000 UTC")
+    written = homework.stamp_submissions(tmp_path, "ps1")
+    assert written == [tmp_path / "submitted" / "alice" / "ps1" / "timestamp.txt"]
+    from nbgrader.utils import parse_utc
+
+    parse_utc(written[0].read_text())
+    assert (tmp_path / "submitted" / "bob" / "ps1" / "timestamp.txt").read_text().startswith("2026-01-01")

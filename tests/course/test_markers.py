@@ -69,3 +69,55 @@ def test_check_cells_are_the_calls_of_registered_checks():
     assert not is_check_cell(new_code_cell("check_sigmas(sigmas)"))  # not an exercise: an ordinary cell
     assert not is_check_cell(new_code_cell("recheck_dsm_loss(dsm_loss)"))
 
+
+
+# ------------------------------------------------------------------------ written answers
+import pytest  # noqa: E402
+
+from lessons_lib.course import checks  # noqa: E402
+from lessons_lib.course.checks import Written, register  # noqa: E402
+from lessons_lib.course.markers import answer_stub, written_answer  # noqa: E402
+
+WRITTEN = """<!-- BEGIN WRITTEN ANSWER toy_essay -->
+**Model answer.** Because $Z$ does not depend on $x$.
+
+<!-- RUBRIC -->
+- 1 point: states that the normaliser is constant in x
+- 2 points: differentiates log p and shows the constant vanishes
+<!-- END WRITTEN ANSWER -->"""
+
+
+@pytest.fixture
+def toy_written():
+    entry = register(Written(name="toy_essay", lesson="99_toy", summary="why Z drops out", points=3))
+    yield entry
+    del checks.REGISTRY["toy_essay"]
+
+
+def test_a_written_answer_is_parsed(toy_written):
+    answer = written_answer(WRITTEN, "toy.ipynb, cell 3")
+    assert answer.entry is toy_written and answer.points == 3
+    assert answer.model_answer.startswith("**Model answer.** Because")
+    assert answer.rubric == ((1, "states that the normaliser is constant in x"),
+                             (2, "differentiates log p and shows the constant vanishes"))
+    assert written_answer("Just a question about a WRITTEN essay.", "x") is None
+    assert answer_stub(3) == "*Your answer (graded by hand, 3 points):*"
+
+
+@pytest.mark.parametrize("broken, message", [
+    (WRITTEN.replace("<!-- END WRITTEN ANSWER -->", ""), "has no '<!-- END WRITTEN ANSWER -->'"),
+    (WRITTEN.replace("<!-- RUBRIC -->", "<!-- RUBRICS -->"), "looks like a written-answer marker"),
+    (WRITTEN.replace("<!-- RUBRIC -->", ""), "exactly one '<!-- RUBRIC -->'"),
+    (WRITTEN.replace("BEGIN WRITTEN ANSWER", "BEGIN WRITTEN  ANSWER"), "starts with the line"),
+    (WRITTEN.replace("<!-- END WRITTEN ANSWER -->", "<!-- END WRITTEN ANSWER-->"), "looks like a written-answer"),
+    (WRITTEN.replace("toy_essay", "no_such_answer"), "'no_such_answer' is not registered"),
+    (WRITTEN.replace("toy_essay", "gaussian_score"), "a checked exercise, not a Written"),
+    (WRITTEN.replace("- 2 points:", "- 3 points:"), "gives 4 points, the registry 3"),
+    (WRITTEN.replace("- 1 point:", "* 1 point:"), "is not '- N point\\(s\\): criterion'"),
+    ("Some text first.\n\n" + WRITTEN, "starts with the line"),
+    (WRITTEN + "\nmore text", "has no '<!-- END WRITTEN ANSWER -->' as the cell's last line"),
+])
+def test_a_malformed_written_answer_names_the_place(toy_written, broken, message):
+    with pytest.raises(MarkerError, match=message) as info:
+        written_answer(broken, "toy.ipynb, cell 7")
+    assert str(info.value).startswith("toy.ipynb, cell 7")

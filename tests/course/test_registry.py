@@ -10,8 +10,17 @@ import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 from lessons_lib.course import checks, homework
-from lessons_lib.course.checks import Exercise, register
-from lessons_lib.course.checks.__main__ import BEGIN, END, main, marked_block, rewrite_table
+from lessons_lib.course.checks import Exercise, Written, register
+from lessons_lib.course.checks.__main__ import (
+    BEGIN,
+    END,
+    SETS_BEGIN,
+    SETS_END,
+    main,
+    marked_block,
+    problem_set_table,
+    rewrite_table,
+)
 from lessons_lib.course.checks.engine import Case, Mistake, seeded
 from lessons_lib.course.markers import is_check_cell
 
@@ -20,10 +29,14 @@ GUIDE = ROOT / "docs" / "teaching.md"
 
 
 def test_the_derived_maps_are_the_registry():
-    registry = checks.REGISTRY.values()
+    registry = checks.exercises()
+    assert registry == [ex for ex in checks.REGISTRY.values() if isinstance(ex, Exercise)]
     assert dict(checks.REFERENCES) == {ex.name: ex.reference for ex in registry}
     assert dict(checks.FORBIDDEN_CALLS) == {ex.name: ex.forbidden for ex in registry}
-    assert dict(homework.POINTS) == {f"check_{ex.name}": ex.points for ex in registry}
+    assert dict(homework.POINTS) == {
+        (f"check_{ex.name}" if isinstance(ex, Exercise) else f"answer_{ex.name}"): ex.points
+        for ex in checks.REGISTRY.values()
+    }
     assert [n for n in checks.__all__ if n.startswith("check_")] == [f"check_{ex.name}" for ex in registry]
     assert all(callable(getattr(checks, f"check_{ex.name}")) for ex in registry)
 
@@ -35,6 +48,30 @@ def test_the_teaching_guide_shows_the_registrys_exercise_table():
         "python -m lessons_lib.course.checks --table docs/teaching.md"
     )
     assert checks.exercise_table() in checks.__doc__
+
+
+def test_the_teaching_guide_shows_the_registrys_problem_set_table():
+    shown = marked_block(GUIDE.read_text(encoding="utf-8"), SETS_BEGIN, SETS_END)
+    assert shown == problem_set_table(), (
+        "docs/teaching.md's problem-set table differs from the registry: run "
+        "python -m lessons_lib.course.checks --table docs/teaching.md"
+    )
+
+
+def test_the_tables_show_both_kinds_of_exercise():
+    table = checks.exercise_table()
+    for ex in checks.REGISTRY.values():
+        kind = "check" if isinstance(ex, Exercise) else "by hand"
+        gid = f"check_{ex.name}" if isinstance(ex, Exercise) else f"answer_{ex.name}"
+        assert f"| {kind} | `{gid}` | {ex.points} |" in table
+    from lessons_lib.course.problem_sets import PROBLEM_SETS, entries
+
+    rows = problem_set_table().splitlines()[2:]
+    for row, name in zip(rows, PROBLEM_SETS, strict=True):
+        listed = entries(name)
+        auto = sum(ex.points for ex in listed if isinstance(ex, Exercise))
+        hand = sum(ex.points for ex in listed if isinstance(ex, Written))
+        assert row.startswith(f"| `{name}` |") and row.endswith(f"| {auto} | {hand} | {auto + hand} |")
 
 
 def test_a_drifted_table_is_caught_and_rewritten(tmp_path):
@@ -51,6 +88,10 @@ def test_a_drifted_table_is_caught_and_rewritten(tmp_path):
 @pytest.mark.parametrize("exercise", list(checks.REGISTRY.values()), ids=lambda ex: ex.name)
 def test_every_exercise_is_written_and_checked_in_its_lesson(exercise):
     source = (ROOT / "notebooks" / f"{exercise.lesson}.py").read_text(encoding="utf-8")
+    if isinstance(exercise, Written):
+        assert f"<!-- BEGIN WRITTEN ANSWER {exercise.name} -->" in source, (
+            f"no written answer cell {exercise.name} in {exercise.lesson}")
+        return
     assert re.search(rf"^def {exercise.name}\(", source, re.MULTILINE), f"no def {exercise.name} in {exercise.lesson}"
     assert re.search(rf"^check_{exercise.name}\({exercise.name}\)", source, re.MULTILINE)
 
@@ -58,15 +99,19 @@ def test_every_exercise_is_written_and_checked_in_its_lesson(exercise):
 def test_every_check_a_lesson_calls_is_registered():
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
         called = set(re.findall(r"^check_(\w+)\(", path.read_text(encoding="utf-8"), re.MULTILINE))
-        assert called <= set(checks.REGISTRY), f"{path.name}: {called - set(checks.REGISTRY)} not registered"
+        names = {ex.name for ex in checks.exercises()}
+        assert called <= names, f"{path.name}: {called - names} not registered"
 
 
 def test_the_list_command_prints_the_registry(capsys):
     main(["--list"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(checks.REGISTRY)
-    assert "annealed_langevin_loop" in lines[5] and "5 points" in lines[5]
-    assert "lessons_lib.samplers.annealed_langevin" in lines[5]
+    line = next(line for line in lines if line.startswith("annealed_langevin_loop "))
+    assert "5 points" in line and "lessons_lib.samplers.annealed_langevin" in line
+    for ex in checks.REGISTRY.values():
+        if isinstance(ex, Written):
+            assert any(line.startswith(ex.name + " ") and "by hand" in line for line in lines)
     with pytest.raises(SystemExit, match="usage"):
         main([])
 
@@ -112,7 +157,7 @@ def test_a_registered_exercise_is_listed_worth_its_points_and_graded(toy, capsys
     main(["--list"])
     assert "toy_double" in capsys.readouterr().out
     assert homework.POINTS["check_toy_double"] == 4
-    assert "`toy_double(x)`: twice x | `check_toy_double` | 4 |" in checks.exercise_table()
+    assert "`toy_double(x)`: twice x | check | `check_toy_double` | 4 |" in checks.exercise_table()
 
     from lessons_lib.course.checks import check_toy_double
 
@@ -134,3 +179,20 @@ def test_a_registered_exercise_is_listed_worth_its_points_and_graded(toy, capsys
 def test_an_unregistered_check_call_is_an_ordinary_cell():
     assert not is_check_cell(new_code_cell("check_toy_double(toy_double)"))
     assert not is_check_cell(new_code_cell("validate_sigmas(s); check_sigmas(s)"))
+
+
+def test_a_written_answer_registers_with_its_grade_id_and_points():
+    entry = register(Written(name="toy_essay", lesson="99_toy", summary="why it works", points=3))
+    try:
+        assert entry.grade_id == "answer_toy_essay" and homework.POINTS["answer_toy_essay"] == 3
+        assert "toy_essay" not in checks.REFERENCES and not hasattr(checks, "check_toy_essay")
+        assert "| toy_essay: why it works (written) | by hand | `answer_toy_essay` | 3 |" in checks.exercise_table()
+        assert not is_check_cell(new_code_cell("check_toy_essay(x)"))
+        with pytest.raises(ValueError, match="registered twice"):
+            register(Written(name="toy_essay", lesson="99_toy", summary="again", points=1))
+    finally:
+        del checks.REGISTRY["toy_essay"]
+    for points in (0, 1.5, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            register(Written(name="toy_bad", lesson="99_toy", summary="s", points=points))
+    assert "toy_bad" not in checks.REGISTRY

@@ -13,6 +13,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from lessons_lib.course import markers, student_edition
 from lessons_lib.course.homework import nbgrader_source
 from lessons_lib.course.markers import BEGIN_CODE, END_CODE, STUB, MarkerError, cell_source, is_check_cell
+from lessons_lib.course.problem_sets import INTRO_MARK
 from lessons_lib.course.student_edition import generate, student_notebook
 from tools.build_notebooks import execute
 
@@ -191,6 +192,7 @@ def test_generate_writes_a_folder_of_its_own(synthetic, tmp_path, capsys):
     assert (dst / "images" / "figure.png").read_bytes() == b"png"
     nbformat.validate(nbformat.read(dst / "01_demo.ipynb", as_version=4))
     assert "01_demo.ipynb: 3 solution region(s) replaced" in capsys.readouterr().out
+    assert "jupytext" not in json.loads((dst / "01_demo.ipynb").read_text())["metadata"]
     with pytest.raises(ValueError, match="folder of its own"):
         generate(src, src)
 
@@ -235,7 +237,41 @@ def test_synthetic_student_edition_runs_with_the_exercise_not_attempted(syntheti
 @pytest.mark.parametrize("notebook", REAL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_real_student_edition_has_no_solution_text(notebook):
     instructor = json.loads(notebook.read_text(encoding="utf-8"))
-    _assert_no_solution_text(instructor, student_notebook(instructor, notebook.name)[0])
+    student = student_notebook(instructor, notebook.name, intro=True)[0]
+    _assert_no_solution_text(instructor, student)
+    _assert_no_written_answer(instructor, student, notebook.name)
+    assert "jupytext" not in student["metadata"], "the pairing metadata would make JupyterLab write a .py"
+
+
+def _assert_no_written_answer(instructor, student, name):
+    """No line of a model answer or a rubric in ``student`` (beyond lines the instructor edition
+    also has outside written answers), and one empty answer cell per written answer."""
+    answers = markers.written_answers(instructor, name)
+    elsewhere = {line.strip() for cell in instructor["cells"] if not markers.looks_written(cell_source(cell))
+                 for line in cell_source(cell).split("\n")}
+    text = "\n".join(_sources(student))
+    lines = {line.strip() for line in text.split("\n")}
+    for answer in answers:
+        secret = {line.strip() for line in (answer.model_answer + "\n" + answer.rubric_markdown()).split("\n")}
+        leaked = [line for line in secret - elsewhere if line and line in lines]
+        assert not leaked, f"{name}: written answer {answer.name} leaks {leaked}"
+    assert "WRITTEN ANSWER" not in text and markers.RUBRIC not in text
+    stubs = [c for c in student["cells"] if cell_source(c).startswith("*Your answer (graded by hand")]
+    assert len(stubs) == len(answers)
+
+
+def test_a_written_answer_becomes_an_empty_answer_cell_and_a_set_opens_with_its_intro(written_notebook):
+    nb, answer = written_notebook
+    student, n = student_notebook(nb, "01_score_function.ipynb", intro=True)
+    texts = _sources(student)
+    assert texts[0].startswith(INTRO_MARK) and "Problem set 1" in texts[0] and "not attempted yet" in texts[0]
+    assert f"*Your answer (graded by hand, {answer.points} points):*" in texts
+    assert n == 1
+    _assert_no_written_answer(nb, student, "01_score_function.ipynb")
+    nbformat.validate(nbformat.from_dict(student))
+    # a notebook that opens no problem set gets no introduction
+    assert not _sources(student_notebook(nb, "02_explicit_implicit_score_matching.ipynb", intro=True)[0])[0].startswith(
+        INTRO_MARK)
 
 
 @pytest.mark.slow

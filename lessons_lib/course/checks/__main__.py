@@ -1,8 +1,9 @@
 """``python -m lessons_lib.course.checks --list | --table [FILE]``.
 
 ``--list`` prints the registry: each exercise's name, lesson, points and forbidden library
-calls. ``--table`` prints the exercise table; ``--table FILE`` rewrites it in FILE between the
-lines :data:`BEGIN` and :data:`END` (``docs/teaching.md`` holds it so).
+calls (a written answer: "by hand"). ``--table`` prints the exercise table and the problem-set
+table; ``--table FILE`` rewrites them in FILE between the lines :data:`BEGIN` and :data:`END`,
+and :data:`SETS_BEGIN` and :data:`SETS_END` (``docs/teaching.md`` holds them so).
 """
 
 from __future__ import annotations
@@ -10,10 +11,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import REGISTRY, exercise_table
+from . import REGISTRY, Exercise, exercise_table
 
 BEGIN = "<!-- exercise table: begin (python -m lessons_lib.course.checks --table docs/teaching.md) -->"
 END = "<!-- exercise table: end -->"
+SETS_BEGIN = "<!-- problem-set table: begin (python -m lessons_lib.course.checks --table docs/teaching.md) -->"
+SETS_END = "<!-- problem-set table: end -->"
+
+
+def problem_set_table() -> str:
+    from lessons_lib.course.problem_sets import problem_set_table as table  # the course layer above
+
+    return table()
 USAGE = "usage: python -m lessons_lib.course.checks --list | --table [FILE]"
 
 
@@ -25,32 +34,42 @@ def registry_listing() -> str:
     """One line per exercise: name, lesson, points, forbidden calls."""
     lines = []
     for ex in REGISTRY.values():
-        forbidden = ", ".join(_qualname(f) for f in ex.forbidden)
-        lines.append(f"{ex.name:24s} {ex.lesson:38s} {ex.points:2d} points  forbidden: {forbidden}")
+        if isinstance(ex, Exercise):
+            forbidden = ", ".join(_qualname(f) for f in ex.forbidden)
+            lines.append(f"{ex.name:24s} {ex.lesson:38s} {ex.points:2d} points  forbidden: {forbidden}")
+        else:
+            lines.append(f"{ex.name:24s} {ex.lesson:38s} {ex.points:2d} points  written, graded by hand")
     return "\n".join(lines)
 
 
-def marked_block(text: str) -> str:
-    """What ``text`` holds between :data:`BEGIN` and :data:`END` (``ValueError`` without them)."""
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"no exercise table: the lines {BEGIN!r} and {END!r} are missing")
-    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+def marked_block(text: str, begin: str = BEGIN, end: str = END) -> str:
+    """What ``text`` holds between ``begin`` and ``end`` (``ValueError`` without them)."""
+    if begin not in text or end not in text:
+        raise ValueError(f"no table: the lines {begin!r} and {end!r} are missing")
+    return text.split(begin, 1)[1].split(end, 1)[0].strip("\n")
+
+
+def _replace(text: str, begin: str, end: str, table: str) -> str:
+    marked_block(text, begin, end)
+    before, rest = text.split(begin, 1)
+    after = rest.split(end, 1)[1]
+    return f"{before}{begin}\n{table}\n{end}{after}"
 
 
 def rewrite_table(path: Path) -> None:
-    """Replace the exercise table in ``path`` with the registry's."""
-    text = path.read_text(encoding="utf-8")
-    marked_block(text)
-    before, rest = text.split(BEGIN, 1)
-    after = rest.split(END, 1)[1]
-    path.write_text(f"{before}{BEGIN}\n{exercise_table()}\n{END}{after}", encoding="utf-8")
+    """Replace the exercise table (and the problem-set table, when ``path`` has its markers) in
+    ``path`` with the registry's."""
+    text = _replace(path.read_text(encoding="utf-8"), BEGIN, END, exercise_table())
+    if SETS_BEGIN in text:
+        text = _replace(text, SETS_BEGIN, SETS_END, problem_set_table())
+    path.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str]) -> None:
     if argv == ["--list"]:
         print(registry_listing())
     elif argv == ["--table"]:
-        print(exercise_table())
+        print(exercise_table() + "\n\n" + problem_set_table())
     elif len(argv) == 2 and argv[0] == "--table":
         try:
             rewrite_table(Path(argv[1]))

@@ -16,8 +16,9 @@ from .engine import Case, Mistake, seeded
 Tensor = torch.Tensor
 
 DIFFERENTIATE_HINT = (
-    "when you differentiate with torch.autograd.grad, pass create_graph=True so that training "
-    "can differentiate through the derivative (and do not .detach() it)"
+    "the derivative inside the loss is not differentiable itself, so training cannot differentiate "
+    "through it: autograd has to build a graph of the derivative (torch.autograd.grad's create_graph "
+    "option), and the derivative must not be detached"
 )
 GIVEN_NOISE_HINT = "use the noise z you are given; do not draw new noise with torch.randn"
 
@@ -43,7 +44,7 @@ def loss_reduction_mistakes(reference: Callable, over: str = "the batch") -> lis
         scaled("it is twice the reference: the ½ in front of the loss is missing", lambda *a: 2.0, reference),
         scaled("it is half the reference: a ½ too many", lambda *a: 0.5, reference),
         scaled(
-            f"it is the sum over {over} instead of the mean: use .mean() over the batch, not .sum()",
+            f"it is the sum over {over} instead of the mean: the loss averages over the batch",
             lambda score_fn, x, *rest: float(x.shape[0]),
             reference,
         ),

@@ -58,6 +58,9 @@ class Mistake:
 
     message: str
     wrong: Callable[..., Tensor]
+    credit: float = 0.5
+    """The fraction of the exercise's points this slip earns under grading (nbgrader's partial
+    credit): a named slip is most of the way there; 0 gives none."""
 
 
 @dataclass(frozen=True)
@@ -97,41 +100,80 @@ class Exercise:
     def check_name(self) -> str:
         return f"check_{self.name}"
 
-    def check(self, fn: Callable) -> None:
+    def check(self, fn: Callable):
         """Check the student's ``fn`` (see :func:`run`)."""
         __tracebackhide__ = True
-        run(self, fn)
+        return run(self, fn)
 
 
-REGISTRY: dict[str, Exercise] = {}
-"""Every exercise of the course, by name, in the order the lessons register them."""
+@dataclass(frozen=True)
+class Written:
+    """A written answer, graded by hand against a rubric: a derivation or an explanation.
+
+    ``name`` names the answer cell of lesson ``lesson`` (the cell between
+    ``<!-- BEGIN WRITTEN ANSWER name -->`` and ``<!-- END WRITTEN ANSWER -->``, see
+    :mod:`lessons_lib.course.markers`); ``summary`` is its row in the tables; ``points`` what it is
+    worth, the sum of its rubric's lines. Its nbgrader grade id is :attr:`grade_id`,
+    ``answer_<name>``.
+    """
+
+    name: str
+    lesson: str
+    summary: str
+    points: int
+
+    @property
+    def grade_id(self) -> str:
+        return f"answer_{self.name}"
 
 
-def register(exercise: Exercise) -> Exercise:
-    """Add ``exercise`` to :data:`REGISTRY` and return it; a second exercise of the same name, a
-    missing forbidden list or points that are not a positive integer raise ``ValueError``."""
+REGISTRY: dict[str, Exercise | Written] = {}
+"""Every exercise of the course, by name, in the order the lessons register them: the checked
+ones (:class:`Exercise`) and the written answers graded by hand (:class:`Written`)."""
+
+
+def grade_id(entry: Exercise | Written) -> str:
+    """The nbgrader grade id of an entry: ``check_<name>`` for a check, ``answer_<name>`` for a
+    written answer."""
+    return entry.check_name if isinstance(entry, Exercise) else entry.grade_id
+
+
+def register(exercise: Exercise | Written) -> Exercise | Written:
+    """Add ``exercise`` (an :class:`Exercise` or a :class:`Written`) to :data:`REGISTRY` and
+    return it; a second entry of the same name, a missing forbidden list or points that are not a
+    positive integer raise ``ValueError``."""
+    if not isinstance(exercise, (Exercise, Written)):
+        raise TypeError(f"register() takes an Exercise or a Written, got {type(exercise).__name__}")
     if not exercise.name.isidentifier():
         raise ValueError(f"an exercise's name is the function the student writes, got {exercise.name!r}")
     if exercise.name in REGISTRY:
         raise ValueError(f"exercise {exercise.name!r} is registered twice ({REGISTRY[exercise.name].lesson}, "
                          f"{exercise.lesson})")
-    if not exercise.forbidden:
+    if isinstance(exercise, Exercise) and not exercise.forbidden:
         raise ValueError(f"{exercise.name}: list the library functions that would be its answer in forbidden=")
-    if not isinstance(exercise.points, int) or exercise.points < 1:
+    if isinstance(exercise.points, bool) or not isinstance(exercise.points, int) or exercise.points < 1:
         raise ValueError(f"{exercise.name}: points must be a positive integer, got {exercise.points!r}")
     REGISTRY[exercise.name] = exercise
     return exercise
 
 
+def exercises() -> list[Exercise]:
+    """The checked exercises of :data:`REGISTRY` (no written answers), in order."""
+    return [ex for ex in REGISTRY.values() if isinstance(ex, Exercise)]
+
+
 class Derived(Mapping):
     """A read-only mapping computed from :data:`REGISTRY` whenever it is read:
-    ``key(exercise) → value(exercise)`` for every registered exercise."""
+    ``key(exercise) → value(exercise)`` for every registered exercise (checked ones only, unless
+    ``written=True``)."""
 
-    def __init__(self, value: Callable[[Exercise], object], key: Callable[[Exercise], str] = lambda ex: ex.name):
-        self._value, self._key = value, key
+    def __init__(self, value: Callable[[Exercise], object], key: Callable[[Exercise], str] = lambda ex: ex.name,
+                 written: bool = False):
+        self._value, self._key, self._written = value, key, written
 
     def _items(self) -> dict:
-        return {self._key(ex): self._value(ex) for ex in REGISTRY.values()}
+        entries = REGISTRY.values() if self._written else exercises()
+        return {self._key(ex): self._value(ex) for ex in entries}
 
     def __getitem__(self, key):
         return self._items()[key]
@@ -140,7 +182,7 @@ class Derived(Mapping):
         return iter(self._items())
 
     def __len__(self) -> int:
-        return len(REGISTRY)
+        return len(self._items())
 
     def __repr__(self) -> str:
         return repr(self._items())
@@ -218,7 +260,7 @@ class NotOwnWorkError(AssertionError):
 
 
 def _qualified(code) -> str:
-    functions = [f for ex in REGISTRY.values() for f in (ex.reference, *ex.forbidden)]
+    functions = [f for ex in exercises() for f in (ex.reference, *ex.forbidden)]
     module = {f.__code__: f.__module__ for f in functions}.get(code, "lessons_lib")
     return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
 
@@ -254,6 +296,39 @@ def _guarded_call(ex: Exercise, fn: Callable, args: tuple):
     return result
 
 
+BACKWARD_TWICE = (
+    "the derivative inside the loss was taken without asking autograd to build a graph of it, so the "
+    "graph was freed after the first derivative and the next one had nothing left to differentiate. "
+    "PyTorch's message suggests keeping the graph (retain_graph), which would make this error go away "
+    "but leave the loss's gradient wrong: a loss that training differentiates needs its derivatives "
+    "to be differentiable themselves (torch.autograd.grad's create_graph option, which also keeps "
+    "the graph)"
+)
+SOLVE_SHAPES = (
+    "torch.linalg.solve with the matrix A and the right-hand side B solves A·X = B for X column by "
+    "column: B needs as many rows as A, one per dimension, but the batch x − μ has one point per row (B, d). Arrange the points as "
+    "columns before solving, and back as rows after (or solve from the other side, using that Σ "
+    "is symmetric)"
+)
+SOLVE_SQUARE = (
+    "torch.linalg.solve takes the matrix A first and the right-hand side B second; here the "
+    "batch of points came first. The matrix of the system is the covariance"
+)
+
+
+def pytorch_diagnosis(message: str) -> tuple[str, str] | None:
+    """A named diagnosis for a raw PyTorch error that a typical slip produces, and the part of
+    PyTorch's own message worth quoting (without its advice when that advice is the wrong fix);
+    None for any other error."""
+    if "backward through the graph a second time" in message:
+        return BACKWARD_TWICE, message.split(". ")[0] + "."
+    if "linalg.solve" in message and "Incompatible shapes" in message:
+        return SOLVE_SHAPES, message
+    if "linalg.solve" in message and "square matrices" in message:
+        return SOLVE_SQUARE, message
+    return None
+
+
 def call(ex: Exercise, fn: Callable, case: Case):
     """``(result, args)`` of ``fn`` on fresh inputs of the case; ``None`` while ``fn`` still
     raises NotImplementedError. Any other error becomes an AssertionError naming the case; a
@@ -267,6 +342,13 @@ def call(ex: Exercise, fn: Callable, case: Case):
     except NotOwnWorkError:
         raise
     except Exception as err:  # the student's code failed: say where, keep the traceback
+        known = pytorch_diagnosis(str(err))
+        if known is not None:
+            diagnosis, said = known
+            raise AssertionError(
+                f"{ex.name} is not right yet: {diagnosis}\n  test case: {case.label}\n"
+                f"  (PyTorch raised {type(err).__name__}: {said})"
+            ) from err
         hint = ex.error_hint(str(err))
         raise AssertionError(
             f"{ex.name} raised {type(err).__name__}: {err}\n  test case: {case.label}"
@@ -294,11 +376,19 @@ def _explains(mistake: Mistake, case: Case, got: Tensor) -> bool:
     return close(got, wrong, MISTAKE_RTOL, MISTAKE_ATOL)
 
 
-def _diagnose_values(ex: Exercise, fn: Callable, failing: list[tuple[Case, Tensor]]) -> str:
-    """Name the known wrong answer that explains every failing case, else describe the gap."""
+def _named_mistake(ex: Exercise, failing: list[tuple[Case, Tensor]]) -> Mistake | None:
+    """The first known wrong answer that explains every failing case, else None."""
     for mistake in ex.mistakes:
         if all(_explains(mistake, case, got) for case, got in failing):
-            return mistake.message
+            return mistake
+    return None
+
+
+def _diagnose_values(ex: Exercise, fn: Callable, failing: list[tuple[Case, Tensor]]) -> str:
+    """Name the known wrong answer that explains every failing case, else describe the gap."""
+    mistake = _named_mistake(ex, failing)
+    if mistake is not None:
+        return mistake.message
     case, got = failing[0]
     if not torch.isfinite(got.detach()).all():
         return "it returned NaN or infinite values"
@@ -362,10 +452,127 @@ def grading() -> bool:
     return _GRADING_SEEN
 
 
+# --------------------------------------------------------------------------- own work: a copy
+COPY_THRESHOLD = 0.6
+"""The share of an answer's runs of :data:`COPY_RUN` tokens found in the library's implementation
+of the exercise above which the check flags it to the teacher (flagged, not failed)."""
+COPY_RUN = 8  # long runs: two people who write the same formula share short runs, a copy long ones
+COPY_MIN_TOKENS = 40  # a shorter answer is the formula itself: a copy cannot be told from it
+
+
+def _runs(source: str) -> set[tuple[str, ...]]:
+    """The runs of :data:`COPY_RUN` tokens of ``source`` without its comments, docstrings, def
+    line and layout; empty when ``source`` has fewer than :data:`COPY_MIN_TOKENS` tokens."""
+    import io
+    import textwrap
+    import tokenize
+
+    tokens: list[str] = []
+    try:
+        stream = tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline)
+        previous = None
+        for tok in stream:
+            if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+                            tokenize.DEDENT, tokenize.ENDMARKER):
+                continue
+            if tok.type == tokenize.STRING and previous in (None, ":"):  # a docstring
+                previous = tok.string
+                continue
+            previous = tok.string
+            tokens.append(tok.string)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return set()
+    if tokens[:1] == ["def"] and ":" in tokens:  # drop the signature: it is given
+        tokens = tokens[tokens.index(":") + 1:]
+    if len(tokens) < COPY_MIN_TOKENS:
+        return set()
+    return {tuple(tokens[i:i + COPY_RUN]) for i in range(len(tokens) - COPY_RUN + 1)}
+
+
+def _library_runs(ex: Exercise) -> set[tuple[str, ...]]:
+    import inspect
+
+    found: set[tuple[str, ...]] = set()
+    for f in (ex.reference, *ex.forbidden):
+        try:
+            found |= _runs(inspect.getsource(f))
+        except (OSError, TypeError):
+            pass
+    return found
+
+
+def copied_share(ex: Exercise, fn: Callable) -> float | None:
+    """The share of ``fn``'s runs of tokens that also occur in the source of the exercise's
+    reference and forbidden functions (:func:`inspect.getsource`); None when ``fn``'s source is
+    not available or too short to tell."""
+    import inspect
+
+    try:
+        mine = _runs(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return None
+    if not mine:
+        return None
+    return len(mine & _library_runs(ex)) / len(mine)
+
+
+def _flag_copy(ex: Exercise, fn: Callable) -> None:
+    share = copied_share(ex, fn)
+    if share is not None and share >= COPY_THRESHOLD:
+        print(f"⚑ {ex.name}: flagged for the teacher, not failed: {share:.0%} of this answer's code "
+              "(token sequences) also occurs in the library's implementation of this exercise.")
+
+
+# --------------------------------------------------------------------------- outcomes in this kernel
+OUTCOMES: dict[str, str] = {}
+"""The last outcome of each check run in this kernel, by exercise name: ``"passed"``,
+``"not attempted"``, ``"partial"`` (a named slip) or ``"failed"``."""
+
+
+def passed(name: str) -> bool:
+    """Whether ``check_<name>`` passed the last time it ran in this kernel."""
+    if name not in REGISTRY or not isinstance(REGISTRY[name], Exercise):
+        raise KeyError(f"no checked exercise {name!r}; the course has {[ex.name for ex in exercises()]}")
+    return OUTCOMES.get(name) == "passed"
+
+
+def student_or_reference(fn: Callable, name: str) -> Callable:
+    """``fn`` when ``check_<name>`` passed in this kernel, else the exercise's reference (the
+    library's implementation); prints one line saying which it uses."""
+    if passed(name):
+        print(f"Using your {name} (its check passed).")
+        return fn
+    print(f"Using the library's {name}: check_{name} has not passed in this kernel.")
+    return REGISTRY[name].reference
+
+
+def _partial_credit(ex: Exercise, mistake: Mistake, error: AssertionError):
+    """Under grading, a named slip earns ``mistake.credit`` of the points: the diagnosis goes to
+    stdout and the score is the cell's result (nbgrader's partial credit: a test cell whose
+    output is a number gets that score). Returns the score for a caller outside IPython."""
+    score = round(ex.points * mistake.credit, 2)
+    if score <= 0:
+        raise error
+    OUTCOMES[ex.name] = "partial"
+    print(f"◐ partial credit, {score:g} of {ex.points} points: {error}")
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return score
+    if get_ipython() is None:
+        return score
+    sys.displayhook(score)  # IPython's displayhook: an execute_result, wherever the call sits in the cell
+    return None
+
+
 # --------------------------------------------------------------------------- the run
-def run(ex: Exercise, fn: Callable) -> None:
-    """Check ``fn`` on every case of the exercise: print success / not attempted, or raise."""
+def run(ex: Exercise, fn: Callable):
+    """Check ``fn`` on every case of the exercise: print success / not attempted, or raise.
+
+    Under grading (:func:`grading`) a known mistake that explains every failing case earns
+    partial credit instead of raising (see :func:`_partial_credit`)."""
     __tracebackhide__ = True  # IPython and pytest show the student's cell, not this machinery
+    OUTCOMES[ex.name] = "failed"
     if ex.precheck is not None:
         ex.precheck(ex, fn)
     cases = ex.cases()
@@ -373,6 +580,7 @@ def run(ex: Exercise, fn: Callable) -> None:
     for case in cases:
         called = call(ex, fn, case)
         if called is None:
+            OUTCOMES[ex.name] = "not attempted"
             if grading():
                 raise AssertionError(
                     f"{ex.name}: not attempted: it still raises NotImplementedError. Replace "
@@ -382,7 +590,7 @@ def run(ex: Exercise, fn: Callable) -> None:
                 f"○ {ex.name}: not attempted yet (it still raises NotImplementedError). Replace "
                 "`raise NotImplementedError` with your solution and run this cell again."
             )
-            return
+            return None
         got, args = called
         expected = ex.reference(*case.build())
         problem = _type_problem(ex, got) or _shape_problem(ex, got, expected)
@@ -393,10 +601,18 @@ def run(ex: Exercise, fn: Callable) -> None:
     if failing:
         case, got = failing[0]
         expected = next(e for c, _, _, e in results if c is case)
-        raise fail(ex, case, _diagnose_values(ex, fn, failing), got, expected)
+        mistake = _named_mistake(ex, failing)
+        problem = mistake.message if mistake else _diagnose_values(ex, fn, failing)
+        error = fail(ex, case, problem, got, expected)
+        if mistake is not None and grading():
+            return _partial_credit(ex, mistake, error)
+        raise error
     if ex.is_loss:
         for case, got, args, _ in results:
             problem = _gradient_problem(ex, got, args, case)
             if problem:
                 raise fail(ex, case, problem)
+    OUTCOMES[ex.name] = "passed"
     print(f"✓ {ex.name} matches the reference on {len(cases)} test cases")
+    _flag_copy(ex, fn)
+    return None

@@ -1,4 +1,5 @@
-"""Lesson 02, explicit and implicit score matching: ``ism_loss``."""
+"""Lesson 02, explicit and implicit score matching: ``exact_trace``, ``ism_loss``, ``ebm_ism_loss`` and
+the written ``ism_unbounded``."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Callable
 import torch
 
 from lessons_lib import autodiff, losses
-from lessons_lib.autodiff import jacobian_trace
+from lessons_lib.autodiff import jacobian_trace, score_from_energy
+from lessons_lib.nets import EnergyMLP
 
 from .common import DIFFERENTIATE_HINT, loss_reduction_mistakes, mean_event, points_case, sum_event
-from .engine import Case, Exercise, Mistake, register
+from .engine import Case, Exercise, Mistake, Written, register, seeded
 
 Tensor = torch.Tensor
 
@@ -51,6 +53,55 @@ def _sum_of_jacobian(score_fn, x):
     return sum_event(g)
 
 
+# --------------------------------------------------------------------------- the exact trace
+def trace_reference(score_fn, x):
+    return jacobian_trace(score_fn, x)
+
+
+def _trace_cases() -> list[Case]:
+    return [
+        points_case(14, 6, 2, "linear"),
+        points_case(15, 5, 1, "mlp"),
+        points_case(16, 7, 3, "mlp"),
+        points_case(17, 4, 5, "mlp"),
+    ]
+
+
+def _jacobian(score_fn, x):
+    """The full Jacobian ∂sᵢ/∂xⱼ per sample, shape (B, d, d), by a loop over the outputs."""
+    x_in = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        s = score_fn(x_in)
+        rows = [torch.autograd.grad(s[:, i].sum(), x_in, retain_graph=True)[0] for i in range(x.shape[1])]
+    return torch.stack(rows, 1)
+
+
+EXACT_TRACE = register(Exercise(
+    name="exact_trace",
+    lesson="02_explicit_implicit_score_matching",
+    signature="(score_fn, x)",
+    summary="tr ∇ₓs(x) for every point of the batch, by a loop over the d coordinates, (B, d) → (B,)",
+    formula="tr ∇ₓs(x) = Σᵢ ∂sᵢ/∂xᵢ (x) for every row x of the batch, shape (B,)",
+    reference=trace_reference,
+    forbidden=(autodiff.jacobian_trace, losses.ism_loss, autodiff.hutchinson_trace),
+    points=2,
+    cases=_trace_cases,
+    description="Check ``exact_trace(score_fn, x)`` against :func:`lessons_lib.autodiff.jacobian_trace` on "
+                "linear and MLP score models in 1 to 5 dimensions.",
+    random_hint="the exact trace is deterministic; compute Σᵢ ∂sᵢ/∂xᵢ, not a random estimate",
+    mistakes=[
+        Mistake("it sums every entry of the Jacobian; the trace sums only the diagonal ∂sᵢ/∂xᵢ",
+                lambda f, x: _jacobian(f, x).sum((1, 2))),
+        Mistake("it returns only ∂s₁/∂x₁, the first diagonal entry: loop over all d coordinates",
+                lambda f, x: _jacobian(f, x)[:, 0, 0]),
+        Mistake("it averages the diagonal over the d coordinates; the trace is their sum",
+                lambda f, x: _jacobian(f, x).diagonal(dim1=1, dim2=2).mean(-1)),
+        Mistake("wrong sign: the trace of the Jacobian of s, not of −s",
+                lambda f, x: -_jacobian(f, x).diagonal(dim1=1, dim2=2).sum(-1)),
+    ],
+))
+
+
 ISM_LOSS = register(Exercise(
     name="ism_loss",
     lesson="02_explicit_implicit_score_matching",
@@ -65,7 +116,7 @@ ISM_LOSS = register(Exercise(
                 "gradient with respect to the model's parameters) on linear and MLP score models in 1 to 4 "
                 "dimensions.",
     is_loss=True,
-    reduce_hint="average the per-sample values tr ∇ₓs + ½‖s‖² over the batch with .mean()",
+    reduce_hint="average the per-sample values tr ∇ₓs + ½‖s‖² over the batch (a mean)",
     random_hint="the exact trace is deterministic; compute Σᵢ ∂sᵢ/∂xᵢ, not a random estimate",
     grad_hint=DIFFERENTIATE_HINT,
     mistakes=[
@@ -75,7 +126,7 @@ ISM_LOSS = register(Exercise(
         Mistake("the ½‖s‖² term is missing", _terms(lambda t, s: t)),
         Mistake("the ½ is on the trace too: only ‖s‖² carries ½", _terms(lambda t, s: 0.5 * t + 0.5 * sum_event(s**2))),
         Mistake(
-            "‖s‖² is averaged over the dimensions; it is a sum over them: (s**2).sum(dim=-1)",
+            "‖s‖² is averaged over the dimensions; it is a sum over them",
             _terms(lambda t, s: t + 0.5 * mean_event(s**2)),
         ),
         Mistake(
@@ -88,3 +139,72 @@ ISM_LOSS = register(Exercise(
         *loss_reduction_mistakes(reference),
     ],
 ))
+
+
+# --------------------------------------------------------------------------- ISM for an energy
+def ebm_reference(energy_fn, x):
+    return losses.ism_loss(score_from_energy(energy_fn), x)
+
+
+def _energy_case(seed: int, batch: int, dim: int) -> Case:
+    def make(g: torch.Generator) -> tuple:
+        return EnergyMLP(dim, hidden=16), torch.randn(batch, dim, generator=g)
+
+    return Case(f"a small EnergyMLP, x of shape ({batch}, {dim})", seeded(seed, make))
+
+
+def _ebm_cases() -> list[Case]:
+    return [_energy_case(40, 6, 1), _energy_case(41, 5, 2), _energy_case(42, 7, 3)]
+
+
+def _ebm_terms(combine: Callable[[Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
+    """A wrong EBM ISM: ``combine(laplacian, ∇E)`` per sample, averaged over the batch."""
+
+    def wrong(energy_fn, x):
+        x_in = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(energy_fn(x_in).sum(), x_in, create_graph=True)
+            lap = sum(torch.autograd.grad(grad[:, i].sum(), x_in, create_graph=True)[0][:, i]
+                      for i in range(x.shape[1]))
+        return combine(lap, grad).mean()
+
+    return wrong
+
+
+EBM_ISM_LOSS = register(Exercise(
+    name="ebm_ism_loss",
+    lesson="02_explicit_implicit_score_matching",
+    signature="(energy_fn, x)",
+    summary="ISM of an energy-based model: mean of −ΔE + ½‖∇ₓE‖², exact Laplacian",
+    formula="J_ISM = mean over the batch of [ −ΔE(x) + ½‖∇ₓE(x)‖² ], with ΔE = Σᵢ ∂²E/∂xᵢ² exactly",
+    reference=ebm_reference,
+    forbidden=(losses.ism_loss, autodiff.jacobian_trace, autodiff.score_from_energy, EnergyMLP.score),
+    points=3,
+    cases=_ebm_cases,
+    description="Check ``ebm_ism_loss(energy_fn, x)`` against :func:`lessons_lib.losses.ism_loss` of "
+                "−∇ₓE (value and gradient with respect to the energy's parameters) on small `EnergyMLP`s "
+                "in 1 to 3 dimensions.",
+    is_loss=True,
+    reduce_hint="average the per-sample values −ΔE + ½‖∇E‖² over the batch (a mean)",
+    random_hint="the exact Laplacian is deterministic; compute Σᵢ ∂²E/∂xᵢ², not a random estimate",
+    grad_hint=DIFFERENTIATE_HINT + "; both differentiations with respect to x need it",
+    error_hint=lambda message: (
+        "the gradient ∇ₓE must itself be differentiated (for the Laplacian): compute it with "
+        "create_graph=True" if "does not require grad" in message else ""
+    ),
+    mistakes=[
+        Mistake("the Laplacian has the wrong sign: s = −∇E, so tr ∇ₓs = −ΔE",
+                _ebm_terms(lambda lap, g: lap + 0.5 * sum_event(g**2))),
+        Mistake("the ½ in front of ‖∇E‖² is missing", _ebm_terms(lambda lap, g: -lap + sum_event(g**2))),
+        Mistake("the Laplacian term is missing", _ebm_terms(lambda lap, g: 0.5 * sum_event(g**2))),
+        Mistake("the ½‖∇E‖² term is missing", _ebm_terms(lambda lap, g: -lap)),
+        Mistake("‖∇E‖² is averaged over the dimensions; it is a sum over them",
+                _ebm_terms(lambda lap, g: -lap + 0.5 * mean_event(g**2))),
+        *loss_reduction_mistakes(ebm_reference),
+    ],
+))
+
+
+ISM_UNBOUNDED = register(Written(
+    name="ism_unbounded", lesson="02_explicit_implicit_score_matching",
+    summary="why the ISM of a flexible model on a finite data set has no lower bound", points=3))

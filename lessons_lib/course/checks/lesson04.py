@@ -1,4 +1,5 @@
-"""Lesson 04, denoising score matching: ``dsm_loss``."""
+"""Lesson 04, denoising score matching: ``dsm_loss``, ``tweedie_denoiser``, ``dsm_training_step`` and
+the written ``gaussian_dsm_constant``."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from collections.abc import Callable
 import torch
 
 from lessons_lib import losses
+from lessons_lib.densities import GaussianMixture
 from lessons_lib.nets import ScoreMLP
+from lessons_lib.noise import tweedie_denoise
+from lessons_lib.toy_data import mixture_1d
+from lessons_lib.training import train
 
 from .common import GIVEN_NOISE_HINT, loss_reduction_mistakes, noisy_point, scaled, sum_event
-from .engine import Case, Exercise, Mistake, register, seeded
+from .engine import MISTAKE_ATOL, MISTAKE_RTOL, Case, Exercise, Mistake, Written, call, close, fail, register, seeded
 
 Tensor = torch.Tensor
 
@@ -85,3 +90,181 @@ DSM_LOSS = register(Exercise(
         *loss_reduction_mistakes(reference),
     ],
 ))
+
+
+# --------------------------------------------------------------------------- tweedie_denoiser
+def tweedie_reference(score_fn, x_noisy, sigma):
+    return tweedie_denoise(score_fn, x_noisy, sigma)
+
+
+def _tweedie_case(seed: int, what: str, batch: int, dim: int, sigma: float) -> Case:
+    def make(g: torch.Generator) -> tuple:
+        if what == "mixture":
+            score_fn = mixture_1d().perturbed(sigma).score
+        else:
+            score_fn = ScoreMLP(dim, hidden=16)
+        return score_fn, 4 * torch.randn(batch, dim, generator=g), sigma
+
+    label = ("the exact score of the lesson's 1-D mixture perturbed to σ" if what == "mixture"
+             else "a small MLP score model")
+    return Case(f"{label}, x_noisy of shape ({batch}, {dim}), sigma = {sigma}", seeded(seed, make))
+
+
+def _tweedie_cases() -> list[Case]:
+    return [_tweedie_case(33, "mixture", 7, 1, 0.5), _tweedie_case(34, "mlp", 5, 2, 1.5),
+            _tweedie_case(35, "mixture", 6, 1, 3.0)]
+
+
+def _tweedie_like(factor: Callable, keep_x: float = 1.0) -> Callable:
+    return lambda score_fn, y, sigma: keep_x * y + factor(sigma) * score_fn(y)
+
+
+TWEEDIE_DENOISER = register(Exercise(
+    name="tweedie_denoiser",
+    lesson="04_denoising_score_matching",
+    signature="(score_fn, x_noisy, sigma)",
+    summary="Tweedie's posterior mean x̃ + σ²·s(x̃)",
+    formula="E[x | x̃] = x̃ + σ²·score_fn(x̃), one row per noisy point",
+    reference=tweedie_reference,
+    forbidden=(tweedie_denoise, GaussianMixture.posterior_mean),
+    points=2,
+    cases=_tweedie_cases,
+    description="Check ``tweedie_denoiser(score_fn, x_noisy, sigma)`` against "
+                ":func:`lessons_lib.noise.tweedie_denoise` at σ = 0.5, 1.5 and 3.",
+    mistakes=[
+        Mistake("it uses σ instead of σ²: Tweedie's step is σ²·score (the score has units 1/σ²·distance)",
+                _tweedie_like(lambda s: s)),
+        Mistake("wrong sign: the denoiser moves *up* the score, x̃ + σ²·score", _tweedie_like(lambda s: -s**2)),
+        Mistake("it returns the correction σ²·score alone; add it to the noisy point x̃",
+                _tweedie_like(lambda s: s**2, keep_x=0.0)),
+        Mistake("it divides the score by σ²: multiply, x̃ + σ²·score", _tweedie_like(lambda s: 1 / s**2)),
+        Mistake("it uses σ⁴: that is the factor between the denoising and the DSM *losses*; the denoiser "
+                "itself is x̃ + σ²·score", _tweedie_like(lambda s: s**4)),
+        Mistake("the score is not multiplied by σ²", _tweedie_like(lambda s: 1.0)),
+    ],
+))
+
+
+# --------------------------------------------------------------------------- dsm_training_step
+LEARNING_RATE = 0.05
+
+
+def training_step_reference(model, optimizer, x, sigma, z):
+    optimizer.zero_grad()
+    loss = losses.dsm_loss(model, x, sigma, z=z)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def _step_case(seed: int, batch: int, dim: int, sigma: float) -> Case:
+    def make(g: torch.Generator) -> tuple:
+        model = ScoreMLP(dim, hidden=16)
+        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+        for q in model.parameters():  # what the previous step left behind
+            q.grad = torch.randn(q.shape, generator=g)
+        return model, optimizer, torch.randn(batch, dim, generator=g), sigma, torch.randn(batch, dim, generator=g)
+
+    return Case(f"a small MLP, SGD (lr = {LEARNING_RATE}) with the previous step's gradients still in .grad, "
+                f"x and z of shape ({batch}, {dim}), sigma = {sigma}", seeded(seed, make))
+
+
+def _step_cases() -> list[Case]:
+    return [_step_case(36, 16, 1, 0.3), _step_case(37, 8, 2, 1.0)]
+
+
+def _flat_parameters(model) -> Tensor:
+    return torch.cat([q.detach().flatten() for q in model.parameters()])
+
+
+def _parameter_slips(model, optimizer, x, sigma, z):
+    """What the parameters would be after each typical slip in the order of the steps."""
+    start = _flat_parameters(model)
+    stale = torch.cat([q.grad.flatten() for q in model.parameters()])
+    model.zero_grad()
+    losses.dsm_loss(model, x, sigma, z=z).backward()
+    fresh = torch.cat([q.grad.flatten() for q in model.parameters()])
+    return {
+        "the parameters did not change: call optimizer.step() after loss.backward()": start,
+        "the previous step's gradient was still in .grad: backward() adds to .grad, so call "
+        "optimizer.zero_grad() before loss.backward()": start - LEARNING_RATE * (stale + fresh),
+        "optimizer.step() ran before loss.backward(): it used the gradients left in .grad, not this "
+        "batch's": start - LEARNING_RATE * stale,
+        "the step went uphill: use optimizer.step(), which subtracts lr·gradient": start + LEARNING_RATE * fresh,
+    }
+
+
+def _check_parameters(ex: Exercise, fn: Callable) -> None:
+    """When the returned loss is right, the parameters must be those after one SGD step."""
+    __tracebackhide__ = True
+    for case in ex.cases():
+        called = call(ex, fn, case)
+        if called is None:
+            return
+        got, args = called
+        if not isinstance(got, Tensor) or not close(got, ex.reference(*case.build())):
+            return  # the run diagnoses the returned value
+        reference_args = case.build()
+        ex.reference(*reference_args)
+        after, expected = _flat_parameters(args[0]), _flat_parameters(reference_args[0])
+        if close(after, expected):
+            continue
+        for message, slip in _parameter_slips(*case.build()).items():
+            if close(after, slip, MISTAKE_RTOL, MISTAKE_ATOL):
+                raise fail(ex, case, message)
+        raise fail(ex, case, "the returned loss is right but the parameters after the step are not those of one "
+                   "optimizer step on this batch's gradient")
+
+
+def _wrong_step(loss_fn: Callable, after: bool = False) -> Callable:
+    def wrong(model, optimizer, x, sigma, z):
+        optimizer.zero_grad()
+        loss = loss_fn(model, x, sigma, z)
+        loss.backward()
+        optimizer.step()
+        return loss_fn(model, x, sigma, z).detach() if after else loss.detach()
+
+    return wrong
+
+
+def _dsm(noisy: Callable, target: Callable) -> Callable:
+    return lambda model, x, sigma, z: (0.5 * sum_event((model(noisy(x, sigma, z)) + target(z, sigma)) ** 2)).mean()
+
+
+DSM_TRAINING_STEP = register(Exercise(
+    name="dsm_training_step",
+    lesson="04_denoising_score_matching",
+    signature="(model, optimizer, x, sigma, z)",
+    summary="one optimizer step on the DSM loss of a batch; returns the loss before the step",
+    formula="zero the old gradients, compute J_DSM = ½ mean ‖s(x + σz) + z/σ‖² with the z you are given, "
+            "back-propagate, take one optimizer step, return the loss (a tensor) computed before the step",
+    reference=training_step_reference,
+    forbidden=(train,),
+    points=4,
+    cases=_step_cases,
+    description="Check ``dsm_training_step(model, optimizer, x, sigma, z)``: the loss it returns, then the "
+                "parameters after the step, against zero_grad → DSM loss → backward → step (SGD, stale "
+                "gradients left in .grad).",
+    random_hint=GIVEN_NOISE_HINT,
+    error_hint=lambda message: (
+        "call loss.backward() before optimizer.step(): the step changes the parameters in place, and the "
+        "backward pass still needs their old values" if "modified by an inplace operation" in message else ""),
+    precheck=_check_parameters,
+    mistakes=[
+        Mistake("it returns the loss after the step; return the loss computed on the batch before the step",
+                _wrong_step(lambda m, x, s, z: losses.dsm_loss(m, x, s, z=z), after=True)),
+        Mistake("the model is evaluated at the clean x; evaluate it at the noisy point x̃ = x + σz",
+                _wrong_step(_dsm(lambda x, s, z: x, lambda z, s: z / s))),
+        Mistake("it uses z instead of z/σ as the target", _wrong_step(_dsm(noisy_point, lambda z, s: z))),
+        Mistake("wrong sign on the target: the loss is ½‖s(x̃) + z/σ‖²",
+                _wrong_step(_dsm(noisy_point, lambda z, s: -z / s))),
+        Mistake("the ½ in front of the loss is missing",
+                _wrong_step(lambda m, x, s, z: 2 * losses.dsm_loss(m, x, s, z=z))),
+    ],
+))
+
+
+# --------------------------------------------------------------------------- written
+GAUSSIAN_DSM_CONSTANT = register(Written(
+    name="gaussian_dsm_constant", lesson="04_denoising_score_matching",
+    summary="Vincent's constant C in closed form for Gaussian data, and why C ≥ 0", points=3))
