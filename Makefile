@@ -56,8 +56,9 @@ student-lab: student
 # The problem sets as an nbgrader course, outside the repository by default:
 #   make homework [COURSE=../score-matching-course] [COURSE_ID=sm101] [FORCE=--force]
 COURSE ?= ../score-matching-course
+NOTEBOOKS ?= notebooks
 homework: setup
-	$(BIN)/python -m lessons_lib.course.homework notebooks $(COURSE) $(if $(COURSE_ID),--course-id $(COURSE_ID)) $(FORCE)
+	$(BIN)/python -m lessons_lib.course.homework $(NOTEBOOKS) $(COURSE) $(if $(COURSE_ID),--course-id $(COURSE_ID)) $(FORCE)
 
 # The course as a static site, from the committed notebooks (never re-executed): _build/book
 book: setup

@@ -41,7 +41,9 @@ def samplers(sde: VESDE, n_levels: int = 10):
 
     return [
         ("reverse SDE (Euler–Maruyama)", lambda s, x1, evals, g: reverse_sde_sample(s, sde, x1, evals, generator=g)),
-        ("PC: reverse SDE + 1 Langevin step, snr 0.16",
+        ("reverse SDE (reverse-diffusion predictor)",
+         lambda s, x1, evals, g: reverse_sde_sample(s, sde, x1, evals, generator=g, predictor="reverse_diffusion")),
+        ("PC: reverse-diffusion predictor + 1 Langevin step, snr 0.16",
          lambda s, x1, evals, g: pc_sample(s, sde, x1, evals // 2, 1, 0.16, generator=g)),
         ("probability-flow ODE (Heun)", lambda s, x1, evals, g: ode_sample(s, sde, x1, evals // 2)),
         (f"annealed Langevin, {n_levels} levels, ε = {ANNEALED_RATIO:g}σ²", annealed),

@@ -13,7 +13,7 @@ instead), before torch fails deep inside or a NaN travels on silently:
   :func:`require_same_shape`; a numpy array or a list is refused with the call that converts
   it, :func:`as_tensor` converts one explicitly where the API accepts arrays (parameters);
 * the rest: :func:`require_choice`, :func:`require_callable`, :func:`require_bool`,
-  :func:`require_range` (an interval ``(lo, hi)``).
+  :func:`require_generator`, :func:`require_module`, :func:`require_path`, :func:`require_range` (an interval ``(lo, hi)``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 
 __all__ = ["as_tensor", "require_count", "require_seed", "require_real", "require_positive", "require_sigma",
            "require_tensor", "require_batch", "require_same_shape", "require_choice", "require_callable",
-           "require_bool", "require_range", "SEED_LIMIT"]
+           "require_bool", "require_generator", "require_module", "require_path", "require_range", "SEED_LIMIT"]
 
 #: torch's generators take seeds below 2⁶⁴.
 SEED_LIMIT = 2**64
@@ -52,6 +52,11 @@ def _scalar(value, name: str, what: str):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _traced(x: torch.Tensor) -> bool:
+    """Inside a ``torch.func`` transform (vmap, jacrev), which cannot branch on the data."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
 def as_tensor(value, name: str, dtype=None) -> torch.Tensor:
     """Convert ``value`` (a number, list, numpy array or tensor) to a finite floating tensor,
     explicitly; a clear error if that is impossible."""
@@ -66,7 +71,7 @@ def as_tensor(value, name: str, dtype=None) -> torch.Tensor:
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
     if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise ValueError(f"{name} must be finite, but contains NaN or infinite values")
     return t
 
 
@@ -142,24 +147,24 @@ def require_tensor(x, name: str, *, floating: bool = True, dim: int | None = Non
     if device is not None and x.device != torch.device(device):
         raise ValueError(f"{name} is on {x.device} but the computation is on {torch.device(device)}; "
                          f"move it with {name}.to({str(torch.device(device))!r})")
-    if finite and x.is_floating_point() and not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    if finite and x.is_floating_point() and not _traced(x) and not torch.isfinite(x).all():
+        raise ValueError(f"{name} must be finite, but contains NaN or infinite values")
     return x
 
 
 def require_batch(x, name: str = "x", *, device=None, finite: bool = True) -> torch.Tensor:
     """A batch: a finite floating tensor with a leading batch dimension and at least one more.
 
-    ``finite=False`` skips the finiteness check (inside ``torch.func`` transforms, which cannot
-    branch on data: network and density forwards)."""
+    ``finite=False`` skips the finiteness check (it is skipped anyway inside ``torch.func``
+    transforms, which cannot branch on data)."""
     require_tensor(x, name, device=device, finite=False)
     if x.dim() < 2:
         raise ValueError(
             f"{name} must have shape (batch, ...) with at least 2 dimensions, got shape "
             f"{tuple(x.shape)}; for 1-D data use shape (n, 1), e.g. x[:, None]"
         )
-    if finite and not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    if finite and not _traced(x) and not torch.isfinite(x).all():
+        raise ValueError(f"{name} must be finite, but contains NaN or infinite values")
     return x
 
 
@@ -194,6 +199,31 @@ def require_bool(value, name: str) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise ValueError(f"{name} must be True or False, got {_show(value)}")
     return bool(value)
+
+
+def require_path(path, name: str = "path"):
+    """A file's path: a string or an ``os.PathLike`` (returned as a ``pathlib.Path``)."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(path, str | os.PathLike) or not str(path):
+        raise ValueError(f"{name} must be a file path (a string or pathlib.Path), got {_show(path)}")
+    return Path(path)
+
+
+def require_module(model, name: str = "model"):
+    """A network: a ``torch.nn.Module``."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"{name} must be a torch.nn.Module (a network), got {_show(model)}")
+    return model
+
+
+def require_generator(generator, name: str = "generator"):
+    """None (the global generator) or a torch.Generator, e.g. ``make_generator(seed)``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"{name} must be a torch.Generator (e.g. lessons_lib.utils.make_generator(0)) or None, "
+                         f"got {_show(generator)}")
+    return generator
 
 
 def require_range(value, name: str, *, positive: bool = False) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch.func import jacrev, vmap
 
-from ._validate import require_batch, require_count, require_same_shape
+from ._validate import as_tensor, require_batch, require_callable, require_choice, require_count, require_same_shape
 
 __all__ = [
     "score_from_log_prob",
@@ -94,6 +94,7 @@ def jacobian_trace(
     returns ``(trace, f(x))`` from the same evaluation.
     """
     x = require_batch(x)
+    require_callable(f, "f")
     jac, out = vmap(jacrev(_per_sample(f), has_aux=True, chunk_size=chunk_size))(x)
     require_same_shape(out, x, "f")
     d = x[0].numel()
@@ -110,12 +111,14 @@ def sample_projections(
     ``kind="gaussian"``: standard normal entries.
     """
     dtype = dtype or torch.get_default_dtype()
+    if not isinstance(shape, tuple | list | torch.Size):
+        raise ValueError(f"shape must be a tuple of sizes such as (64, 2), got {shape!r}")
+    shape = tuple(require_count(n, "shape", minimum=0) for n in shape)
+    require_choice(kind, "kind", ("rademacher", "gaussian"))
     if kind == "rademacher":
         bits = torch.randint(0, 2, tuple(shape), generator=generator, device=device)
         return (2 * bits - 1).to(dtype)
-    if kind == "gaussian":
-        return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
-    raise ValueError(f"kind must be 'rademacher' or 'gaussian', got {kind!r}")
+    return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
 
 
 def projected_jacobian(f_out: Tensor, x: Tensor, v: Tensor, create_graph: bool = True) -> Tensor:
@@ -141,7 +144,9 @@ def hutchinson_trace(
     vector-Jacobian products, whatever the dimension.
     """
     x = require_batch(x)
+    require_callable(f, "f")
     n_projections = require_count(n_projections, "n_projections")
+    require_choice(kind, "kind", ("rademacher", "gaussian"))
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
         out = require_same_shape(f(x_in), x_in, "f")
@@ -159,15 +164,14 @@ def hutchinson_variance(A: Tensor, kind: str = "rademacher") -> float:
     :math:`2\sum_{i\ne j} S_{ij}^2` (the diagonal contributes no randomness, since
     :math:`v_i^2 = 1`); Gaussian: :math:`2\|S\|_F^2`. With M projections divide by M.
     """
-    A = torch.as_tensor(A, dtype=torch.float64)
+    A = as_tensor(A, "A", dtype=torch.float64)
     if A.dim() != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
+    require_choice(kind, "kind", ("rademacher", "gaussian"))
     sym = (A + A.T) / 2
     if kind == "rademacher":
         return 2 * float((sym**2).sum() - (torch.diagonal(sym) ** 2).sum())
-    if kind == "gaussian":
-        return 2 * float((sym**2).sum())
-    raise ValueError(f"kind must be 'rademacher' or 'gaussian', got {kind!r}")
+    return 2 * float((sym**2).sum())
 
 
 def linear_hutchinson_estimates(
@@ -177,7 +181,7 @@ def linear_hutchinson_estimates(
     """``n_repeats`` independent Hutchinson estimates of tr A, each the mean of vᵀAv over
     ``n_projections`` projections: :func:`hutchinson_trace` applied to the linear field
     f(x) = Ax (whose Jacobian is A everywhere) at ``n_repeats`` points. Shape (n_repeats,)."""
-    A = torch.as_tensor(A, dtype=torch.float64)
+    A = as_tensor(A, "A", dtype=torch.float64)
     if A.dim() != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
     n_repeats = require_count(n_repeats, "n_repeats")

@@ -26,7 +26,8 @@ from typing import NamedTuple
 
 import torch
 
-from ._validate import as_tensor, require_count, require_positive, require_sigma
+from ._validate import (as_tensor, require_callable, require_count, require_generator, require_positive, require_sigma,
+                        require_tensor)
 
 __all__ = ["Gaussian", "GaussianMixture", "noisy_score", "SampleErrors", "sample_errors", "density_from_score_1d",
            "fisher_constant_2d", "total_variation_1d"]
@@ -50,16 +51,13 @@ def _covariance(cov, d: int, name: str) -> torch.Tensor:
     return c
 
 
-def _check_points(x: torch.Tensor, d: int) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"x must be a torch.Tensor of shape (..., {d}), got {type(x).__name__}")
+def _check_points(x: torch.Tensor, d: int, name: str = "x") -> torch.Tensor:
+    require_tensor(x, name)
     if x.dim() == 0 or x.shape[-1] != d:
         raise ValueError(
             f"x must have shape (..., {d}) for a {d}-dimensional density, got {tuple(x.shape)}"
             + ("; for 1-D data use x[:, None]" if d == 1 and x.dim() == 1 else "")
         )
-    if not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
     return x
 
 
@@ -101,6 +99,7 @@ class Gaussian:
     def sample(self, n: int, generator: torch.Generator | None = None, dtype=None) -> torch.Tensor:
         """n draws ``mean + L z`` with ``L Lᵀ = cov``; shape (n, d)."""
         n = require_count(n, "n", minimum=0)
+        require_generator(generator)
         dtype = dtype or torch.get_default_dtype()
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return (self.mean + z @ self._chol.T).to(dtype)
@@ -194,6 +193,7 @@ class GaussianMixture:
         With ``return_labels=True`` also returns the component index of each draw.
         """
         n = require_count(n, "n", minimum=0)
+        require_generator(generator)
         dtype = dtype or torch.get_default_dtype()
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator) if n else (
             torch.zeros(0, dtype=torch.long)
@@ -288,7 +288,8 @@ def sample_errors(mixture: GaussianMixture, x: torch.Tensor) -> SampleErrors:
 
 def _check_grid(xs) -> torch.Tensor:
     """A 1-D grid: shape (n,) with n >= 2, finite, strictly increasing; returned in float64."""
-    if not isinstance(xs, torch.Tensor) or xs.dim() != 1 or xs.numel() < 2:
+    require_tensor(xs, "xs", dim=1)
+    if xs.numel() < 2:
         raise ValueError(f"xs must be a 1-D tensor of at least 2 grid points, got {xs!r:.80}")
     g = xs.detach().to(torch.float64)
     if not torch.isfinite(g).all() or not (g[1:] > g[:-1]).all():
@@ -318,6 +319,7 @@ def density_from_score_1d(score_fn, xs: torch.Tensor) -> torch.Tensor:
     density on the grid, shape (n,), float64, integrating to one by the trapezoid rule.
     """
     g = _check_grid(xs)
+    require_callable(score_fn, "score_fn")
     with torch.no_grad():
         s = score_fn(xs[:, None])
     if not isinstance(s, torch.Tensor) or s.shape != (g.numel(), 1):
@@ -348,6 +350,7 @@ def total_variation_1d(p: torch.Tensor, q: torch.Tensor, xs: torch.Tensor) -> fl
     given by their values on the grid ``xs`` (trapezoid rule); 0 for equal densities, 1 for
     densities with disjoint supports."""
     g = _check_grid(xs)
+    p, q = require_tensor(p, "p"), require_tensor(q, "q")
     if p.shape != g.shape or q.shape != g.shape:
         raise ValueError(f"p and q must hold one value per grid point, shape {tuple(g.shape)}")
     diff = (p.to(torch.float64) - q.to(torch.float64)).abs()

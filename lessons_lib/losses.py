@@ -57,7 +57,8 @@ from collections.abc import Callable
 
 import torch
 
-from ._validate import require_batch, require_count, require_positive, require_same_shape
+from ._validate import (require_batch, require_callable, require_choice, require_count, require_positive, require_real,
+                        require_same_shape)
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .noise import perturb, sigma_like, validate_sigmas
 
@@ -72,16 +73,15 @@ def _sum_event(t: Tensor) -> Tensor:
 
 
 def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
+    if require_choice(reduction, "reduction", ("mean", "none")) == "mean":
         return per_sample.mean()
-    if reduction == "none":
-        return per_sample
-    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    return per_sample
 
 
 def esm_loss(score_fn: Callable, x: Tensor, true_score, reduction: str = "mean") -> Tensor:
     """½ E‖s_θ(x) − s(x)‖². ``true_score`` is a tensor shaped like x or a function of x."""
     x = require_batch(x)
+    require_callable(score_fn, "score_fn")
     target = true_score(x) if callable(true_score) else true_score
     require_same_shape(target, x, "true_score")
     s = require_same_shape(score_fn(x), x, "score_fn")
@@ -91,6 +91,7 @@ def esm_loss(score_fn: Callable, x: Tensor, true_score, reduction: str = "mean")
 def ism_loss(score_fn: Callable, x: Tensor, reduction: str = "mean", chunk_size: int | None = None):
     """E[tr ∇ₓs_θ(x) + ½‖s_θ(x)‖²] with the exact Jacobian trace (cost grows with dimension)."""
     x = require_batch(x)
+    require_callable(score_fn, "score_fn")
     trace, s = jacobian_trace(score_fn, x, return_output=True, chunk_size=chunk_size)
     return _reduce(trace + 0.5 * _sum_event(s**2), reduction)
 
@@ -99,6 +100,7 @@ def _sliced(score_fn, x, v, n_projections, kind, generator, variance_reduced: bo
     """SSM (or SSM-VR) with the projections ``v`` of shape (M, *x.shape), or M = ``n_projections``
     fresh ones of ``kind`` when ``v`` is None; averaged over the M projections."""
     x = require_batch(x)
+    require_callable(score_fn, "score_fn")
     if v is None:
         n_projections = require_count(n_projections, "n_projections")
         v = torch.stack(
@@ -171,6 +173,7 @@ def dsm_loss(
     ``z``: the standard normal noise to use (shape of x) instead of drawing it.
     """
     x = require_batch(x)
+    require_callable(score_fn, "score_fn")
     x_tilde, z = perturb(x, sigma, generator, z=z)
     s = require_same_shape(score_fn(x_tilde), x, "score_fn")
     return _reduce(0.5 * _sum_event((s + z / sigma_like(sigma, x)) ** 2), reduction)
@@ -189,6 +192,7 @@ def ncsn_loss(
     own level. Draws the levels, then calls :func:`ncsn_loss_at`.
     """
     x = require_batch(x)
+    require_callable(score_fn, "score_fn")
     sigmas = validate_sigmas(sigmas).to(x)
     idx = torch.randint(0, len(sigmas), (x.shape[0],), generator=generator, device=x.device)
     return ncsn_loss_at(score_fn, x, sigmas[idx], generator, reduction)
@@ -208,6 +212,7 @@ def ncsn_loss_at(
     ``score_fn(x_tilde, sigma)`` receives ``sigma`` as given.
     """
     x = require_batch(x)
+    require_callable(score_fn, "score_fn")
     x_tilde, z = perturb(x, sigma, generator, z=z)
     s = require_same_shape(score_fn(x_tilde, sigma), x, "score_fn")
     return _reduce(0.5 * _sum_event((sigma_like(sigma, x) * s + z) ** 2), reduction)
@@ -230,8 +235,10 @@ def edm_loss(
     (B,). The defaults P_mean = −1.2, P_std = 1.2 are EDM's.
     """
     x = require_batch(x)
+    require_callable(score_fn, "score_fn")
     sigma_data = require_positive(sigma_data, "sigma_data")
     p_std = require_positive(p_std, "p_std")
+    p_mean = require_real(p_mean, "p_mean")
     log_sigma = p_mean + p_std * torch.randn(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
     sigma = log_sigma.exp()
     per_sample = ncsn_loss_at(score_fn, x, sigma, generator, reduction="none")

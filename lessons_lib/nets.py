@@ -18,11 +18,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validate import require_count
+from ._validate import require_bool, require_count, require_tensor
 from .autodiff import score_from_energy
 from .noise import sigma_like
 
 __all__ = ["LinearScore", "ScoreMLP", "EnergyMLP"]
+
+
+def _points(module: nn.Module, x, dim: int) -> torch.Tensor:
+    """x as the network takes it: a finite floating tensor of shape (B, dim) on the network's device."""
+    device = next(module.parameters()).device
+    require_tensor(x, "x", device=device)
+    if x.dim() != 2 or x.shape[1] != dim:
+        raise ValueError(f"{type(module).__name__} expects points x of shape (B, {dim}), got {tuple(x.shape)}")
+    return x
 
 
 class LinearScore(nn.Module):
@@ -35,6 +44,7 @@ class LinearScore(nn.Module):
         self.b = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _points(self, x, self.b.shape[0])
         return x @ self.A.T + self.b
 
 
@@ -52,7 +62,7 @@ class ScoreMLP(nn.Module):
         hidden = require_count(hidden, "hidden")
         n_layers = require_count(n_layers, "n_layers")
         self.dim = dim
-        self.sigma_conditioned = sigma_conditioned
+        self.sigma_conditioned = require_bool(sigma_conditioned, "sigma_conditioned")
         layers: list[nn.Module] = []
         width = dim + (1 if sigma_conditioned else 0)
         for _ in range(n_layers):
@@ -62,8 +72,7 @@ class ScoreMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"ScoreMLP expects points of shape (B, {self.dim}), got {tuple(x.shape)}")
+        x = _points(self, x, self.dim)
         if not self.sigma_conditioned:
             if sigma is not None:
                 raise ValueError("this ScoreMLP is not σ-conditioned; build it with sigma_conditioned=True")
@@ -94,8 +103,7 @@ class EnergyMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"EnergyMLP expects points of shape (B, {self.dim}), got {tuple(x.shape)}")
+        x = _points(self, x, self.dim)
         return self.net(x)[:, 0]
 
     def score(self, x: torch.Tensor) -> torch.Tensor:

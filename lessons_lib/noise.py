@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ._validate import require_batch, require_count, require_positive, require_sigma
+from ._validate import as_tensor, require_batch, require_count, require_generator, require_positive, require_sigma
 
 __all__ = ["geometric_sigmas", "karras_sigmas", "perturb", "sigma_like", "tweedie_denoise", "validate_sigmas"]
 
@@ -57,9 +57,7 @@ def karras_sigmas(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) 
 
 def validate_sigmas(sigmas) -> torch.Tensor:
     """A σ schedule: a 1-D tensor of positive levels, strictly decreasing (largest first)."""
-    s = torch.as_tensor(sigmas, dtype=torch.get_default_dtype()) if not isinstance(
-        sigmas, torch.Tensor
-    ) else sigmas
+    s = as_tensor(sigmas, "sigmas") if not isinstance(sigmas, torch.Tensor) else sigmas
     if s.dim() != 1 or s.numel() == 0:
         raise ValueError(f"sigmas must be a non-empty 1-D list of noise levels, got shape {tuple(s.shape)}")
     require_sigma(s, "sigmas")
@@ -96,11 +94,14 @@ def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None, *,
     """
     x = require_batch(x)
     s = sigma_like(sigma, x)
+    require_generator(generator)
     if z is None:
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     elif not isinstance(z, torch.Tensor) or z.shape != x.shape:
         shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
         raise ValueError(f"z must have the shape of x, {tuple(x.shape)}, got {shape}")
+    else:
+        z = require_batch(z, "z")
     return x + s * z, z
 
 

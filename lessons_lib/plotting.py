@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ._validate import require_callable, require_count, require_range, require_tensor
+
 __all__ = ["grid_2d", "plot_density_1d", "plot_density_2d", "plot_score_field", "score_error_grid",
            "score_error_by_region",
            "plot_score_error",
@@ -16,6 +18,8 @@ __all__ = ["grid_2d", "plot_density_1d", "plot_density_2d", "plot_score_field", 
 
 def grid_2d(xlim=(-5, 5), ylim=(-5, 5), n: int = 100):
     """A regular grid: returns (X, Y, points) with points of shape (n*n, 2) as float tensor."""
+    xlim, ylim = require_range(xlim, "xlim"), require_range(ylim, "ylim")
+    n = require_count(n, "n", minimum=2)
     xs = torch.linspace(*xlim, n)
     ys = torch.linspace(*ylim, n)
     X, Y = torch.meshgrid(xs, ys, indexing="xy")
@@ -24,6 +28,8 @@ def grid_2d(xlim=(-5, 5), ylim=(-5, 5), n: int = 100):
 
 def plot_density_1d(ax, log_prob: Callable, xs: torch.Tensor, label=None, **kwargs):
     """Plot p(x) = exp(log_prob(x)) over the 1-D grid ``xs`` (shape (n,)). Returns the line."""
+    require_tensor(xs, "xs", dim=1)
+    require_callable(log_prob, "log_prob")
     with torch.no_grad():
         p = torch.exp(log_prob(xs[:, None]))
     (line,) = ax.plot(xs.numpy(), p.numpy(), label=label, **kwargs)
@@ -32,6 +38,7 @@ def plot_density_1d(ax, log_prob: Callable, xs: torch.Tensor, label=None, **kwar
 
 def plot_density_2d(ax, log_prob: Callable, xlim=(-5, 5), ylim=(-5, 5), n: int = 120, cmap="Blues", **kwargs):
     """Filled contours of p over a 2-D box. Returns the contour set."""
+    require_callable(log_prob, "log_prob")
     X, Y, pts = grid_2d(xlim, ylim, n)
     with torch.no_grad():
         p = torch.exp(log_prob(pts)).reshape(n, n)
@@ -48,6 +55,7 @@ def plot_score_field(ax, score_fn: Callable, xlim=(-5, 5), ylim=(-5, 5), n: int 
     proportional to ‖s(x)‖ (matplotlib's autoscaling). Keyword arguments go to ``ax.quiver``.
     Returns the quiver (call ``set_clim`` on it to share one colour scale between panels).
     """
+    require_callable(score_fn, "score_fn")
     X, Y, pts = grid_2d(xlim, ylim, n)
     with torch.no_grad():
         s = score_fn(pts).reshape(n, n, 2)
@@ -114,12 +122,17 @@ def plot_score_error(ax, score_fn: Callable, true_score: Callable, log_prob: Cal
 
 def plot_samples(ax, x: torch.Tensor, s: float = 2, alpha: float = 0.5, **kwargs):
     """Scatter 2-D samples of shape (n, 2). Returns the path collection."""
+    require_tensor(x, "x", dim=2)
+    if x.shape[1] != 2:
+        raise ValueError(f"x must have shape (n, 2), got {tuple(x.shape)}")
     x = x.detach().cpu()
     return ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=s, alpha=alpha, **kwargs)
 
 
 def image_grid(ax, images: torch.Tensor, nrow: int = 8, pad: int = 2, clip=(0.0, 1.0)):
     """Show a batch of images (B, 1, H, W) or (B, H, W) as one grid image. Returns the image."""
+    require_tensor(images, "images", floating=False)
+    nrow, pad = require_count(nrow, "nrow"), require_count(pad, "pad", minimum=0)
     imgs = images.detach().cpu().float()
     if imgs.dim() == 4:
         if imgs.shape[1] != 1:

@@ -120,11 +120,16 @@ def mala_log_acceptance(log_prob: Callable[[Tensor], Tensor], score_fn: Callable
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     with torch.no_grad():
-        def log_q(b, a):  # log q(b | a) up to a constant
-            return -(b - a - eps * evaluate_score(score_fn, a)).flatten(1).pow(2).sum(1) / (4 * eps)
+        return _mala_log_acceptance(log_prob(x), log_prob(y), x, y, evaluate_score(score_fn, x),
+                                    evaluate_score(score_fn, y), eps)
 
-        log_ratio = log_prob(y) - log_prob(x) + log_q(x, y) - log_q(y, x)
-    return log_ratio.clamp(max=0.0)
+
+def _mala_log_acceptance(log_p_x, log_p_y, x, y, s_x, s_y, eps):
+    """MALA's log α from the log-densities and scores at both points (computed once by the caller)."""
+    def log_q(b, a, s_a):  # log q(b | a) up to a constant
+        return -(b - a - eps * s_a).flatten(1).pow(2).sum(1) / (4 * eps)
+
+    return (log_p_y - log_p_x + log_q(x, y, s_y) - log_q(y, x, s_x)).clamp(max=0.0)
 
 
 def mala(
@@ -149,13 +154,18 @@ def mala(
     n_steps = require_count(n_steps, "n_steps", minimum=0)
     trajectory = Trajectory(x, record_every)
     accepted = 0.0
+    with torch.no_grad():
+        s_x, log_p_x = evaluate_score(score_fn, x), log_prob(x)
     for t in range(1, n_steps + 1):
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        y = langevin_step(x, evaluate_score(score_fn, x), eps, z)
+        y = langevin_step(x, s_x, eps, z)
         _check_finite(y, t, n_steps, eps)
+        with torch.no_grad():
+            s_y, log_p_y = evaluate_score(score_fn, y), log_prob(y)
         u = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
-        accept = torch.log(u) < mala_log_acceptance(log_prob, score_fn, x, y, eps)
-        x = torch.where(accept.view(-1, *[1] * (x.dim() - 1)), y, x)
+        accept = torch.log(u) < _mala_log_acceptance(log_p_x, log_p_y, x, y, s_x, s_y, eps)
+        keep = accept.view(-1, *[1] * (x.dim() - 1))
+        x, s_x, log_p_x = torch.where(keep, y, x), torch.where(keep, s_y, s_x), torch.where(accept, log_p_y, log_p_x)
         accepted += float(accept.double().mean())
         trajectory.add(x, t)
     acceptance = accepted / max(n_steps, 1)

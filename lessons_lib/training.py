@@ -28,7 +28,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ._validate import require_count, require_positive
+from ._validate import (require_batch, require_callable, require_count, require_module, require_positive, require_real,
+                        require_seed)
 from .utils import get_device, make_generator
 
 __all__ = ["train", "TrainResult", "ema_model", "seconds_per_step", "step_costs", "process_rank", "RANK_STRIDE"]
@@ -55,8 +56,7 @@ class TrainResult:
 
 def ema_model(model: nn.Module, decay: float) -> AveragedModel:
     """An exponential moving average θ̄ ← decay·θ̄ + (1 − decay)·θ of the model's weights."""
-    if not 0.0 < decay < 1.0:
-        raise ValueError(f"ema_decay must be between 0 and 1, got {decay!r}")
+    require_real(decay, "ema_decay", 0.0, 1.0, open_lo=True, open_hi=True)
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
@@ -110,6 +110,13 @@ def train(
     n_steps = require_count(n_steps, "n_steps", minimum=0)
     batch_size = require_count(batch_size, "batch_size")
     lr = require_positive(lr, "lr")
+    seed = require_seed(seed)
+    require_module(model)
+    require_callable(loss_fn, "loss_fn")
+    if not callable(data) and require_batch(data, "data").shape[0] == 0:
+        raise ValueError("data must be a non-empty tensor of shape (N, ...) or a sampler data(n, generator=g)")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     dev = get_device(device)
     model.to(dev).train()
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
@@ -132,9 +139,10 @@ def train(
         loss = loss_fn(net, next(batches), noise_gen)
         value = float(loss.detach())
         if not math.isfinite(value):
+            used = opt.param_groups[0]["lr"]  # the optimiser's own, which may not be the lr argument
             raise ValueError(
-                f"the loss became {value} at step {step} (learning rate {lr:g}); "
-                "lower the learning rate or check the data for NaNs"
+                f"the loss became {value} at step {step} (the optimizer's learning rate lr = {float(used):g}); "
+                "lower the learning rate or check the data and loss_fn for NaNs"
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()

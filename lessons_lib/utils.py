@@ -7,15 +7,15 @@ import random
 import numpy as np
 import torch
 
+from ._validate import require_seed
+
 __all__ = ["seed_everything", "get_device", "make_generator"]
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python's, NumPy's and torch's global generators; return a fresh torch.Generator
     seeded the same way, for functions that take ``generator=``."""
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative whole number, got {seed!r}")
-    seed = int(seed)
+    seed = require_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -24,7 +24,12 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 def make_generator(seed: int, device="cpu") -> torch.Generator:
     """A torch.Generator on ``device`` seeded with ``seed``."""
-    return torch.Generator(device=device).manual_seed(int(seed))
+    seed = require_seed(seed)
+    try:
+        generator = torch.Generator(device=get_device(device) if isinstance(device, str) else device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} cannot hold a generator; use 'cpu' or 'cuda'") from err
+    return generator.manual_seed(seed)
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -38,6 +43,8 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device("cpu")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str | torch.device):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'auto' or a torch.device, got {device!r}")
     try:
         dev = torch.device(device)
     except RuntimeError as err:

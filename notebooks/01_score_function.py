@@ -143,7 +143,9 @@ plt.show()
 # **Check: which fields are gradients?** In two dimensions, compare the Jacobian $J = \nabla_x s$
 # of two random networks at 500 points: an energy network `EnergyMLP` whose score is
 # $-\nabla E_\theta$, and a free-form `ScoreMLP` that outputs the vector itself. A gradient field
-# has $J = J^\top$ (zero *curl* $J_{21} - J_{12}$).
+# has $J = J^\top$ (zero *curl* $J_{21} - J_{12}$). In the code, `jacrev(f)` returns the Jacobian of a
+# function of one point, and `vmap` applies that to every point of the batch (`xi[None]` makes the
+# single point a batch of one for the network).
 
 # %%
 torch.manual_seed(0)

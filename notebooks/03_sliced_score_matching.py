@@ -265,7 +265,7 @@ for name, values in (("SSM − ISM", ssm_values - ism_values), ("SSM-VR − ISM"
 # %% [markdown]
 # The paired differences are far more precise than each average. SSM − ISM is well within its
 # standard error of zero; SSM-VR − ISM lies about two standard errors from zero. SSM-VR is exactly
-# unbiased, so that is a fluctuation of a size that turns up in about one run in twenty; more
+# unbiased, so that is a fluctuation of a size that turns up in a few runs in a hundred; more
 # samples would shrink it. The per-sample spread shows the price of the projections: SSM is
 # noisier than SSM-VR, which is noisier than exact ISM. This model is an untrained probe, so
 # these spreads say nothing yet about training; section 4 measures them at a trained model.
@@ -321,7 +321,7 @@ print("C: Monte Carlo {:.3f} ± {:.3f}, quadrature {:.4f}".format(*mean_and_se(h
 #
 # ## 4. Fitting the 2-D mixture with ISM, SSM and SSM-VR
 #
-# Same network, same initial weights, same data stream, same 600 Adam steps; only the loss
+# Same network, same initial weights, same data stream, same 400 Adam steps; only the loss
 # differs (one Rademacher projection per sample for SSM and SSM-VR). We grade each fit with ESM
 # against the true score on 100 000 fresh samples, and we repeat the whole comparison for five
 # training seeds (0 to 4: initial weights, batches and projections), because a single run cannot
@@ -438,7 +438,7 @@ plt.show()
 # seeds. All three fields are qualitatively right where the data are, and all are poor where
 # data are rare (the maps): slicing changes the noise, not what the loss can see.
 #
-# **The gradient noise itself.** Is SSM behind because its gradients are noisier? At the trained
+# **The gradient noise itself.** Are SSM's gradients noisier, as its extra term suggests? At the trained
 # seed-0 ISM model, we draw 40 batches of 256 samples (fresh projections for each) and measure,
 # for each objective, the total variance of the minibatch gradient over all parameters, the
 # per-sample spread of the loss, and the diagonal share $\sum_i S_{ii}^2/\|S\|_F^2$ of the
@@ -484,7 +484,7 @@ print(f"median diagonal share of the symmetric Jacobian at the trained model: {s
 d_big = 100
 big = Gaussian(torch.zeros(d_big), torch.diag(torch.linspace(0.5, 2.0, d_big)))
 x_big_test = big.sample(5000, generator=make_generator(8))
-budget_s = 2.0
+budget_s = 1.5
 for name in ("ISM", "SSM-VR"):
     torch.manual_seed(0)
     big_model = ScoreMLP(d_big, hidden=128)
@@ -503,8 +503,8 @@ print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}"
 # %% [markdown]
 # In the same CPU time SSM-VR took more than ten times as many steps as exact ISM, whose every
 # step pays for 100 backward passes, and reached a much lower ESM; ISM had moved only part of the
-# way from the zero model. Both objectives have the same expectation: here the difference is
-# entirely the cost of the trace.
+# way from the zero model. Both objectives have the same expectation; what differs is how many
+# steps each could afford, despite SSM-VR's noisier gradients.
 #
 # ## 5. Cost per step against dimension
 #
@@ -512,14 +512,14 @@ print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}"
 # standard-normal data, batch 64, one CPU thread, for exact ISM, SSM and SSM-VR with one
 # projection, and denoising score matching (DSM, lesson 4: no derivative of the model with
 # respect to $x$ at all), with the library's `step_costs` — the same function and settings as
-# lesson 2 (median of 7 timed steps after 2 untimed ones). Times depend on the machine and on
+# lesson 2 (median of 5 timed steps after 1 untimed one), up to $d = 256$. Times depend on the machine and on
 # whatever else it is running, and are not checked; the ratios to DSM, measured in the same
 # cell, are the more stable numbers.
 
 # %%
-dims = [2, 8, 32, 128, 512]
+dims = [2, 8, 32, 128, 256]
 timed = dict(objectives, DSM=lambda model, batch, gen: losses.dsm_loss(model, batch, 0.1, generator=gen))
-step_seconds = step_costs(timed, dims, n_steps=7, warmup=2)
+step_seconds = step_costs(timed, dims, n_steps=5, warmup=1)
 print(" " * 8 + "".join(f"{f'd = {d}':>20}" for d in dims))
 for name, secs in step_seconds.items():
     print(f"{name:<8}" + "".join(f"{1000 * t:9.1f} ms ({t / dsm:5.1f}×)" for t, dsm in zip(secs, step_seconds["DSM"])))

@@ -147,7 +147,7 @@ def circle_score(y, s):
     return (w[..., None] * (circle[None] - y[:, None, :])).sum(1) / s**2
 
 
-probe = torch.tensor([[1.2, 0.0], [0.0, 0.9], [-0.7, -0.7]], dtype=torch.float64)
+probe = torch.tensor([[1.2, 0.0], [0.0, 0.9], [-0.6, -0.6]], dtype=torch.float64)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -231,8 +231,9 @@ for name, dsm_m, dsm_se, esm_m, esm_se, diff_m, diff_se in rows:
     print(f"{name:26s} {dsm_m:6.2f} ± {dsm_se:.2f} {esm_m:6.2f} ± {esm_se:.2f} {diff_m:+8.3f} ± {diff_se:.3f}")
 
 # %% [markdown]
-# The losses themselves differ a lot between models, yet DSM − ESM − C is zero for all four
-# within the Monte-Carlo error. (All rows use the same samples. Part of the noise, the term
+# The losses themselves differ a lot between models, yet DSM − ESM − C is within about two
+# standard errors of zero for all four. (All rows use the same samples, so their errors move
+# together: the four residuals have the same sign here. Part of the noise, the term
 # $(\|z\|^2 - d)/(2\sigma^2)$, is common to every model; the rest,
 # $s_\theta^\top(z/\sigma + \nabla\log p_\sigma)$, has mean zero by Tweedie's formula of
 # section 3 but differs from model to model.) For the true score ESM is exactly zero, so its
@@ -305,7 +306,8 @@ print("Monte-Carlo C for x ~ N(0, I), d = 2, σ = 0.5: {:.3f} ± {:.3f}".format(
 # - 1 point: (b) finds p_σ = N(μ, (v + σ²)I) and E‖∇log p_σ‖² = d/(v + σ²).
 # - 1 point: (b, c) the closed form d·v/(2σ²(v + σ²)), matched to the printed value, with both limits right.
 # <!-- END WRITTEN ANSWER -->
-#
+
+# %% [markdown]
 # ## 3. Tweedie's formula and denoising autoencoders
 #
 # Differentiate the convolution under the integral. Since
@@ -324,7 +326,8 @@ print("Monte-Carlo C for x ~ N(0, I), d = 2, σ = 0.5: {:.3f} ± {:.3f}".format(
 # Gaussian noise of known σ, independent of $x$; $p$ can be anything. The best denoiser in the
 # mean-square sense is one step along the noisy score. Differentiating once more gives the
 # posterior covariance, $\operatorname{Cov}[x\mid\tilde x] = \sigma^2\big(I + \sigma^2\nabla^2\log p_\sigma(\tilde x)\big)$:
-# where $p_\sigma$ is curved the posterior is narrow, where $\log p_\sigma$ is flat or convex it is wide.
+# where $\log p_\sigma$ is strongly concave (inside a mode) the posterior is narrow, where it is flat
+# or convex (between modes) it is wide.
 #
 # **The denoising-autoencoder link.** Train a denoiser $D_\theta$ with
 # $\tfrac12\mathbb E\|D_\theta(\tilde x) - x\|^2$; its optimum is $\mathbb E[x\mid\tilde x]$.
@@ -469,7 +472,7 @@ for s in (0.3, 1.0):
     seed_everything(0)
     dsm_models[s] = ScoreMLP(1, hidden=64)
     fits[s] = train(dsm_models[s], lambda model, batch, g, s=s: losses.dsm_loss(model, batch, s, generator=g), p.sample,
-                    n_steps=2000, batch_size=256, lr=3e-3, progress=False)
+                    n_steps=3000, batch_size=256, lr=3e-3, progress=False)
 sigma = 0.3
 dsm_model, fit, noisy = dsm_models[sigma], fits[sigma], p.perturbed(sigma)
 with torch.no_grad():
@@ -551,7 +554,8 @@ on_points = {name: torch.stack([losses.dsm_loss(fn, data_1024, sigma, z=zk) for 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"1,024 fixed samples, σ = 0.3; population floor C = {floor:.3f} ± {floor_se:.3f}")
-print(f"loss of the TRUE score of p_σ on the one fixed noise draw: {true_on_draw:.3f}")
+print(f"loss of the TRUE score of p_σ on the one fixed noise draw: {true_on_draw:.3f} "
+      f"(standard error of one draw of 1,024 terms: {floor_samples.std() / 32:.2f})")
 print(f"{'1→8→1 ReLU MLP, 500 epochs':30s} {'loss on the fixed draw':>22s} {'population loss - C (paired)':>30s}")
 for fresh_noise, (on_draw, gap, gap_se) in one_draw.items():
     name = "fresh noise every epoch" if fresh_noise else "one noise draw, reused"
@@ -561,7 +565,7 @@ print(f"DSM on the 1,024 points, averaged over 32 fresh noise draws: score of th
 
 # %% [markdown]
 # Most of the gap is the luck of the draw: one draw of 1,024 terms has a standard error of
-# 7.2/√1024 ≈ 0.23 (the per-sample standard deviation printed above), and the *true* score
+# 7.2/√1024 ≈ 0.23 (printed above), and the *true* score
 # itself scores below $C$ on our draw. The networks' population losses, the numbers that
 # matter, are above $C$ in both runs (the last column: the population loss minus the true
 # score's on the same million samples and noise, so that the common noise cancels).
@@ -597,7 +601,7 @@ for s, model in dsm_models.items():
     p_s = torch.exp(p.perturbed(s).log_prob(xs[:, None])).double()
     recovered[s] = (dens, p_s, torch.trapezoid(dens[left], xs[left].double()).item())
 from_learned, _, left_mass = recovered[sigma]
-# how many of the 2000 × 256 noisy training samples fell below x = -5 (expected), and the error there
+# how many of the 3000 × 256 noisy training samples fell below x = -5 (expected), and the error there
 below = 0.1 * torch.special.ndtr(torch.tensor((-5 + 3) / math.hypot(1, sigma))) + \
     0.9 * torch.special.ndtr(torch.tensor((-5 - 3) / math.hypot(1, sigma)))
 light_mode = (xs > -4) & (xs < -2.5)
@@ -610,7 +614,7 @@ for s, (dens, p_s, mass) in recovered.items():
     print(f"{s:4.1f} {total_variation_1d(p_s, p_grid, xs):11.2f} {total_variation_1d(dens, p_s, xs):17.2f} "
           f"{total_variation_1d(dens, p_grid, xs):15.2f} {mass:15.3f}")
 print("mass of p_σ left of 0 at σ = 0.3 and 1:", [round(torch.trapezoid(recovered[s][1][left], xs[left].double()).item(), 3) for s in recovered])
-print(f"σ = 0.3: noisy training samples expected below x = -5: {below.item() * 2000 * 256:,.0f} of {2000 * 256:,}; "
+print(f"σ = 0.3: noisy training samples expected below x = -5: {below.item() * 3000 * 256:,.0f} of {3000 * 256:,}; "
       f"mean (learned - true) score on -4 < x < -2.5: {(learned - true_noisy_score)[light_mode].mean():+.2f}")
 
 # %%
@@ -641,7 +645,7 @@ plt.show()
 # right-hand panel: DSM learns the score of the noisy density, as Vincent's identity says.
 #
 # The learned score is not right everywhere. In the light mode's outer flank, below
-# $x = -5$, where only about a thousand of the 512,000 noisy training samples landed (printed
+# $x = -5$, where only a few thousand of the 768,000 noisy training samples landed (printed
 # above), it drifts away from $\nabla\log p_\sigma$; inside the light mode it is off by a
 # steady amount (the last line above), which changes that mode's width and so its mass.
 #
@@ -676,7 +680,7 @@ sigmas = geometric_sigmas(5.0, 0.02, 30)
 seed_everything(0)
 ncsn_model = ScoreMLP(1, hidden=64, sigma_conditioned=True)
 ncsn_fit = train(ncsn_model, lambda model, batch, g: ncsn_loss(model, batch, sigmas, generator=g), p.sample,
-                 n_steps=3000, batch_size=256, lr=3e-3, progress=False)
+                 n_steps=4000, batch_size=256, lr=3e-3, progress=False)
 print(f"σ-conditioned network: {len(ncsn_fit.losses)} steps over {len(sigmas)} levels "
       f"from σ = {sigmas[0]:.2f} to {sigmas[-1]:.2f}")
 
@@ -712,11 +716,11 @@ for s, r in table.items():
 
 # %% [markdown]
 # Read the table from σ = 0.3 down. The region the noisy data cover (the third column) hardly
-# moves, yet the learned score's mean error grows about tenfold from σ = 0.3 to σ = 0.02, in the
-# heavy mode, where most of the data are, as much as anywhere: σ times the error stays within a
-# factor of about 1.5. That is the weight at work, not a lack of data. Going up from σ = 0.3
-# the blur grows instead (TV(p, p_σ), the *bias*: the model learns a blurred density), and σ
-# times the error shrinks a little. "Grey region" is the mean error where $p_\sigma$ is below
+# moves, yet the learned score's mean error under $p_\sigma$ grows from 0.16 at σ = 0.3 to 1.52
+# at σ = 0.02, and in the heavy mode, where most of the data are, from 0.10 to 1.68: σ times the
+# error stays near 0.03 in both (0.029 to 0.034 in the heavy mode). That is the weight at work,
+# not a lack of data. Going up from σ = 0.3 the blur grows instead (TV(p, p_σ), the *bias*: the
+# model learns a blurred density), and σ times the error shrinks a little. "Grey region" is the mean error where $p_\sigma$ is below
 # $10^{-3}$ of its peak, on the plotted range (— where there is none).
 #
 # **The σ explorer.** Move σ and watch $p_\sigma$ (top), the true and learned scores (middle,
@@ -820,8 +824,8 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 # The variance grows like $\sigma^{-4}$ here (the slope above): $\sigma^{-2}$ from the target's
 # size and $\sigma^{-2}$ more because the network's output is divided by σ. The mean gradient
 # grows too, because this network is *less accurate* at small σ: σδ is about the same at every
-# level (section 5). The two grow together, and the noise-to-signal ratio is of the same
-# order at every level where it is resolved. A network that was more accurate at a small σ
+# level (section 5). The two grow together, and the noise-to-signal ratio stays between 1.8
+# and 3.6 at all six levels. A network that was more accurate at a small σ
 # (smaller σδ) would, by the formula above, see a noisier gradient there: the small-σ noise is
 # intrinsic to DSM, reduced by larger batches or control variates, not by rescaling the output.
 #
@@ -862,8 +866,8 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 # As σ → 0: (a) the DSM gradient's variance explodes (slope about −4 for this network) — the
 # target has size $1/\sigma$ — so a fixed batch size buys less and less information per step;
 # (b) with the σ² weight, the network's score error grows like $1/\sigma$ (σ times the error
-# stays near the same value while the error grows about tenfold from σ = 0.3 to 0.02, in the
-# heavy mode too). Shrinking coverage is a minor effect in this example: the region where
+# stays near 0.03 while the error itself grows from 0.16 to 1.52 between σ = 0.3 and 0.02, in
+# the heavy mode too). Shrinking coverage is a minor effect in this example: the region where
 # $p_\sigma$ exceeds $10^{-3}$ of its peak barely changes below σ = 0.3. As σ grows: bias —
 # the model learns the score of a blurred density, TV(p, p_σ) = 0.17 at σ = 1 and 0.43 at
 # σ = 3, so samples from it would be blurred too.

@@ -17,17 +17,20 @@
 #
 # Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$ without ever knowing $p$. This
 # lesson turns a score back into **samples**: Langevin dynamics needs nothing but the score.
-# We derive it, run it, break it in the three classic ways, and repair the worst failure with
-# annealing over noise levels.
+# We derive it, run it, break it in three ways (two of them are Song & Ermon's 2019 pitfalls;
+# their third, data on a thin set, is lesson 04 §1 and lesson 06), and repair the worst
+# failure with annealing over noise levels.
 #
 # **After this lesson you can**
-# 1. derive the unadjusted Langevin algorithm from the Langevin diffusion, and show with the
-#    Fokker–Planck equation that $p$ is its stationary density;
-# 2. sample a 2-D mixture from its analytic score, and say how the step size trades bias for
-#    speed (and when the chain blows up);
+# 1. derive the unadjusted Langevin algorithm (ULA) from the Langevin diffusion, show with the
+#    Fokker–Planck equation that $p$ is the *diffusion's* stationary density, and compute ULA's
+#    bias for a Gaussian;
+# 2. sample a 2-D mixture from its analytic score, say how the step size trades bias for
+#    speed, and remove the bias with a Metropolis correction (MALA) when $\log p$ is known;
 # 3. measure three failure modes: slow mixing between separated modes, wrong mode weights, and
-#    inaccurate learned scores where there are no data;
-# 4. fix the mode weights with annealed Langevin dynamics over a σ schedule.
+#    inaccurate learned scores;
+# 4. fix the mode weights with annealed Langevin dynamics over a σ schedule, and finish with
+#    Tweedie's denoising step.
 #
 # **Convention used throughout the course:**
 # $x \leftarrow x + \varepsilon\,s(x) + \sqrt{2\varepsilon}\,z$, $z\sim\mathcal N(0, I)$, with
@@ -42,19 +45,25 @@ import numpy as np
 import torch
 
 from lessons_lib import losses, seed_everything
-from lessons_lib.course.checks import check_annealed_langevin_loop, check_langevin_step
+from lessons_lib.course.checks import check_annealed_langevin_loop, check_langevin_step, check_mala_log_acceptance
 from lessons_lib.densities import Gaussian, density_from_score_1d, noisy_score
 from lessons_lib.explorers import LangevinExplorer
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import plot_density_2d, plot_samples
-from lessons_lib.samplers import DivergenceError, annealed_langevin, langevin
+from lessons_lib.samplers import DivergenceError, annealed_langevin, langevin, mala
 from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.training import train
 from lessons_lib.utils import make_generator
 
 seed_everything(0)
 torch.set_num_threads(1)  # small batches and tiny networks: one thread is faster than several
+
+
+def binomial_se(fraction, n):
+    """The standard error of a fraction measured on n independent chains."""
+    return math.sqrt(fraction * (1 - fraction) / n)
+
 
 # %% [markdown]
 # ## 1. From a diffusion to an algorithm
@@ -63,41 +72,48 @@ torch.set_num_threads(1)  # small batches and tiny networks: one thread is faste
 #
 # $$dX_t = \nabla\log p(X_t)\,dt + \sqrt 2\,dW_t ,$$
 #
-# a drift up the log-density plus Brownian motion $W_t$. Why does it sample $p$? The density
-# $\rho_t$ of $X_t$ obeys the Fokker–Planck equation (drift moves mass, noise diffuses it):
+# a drift up the log-density plus Brownian motion $W_t$. Why does it sample $p$? Follow the
+# density $\rho_t$ of $X_t$ in one dimension. Mass is conserved, so $\partial_t\rho = -\partial_x J$
+# for a flux $J$. The drift $b = \partial_x\log p$ carries mass at speed $b$ (flux $\rho b$);
+# the noise $\sqrt2\,dW$ spreads it like heat, from high density to low, with flux
+# $-\partial_x\rho$ (Fick's law; the $\sqrt 2$ makes the diffusion coefficient 1). So
+# $J = \rho\,\partial_x\log p - \partial_x\rho = -\rho\,\partial_x\log(\rho/p)$, and in $d$
+# dimensions the **Fokker–Planck equation** reads
 #
 # $$\partial_t\rho_t = -\nabla\cdot\big(\rho_t\,\nabla\log p\big) + \Delta\rho_t
 #   = \nabla\cdot\Big(\rho_t\,\nabla\log\frac{\rho_t}{p}\Big).$$
 #
-# At $\rho_t = p$ the right side is $\nabla\cdot(p\,\nabla\log 1) = 0$: $p$ is stationary
-# (and under mild conditions the chain converges to it from any start). Note that only
-# $\nabla\log p$ appears — the normaliser of $p$ is never needed.
+# At $\rho_t = p$ the flux vanishes: $p$ is stationary for the diffusion, and under mild
+# conditions the diffusion converges to it from any start. Only $\nabla\log p$ appears — the
+# normaliser of $p$ is never needed.
 #
 # **Euler–Maruyama** freezes the drift over a step of length ε; the Brownian increment over
-# that step is $\sqrt{\varepsilon}\,z$ with $z\sim\mathcal N(0,I)$, hence the
-# **unadjusted Langevin algorithm (ULA)**
+# that step is $\sqrt{\varepsilon}\,z$ with $z\sim\mathcal N(0,I)$, hence ULA
 #
 # $$x_{k+1} = x_k + \varepsilon\,s(x_k) + \sqrt{2\varepsilon}\,z_k .$$
 #
 # "Unadjusted" because there is no Metropolis accept/reject step: for finite ε the chain's
-# stationary density is slightly wrong. A Gaussian $\mathcal N(0, v)$ makes this exact: with
-# $s(x) = -x/v$ the step is $x_{k+1} = (1-\varepsilon/v)\,x_k + \sqrt{2\varepsilon}\,z_k$, whose
-# stationary variance solves $V = (1-\varepsilon/v)^2V + 2\varepsilon$:
+# stationary density, when it has one, is not $p$. (For light tails such as $p\propto e^{-x^4}$,
+# ULA started far enough out diverges at any step size: Roberts & Tweedie 1996.) A Gaussian
+# $\mathcal N(0, v)$ makes the bias exact: with $s(x) = -x/v$ the step is
+# $x_{k+1} = (1-\varepsilon/v)\,x_k + \sqrt{2\varepsilon}\,z_k$, whose stationary variance
+# solves $V = (1-\varepsilon/v)^2V + 2\varepsilon$:
 #
-# $$V_\varepsilon = \frac{2v}{2 - \varepsilon/v}\quad(\to v\text{ as }\varepsilon\to0),
+# $$V_\varepsilon = \frac{2v}{2 - \varepsilon/v} = v\Big(1 + \frac{\varepsilon}{2v} + O(\varepsilon^2)\Big),
 # \qquad\text{and the chain diverges when }|1-\varepsilon/v| > 1,\text{ i.e. } \varepsilon > 2v .$$
 #
-# Check with $v = 1$: the variance of 20,000 chains after 2,000 steps against $V_\varepsilon$.
+# The bias is first order in ε/v. Check with $v = 1$: the variance of 10,000 chains after
+# 1,000 steps against $V_\varepsilon$.
 
 # %%
 gauss = Gaussian([0.0], 1.0)
-x0 = torch.zeros(20_000, 1, dtype=torch.float64)
+x0 = torch.zeros(10_000, 1, dtype=torch.float64)
 ula_variance = {}
 for eps in (0.01, 0.1, 0.5, 1.0, 1.5):
-    x = langevin(gauss.score, x0, eps, 2000, generator=make_generator(1))
+    x = langevin(gauss.score, x0, eps, 1000, generator=make_generator(1))
     ula_variance[eps] = (x.var().item(), 2 / (2 - eps), math.sqrt(2 / (len(x) - 1)) * x.var().item())
 try:
-    langevin(gauss.score, x0, 2.5, 2000, generator=make_generator(1))
+    langevin(gauss.score, x0, 2.5, 1000, generator=make_generator(1))
 except DivergenceError as err:
     divergence = str(err)
 
@@ -114,21 +130,26 @@ print("ε = 2.5 > 2v:", divergence.split(":")[0])
 # The three-component mixture of the course, with its analytic score. 2,000 chains start from a
 # broad Gaussian and run 500 steps of ε = 0.05. To judge the result we give each sample to its
 # most responsible component and compare the fractions with those of exact samples
-# (`p.sample`) on the same statistic.
+# (`p.sample`) on the same statistic. A control separates the two possible causes of a
+# mismatch: the same 500 steps started from exact samples. If the chains had not yet forgotten
+# the broad start, the control would be right and the first run wrong; if ULA's bias were to
+# blame, both would be wrong.
 
 # %%
 p2 = mixture_2d()
 start = 3.0 * torch.randn(2000, 2, generator=make_generator(2))
 samples, path = langevin(p2.score, start, 0.05, 500, generator=make_generator(3), record_every=5)
-
-
 exact = p2.sample(200_000, generator=make_generator(4))
+from_exact = langevin(p2.score, p2.sample(2000, generator=make_generator(12)), 0.05, 500, generator=make_generator(3))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("weights                        ", [round(w, 2) for w in p2.weights.tolist()])
-print("fractions, exact samples       ", [round(f, 2) for f in p2.component_fractions(exact).tolist()])
-print("fractions, Langevin (500 steps)", [round(f, 2) for f in p2.component_fractions(samples).tolist()])
+print("weights                                 ", [round(w, 2) for w in p2.weights.tolist()])
+print("fractions, exact samples                ", [round(f, 3) for f in p2.component_fractions(exact).tolist()])
+for name, x in (("Langevin, broad start, 500 steps", samples), ("Langevin, exact start, 500 steps", from_exact)):
+    fractions = p2.component_fractions(x).tolist()
+    print(f"fractions, {name}", [round(f, 3) for f in fractions],
+          " ± s.e.", [round(binomial_se(f, len(x)), 3) for f in fractions])
 
 # %%
 fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
@@ -150,11 +171,12 @@ ax_b.legend(loc="upper right")
 plt.show()
 
 # %% [markdown]
-# The chains land on all three components and look right, but the fractions are off: the
-# heaviest component is under-represented, because after 500 steps the chains still reflect
-# where the broad start put them. Keep that in mind for section 4b.
+# From the broad start the chains land on all three components, but the heaviest one is
+# under-represented by several standard errors; from exact samples the same 500 steps keep the
+# weights within about one standard error. So the deficit is the broad start not yet
+# forgotten (slow mixing), not the bias of ε = 0.05. Keep that in mind for section 4.
 #
-# ### Exercise: one Langevin step
+# ### Exercise 1 (2 points): one Langevin step
 #
 # Given the current batch `x`, the score at it, the step size and the Gaussian noise `z`,
 # return the next batch.
@@ -162,7 +184,7 @@ plt.show()
 # %%
 def langevin_step(x, score, step_size, z):
     """x + ε·score + √(2ε)·z."""
-    # Hint: the noise is scaled by the square root of twice the step size.
+    # Hint: the Brownian increment over a time step ε has variance ε, and the diffusion is √2 dW.
     ### BEGIN SOLUTION
     return x + step_size * score + math.sqrt(2 * step_size) * z
     ### END SOLUTION
@@ -175,16 +197,41 @@ check_langevin_step(langevin_step)
 # The rest of the notebook uses the library's `samplers.langevin`, which is this step in a loop
 # (plus a check that the chain stays finite).
 #
-# ## 3. The step-size explorer
+# ## 3. The step size: bias, blow-up, and a correction
 #
-# Move ε and the number of steps. Small ε: accurate but slow (after few steps the chains still
-# remember their broad start). Larger ε: fast, slightly too wide. Beyond $2v$ for the narrowest
-# direction of a component ($v\approx0.2$ here) the chain blows up — the explorer then shows
-# the sampler's `DivergenceError` message instead of a plot full of NaNs.
+# For one Gaussian the chain diverges beyond $2v$. The narrowest direction of a component here
+# has $v = 0.2$, so $2v = 0.4$. A mixture is not one Gaussian: a chain thrown out of the narrow
+# component lands where the wider ones set the score. We measure, on the explorer's own setting
+# (its 500 chains, its seed, 200 steps), where the chains actually blow up and what the
+# weights are before that.
+
+# %%
+explorer_start = start[:500]
+scan = {}
+for eps in (0.05, 0.2, 0.4, 0.6, 0.8, 1.0, 1.1, 1.2, 1.5):
+    try:
+        x = langevin(p2.score, explorer_start, eps, 200, generator=make_generator(3))
+        scan[eps] = ([round(f, 2) for f in p2.component_fractions(x).tolist()], f"{x.abs().max():.2g}")
+    except DivergenceError as err:
+        scan[eps] = ("diverged", err.args[0].split("after ")[1].split(" with")[0])
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'ε':>5s}  fractions per component (weights 0.5 / 0.3 / 0.2)   largest |x|, or when it diverged")
+for eps, (fractions, extent) in scan.items():
+    print(f"{eps:5.2f}  {str(fractions):45s} {extent}")
+
+# %% [markdown]
+# On the slider (200 steps) the chains stay finite up to ε = 1.0, far beyond $2v$; from
+# ε = 1.1 on they leave the scale within a few dozen steps and the sampler stops them. Well
+# below that the answer is already wrong: from ε = 0.4 on the weights are visibly off, and at
+# ε = 0.8 the chains spread to |x| of order 20. (At ε = 0.05, 200 steps are too few to forget
+# the broad start: section 2.) The explorer's message says when ε exceeds $2v$; from ε ≈ 1.1 it
+# shows the sampler's `DivergenceError` message instead of a plot full of NaNs.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explorer = LangevinExplorer(p2, start[:500], step_size=0.05, n_steps=200, seed=3)
+explorer = LangevinExplorer(p2, explorer_start, step_size=0.05, n_steps=200, seed=3)
 explorer
 
 # %%
@@ -193,6 +240,72 @@ explorer.step_slider.value = 2.5
 print("ε = 2.5, the explorer's message:", explorer.message.value)
 explorer.step_slider.value = 0.05
 
+# %% [markdown]
+# The broad start mixes the two effects. To see ULA's bias alone, start from exact samples,
+# where only the bias can move the weights.
+#
+# **The Metropolis correction (MALA).** Treat the Langevin step as a *proposal*
+# $y = x + \varepsilon s(x) + \sqrt{2\varepsilon}z$, whose density is
+# $q(y\mid x) = \mathcal N(y; x + \varepsilon s(x), 2\varepsilon I)$, and accept it with the
+# Metropolis–Hastings probability
+#
+# $$\alpha(x\to y) = \min\Big\{1,\ \frac{p(y)\,q(x\mid y)}{p(x)\,q(y\mid x)}\Big\},$$
+#
+# otherwise stay at $x$ (Roberts & Tweedie 1996). Then $p(x)q(y\mid x)\alpha(x\to y)$ is
+# symmetric in $x$ and $y$ (detailed balance), so $p$ is exactly stationary for every ε: the
+# discretisation error is rejected instead of accumulated. The price: the ratio needs
+# $p(y)/p(x)$, i.e. $\log p$ up to a constant. The analytic mixture has it. A score network
+# does not: it gives $\nabla\log p$ only, and need not even be the gradient of any function.
+#
+# ### Exercise 2 (3 points): MALA's acceptance
+#
+# Return $\log\alpha(x\to y)$, one number per chain, for a batch of current points `x` and
+# proposals `y`. The constants of $q$ cancel in the ratio.
+
+# %%
+def mala_log_acceptance(log_prob, score_fn, x, y, step_size):
+    """log min{1, p(y) q(x|y) / (p(x) q(y|x))} for the Langevin proposal, shape (batch,)."""
+    # Hint: which point is the proposal's mean when the chain moves from y back to x?
+    ### BEGIN SOLUTION
+    def log_q(b, a):  # log q(b | a) up to a constant
+        return -(b - a - step_size * score_fn(a)).pow(2).sum(1) / (4 * step_size)
+
+    log_ratio = log_prob(y) - log_prob(x) + log_q(x, y) - log_q(y, x)
+    return torch.clamp(log_ratio, max=0.0)
+    ### END SOLUTION
+
+
+# %%
+check_mala_log_acceptance(mala_log_acceptance)
+
+# %% [markdown]
+# The library's `samplers.mala` wraps this rule around the Langevin step. Both samplers start
+# from 1,000 exact samples and run 300 steps at three step sizes.
+
+# %%
+exact_start = p2.sample(1000, generator=make_generator(13))
+ula_vs_mala = {}
+for eps in (0.1, 0.3, 0.6):
+    x_ula = langevin(p2.score, exact_start, eps, 300, generator=make_generator(14))
+    x_mala, acceptance = mala(p2.log_prob, p2.score, exact_start, eps, 300, generator=make_generator(14))
+    ula_vs_mala[eps] = (p2.component_fractions(x_ula).tolist(), p2.component_fractions(x_mala).tolist(), acceptance)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"exact start, 300 steps; weights 0.5 / 0.3 / 0.2, binomial s.e. ≤ {binomial_se(0.5, 1000):.3f}")
+print(f"{'ε':>5s} {'ULA fractions':>22s} {'MALA fractions':>22s} {'MALA acceptance':>16s}")
+for eps, (f_ula, f_mala, acceptance) in ula_vs_mala.items():
+    print(f"{eps:5.2f} {' / '.join(f'{f:.2f}' for f in f_ula):>22s} {' / '.join(f'{f:.2f}' for f in f_mala):>22s}"
+          f" {acceptance:16.2f}")
+
+# %% [markdown]
+# ULA's bias moves mass between the components as ε grows: at ε = 0.3 the narrow third
+# component (weight 0.2) holds 0.13, at ε = 0.6 the three are about even. MALA keeps the
+# weights within about one standard error at every ε, and pays with a falling acceptance rate (a rejected step is a wasted score
+# evaluation). With a learned score there is no acceptance ratio, which is why score-based
+# samplers stay unadjusted and control the bias with a step that is small compared with the
+# variance where accuracy matters (section 5 shows where it is not).
+#
 # %% [markdown]
 # ## 4. Failure modes, measured
 #
@@ -214,8 +327,10 @@ steps_axis = np.arange(len(left_over_time)) * 100
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for k in (10, 20, 40):
-    print(f"after {steps_axis[k]} steps of ε = 0.01 (time {steps_axis[k] * 0.01:.0f}): fraction left = {left_over_time[k]:.3f}  (target 0.1)")
+for k in (5, 10, 20, 30, 40):
+    f = left_over_time[k].item()
+    print(f"after {steps_axis[k]:4d} steps of ε = 0.01 (time {steps_axis[k] * 0.01:2.0f}): fraction left = {f:.3f}"
+          f" ± {binomial_se(f, n_chains):.3f}  (target 0.1)")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.5), layout="constrained")
@@ -227,32 +342,65 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
+# ### Exercise 3 (written, 3 points): the relaxation time
+#
+# Model each chain as jumping between two basins, right → left at rate $k_1$ and left → right
+# at rate $k_2$ (per unit of time $t = \varepsilon\times$ steps), and let $f(t)$ be the fraction
+# on the left. (a) Show that chains started on the right have
+# $f(t) = w\,(1 - e^{-t/\tau})$ with $w = k_1/(k_1 + k_2)$ and $\tau = 1/(k_1 + k_2)$.
+# (b) With $w = 0.1$, read τ off the printed trace. (c) How many steps of ε = 0.01 would it
+# take for $f$ to come within 0.01 of 0.1?
+
+# %% [markdown]
+# <!-- BEGIN WRITTEN ANSWER relaxation_time -->
+# **Model answer.** (a) $f' = k_1(1 - f) - k_2 f = k_1 - (k_1 + k_2) f$ with $f(0) = 0$, so
+# $f(t) = \frac{k_1}{k_1 + k_2}\big(1 - e^{-(k_1 + k_2)t}\big)$; at equilibrium $f = w$.
+# (b) $\tau = -t/\ln(1 - f(t)/w)$. At time 20 the trace gives $f = 0.036$, so
+# $\tau = -20/\ln(0.64) \approx 45$; the other printed times give values between about 40 and 50
+# (the fractions carry binomial errors): τ is of order 50 time units, about 5,000 steps of
+# ε = 0.01.
+# (c) $w\,e^{-t/\tau} < 0.01$ needs $t > \tau\ln 10 \approx 2.3\,\tau$, about 100 time units:
+# of order 10,000 steps, ten times the budget of section 4b.
+#
+# <!-- RUBRIC -->
+# - 1 point: (a) writes the rate equation for f and solves it with f(0) = 0.
+# - 1 point: (b) inverts f(t) for τ and gets a value of order 50 time units from the printed fractions.
+# - 1 point: (c) t = τ ln 10, converted to steps (of order 10⁴).
+# <!-- END WRITTEN ANSWER -->
+
+# %% [markdown]
 # ### 4b. Wrong mode weights
 #
 # Now start from a broad uniform distribution on $[-8, 8]$, so about half the chains begin on
 # each side, and run a typical budget of 1,000 steps. Within a mode each chain quickly follows
 # the local score; but the score *inside* a mode says nothing about how heavy that mode is
-# relative to the other — only the rare crossings of 4a carry that information. So the
-# chains keep roughly their starting split.
+# relative to the other — only the rare crossings of 4a carry that information, and 1,000
+# steps of ε = 0.01 are a fraction of τ. (The basins meet where the score vanishes between the
+# modes, slightly left of 0: printed below.)
 
 # %%
 broad = 16 * torch.rand(n_chains, 1, generator=make_generator(6)) - 8
 plain = langevin(p1.score, broad, 0.01, 1000, generator=make_generator(7))
+between = torch.linspace(-2, 2, 4001)[:, None]
+boundary = between[p1.score(between)[:, 0].abs().argmin()].item()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"fraction starting left of 0:             {(broad < 0).double().mean():.2f}")
-print(f"fraction left after 1000 steps, ε = 0.01: {(plain < 0).double().mean():.2f}   (true weight 0.10)")
+print(f"basin boundary (score = 0 between the modes): x = {boundary:.2f}")
+print(f"fraction starting left of the boundary:  {(broad < boundary).double().mean():.3f}")
+f_plain = (plain < 0).double().mean().item()
+print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomial_se(f_plain, n_chains):.3f}"
+      "   (true weight 0.10)")
 
 # %% [markdown]
-# ### 4c. Inaccurate scores where there are no data
+# ### 4c. Inaccurate learned scores
 #
 # With a *learned* score things get worse. Train a small network by DSM (lesson 04) at a small
-# noise level, σ = 0.05, where the DSM gradient is noisy (lesson 04 §6), with the same budget as
-# lesson 04 (3,000 steps of 256 fresh samples). We compare it with the true score of
-# $p_\sigma$, its target, region by region: the light mode ($|x + 3| < 1$), the gap
-# ($|x| < 1$, where $p_\sigma$ is below 1% of its peak), the heavy mode ($|x - 3| < 1$), and the
-# far tails where $p_\sigma < 10^{-3}$ of its peak.
+# noise level, σ = 0.05, where the DSM gradient is noisy (lesson 04 §6), with 3,000 steps of
+# 256 fresh samples. We compare it with the true score of $p_\sigma$, its target, region by
+# region: the light mode ($|x + 3| < 1$), the gap ($|x| < 1$, where $p_\sigma$ falls to the
+# fraction of its peak printed below), the heavy mode ($|x - 3| < 1$), and the far tails where
+# $p_\sigma < 10^{-3}$ of its peak.
 
 # %%
 sigma = 0.05
@@ -271,29 +419,34 @@ regions = {"light mode |x+3| < 1": (xs + 3).abs() < 1, "gap |x| < 1": xs.abs() <
            "heavy mode |x-3| < 1": (xs - 3).abs() < 1, "tails, p_σ < 1e-3·max": sparse}
 n_train_samples = 3000 * 256
 gap_mass = torch.trapezoid(density[xs.abs() < 1], xs[xs.abs() < 1]).item()
+tail_mass = torch.trapezoid(torch.where(sparse, density, 0.0), xs).item()
 implied = density_from_score_1d(small_sigma_model, xs)
 implied_left = torch.trapezoid(implied[xs < 0], xs[xs < 0].double()).item()
+long_start = broad[:1000]
 with torch.no_grad():
-    learned_long = langevin(small_sigma_model, broad, 0.05, 4000, generator=make_generator(8))
-true_long = langevin(p1.score, broad, 0.05, 4000, generator=make_generator(8))
+    learned_long = langevin(small_sigma_model, long_start, 0.05, 4000, generator=make_generator(8))
+true_long = langevin(p1.score, long_start, 0.05, 4000, generator=make_generator(8))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 for name, where in regions.items():
     print(f"mean |learned - true score|, {name:24s}: {(learned - true)[where].abs().mean():.2f}")
-print(f"training samples (noisy) expected in the gap: {gap_mass * n_train_samples:,.0f} of {n_train_samples:,}")
-print(f"left-mode mass of the density implied by the learned score: {implied_left:.2f}  (true 0.10)")
-print(f"fraction left after 4000 steps of ε = 0.05: true score {(true_long < 0).double().mean():.2f}, "
-      f"learned score {(learned_long < 0).double().mean():.2f}")
+print(f"lowest p_σ in the gap, relative to its peak: {density[xs.abs() < 1].min() / density.max():.4f}")
+print(f"noisy training samples expected in the gap: {gap_mass * n_train_samples:,.0f}, in the far tails: "
+      f"{tail_mass * n_train_samples:,.0f}, of {n_train_samples:,}")
+print(f"left-mode mass of the density implied by the learned score: {implied_left:.3f}  (true 0.10)")
+f_true, f_learned = (true_long < 0).double().mean().item(), (learned_long < 0).double().mean().item()
+print(f"fraction left after 4000 steps of ε = 0.05, 1000 chains: true score {f_true:.3f} ± {binomial_se(f_true, 1000):.3f}, "
+      f"learned score {f_learned:.3f} ± {binomial_se(max(f_learned, 1e-3), 1000):.3f}")
 
 # %%
+bins = np.linspace(-8, 8, 81)
 fig, (ax_s, ax_h) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 ax_s.fill_between(xs, -8, 8, where=sparse, color="0.9", label=r"$p_\sigma < 10^{-3}\max p_\sigma$")
 ax_s.plot(xs, true, label=r"true score of $p_\sigma$")
 ax_s.plot(xs, learned, color="C3", ls="--", label="learned by DSM, σ = 0.05")
-ax_s.set(xlabel="$x$", ylabel="score", ylim=(-8, 8), title="The learned score is unreliable off the data")
+ax_s.set(xlabel="$x$", ylabel="score", ylim=(-8, 8), title="The learned score at σ = 0.05: wrong everywhere, worst off the data")
 ax_s.legend(fontsize=8, loc="lower left")
-bins = np.linspace(-8, 8, 81)
 ax_h.hist(true_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, true score")
 ax_h.hist(learned_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, learned score")
 ax_h.plot(xs, density, color="k", lw=1, label=r"$p_\sigma$, σ = 0.05")
@@ -303,41 +456,42 @@ ax_h.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# The error is not confined to where data are missing. The gap received about 17,000 of the
-# 768,000 noisy training samples, and even in the heavy mode, where most of them fell, the mean
-# error is 0.45, more than half of its value in the gap (0.79); in the light mode it is 0.73.
-# This is DSM at a small σ under-fitting its noisy target (the noise-to-signal problem of
-# lesson 04 §6), not only a lack of data; in the far tails, where no sample ever lands, the
-# error is largest (1.8). Run long enough, Langevin with the true score gets the weights right; with
-# the learned score it faithfully samples *the density its score implies* — and a score that is
-# wrong between the modes implies wrong weights, which no amount of sampling can fix.
+# The error is not confined to where data are missing. The gap received the number of noisy
+# training samples printed above, and even in the heavy mode, where most of them fell, the mean
+# error is more than half of its value in the gap. This is DSM at a small σ under-fitting its
+# noisy target (lesson 04 §5–6), not only a lack of data; in the far tails, where about 150
+# samples landed, the error is largest. The light mode is nearly lost: the density the
+# learned score implies puts almost no mass there. Run long enough, Langevin with the true score
+# gets the weights right; with the learned score it faithfully samples *the density its score
+# implies* — and a score that is wrong anywhere, between the modes and inside them, implies wrong
+# weights, which no amount of sampling can fix.
 #
+# %% [markdown]
 # ## 5. Annealed Langevin dynamics
 #
-# Song & Ermon's remedy (2019) uses what lesson 04 showed: a large σ covers the whole space
-# and blurs the modes together, so at large σ the score is reliable everywhere *and* the chains
-# move between modes freely, with the right proportions. Then σ is lowered step by step,
-# each level starting from the previous level's samples:
+# Song & Ermon's remedy (2019) uses what lesson 04 showed: at a large σ, $p_\sigma$ is one
+# broad bump, its score is easy to learn everywhere, and chains cross between the (blurred)
+# modes freely. Then σ is lowered step by step, each level starting from the previous level's
+# samples:
 #
 # for $\sigma_1 > \sigma_2 > \dots > \sigma_L$: run $T$ steps of
 # $x \leftarrow x + \varepsilon_i\,s(x,\sigma_i) + \sqrt{2\varepsilon_i}\,z$ with
 # $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$,
 #
 # where $s(x,\sigma)\approx\nabla\log p_\sigma(x)$. **Why εᵢ ∝ σᵢ²** (Song & Ermon 2019, §4.3):
-# in one step the drift is $\varepsilon_i s$ and the noise $\sqrt{2\varepsilon_i}z$, so their ratio
-# is $\sqrt{\varepsilon_i/2}\,\|s\|/\|z\|$. If $\|\nabla\log p_\sigma\|\propto 1/\sigma$, as it is when
-# σ is large compared with the data's spread (then $p_\sigma$ is about a Gaussian of width σ),
-# or in high dimension when the data lie on a thin set (lesson 06), then
-# $\sqrt{\varepsilon_i}\propto\sigma_i$ makes that ratio the same at every level (for this
-# 1-D mixture only at the large levels: see below). It does *not*
-# keep the step a fixed fraction of $p_{\sigma_i}$'s variance: here $\varepsilon_i = 0.01\,\sigma_i^2/\sigma_L^2 = \sigma_i^2$,
-# about the whole variance $\operatorname{Var}p + \sigma_i^2 \approx 4.2 + \sigma_i^2$ at σ = 10 but a small
-# fraction of it at σ = 0.1
-# (printed below, with the drift-to-noise ratio measured at samples of $p_{\sigma_i}$). Here we use
-# the exact $\nabla\log p_\sigma$ (a learned one comes at the end of the section). Same budget
-# as 4b: 10 levels × 100 steps = 1,000 score evaluations, from the same broad start.
+# in one step the drift is $\varepsilon_i s$ and the noise $\sqrt{2\varepsilon_i}z$, so their
+# ratio is $\sqrt{\varepsilon_i/2}\,\|s\|/\|z\|$. If $\|\nabla\log p_\sigma\|\propto 1/\sigma$, as
+# it is when σ is large compared with the data's spread, or in high dimension when the data
+# lie on a thin set (lesson 06), then $\sqrt{\varepsilon_i}\propto\sigma_i$ makes that ratio the
+# same at every level. Two other numbers say more about what a level does, because they do not
+# depend on how the step is cut: $\varepsilon_i/\operatorname{Var}p_{\sigma_i}$, which sets ULA's
+# bias at that level (§1: a Gaussian's variance comes out $2/(2 - \varepsilon/v)$ times too large),
+# and $T\varepsilon_i$ compared with the level's relaxation time (§4a), which says how far the
+# level equilibrates. Here step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We
+# use the exact $\nabla\log p_\sigma$ (a learned one comes in 5b); same budget as 4b: 10 levels
+# × 100 steps = 1,000 score evaluations, from the same broad start.
 #
-# ### Exercise: the annealed sampler
+# ### Exercise 4 (5 points): the annealed sampler
 #
 # Write the loop. `noise` has shape (L, T, *x.shape): use `noise[i, t]` at step t of level i.
 # `sigmas` is listed largest first; `step_size` is the step at the *last* level. Return x after
@@ -346,6 +500,7 @@ plt.show()
 # %%
 def annealed_langevin_loop(score_fn, x, sigmas, step_size, noise):
     """T = noise.shape[1] steps x ← x + εᵢ·s(x, σᵢ) + √(2εᵢ)·noise[i, t] at each level, εᵢ = step_size·σᵢ²/σ_L²."""
+    # Hint: which σ fixes the scale of step_size, and where does each level start from?
     ### BEGIN SOLUTION
     for i, sigma in enumerate(sigmas):
         eps = step_size * (sigma / sigmas[-1]) ** 2
@@ -364,43 +519,37 @@ check_annealed_langevin_loop(annealed_langevin_loop)
 
 # %%
 sigmas = geometric_sigmas(10.0, 0.1, 10)
-
-
 p1_noisy_score = noisy_score(p1)  # (x, σ) ↦ ∇ log p1_σ(x), exact
 annealed, levels = annealed_langevin(p1_noisy_score, broad, sigmas, n_steps_each=100, step_size=0.01,
                                      generator=make_generator(9), record_every=100)
-# drift-to-noise ratio of one step at each level, at samples of p_σᵢ
 var_p = p1.sample(200_000, generator=make_generator(11)).var().item()  # Var p_σ = Var p + σ²
-drift_to_noise = []
-for s in sigmas.tolist():
+
+
+def mass_left_of_0(s):
+    """p_σ's own mass left of 0 (the mixture perturbed to σ)."""
+    scale = (p1.covs[:, 0, 0] + s**2).sqrt()
+    return (p1.weights * torch.special.ndtr((0 - p1.means[:, 0]) / scale)).sum().item()
+
+
+per_level = []
+for i, s in enumerate(sigmas.tolist()):
     eps = 0.01 * (s / sigmas[-1].item()) ** 2
     at = p1.perturbed(s).sample(20_000, generator=make_generator(10))
     rms_score = p1_noisy_score(at, s).pow(2).mean().sqrt().item()
-    drift_to_noise.append((s, eps, eps / (var_p + s**2), s * rms_score, math.sqrt(eps / 2) * rms_score))
+    ratio = eps / (var_p + s**2)
+    per_level.append((s, eps, ratio, 2 / (2 - ratio), levels[i + 1].var().item() / (var_p + s**2), s * rms_score,
+                      math.sqrt(eps / 2) * rms_score, (levels[i + 1] < 0).double().mean().item(), mass_left_of_0(s)))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{'σᵢ':>6s} {'εᵢ':>8s} {'εᵢ / Var p_σᵢ':>14s} {'σᵢ·RMS s':>9s} {'drift / noise':>14s}")
-for row in drift_to_noise:
-    print("{:6.2f} {:8.4f} {:14.3f} {:9.2f} {:14.3f}".format(*row))
-
-# %% [markdown]
-# The step/variance column falls from 0.96 at σ = 10 to 0.002 at σ = 0.1: $\varepsilon_i\propto\sigma_i^2$
-# does not hold the step at a fixed fraction of the variance. The drift-to-noise column is
-# constant as long as $\sigma\cdot\mathrm{RMS}\,s \approx 1$, i.e. $\|\nabla\log p_\sigma\|\propto1/\sigma$:
-# here roughly for σ ≳ 3 (0.98 to 0.88), where $p_\sigma$ is a broad bump. Below that, in one dimension with modes
-# of width 1, the score of $p_\sigma$ tends to the score of $p$ and stops growing, so
-# $\sigma\cdot\mathrm{RMS}\,s\approx\sigma$ and the ratio falls ten-fold; the small levels move the
-# chains little, which is harmless because by then the split between the modes is settled. In
-# high dimension, with data on a thin set, the $1/\sigma$ law holds down to small σ (lesson 06
-# measures it on MNIST), and there the argument is what makes one ε work at every level.
-
-# %%
-# NBVAL_CHECK_OUTPUT
-print("σ schedule (largest first):", [round(s, 2) for s in sigmas.tolist()])
-print(f"fraction left, plain Langevin, 1000 steps:    {(plain < 0).double().mean():.2f}")
-print(f"fraction left, annealed Langevin, 1000 steps: {(annealed < 0).double().mean():.2f}   (true weight 0.10, "
-      f"standard error {math.sqrt(0.09 / n_chains):.3f})")
+print(f"{'σᵢ':>6s} {'εᵢ':>8s} {'εᵢ/Var p_σᵢ':>12s} {'2/(2-that)':>11s} {'Var chains/Var p_σᵢ':>20s}"
+      f" {'σᵢ·RMS s':>9s} {'drift/noise':>12s} {'left of 0':>10s} {'p_σᵢ left of 0':>15s}")
+for row in per_level:
+    print("{:6.2f} {:8.4f} {:12.3f} {:11.2f} {:20.2f} {:9.2f} {:12.3f} {:10.3f} {:15.3f}".format(*row))
+f_annealed = (annealed < 0).double().mean().item()
+print(f"fraction left, plain Langevin, 1000 steps:    {f_plain:.3f}")
+print(f"fraction left, annealed Langevin, 1000 steps: {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
+      "   (true weight 0.10)")
 
 # %%
 fig, (ax_h, ax_l) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
@@ -409,20 +558,30 @@ ax_h.hist(annealed[:, 0], bins=bins, density=True, alpha=0.5, label="annealed La
 ax_h.plot(xs, torch.exp(p1.log_prob(xs[:, None])), color="k", lw=1, label="$p$")
 ax_h.set(xlabel="$x$", ylabel="density", title="Same budget (1,000 steps), same broad start")
 ax_h.legend()
-left_by_level = (levels[1:, :, 0] < 0).double().mean(1)
-ax_l.semilogx(sigmas, left_by_level, "o-", label="annealed chains after each level")
-ax_l.axhline(0.1, color="k", ls=":", label="weight of the left mode")
+ax_l.semilogx(sigmas, [r[7] for r in per_level], "o-", label="annealed chains after each level")
+ax_l.semilogx(sigmas, [r[8] for r in per_level], "k^:", label=r"$p_{\sigma_i}$'s own mass left of 0")
+ax_l.axhline(0.1, color="k", ls=":", lw=0.8, label="weight of the left mode")
 ax_l.invert_xaxis()
 ax_l.set(xlabel="noise level σ (decreasing →)", ylabel="fraction with $x < 0$",
-         title="The split is settled while the modes are still blurred")
+         title="The split lags behind $p_\\sigma$'s own and reaches 0.1 only at the last levels")
 ax_l.legend()
 plt.show()
 
 # %% [markdown]
-# At the largest level the split is the fraction of $p_{10}$'s mass left of 0 (about 0.4:
-# $p_{10}$ is a broad bump centred at the mixture's mean); as σ shrinks, mass flows across the still-blurred
-# gap, and by the time the modes separate (σ ≈ 1) the chains are already in the right
-# proportions. The small levels only sharpen each mode.
+# Read the table top down. At σ = 10 the step is almost the whole variance (εᵢ/Var ≈ 1), so by
+# §1 the chains come out over-dispersed, about twice the variance of $p_{10}$ — measured in the
+# fifth column — and more of them sit left of 0 than $p_{10}$ has there. The next levels pull
+# the spread back (the fifth column falls towards 1 where εᵢ/Var is small), but the split lags
+# behind $p_{\sigma_i}$'s own: it is still 0.12 after σ = 0.77 and 0.11 after σ = 0.46, after
+# the modes have separated, and comes to 0.10 only at the last levels. Those levels hardly
+# move chains *between* the modes; within a mode they still move them by about its width (100
+# steps of εᵢ = 0.01 to 0.08 are 1 to 8 time units, as long as or longer than a mode's
+# relaxation time, $v = 1$ time unit).
+# The drift-to-noise column is constant only where $\sigma\cdot\mathrm{RMS}\,s \approx 1$, i.e.
+# $\|\nabla\log p_\sigma\|\propto1/\sigma$: here for σ ≳ 3. Below that, in one dimension with
+# modes of width 1, the score of $p_\sigma$ tends to the score of $p$ and stops growing. In
+# high dimension, with data on a thin set, the $1/\sigma$ law holds down to small σ (lesson 06
+# measures it on MNIST).
 #
 # ### 5b. Annealing with a learned score
 #
@@ -436,42 +595,90 @@ level_model = ScoreMLP(1, hidden=64, sigma_conditioned=True)
 train(level_model, lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), p1.sample,
       n_steps=4000, batch_size=256, lr=3e-3, progress=False)
 with torch.no_grad():
-    annealed_learned = annealed_langevin(level_model, broad, sigmas, n_steps_each=100, step_size=0.01, generator=make_generator(9))
+    annealed_learned, levels_learned = annealed_langevin(level_model, broad, sigmas, n_steps_each=100, step_size=0.01,
+                                                         generator=make_generator(9), record_every=100)
     err_by_level = [(level_model(xs[:, None], s) - p1_noisy_score(xs[:, None], s)).abs()[(xs.abs() < 1)].mean().item()
                     for s in sigmas.tolist()]
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"fraction left after annealing: exact scores {(annealed < 0).double().mean():.3f}, "
-      f"learned σ-conditioned network {(annealed_learned < 0).double().mean():.3f}   (true weight 0.10)")
-print("mean |learned - true score| in the gap |x| < 1, level by level:",
-      " ".join(f"{e:.2f}" for e in err_by_level))
+f_learned_annealed = (annealed_learned < 0).double().mean().item()
+print(f"fraction left after annealing: exact scores {f_annealed:.3f}, learned σ-conditioned network "
+      f"{f_learned_annealed:.3f} (binomial s.e. {binomial_se(0.1, n_chains):.3f}; true weight 0.10)")
+print(f"{'σᵢ':>6s} {'left of 0, exact':>17s} {'left of 0, learned':>19s} {'gap error of the network':>25s}")
+for s, exact_row, lev, err in zip(sigmas.tolist(), per_level, levels_learned[1:], err_by_level):
+    print(f"{s:6.2f} {exact_row[7]:17.3f} {(lev < 0).double().mean().item():19.3f} {err:25.2f}")
 
 # %% [markdown]
-# With the learned network annealing gives 0.076 in the left mode: far better than plain
-# Langevin's 0.40 with the exact score, but short of 0.10 (the exact-score run, with the same
-# start and noise, gives 0.102). The network's error in the gap is negligible at the large
-# levels and grows to about 0.5 from σ ≈ 0.46 down; the split is still moving at σ ≈ 1–0.5
-# (the figure above), so those intermediate levels are where its accuracy in the gap decides
-# the weights.
+# With the learned network annealing ends at 0.076: far better than plain Langevin from the
+# same start (0.40), but short of the exact-score run's 0.102 with the same start and noise.
+# The learned run sits 0.01 to 0.03 below the exact one from the first level on, and falls
+# further behind at σ = 0.77 and 0.46, the levels where the exact split is still moving and the
+# network's error in the gap ($|x| < 1$) has grown. This run does not show which levels *cause*
+# the shortfall; an ablation that swaps the exact and learned scores level by level would
+# (Think 5).
+#
+# ### 5c. The final denoising step
+#
+# The last level leaves samples of $p_{\sigma_L}$, not of $p$: each carries noise of size
+# $\sigma_L$. Jolicoeur-Martineau et al. (2020) end the sampler with one Tweedie step (lesson 04
+# §3), $x \leftarrow x + \sigma_L^2\,s(x, \sigma_L)$, the posterior mean $\mathbb E[x\mid\tilde x]$;
+# NCSNv2 adopts it, and `annealed_langevin(..., denoise=True)` does it. What it does to the
+# spread is exact for one Gaussian component of variance $v$: the posterior mean is
+# $\mu + \frac{v}{v + \sigma^2}(\tilde x - \mu)$, so it multiplies the variance of what arrives by
+# $v^2/(v + \sigma^2)^2$. Samples of $p_\sigma$ (variance $v + \sigma^2$) come out with variance
+# $v^2/(v + \sigma^2) \approx v - \sigma^2$. What arrives from ULA is a little wider still, by §1's
+# factor $2/(2 - \varepsilon/(v + \sigma^2))$. To make the effect visible we also stop a run early,
+# at the seventh level (σ ≈ 0.46), with the same per-level steps, and compare the right mode's
+# variance ($v = 1$) before and after with these two predictions.
+
+# %%
+stop = 7
+short_sigmas = sigmas[:stop]
+short_step = 0.01 * (short_sigmas[-1].item() / sigmas[-1].item()) ** 2  # the same εᵢ at each level as above
+_, short_traj = annealed_langevin(p1_noisy_score, broad, short_sigmas, n_steps_each=100, step_size=short_step,
+                                  generator=make_generator(9), record_every=100, denoise=True)
+sigma_last = sigmas[-1].item()
+full_denoised = annealed + sigma_last**2 * p1_noisy_score(annealed, sigma_last)  # what denoise=True adds
+denoising = {}
+for s, before, after in ((short_sigmas[-1].item(), short_traj[-2], short_traj[-1]), (sigma_last, annealed, full_denoised)):
+    right = before[:, 0] > 0
+    eps_last = 0.01 * (s / sigma_last) ** 2
+    arriving = (1 + s**2) * 2 / (2 - eps_last / (1 + s**2))  # v + σ², inflated by ULA's bias at that level (§1)
+    denoising[s] = (before[right].var().item(), after[right].var().item(), arriving, arriving / (1 + s**2) ** 2,
+                    right.sum().item())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'σ_L':>5s} {'right-mode Var before':>22s} {'after the Tweedie step':>23s}   predicted before, after")
+for s, (before, after, pred_before, pred_after, n_right) in denoising.items():
+    se = math.sqrt(2 / n_right)  # s.e. of a variance near 1 from n_right chains
+    print(f"{s:5.2f} {before:15.3f} ± {se:.3f} {after:16.3f} ± {se:.3f}   {pred_before:.3f}, {pred_after:.3f}")
+
+# %% [markdown]
+# Both predictions hold within about two standard errors. The step removes the leftover noise
+# and returns a posterior mean, which is *less* spread than a sample of $p$ ($v = 1$): the error
+# in the variance changes sign and keeps about its size, σ_L². At σ_L = 0.1 both errors are
+# within the sampling error of these chains. The step pays off where the
+# leftover noise is what one sees, as on images, where it improves sample quality scores
+# (Jolicoeur-Martineau et al. 2020; lesson 06 shows it on MNIST).
 #
 # ## Think
 #
-# 1. The Fokker–Planck argument never used the normaliser of $p$. Where exactly would it have
-#    appeared if we had written the drift with $p$ instead of $\log p$?
+# 1. The Fokker–Planck argument never used the normaliser of $p$. What would the diffusion
+#    sample if its drift were $\nabla p$ instead of $\nabla\log p$?
 #
 # <details><summary>Model answer</summary>
 #
-# The drift is $\nabla\log p = \nabla p/p$: written with $p$ it is the ratio of $\nabla p$ to $p$,
-# and the normaliser $Z$ appears in both and cancels. A drift written as $\nabla p$ without the
-# division would carry a factor $1/Z$, so the speed of the dynamics, and its stationary density,
-# would depend on $Z$. In the stationarity check, $\nabla\cdot(\rho\,\nabla\log(\rho/p)) = 0$ at
-# $\rho = p$ uses only that $\log(\rho/p)$ is constant, which $Z$ cannot change.
+# With drift $b = \nabla p$ the flux is $J = \rho\nabla p - \nabla\rho = -\rho\,\nabla(\log\rho - p)$,
+# which vanishes at $\rho\propto e^{p}$: the chain would sample $e^{p}$, not $p$, and since
+# $p = \tilde p/Z$ the result would depend on the normaliser $Z$. With $\nabla\log p = \nabla\tilde p/\tilde p$,
+# $Z$ cancels in the ratio.
 #
 # </details>
 #
-# 2. Why does the stationary variance of ULA exceed $v$, and why does a Metropolis correction
-#    (MALA) remove that bias?
+# 2. Why does ULA's stationary variance exceed $v$? Answer from the recursion, without the
+#    formula.
 #
 # <details><summary>Model answer</summary>
 #
@@ -479,15 +686,28 @@ print("mean |learned - true score| in the gap |x| < 1, level by level:",
 # $2\varepsilon$. In continuous time the pull and the noise balance at variance $v$; the
 # discrete step pulls by $1-\varepsilon/v$ in *standard deviation*, so the variance only shrinks
 # by $(1-\varepsilon/v)^2 = 1 - 2\varepsilon/v + \varepsilon^2/v^2$ — less than the $1 - 2\varepsilon/v$
-# the noise is calibrated for — and the balance sits at $2v/(2-\varepsilon/v) > v$ (measured:
-# 1.341 at ε = 0.5 against the formula's 1.333). MALA treats the Langevin step as a proposal and
-# accepts it with the Metropolis–Hastings probability, which makes $p$ exactly stationary for
-# the chain whatever ε: the discretisation error is rejected, at the cost of rejections.
+# the noise is calibrated for — and the balance sits above $v$ (measured: 1.327 ± 0.019 at
+# ε = 0.5 against the formula's 1.333).
 #
 # </details>
 #
-# 3. In 4b the chains keep their starting split. Construct a start for which plain Langevin
-#    gives the *right* weights after 1,000 steps. Why is that no help in practice?
+# 3. MALA needs $\log p(y) - \log p(x)$. With a learned score, why not get it by integrating
+#    $s_\theta$ along the segment from $x$ to $y$?
+#
+# <details><summary>Model answer</summary>
+#
+# The line integral $\int_0^1 s_\theta(x + t(y - x))^\top(y - x)\,dt$ is a difference of log-densities
+# only if $s_\theta$ is a gradient field. A network's output generally is not (its Jacobian is not
+# symmetric), so the integral depends on the path and defines no density. Even where it is
+# (in one dimension every function is a derivative: `density_from_score_1d` does exactly this
+# integral), the acceptance step would make the chain sample the density $s_\theta$ implies, not
+# $p$ — the same target as ULA with $s_\theta$ at small ε (§4c) — at the price of a quadrature,
+# several score evaluations, per step.
+#
+# </details>
+#
+# 4. In 4b the chains stay near their starting split. Construct a start for which plain
+#    Langevin gives the *right* weights after 1,000 steps. Why is that no help in practice?
 #
 # <details><summary>Model answer</summary>
 #
@@ -495,37 +715,42 @@ print("mean |learned - true score| in the gap |x| < 1, level by level:",
 # samples of $p$, or any start that puts mass 0.1 in the left basin): each chain then relaxes
 # inside its basin and the split stays right. But choosing that start requires knowing the
 # weights of the modes — the very thing the sampler should find. With a start independent of
-# the answer (uniform, or noise), plain Langevin keeps the start's split (0.40 here).
+# the answer (uniform, or noise), plain Langevin stays near the start's split (0.47 left of the
+# boundary at the start, 0.40 left of 0 after 1,000 steps, against 0.10).
 #
 # </details>
 #
-# 4. Annealing used the exact $\nabla\log p_\sigma$. With a learned $s_\theta(x,\sigma)$,
-#    which levels must be accurate where, for the weights to come out right?
+# 5. Annealing used the exact $\nabla\log p_\sigma$. With a learned $s_\theta(x,\sigma)$,
+#    which levels must be accurate where, for the weights to come out right? How would you test
+#    your answer?
 #
 # <details><summary>Model answer</summary>
 #
 # The levels at which the split is still being decided, in the region the chains must cross:
-# in and around the gap between the modes, at every level down to σ ≈ 0.5 (the fraction left
-# of 0 is 0.44 after σ = 10, 0.12 after σ = 0.77 and still 0.11 after σ = 0.46). At the largest
-# levels $p_\sigma$ is one broad bump and the network is well trained everywhere, so that part
-# is easy; at the smallest levels the chains stay inside their modes, so errors in the gap
-# matter little there and only each mode's shape needs to be right. §5b measures it: the
-# learned network's gap error is 0.16 at σ = 0.77 and ≈ 0.4–0.5 below, while the last crossings
-# still happen, and the split comes out at 0.076 instead of 0.10.
+# in and around the gap between the modes, down to σ ≈ 0.5, where the exact run's split is still
+# moving (the table of §5). At the largest levels $p_\sigma$ is one broad bump and the network is
+# well trained everywhere; at the smallest levels the chains stay inside their modes, so errors
+# in the gap matter little there, and only each mode's shape needs to be right. To test it, run
+# the sampler with the exact score on some levels and the learned one on the others, with the
+# same start and noise, and see which swap moves the final split.
 #
 # </details>
 #
-# 5. Why is the step at level $i$ proportional to $\sigma_i^2$ rather than to $\sigma_i$?
+# 6. Why is the step at level $i$ proportional to $\sigma_i^2$ rather than to $\sigma_i$, and what
+#    limits step_size/σ_L²?
 #
 # <details><summary>Model answer</summary>
 #
 # In one step the drift is $\varepsilon_i s$ and the noise $\sqrt{2\varepsilon_i} z$; their ratio is
 # $\propto\sqrt{\varepsilon_i}\,\|s\|$. When $\|\nabla\log p_{\sigma}\|\propto1/\sigma$ (large σ, or data on
 # a thin set in high dimension), $\varepsilon_i\propto\sigma_i^2$ makes the ratio the same at every
-# level (Song & Ermon 2019, §4.3); $\varepsilon_i\propto\sigma_i$ would make it shrink like
-# $\sqrt{\sigma_i}$ at large levels, so those levels would move the chains too little relative
-# to their noise. Equivalently, the distance a chain diffuses in $T$ steps, $\sqrt{2T\varepsilon_i}$,
-# then grows like $\sigma_i$, the width of $p_{\sigma_i}$.
+# level (Song & Ermon 2019, §4.3). With $\varepsilon_i\propto\sigma_i$ (normalised at the last level)
+# the ratio would be $\propto\sigma_i^{-1/2}$, smaller than at the last level by the factor
+# $\sqrt{\sigma_L/\sigma_i}$: the top levels would move the chains too little. The limit: once
+# $p_{\sigma_i}$ is nearly a Gaussian of variance ≈ σᵢ², $\varepsilon_i/\operatorname{Var}p_{\sigma_i}$ tends to
+# step_size/σ_L², which must stay below 2 for stability (§1) and well below 1 for a small bias;
+# here it is 1, hence the over-dispersion at the top levels. A smaller step_size lowers the bias
+# but needs more steps per level for the same $T\varepsilon_i$.
 #
 # </details>
 #
@@ -533,14 +758,16 @@ print("mean |learned - true score| in the gap |x| < 1, level by level:",
 #
 # - ULA $x\leftarrow x + \varepsilon s(x) + \sqrt{2\varepsilon}z$ is the Euler–Maruyama
 #   discretisation of the Langevin diffusion, whose stationary density is $p$ (Fokker–Planck);
-#   it needs only the score.
-# - Finite ε biases the samples (Gaussian: variance $2v/(2-\varepsilon/v)$) and ε > 2v
-#   diverges; the library raises `DivergenceError`.
-# - Failure modes: crossing low-density gaps is slow; the relative weight of separated modes
-#   is therefore set by the starting point; learned scores are wrong where there were few or no
-#   data and, at small σ, under-fitted even where there were many; Langevin samples the density
-#   those wrong scores imply.
-# - Annealed Langevin over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$ (which keeps the
-#   drift-to-noise ratio of a step constant where $\|\nabla\log p_\sigma\|\propto1/\sigma$) mixes
-#   at large σ and refines at small σ: the 1:9 weights come out right at the same cost with the
-#   exact score (0.10), and much closer than plain Langevin with a learned one (0.076).
+#   it needs only the score, and its own stationary law is biased (Gaussian: variance
+#   $2v/(2-\varepsilon/v)$; divergence beyond ε = 2v).
+# - In a mixture the bias moves mass between components well before the chain blows up; MALA
+#   removes it exactly, but needs $\log p$, which a score network does not give.
+# - Failure modes: crossing low-density gaps is slow (relaxation time of order thousands of
+#   steps here); the relative weight of separated modes is therefore set by the starting point;
+#   learned scores are wrong where there were few data and, at small σ, under-fitted even where
+#   there were many; Langevin samples the density those wrong scores imply.
+# - Annealed Langevin over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$ mixes at large σ and
+#   refines at small σ: from the broad start and at the same cost, the exact score gives the 1:9
+#   weights (plain Langevin: 0.40), a learned σ-conditioned network comes closer than plain
+#   Langevin but short of them. With step_size/σ_L² = 1 the top levels over-disperse, as §1
+#   predicts. A final Tweedie step removes the last level's noise.

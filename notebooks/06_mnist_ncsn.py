@@ -64,7 +64,6 @@ from lessons_lib.mnist import (
     SAMPLERS,
     NCSNUNet,
     class_histogram,
-    classifier_outputs,
     frechet_distance,
     load_checkpoint,
     load_classifier,
@@ -72,6 +71,7 @@ from lessons_lib.mnist import (
     nearest_neighbours,
     sample,
 )
+from lessons_lib.mnist.quality import classifier_outputs
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import image_grid
 from lessons_lib.samplers import annealed_inpainting, langevin
@@ -461,7 +461,7 @@ plt.show()
 # **Which digits?** A classifier trained on real MNIST (`load_classifier()`) labels each
 # sample. A good sampler draws each digit about as often as the data do — close to, not exactly,
 # one in ten (the held-out bars below). With 64 samples a count of 6 has a sampling error of
-# about ±2.4 ($\sqrt{64\cdot0.1\cdot0.9}$), so the two histograms can only differ grossly.
+# about ±2.4 ($\sqrt{64\cdot0.1\cdot0.9}$, printed below), so the two histograms can only differ grossly.
 
 # %%
 classifier = load_classifier()
@@ -469,6 +469,7 @@ hist = class_histogram(samples.clamp(0, 1), classifier)
 real = torch.bincount(split.heldout_labels, minlength=10).double() / len(split.heldout_labels)
 print("samples per digit 0–9:", hist.counts.tolist(),
       f"· total variation from the held-out digits' frequencies {0.5 * (hist.fractions - real).abs().sum():.2f}")
+print(f"sampling error of a count near 6.4 of 64: ±{math.sqrt(64 * 0.1 * 0.9):.1f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
@@ -670,6 +671,8 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 heun = SAMPLERS["heun"]
 print(heun, f"· {heun.n_evaluations()} network evaluations")
+print(f"γ = min(S_churn/N, √2 − 1) = {min(heun.churn / heun.n_steps, math.sqrt(2) - 1):.3f} with N = {heun.n_steps}; "
+      f"EDM's S_churn = 40 with N = 256: {min(40 / 256, math.sqrt(2) - 1):.2f}")
 heun_samples = sample(ck, 64, "heun", generator=make_generator(14))
 heun_hist = class_histogram(heun_samples.clamp(0, 1), classifier)
 print("samples per digit 0–9:", heun_hist.counts.tolist())
@@ -905,8 +908,8 @@ plt.show()
 
 # %% [markdown]
 # A few hundred steps give blobs with a hint of strokes: the network is far from converged, and
-# no sampler fixes an inaccurate score (lesson 05 §4c). The shipped network had 25 times the
-# steps on a larger U-Net. If you have the time, raise `CAPSTONE_STEPS` and watch the samples
+# no sampler fixes an inaccurate score (lesson 05 §4c). The shipped network had far more steps,
+# on a larger U-Net. If you have the time, raise `CAPSTONE_STEPS` and watch the samples
 # improve.
 #
 # ### Exercise 4 (written, 3 points): how low can the loss go?

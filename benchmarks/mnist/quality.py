@@ -53,7 +53,7 @@ def sde_rows(sde: VESDE, budget: int = BUDGET):
     return [
         (f"reverse SDE, {steps} steps + denoise",
          lambda s, x, g: reverse_sde_sample(s, sde, x, steps, generator=g, denoise=True)),
-        (f"PC, {steps // 2} × (predictor + 1 corrector, snr 0.16) + denoise",
+        (f"PC, {steps // 2} × (reverse-diffusion predictor + 1 corrector, snr 0.16) + denoise",
          lambda s, x, g: pc_sample(s, sde, x, steps // 2, 1, 0.16, generator=g, denoise=True)),
         (f"annealed Langevin, {steps} levels × 1 step, ε = {ANNEALED_RATIO:g}σ² + denoise",
          lambda s, x, g: pc_sample(s, sde, x, steps, 1, predictor=False, step_size=annealed_step, generator=g,
@@ -104,7 +104,10 @@ def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int |
              f"Sampled on {dev.type}, the network in {ck.precision}.", "",
              "| samples | network evaluations | seconds | FD ↓ | TV to uniform ↓ | rarest class | commonest class |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    lines.append(_row("other held-out real digits", "–", "–", sample_quality(other_real, reference, classifier)))
+    # the held-out digits are a random draw (heldout_indices), so its two halves are random halves:
+    # the floor a sampler's FD is read against, at the same n
+    lines.append(_row("the other random half of the held-out digits", "–", "–",
+                      sample_quality(other_real, reference, classifier)))
     noise = torch.rand(other_real.shape, generator=make_generator(1, dev), device=dev)
     lines.append(_row("uniform noise", "–", "–", sample_quality(noise, reference, classifier)))
     rows = [(label, sampler, ck) for label, sampler in mnist_rows(len(ck.sigmas))]

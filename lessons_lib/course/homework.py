@@ -31,6 +31,7 @@ new notebooks take them over, cell by cell (matched by grade id), and the comman
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -107,7 +108,10 @@ def nbgrader_source(nb: dict, name: str = "notebook", points: int | Mapping[str,
                     "schema_version": 3, "task": False, "solution": True, "grade": True, "locked": False,
                     "grade_id": answer.entry.grade_id, "points": answer.points,
                 }
-                kept += split_written(cell, answer, _written_source(answer))
+                after = drop_model_answers(answer.after, name)[0]
+                before = drop_model_answers(answer.before, name)[0]
+                kept += split_written(cell, dataclasses.replace(answer, before=before, after=after),
+                                      _written_source(answer))
                 continue
             new, n_answers = drop_model_answers(cell_source(cell), name)
             if n_answers and not new.strip():

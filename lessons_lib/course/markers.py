@@ -213,8 +213,9 @@ def written_answer(source: str, where: str) -> WrittenAnswer | None:
                               f"write '{BEGIN_WRITTEN.format(name='name')}', '{RUBRIC}' or '{END_WRITTEN}' alone "
                               "on its line")
     if not begins:
-        raise MarkerError(f"{where}: '{(ends or rubrics)[0] + 1 if (ends or rubrics) else 1}': a written-answer "
-                          f"marker without the line '{BEGIN_WRITTEN.format(name='name')}' before it")
+        first = (ends or rubrics or [0])[0]
+        raise MarkerError(f"{where}: line {first + 1}: a written-answer marker without the line "
+                          f"'{BEGIN_WRITTEN.format(name='name')}' before it")
     if len(begins) > 1 or len(ends) > 1:
         raise MarkerError(f"{where}: {max(len(begins), len(ends))} written answers in one cell; one per cell")
     begin = begins[0]

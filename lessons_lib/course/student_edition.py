@@ -23,6 +23,7 @@ For nbgrader, :mod:`lessons_lib.course.homework` writes the problem sets as an n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -82,7 +83,10 @@ def student_notebook(nb: dict, name: str = "notebook", intro: bool = False) -> t
         first = next((line for line in source.split("\n") if line.strip()), "")
         where = f"{name}, cell {index} ({cell.get('cell_type')} cell starting {first[:60]!r})"
         answer = written_answer(source, where) if cell.get("cell_type") == "markdown" else None
-        if answer is not None:
+        if answer is not None:  # the markdown around it, if any, as any markdown cell
+            before, after = (drop_model_answers(strip_markdown(text, where)[0], where)[0]
+                             for text in (answer.before, answer.after))
+            answer = dataclasses.replace(answer, before=before, after=after)
             cells += split_written(cell, answer, answer_stub(answer.points))
             n_exercises += 1
             continue

@@ -29,14 +29,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._validate import require_count, require_seed
 from ..training import process_rank
 from ..utils import get_device, make_generator
 from .checkpoint import PRECISIONS, SCORE_CHECKPOINT, load_checkpoint
 from .data import MNISTError
 from .recipe import LR_DECAYS, OBJECTIVES, RECIPE, Recipe, train_ncsn
-from .sampling import DEFAULT_SAMPLER, SAMPLERS, sample
+from .sampling import DEFAULT_SAMPLER, SAMPLERS, sample, sampler_settings
 
 PROG = "python -m lessons_lib.mnist"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (and exit code 2), as every other error of the CLI."""
+
+    def error(self, message):
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
 
 
 def _train_parser(sub) -> None:
@@ -96,7 +105,7 @@ def _sample_parser(sub) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Train a noise-conditional score network on MNIST "
+    p = _Parser(prog=PROG, description="Train a noise-conditional score network on MNIST "
                                                        "and sample digits from it.")
     sub = p.add_subparsers(dest="cmd", required=True)
     _train_parser(sub)
@@ -148,10 +157,38 @@ def _train(args: argparse.Namespace, argv: list[str]) -> None:
               f"final loss {ck.meta['final_loss']:.3f}, {ck.meta['processes']} process(es))")
 
 
-def _sample(args: argparse.Namespace) -> None:
+def _check_out(out: Path, suffix: str | None = None) -> None:
+    """The output file's folder exists and ``out`` ends in ``suffix``: checked before any work."""
+    if suffix is not None and out.suffix != suffix:
+        raise ValueError(f"out must end in {suffix} (the file written is named exactly so), got {out}")
+    if not out.parent.is_dir():
+        raise ValueError(f"out: the folder {out.parent} does not exist; create it first")
+    if out.is_dir():
+        raise ValueError(f"out: {out} is a folder; give a file name")
+    if not os.access(out.parent, os.W_OK):
+        raise ValueError(f"out: the folder {out.parent} is not writable")
+
+
+def _check_args(args: argparse.Namespace) -> dict:
+    """Every flag, before any work (the output folder first); for ``sample``, the sampler's changes."""
+    _check_out(args.out, ".npy" if args.cmd == "sample" else None)
+    if args.threads is not None:
+        require_count(args.threads, "threads")
+    require_seed(args.seed)
+    get_device(args.device)
+    if args.cmd == "train":
+        recipe_of(args)
+        require_count(args.checkpoint_every, "checkpoint_every")
+        return {}
+    require_count(args.n, "n")
+    changes = {name: getattr(args, name) for name in _sampler_flags() if getattr(args, name) is not None}
+    sampler_settings(args.method, **changes)
+    return changes
+
+
+def _sample(args: argparse.Namespace, changes: dict) -> None:
     ck = load_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     start = time.perf_counter()
-    changes = {name: getattr(args, name) for name in _sampler_flags() if getattr(args, name) is not None}
     images = sample(ck, args.n, args.method, generator=make_generator(args.seed, get_device(args.device)),
                     progress=not args.no_progress, **changes)
     np.save(args.out, images.numpy())
@@ -160,18 +197,40 @@ def _sample(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} and {png}: {args.n} samples in {time.perf_counter() - start:.1f} s")
 
 
+def _close_progress_bars() -> None:
+    """End any progress bar's line, so that an error starts a line of its own."""
+    from tqdm.auto import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
+
+
+def _flag_names(p: argparse.ArgumentParser, cmd: str, message: str) -> str:
+    """The message on one line, with a leading argument name written as its flag (n_steps → --n-steps)."""
+    message = " ".join(message.split())
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[cmd]
+    for action in sub._actions:
+        for flag in action.option_strings:
+            if message.startswith(action.dest + " ") or message.startswith(action.dest + ":"):
+                return flag + message[len(action.dest):]
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    p = parser()
+    args = p.parse_args(argv)
     try:
+        changes = _check_args(args)
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         if args.cmd == "train":
             _train(args, argv)
         else:
-            _sample(args)
+            _sample(args, changes)
     except (ValueError, OSError, MNISTError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        _close_progress_bars()
+        print(f"error: {_flag_names(p, args.cmd, str(err))}", file=sys.stderr)
         return 2
     finally:
         import torch.distributed as dist

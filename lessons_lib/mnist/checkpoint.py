@@ -14,11 +14,14 @@ to 8 bits of mantissa; it is faster on devices that compute in bfloat16 natively
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .._validate import require_batch, require_choice, require_path
 from ..noise import validate_sigmas
 from ..utils import get_device
 from .unet import NCSNUNet
@@ -45,9 +48,7 @@ def native_bfloat16(device: torch.device) -> bool:
 
 def validate_precision(precision: str) -> str:
     """``precision`` when it is one of :data:`PRECISIONS`; a ``ValueError`` naming them otherwise."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return precision
+    return require_choice(precision, "precision", PRECISIONS)
 
 
 def autocast(device: torch.device, precision: str):
@@ -74,23 +75,99 @@ class Checkpoint:
 
     def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """s_θ(x, σ) without gradients, in float32 whatever ``precision`` the network ran in."""
+        require_batch(x, "x", device=next(self.model.parameters()).device)
         with torch.no_grad(), autocast(x.device, self.precision):
             return self.model(x, sigma).float()
 
 
+def _plain(value, where: str):
+    """``value`` as ``torch.load(weights_only=True)`` reads it back: dicts with string keys, lists,
+    strings, numbers, booleans, None and tensors; numpy scalars become the Python number they hold."""
+    if isinstance(value, np.generic | np.ndarray) and np.ndim(value) == 0:
+        return value.item()
+    if value is None or isinstance(value, str | bool | int | float | torch.Tensor):
+        return value
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{where} must have string keys, got {[k for k in value if not isinstance(k, str)]!r}")
+        return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise ValueError(f"{where} is a {type(value).__name__}; a checkpoint's meta holds only numbers, strings, "
+                     "booleans, None, tensors, and lists and dicts of them (what torch.load(weights_only=True) reads)")
+
+
+def _checked(payload, path: Path) -> tuple[NCSNUNet, torch.Tensor, dict]:
+    """The network, levels and meta of a checkpoint's dictionary, by the rules both :func:`save_checkpoint`
+    (before it writes) and :func:`load_checkpoint` (after it reads) apply."""
+    what = f"{path} is not a score-network checkpoint of this course"
+    if not isinstance(payload, dict):
+        raise ValueError(f"{what}: it holds a {type(payload).__name__}, not a dictionary")
+    missing = [k for k in ("model", "config", "sigmas") if k not in payload]
+    if missing:
+        raise ValueError(f"{what}: it has no {', '.join(repr(k) for k in missing)} (its keys: {sorted(map(str, payload))})")
+    if not isinstance(payload["config"], dict):
+        raise ValueError(f"{what}: its 'config' is a {type(payload['config']).__name__}, not NCSNUNet's keyword arguments")
+    try:
+        model = NCSNUNet(**payload["config"])
+        model.load_state_dict(payload["model"])
+    except (TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise ValueError(f"{what}: its weights do not fit NCSNUNet({payload['config']}) "
+                         f"({str(err).splitlines()[0]})") from err
+    try:
+        sigmas = validate_sigmas(payload["sigmas"])
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from err
+    meta = payload.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ValueError(f"{what}: its 'meta' is a {type(meta).__name__}, not a dictionary")
+    return model, sigmas, _plain(meta, "meta")
+
+
+def read_torch_file(path: Path, what: str):
+    """``torch.load(path, weights_only=True)`` with an error that names the file and says what it is
+    not (``what``: "a score-network checkpoint of this course"), without torch's advice to
+    turn ``weights_only`` off."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{path} is not {what}: it holds Python objects other than tensors, numbers and "
+                         "strings (a file written by other code; this course never writes those)") from err
+    except (EOFError, RuntimeError, OSError, ValueError) as err:
+        raise ValueError(f"{path} is not {what}: it is truncated or not a file torch.save wrote "
+                         f"({type(err).__name__})") from err
+
+
 def save_checkpoint(path, model: NCSNUNet, sigmas, meta: dict) -> None:
-    """Write the weights, config, σ schedule and meta data, atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the weights, config, σ schedule and meta data, atomically (temporary file + rename).
+
+    What it writes is first checked by the rules :func:`load_checkpoint` reads with (``sigmas``
+    strictly decreasing, ``meta`` a dictionary of plain values: numpy scalars are converted, other
+    objects refused), so a file it writes can always be read back; on any failure nothing is left
+    behind (no partial file, no temporary file)."""
+    path = require_path(path, "path")
+    if not isinstance(model, NCSNUNet):
+        raise ValueError(f"model must be an NCSNUNet, got {type(model).__name__}")
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta must be a dictionary, got {type(meta).__name__}")
+    sigmas = validate_sigmas(sigmas)
     payload = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": dict(model.config),
         "sigmas": [float(s) for s in sigmas],
-        "meta": meta,
+        "meta": _plain(meta, "meta"),
     }
+    _checked(payload, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path=None, device=None, precision: str | None = None) -> Checkpoint:
@@ -99,22 +176,20 @@ def load_checkpoint(path=None, device=None, precision: str | None = None) -> Che
     ``precision`` of :meth:`Checkpoint.score`: "float32" or "bfloat16"; by default the precision
     the network was trained in (``meta["precision"]``, float32 when it is not recorded), but
     float32 on a device without native bfloat16 (:func:`native_bfloat16`), where it is faster.
+    A file that is not such a checkpoint (foreign, truncated, without levels) is a ``ValueError``
+    naming the file and what it lacks.
     """
-    path = Path(path) if path is not None else SCORE_CHECKPOINT
+    path = require_path(path, "path") if path is not None else SCORE_CHECKPOINT
+    if precision is not None:
+        validate_precision(precision)
     if not path.is_file():
         raise FileNotFoundError(
             f"no checkpoint at {path}; the course ships one at {SCORE_CHECKPOINT}, "
             "or make one with `python -m lessons_lib.mnist train --out PATH`"
         )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = NCSNUNet(**payload["config"])
-        model.load_state_dict(payload["model"])
-    except Exception as err:  # a truncated or foreign file: say which file
-        raise ValueError(f"{path} is not a score-network checkpoint of this course ({err})") from err
     dev = get_device(device)
+    model, sigmas, meta = _checked(read_torch_file(path, "a score-network checkpoint of this course"), path)
     model.to(dev).eval()
-    meta = payload.get("meta", {})
     if precision is None:
         precision = meta.get("precision", "float32") if native_bfloat16(dev) else "float32"
-    return Checkpoint(model, validate_sigmas(payload["sigmas"]), meta, precision)
+    return Checkpoint(model, sigmas, meta, precision)

@@ -30,6 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validate import require_count, require_module, require_path, require_tensor
+from .checkpoint import read_torch_file
+
 __all__ = [
     "MNISTClassifier",
     "CLASSIFIER_CHECKPOINT",
@@ -83,19 +86,34 @@ class MNISTClassifier(nn.Module):
 def load_classifier(path: str | Path | None = None, device=None) -> MNISTClassifier:
     """Load the trained classifier (default :data:`CLASSIFIER_CHECKPOINT`) in eval mode.
     Raises ``FileNotFoundError`` naming the command that creates it."""
-    path = Path(path) if path is not None else CLASSIFIER_CHECKPOINT
+    path = require_path(path, "path") if path is not None else CLASSIFIER_CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no classifier checkpoint at {path}; create it with `{TRAIN_COMMAND}`")
+    what = f"the MNIST classifier's weights (made by `{TRAIN_COMMAND}`)"
+    state = read_torch_file(path, what)
     model = MNISTClassifier()
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError, AttributeError) as err:
+        keys = sorted(map(str, state))[:6] if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} is not {what}: it holds {keys}, not MNISTClassifier's weights") from err
     if device is not None:
         model.to(device)
     return model.eval()
 
 
+#: How far outside [0, 1] a pixel may lie (unclipped sampler output overshoots a little; 0..255 does not pass).
+PIXEL_TOLERANCE = 1.0
+
+
 def _check_images(images, name: str) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        images = torch.as_tensor(np.asarray(images))
+    """Grey images (N, 1, 28, 28) (or (N, 28, 28)) with pixels in [0, 1], as float32."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    require_tensor(images, name, floating=False, finite=False)
+    if images.dtype == torch.uint8:
+        raise ValueError(f"{name} are uint8 (grey levels 0..255); the classifier reads pixels in [0, 1]: "
+                         f"pass {name}.float() / 255")
     if images.dim() == 3:
         images = images[:, None]
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
@@ -105,6 +123,11 @@ def _check_images(images, name: str) -> torch.Tensor:
     images = images.float()
     if not torch.isfinite(images).all():
         raise ValueError(f"{name} contains NaN or infinite values (did the sampler diverge?)")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -PIXEL_TOLERANCE or hi > 1 + PIXEL_TOLERANCE:
+        hint = f"; divide by 255 ({name} / 255)" if hi > 2 else "; clamp sampler output with .clamp(0, 1)"
+        raise ValueError(f"{name} must have pixels in [0, 1] (up to {PIXEL_TOLERANCE:g} outside), got values from "
+                         f"{lo:.3g} to {hi:.3g}{hint}")
     return images
 
 
@@ -117,6 +140,8 @@ def classifier_outputs(images, classifier: nn.Module, *, batch_size: int = 500,
     features come from ``classifier.features``. The classifier's train/eval mode is restored.
     """
     images = _check_images(images, "images")
+    require_module(classifier, "classifier")
+    batch_size = require_count(batch_size, "batch_size")
     was_training = classifier.training
     classifier.eval()
     try:
@@ -267,6 +292,7 @@ def nearest_neighbours(images, train, *, chunk: int = 256) -> tuple[torch.Tensor
     ``images`` (n, 1, 28, 28) and ``train`` (m, 1, 28, 28); computed in chunks of
     ``chunk`` images with ‖x‖² − 2x·t + ‖t‖² in float64.
     """
+    chunk = require_count(chunk, "chunk")
     x = _check_images(images, "images").flatten(1).double()
     t = _check_images(train, "train").flatten(1).double().to(x.device)
     if x.shape[1] != t.shape[1]:

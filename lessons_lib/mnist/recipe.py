@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._validate import require_count, require_positive
+from .._validate import require_count, require_positive, require_real, require_seed
 from ..losses import edm_loss, ncsn_loss
 from ..noise import geometric_sigmas
 from ..training import ema_model, process_rank, train
@@ -74,6 +74,15 @@ class Recipe:
             raise ValueError(f"objective must be 'edm' (continuous σ) or 'ncsn' (fixed σ levels), "
                              f"got {self.objective!r}")
         validate_precision(self.precision)
+        require_real(self.p_mean, "p_mean")
+        require_positive(self.p_std, "p_std")
+        require_real(self.ema_decay, "ema_decay", 0.0, 1.0, open_lo=True, open_hi=True)
+        if not isinstance(self.channels, tuple | list) or len(self.channels) != 3:
+            raise ValueError(f"channels must give 3 widths (for 28, 14 and 7 pixels), got {self.channels!r}")
+        for c in self.channels:
+            require_count(c, "channels")
+        require_seed(self.seed)
+        self.sigmas()  # sigma_max > sigma_min > 0 and n_sigmas >= 2
 
     def sigmas(self) -> torch.Tensor:
         """The checkpoint's levels: ``geometric_sigmas(sigma_max, sigma_min, n_sigmas)``."""

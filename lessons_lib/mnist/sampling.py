@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 from tqdm.auto import tqdm
 
-from .._validate import require_count, require_positive
+from .._validate import require_bool, require_choice, require_count, require_generator, require_positive, require_real
 from ..edm import heun_sample
 from ..noise import karras_sigmas, validate_sigmas
 from ..samplers import annealed_langevin
@@ -64,8 +64,7 @@ class HeunSampler:
 
     def __post_init__(self):
         self.levels()  # validates the schedule's settings
-        if self.churn:
-            require_positive(self.churn, "churn")
+        require_real(self.churn, "churn", 0.0)
 
     def levels(self, checkpoint: Checkpoint | None = None) -> torch.Tensor:
         """σ₀ > … > σ_{n−1}, then 0."""
@@ -101,6 +100,7 @@ class AnnealedLangevinSampler:
     def __post_init__(self):
         require_count(self.n_steps_each, "n_steps_each")
         require_positive(self.step_size, "step_size")
+        require_bool(self.denoise, "denoise")
         if self.sigmas is not None:
             validate_sigmas(self.sigmas)
 
@@ -143,10 +143,9 @@ def sample_batch(device: torch.device) -> int:
 
 def sampler_settings(method: str | Sampler = DEFAULT_SAMPLER, **changes) -> Sampler:
     """The sampler ``method`` (a name in :data:`SAMPLERS`, or settings) with ``changes`` to its settings."""
-    if isinstance(method, str):
-        if method not in SAMPLERS:
-            raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}")
-        name, method = method, SAMPLERS[method]
+    if isinstance(method, str) or not dataclasses.is_dataclass(method):
+        name = require_choice(method, "method", sorted(SAMPLERS))
+        method = SAMPLERS[name]
     else:
         name = next((k for k, v in SAMPLERS.items() if type(v) is type(method)), type(method).__name__)
     allowed = [f.name for f in dataclasses.fields(method)]
@@ -178,6 +177,10 @@ def sample(
     the network evaluations of all batches.
     """
     n = require_count(n, "n")
+    if not isinstance(checkpoint, Checkpoint):
+        raise ValueError(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}; "
+                         "load one with lessons_lib.mnist.load_checkpoint(path)")
+    require_generator(generator)
     sampler = sampler_settings(method, **changes)
     device = next(checkpoint.model.parameters()).device
     batch_size = require_count(sample_batch(device) if batch_size is None else batch_size, "batch_size")

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .._validate import require_count, require_positive
+from .._validate import require_choice, require_count, require_positive, require_tensor
 from ..noise import sigma_like
 
 __all__ = ["NCSNUNet"]
@@ -80,12 +80,11 @@ class NCSNUNet(nn.Module):
     def __init__(self, channels: tuple[int, int, int] = (32, 64, 64), emb_dim: int = 64,
                  preconditioning: str = "ncsnv2", sigma_data: float | None = None):
         super().__init__()
-        if len(channels) != 3:
+        if not isinstance(channels, tuple | list) or len(channels) != 3:
             raise ValueError(f"channels must give 3 widths (for 28, 14 and 7 pixels), got {channels!r}")
         c1, c2, c3 = (require_count(c, "channels") for c in channels)
         emb_dim = require_count(emb_dim, "emb_dim")
-        if preconditioning not in self.PRECONDITIONINGS:
-            raise ValueError(f"preconditioning must be one of {self.PRECONDITIONINGS}, got {preconditioning!r}")
+        require_choice(preconditioning, "preconditioning", self.PRECONDITIONINGS)
         if preconditioning == "edm":
             if sigma_data is None:
                 raise ValueError("the EDM preconditioning needs sigma_data, the RMS of the training data")
@@ -120,6 +119,7 @@ class NCSNUNet(nn.Module):
         return self.out(h)
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        require_tensor(x, "x", device=self.inp.weight.device)
         if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(f"NCSNUNet expects images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
         s = sigma_like(sigma, x)

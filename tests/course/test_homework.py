@@ -15,6 +15,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from lessons_lib.course import homework
+from lessons_lib.course.checks import REGISTRY, Written
 from lessons_lib.course.homework import POINTS, PROBLEM_SETS, make_course, nbgrader_source, solution_lines
 from lessons_lib.course.markers import END_CODE, MarkerError, cell_source, is_check_cell
 from lessons_lib.course.problem_sets import INTRO_MARK, entries
@@ -204,6 +205,8 @@ def _submit(course: Path, ps: str, student: str, answer) -> None:
         nb = _load(released)
         solutions = _answers(_load(course / "source" / ps / released.name))
         for grade_id, cell in _answers(nb).items():
+            if grade_id.startswith("answer_"):  # written answers: graded by hand (test_teacher_path.py)
+                continue
             text = answer(grade_id, cell_source(solutions[grade_id]))
             if text is not None:
                 cell["source"] = text
@@ -245,7 +248,7 @@ def test_real_nbgrader_grades_four_submissions(tmp_path):
     _submit(course, ps, "untouched", lambda grade_id, solution: None)
     _submit(course, ps, "correct", lambda grade_id, solution: solution)
     _submit(course, ps, "wrong", _sign_flip)
-    _submit(course, ps, "library", lambda grade_id, solution: LIBRARY_CALLS[grade_id])
+    _submit(course, ps, "library", lambda grade_id, solution: LIBRARY_CALLS.get(grade_id))
     start = time.perf_counter()
     graded = _nbgrader(course, "autograde", ps, "--create", "--force")
     seconds = time.perf_counter() - start
@@ -257,8 +260,13 @@ def test_real_nbgrader_grades_four_submissions(tmp_path):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {s: gradebook.find_submission(ps, s).score for s in ("untouched", "correct", "wrong", "library")}
         full = gradebook.find_assignment(ps).max_score
-    assert full == sum(POINTS[c] for c in ("check_gaussian_score", "check_ism_loss", "check_ssm_loss"))
-    assert scores == {"untouched": 0, "correct": full, "wrong": full - POINTS["check_gaussian_score"], "library": 0}
+    listed = entries(ps)
+    auto = sum(ex.points for ex in listed if not isinstance(ex, Written))
+    assert full == auto + sum(ex.points for ex in listed if isinstance(ex, Written))
+    gaussian = REGISTRY["gaussian_score"]
+    slip = gaussian.points * gaussian.mistakes[0].credit  # the sign flip is a named slip: partial credit
+    assert scores == pytest.approx({"untouched": 0, "correct": auto, "wrong": auto - gaussian.points + slip,
+                                    "library": 0})  # the written answers wait for the teacher
 
     # a correct submission is graded without a single error output (no timeout, no NameError chain)
     for path in sorted((course / "autograded" / "correct" / ps).glob("*.ipynb")):
@@ -339,3 +347,20 @@ def test_hand_placed_submissions_get_a_timestamp(tmp_path):
 
     parse_utc(written[0].read_text())
     assert (tmp_path / "submitted" / "bob" / "ps1" / "timestamp.txt").read_text().startswith("2026-01-01")
+
+
+@pytest.mark.slow
+def test_after_a_real_nbgrader_quickstart_ps1_holds_the_course_only(tmp_path):
+    """The documented order with quickstart: its demo assignment never mixes into ps1, and its
+    course id stays."""
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "quickstart", "my_course"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    course = tmp_path / "my_course"
+    assert (course / "source" / "ps1" / "problem1.ipynb").exists()
+    make_course(_tiny_notebooks(tmp_path / "notebooks"), course)
+    assert sorted(p.name for p in (course / "source" / "ps1").iterdir()) == [
+        "01_score_function.ipynb", "data.txt", "nbgrader_config.py"]
+    config = (course / "nbgrader_config.py").read_text()
+    assert 'c.CourseDirectory.course_id = "my_course"' in config and "course_id = 'my_course'" not in config

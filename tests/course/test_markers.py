@@ -105,19 +105,30 @@ def test_a_written_answer_is_parsed(toy_written):
 
 
 @pytest.mark.parametrize("broken, message", [
-    (WRITTEN.replace("<!-- END WRITTEN ANSWER -->", ""), "has no '<!-- END WRITTEN ANSWER -->'"),
+    (WRITTEN.replace("<!-- END WRITTEN ANSWER -->", ""), "has no '<!-- END WRITTEN ANSWER -->' after it"),
     (WRITTEN.replace("<!-- RUBRIC -->", "<!-- RUBRICS -->"), "looks like a written-answer marker"),
     (WRITTEN.replace("<!-- RUBRIC -->", ""), "exactly one '<!-- RUBRIC -->'"),
-    (WRITTEN.replace("BEGIN WRITTEN ANSWER", "BEGIN WRITTEN  ANSWER"), "starts with the line"),
+    (WRITTEN.replace("BEGIN WRITTEN ANSWER", "BEGIN WRITTEN  ANSWER"), "looks like a written-answer marker"),
     (WRITTEN.replace("<!-- END WRITTEN ANSWER -->", "<!-- END WRITTEN ANSWER-->"), "looks like a written-answer"),
     (WRITTEN.replace("toy_essay", "no_such_answer"), "'no_such_answer' is not registered"),
     (WRITTEN.replace("toy_essay", "gaussian_score"), "a checked exercise, not a Written"),
     (WRITTEN.replace("- 2 points:", "- 3 points:"), "gives 4 points, the registry 3"),
     (WRITTEN.replace("- 1 point:", "* 1 point:"), "is not '- N point\\(s\\): criterion'"),
-    ("Some text first.\n\n" + WRITTEN, "starts with the line"),
-    (WRITTEN + "\nmore text", "has no '<!-- END WRITTEN ANSWER -->' as the cell's last line"),
+    (WRITTEN + "\n\n" + WRITTEN, "2 written answers in one cell"),
+    ("Text, then <!-- END WRITTEN ANSWER -->", "looks like a written-answer marker"),
+    ("<!-- END WRITTEN ANSWER -->", "without the line"),
 ])
 def test_a_malformed_written_answer_names_the_place(toy_written, broken, message):
     with pytest.raises(MarkerError, match=message) as info:
         written_answer(broken, "toy.ipynb, cell 7")
     assert str(info.value).startswith("toy.ipynb, cell 7")
+
+
+def test_markdown_around_a_written_answer_is_kept_apart(toy_written):
+    answer = written_answer("The question's last words.\n\n" + WRITTEN + "\n\n## Think\n1. Why?", "toy.ipynb, cell 3")
+    assert answer.before == "The question's last words." and answer.after == "## Think\n1. Why?"
+    from lessons_lib.course.markers import split_written
+
+    cells = split_written({"cell_type": "markdown", "id": "abc", "metadata": {}, "source": ""}, answer, "STUB")
+    assert [c["source"] for c in cells] == ["The question's last words.", "STUB", "## Think\n1. Why?"]
+    assert [c.get("id") for c in cells] == ["abc-before", "abc", "abc-after"]

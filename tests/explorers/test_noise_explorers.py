@@ -52,6 +52,17 @@ def test_sigma_explorer_reports_the_tradeoff(sigma_explorer):
     assert blur[0.05] < 0.01 < 0.3 < blur[3.0]  # TV(p, p_σ): little blur at small σ, a lot at large σ
 
 
+def test_sigma_explorer_shows_sigma_times_the_error(sigma_explorer):
+    explorer, model = sigma_explorer
+    explorer.slider.value = 0.1
+    s = explorer.slider.value
+    pts = explorer.xs[:, None]
+    with torch.no_grad():
+        error = (model(pts, s)[:, 0] - mixture_1d().perturbed(s).score(pts)[:, 0]).abs()
+    np.testing.assert_allclose(explorer.error_line.get_ydata(), (s * error).clamp_min(1e-4).numpy(), rtol=1e-5)
+    assert "σ × that" in explorer.message.value
+
+
 def test_exception_in_the_learned_score_reaches_the_caller():
     def fragile(x, sigma):
         if sigma > 1.0:

@@ -49,6 +49,19 @@ def test_too_large_a_step_shows_the_divergence_message(langevin_explorer):
     assert np.isfinite(explorer.scatter.get_offsets()).all()
 
 
+def test_message_says_when_the_step_is_beyond_2v_and_when_chains_run_away():
+    """The lesson's setting: beyond 2v = 0.4 for the narrowest component the chains stay finite
+    (wrongly weighted) and the message says so; from ε ≈ 1.1 the sampler stops them."""
+    start = 3.0 * torch.randn(2000, 2, generator=make_generator(2))[:500]
+    explorer = LangevinExplorer(mixture_2d(), start, step_size=0.05, n_steps=200, seed=3)
+    assert explorer.narrowest_variance == pytest.approx(0.2)
+    assert "2v" not in explorer.message.value
+    explorer.step_slider.value = 0.8
+    assert "ε &gt; 2v = 0.40" in explorer.message.value and "Diverged" not in explorer.message.value
+    explorer.step_slider.value = 1.12
+    assert "Diverged" in explorer.message.value
+
+
 def test_zero_steps_shows_the_starting_points(langevin_explorer):
     explorer, x_init = langevin_explorer
     explorer.steps_slider.value = 0

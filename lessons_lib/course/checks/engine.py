@@ -306,7 +306,8 @@ BACKWARD_TWICE = (
 )
 SOLVE_SHAPES = (
     "torch.linalg.solve with the matrix A and the right-hand side B solves A·X = B for X column by "
-    "column: B needs as many rows as A, one per dimension, but the batch x − μ has one point per row (B, d). Arrange the points as "
+    "column: B needs as many rows as A, one per dimension, but the batch x − μ has one point per "
+    "row (B, d). Arrange the points as "
     "columns before solving, and back as rows after (or solve from the other side, using that Σ "
     "is symmetric)"
 )
