@@ -20,7 +20,8 @@ from collections.abc import Callable
 import torch
 from torch.func import jacrev, vmap
 
-from ._validate import as_tensor, require_batch, require_callable, require_choice, require_count, require_same_shape
+from ._validate import (as_tensor, require_batch, require_callable, require_choice, require_count, require_same_shape,
+                        require_tensor)
 
 __all__ = [
     "score_from_log_prob",
@@ -37,6 +38,7 @@ Tensor = torch.Tensor
 
 def _grad_of_sum(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """∇ₓ Σᵢ fn(x)ᵢ, keeping the graph when the caller is differentiating (training)."""
+    require_tensor(x, "x")
     keep_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         x_in = x if x.requires_grad else x.detach().requires_grad_(True)

@@ -530,6 +530,7 @@ def ode_log_likelihood(
     method = _check_method(method)
     x = _start(x, "x")
     require_callable(score_fn, "score_fn")
+    n_projections = require_count(n_projections, "n_projections")
     trace = _divergence_fn(score_fn, x, divergence, n_projections, generator)
 
     def div_f(y: Tensor, t: float) -> Tensor:

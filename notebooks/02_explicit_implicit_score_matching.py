@@ -488,14 +488,15 @@ ax_p.legend(loc="upper right", fontsize=9)
 plt.show()
 
 # %% [markdown]
-# Overfitting starts at once. After 30 steps the fit is a bump that matches the truth near the
-# data but is already far too narrow in the tails: its ESM on fresh samples is several times that
-# of the zero model ($C = 0.5$), and its training ISM is already below $-C$, impossible for an
+# Overfitting starts at once. After 30 steps the fit is a bump around the data, but already too
+# narrow: its mean slope at the training points is more than twice the true slope $-1$, its ESM
+# on fresh samples is several times that of the zero model ($C = 0.5$), and its training ISM is
+# already below $-C$, impossible for an
 # *expected* ISM, so a statement about these 6 points, not about $p$. By 300 steps the mean slope
 # $s'(x_i)$ at the training points is hugely negative and the ESM has exploded. The mass does not
-# spread over the six points: it collapses onto one (the last printed line). ISM pins $s = 0$
-# and a steep descent at each point, but leaves $\int s$ *between* points free, so nothing fixes
-# the spikes' relative heights, and as exponentials of large integrals one of them wins.
+# spread over the six points: it collapses onto one (the last printed line). ISM rewards a zero
+# and a steep descent at each point, but puts no constraint on $\int s$ *between* points, which
+# sets the relative heights of the bumps; as exponentials of large integrals, one of them wins.
 #
 # With fresh samples at every step (section 5) this cannot happen; with a fixed data set, as in
 # practice, it must be prevented. Kingma & LeCun (2010) added a penalty on the curvature of the
@@ -566,8 +567,8 @@ fig.colorbar(filled, ax=axes, label="density", shrink=0.85)
 plt.show()
 
 # %% [markdown]
-# $\log Z_\theta$ is the same on the three squares and the energy grows at least linearly in every
-# direction, so for this fit $Z_\theta$ is finite and $e^{-E_\theta}/Z_\theta$ is a density. It
+# $\log Z_\theta$ is the same on the three squares and the energy grows at least linearly in all
+# 72 directions probed, so for this fit $Z_\theta$ is finite and $e^{-E_\theta}/Z_\theta$ is a density. It
 # recovers the three modes, and because it is an energy we can draw it, which the free-form
 # `ScoreMLP` of section 5 cannot offer. A SiLU energy grows at most linearly, so its score stays
 # bounded far away: its tails are Laplace-like, and it cannot follow the true score, which grows
@@ -768,18 +769,20 @@ check_ebm_ism_loss(ebm_ism_loss)
 #
 # ## Think
 #
-# 1. ISM can be negative, ESM cannot. Why is that no contradiction? What is the smallest value
-#    the ISM loss can take?
+# 1. Take $p = \mathcal N(0, 1)$ and the one-parameter family $s_a(x) = -ax$. Compute
+#    $J_\mathrm{ISM}(a)$ and $J_\mathrm{ESM}(a)$ by hand, find the minimiser and the smallest ISM,
+#    and check that their difference is $C$. What changes if the expectation is replaced by an
+#    average over $n$ fixed data points?
 #
 # <details><summary>Model answer</summary>
 #
-# ISM is ESM minus a positive constant: $J_\mathrm{ISM} = J_\mathrm{ESM} - C$ with
-# $C = \tfrac12\mathbb E_p\|\nabla\log p\|^2 > 0$. Since $J_\mathrm{ESM}\ge 0$, the *expected* ISM
-# is at least $-C$, reached exactly when $s_\theta = \nabla\log p$ (if the model family contains
-# it); here $-C \approx -2.63$. A minibatch average is a noisy estimate of that expectation and
-# can fall below $-C$ (section 5 counts how often). On a *fixed* finite data set the training ISM
-# of a flexible model has no lower bound at all (section 7, exercise 4); a small family such as
-# the linear one of section 6 still has a finite minimum there.
+# $s_a' = -a$, so $J_\mathrm{ISM}(a) = \mathbb E[-a + \tfrac12 a^2x^2] = -a + \tfrac12 a^2$, minimised at
+# $a = 1$ (the true score $-x$) with value $-\tfrac12$. $J_\mathrm{ESM}(a) = \tfrac12\mathbb E[(1-a)^2x^2]
+# = \tfrac12(1-a)^2 \ge 0$, and $J_\mathrm{ESM} - J_\mathrm{ISM} = \tfrac12(1 - 2a + a^2) + a - \tfrac12a^2
+# = \tfrac12 = C$: ISM is negative near its optimum because it is ESM shifted down by $C$. On $n$
+# fixed points with $m_2 = \frac1n\sum_i x_i^2$ the training ISM is $-a + \tfrac12a^2m_2$, minimised
+# at $a = 1/m_2$ (the maximum-likelihood precision about 0) with value $-1/(2m_2)$, which can lie
+# below $-C$ but is finite: a small family cannot exploit the data the way section 7's network does.
 #
 # </details>
 #

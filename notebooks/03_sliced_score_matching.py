@@ -208,9 +208,8 @@ for c in (0.0, 1.0, 4.0, 16.0):
 # With no diagonal ($c = 0$) the two kinds are equally good; as the diagonal takes over, the
 # Gaussian variance grows like $c^2$ while the Rademacher one does not move. That column is the
 # same in every row by construction, not by measurement: with $v_i^2 = 1$, scaling the diagonal
-# shifts every Rademacher estimate by the same constant. A Gaussian with diagonal covariance has
-# a diagonal score Jacobian, for which one Rademacher projection is exact; section 4 measures the
-# diagonal share of a trained score model's Jacobian.
+# shifts every Rademacher estimate by the same constant. How much of a score model's Jacobian sits
+# on its diagonal is an empirical question; section 4 measures it for a trained model.
 #
 # The explorer below repeats these experiments interactively on the *same* matrix and the
 # same seed (its diagonal slider stops at $c = 8$), so its first view ($M = 1$, Rademacher, $c = 1$) shows exactly the variance printed
@@ -687,7 +686,7 @@ check_ssm_vr_loss(ssm_vr_loss)
 # projections are drawn. More projections reduce only the second; more samples reduce both
 # (each new sample brings its own projection). At the trained model of section 4, SSM-VR's
 # gradient variance is only somewhat above exact ISM's: its projection noise is a minor part,
-# and a larger batch is the better buy. Plain SSM's gradient variance is far above both: there the
+# and a larger batch is the better buy. Plain SSM's gradient variance is about twice ISM's: there the
 # projection noise, mostly from $(v^\top s_\theta)^2$ (exercise 4), is comparable to the data noise,
 # and more projections, or simply SSM-VR, pay off. Numbers measured on an untrained model would
 # not tell you this: its Jacobian and score are small.

@@ -101,7 +101,8 @@ def mutate(label: str, build: Callable[..., object], base: dict, kinds: dict) ->
         for i, value in enumerate(values):
             def call(name=name, value=value):
                 return build(**dict(base, **{name: value}))
-            out.append(Case(f"{label}({name}={_short(value)})#{i}", (name,), call))
+            names = (name, Path(value).name) if isinstance(value, Path) else (name,)
+            out.append(Case(f"{label}({name}={_short(value)})#{i}", names, call))
     return out
 
 
@@ -343,9 +344,17 @@ def mnist_cases(tmp: Path) -> list[Case]:
                 if list(tmp.glob(name + "*")):
                     raise SystemError(f"left behind {[p.name for p in tmp.glob(name + '*')]}")
         return check
-    add(mutate("save_checkpoint", _save_and_load, {},
-               dict(sigmas=[[0.5, 1.0], [1.0, math.nan], None, "ab"],
-                    meta=[{"x": np.float64(1.0)}, {"x": np.int64(3)}, "meta", {"x": torch.zeros(2)}])))
+    add(mutate("save_checkpoint", _save_and_load, {}, dict(sigmas=[[0.5, 1.0], [1.0, math.nan], None, "ab"],
+                                                           meta=["meta", {3: "x"}, {"x": {1, 2}}])))
+
+    def _converted(value):  # numpy scalars in meta: converted to Python numbers, read back as such
+        meta = _save_and_load(meta={"x": value}, name="np.pt").meta
+        if type(meta["x"]) in (int, float):
+            raise ValueError("meta: converted (accepted)")
+        return meta
+    for value in (np.float64(1.0), np.int64(3), np.float32(0.5)):
+        cases.append(Case(f"save_checkpoint(meta={{'x': {value!r}}}) converted", ("meta",),
+                          lambda value=value: _converted(value)))
     cases.append(Case("save_checkpoint(meta unpicklable) leaves nothing", ("meta",), _left_behind("bad_meta.pt")))
     cases.append(Case("save_checkpoint(model=not a net)", ("model",),
                       lambda: ckm.save_checkpoint(tmp / "m.pt", "net", [1.0], {})))

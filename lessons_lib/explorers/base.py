@@ -29,6 +29,8 @@ import numpy as np
 import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from .._validate import require_real
+
 __all__ = ["Explorer", "float_slider", "log_slider"]
 
 
@@ -119,16 +121,20 @@ class Explorer:
         return bundle
 
 
-def float_slider(description: str, value: float, lo: float, hi: float, step: float, **kwargs) -> widgets.FloatSlider:
-    """A linear slider from ``lo`` to ``hi``."""
+def float_slider(description: str, value: float, lo: float, hi: float, step: float, *, name: str = "value",
+                 **kwargs) -> widgets.FloatSlider:
+    """A linear slider from ``lo`` to ``hi``, starting at ``value``, the explorer's argument ``name``,
+    which must lie in [lo, hi] (a slider would clamp it to another value without a word)."""
+    value = require_real(value, name, lo, hi)
     return widgets.FloatSlider(value=value, min=lo, max=hi, step=step, description=description, **kwargs)
 
 
-def log_slider(value: float, lo: float, hi: float, step: float, **kwargs) -> widgets.FloatLogSlider:
+def log_slider(value: float, lo: float, hi: float, step: float, *, name: str = "value",
+               **kwargs) -> widgets.FloatLogSlider:
     """A base-10 log slider from about ``lo`` to ``hi`` whose grid of exponents (spacing ``step``)
-    contains ``value`` exactly, so the browser does not snap the initial value to a neighbour."""
-    if not lo < value < hi:
-        raise ValueError(f"the initial value {value} must lie inside ({lo}, {hi})")
+    contains ``value`` exactly, so the browser does not snap the initial value to a neighbour.
+    ``value`` is the explorer's argument ``name`` and must lie inside (lo, hi)."""
+    value = require_real(value, name, lo, hi, open_lo=True, open_hi=True)
     centre = math.log10(value)
     below = round((centre - math.log10(lo)) / step)
     above = round((math.log10(hi) - centre) / step)

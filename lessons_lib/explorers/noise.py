@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .._validate import require_sigma
+from .._validate import require_callable, require_count, require_range, require_seed
 from ..densities import total_variation_1d
 from ..plotting import grid_2d
 from ..utils import make_generator
@@ -38,14 +38,13 @@ class SigmaExplorer(Explorer):
     def __init__(self, density, learned_score, xs=None, sigma=0.3, sigma_range=(0.02, 5.0), score_lim=8.0):
         if getattr(density, "dim", None) != 1:
             raise ValueError("SigmaExplorer shows a 1-D density (dim = 1) with an exact perturbed(sigma)")
-        lo, hi = (float(require_sigma(s, "sigma_range")) for s in sigma_range)
-        if not lo < float(require_sigma(sigma)) < hi:
-            raise ValueError(f"sigma must lie inside sigma_range = {sigma_range}, got {sigma}")
-        sigma = float(sigma)
+        lo, hi = require_range(sigma_range, "sigma_range", positive=True)
+        require_callable(learned_score, "learned_score")
         self.density = density
         self.learned_score = learned_score
         self.xs = torch.linspace(-8.0, 8.0, 601) if xs is None else xs
-        self.slider = log_slider(sigma, lo, hi, 0.01, description="σ", readout_format=".3f", continuous_update=True)
+        self.slider = log_slider(sigma, lo, hi, 0.01, name="sigma", description="σ", readout_format=".3f",
+                                 continuous_update=True)
         fig, (ax_p, ax_s, ax_e) = plt.subplots(3, 1, figsize=(8, 7), sharex=True, layout="constrained",
                                                height_ratios=(1, 1, 0.8))
         x = self.xs.numpy()
@@ -121,7 +120,11 @@ class SDETimeExplorer(Explorer):
                  n_points: int = 300, seed: int = 0):
         if getattr(density, "dim", None) != 2:
             raise ValueError("SDETimeExplorer shows a 2-D density (dim = 2) with an exact perturbed(sigma)")
+        if not hasattr(sde, "sigma") or not hasattr(sde, "kernel_std"):
+            raise ValueError(f"sde must be a VESDE, got {type(sde).__name__}")
         sde.sigma(t)  # a clear error for t outside [0, 1]
+        n, n_arrows = require_count(n, "n", minimum=2), require_count(n_arrows, "n_arrows", minimum=2)
+        n_points, seed = require_count(n_points, "n_points"), require_seed(seed)
         self.density, self.sde = density, sde
         self.slider = widgets.FloatSlider(value=float(t), min=0.0, max=1.0, step=0.01, description="time t",
                                           readout_format=".2f", continuous_update=False)

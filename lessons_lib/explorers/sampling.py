@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .._validate import require_positive
+from .._validate import as_tensor, require_batch, require_count, require_range, require_seed
 from ..noise import validate_sigmas
 from ..plotting import image_grid, plot_density_2d
 from ..samplers import DivergenceError, langevin
@@ -41,12 +41,16 @@ class LangevinExplorer(Explorer):
                  seed=0, xlim=(-5.0, 5.0), ylim=(-5.0, 5.0)):
         if getattr(density, "dim", None) != 2:
             raise ValueError("LangevinExplorer shows a 2-D density (dim = 2)")
-        lo, hi = (require_positive(v, "step_range") for v in step_range)
+        lo, hi = require_range(step_range, "step_range", positive=True)
+        if require_batch(x_init, "x_init").dim() != 2 or x_init.shape[1] != 2:
+            raise ValueError(f"x_init must have shape (n_chains, 2), got {tuple(x_init.shape)}")
+        max_steps = require_count(max_steps, "max_steps")
+        n_steps = require_count(n_steps, "n_steps", minimum=0, maximum=max_steps)
         self.density = density
         self.x_init = x_init
-        self.seed = seed
+        self.seed = require_seed(seed)
         self.samples = None
-        self.step_slider = log_slider(require_positive(step_size, "step_size"), lo, hi, 0.05, description="step ε",
+        self.step_slider = log_slider(step_size, lo, hi, 0.05, name="step_size", description="step ε",
                                       readout_format=".3g", continuous_update=False)
         self.steps_slider = widgets.IntSlider(
             value=n_steps, min=0, max=max_steps, step=10, description="steps n", continuous_update=False,
@@ -118,7 +122,8 @@ class TrajectoryExplorer(Explorer):
     """
 
     def __init__(self, trajectory, sigmas, nrow: int = 8, start_label: str = "start: uniform noise"):
-        traj = torch.as_tensor(trajectory).detach().cpu().float()
+        traj = as_tensor(trajectory, "trajectory").detach().cpu().float()
+        nrow = require_count(nrow, "nrow")
         if traj.dim() != 5 or traj.shape[2] != 1 or traj.shape[0] < 2 or traj.shape[1] < 1:
             raise ValueError(
                 "trajectory must have shape (T, B, 1, H, W): T stored states (the start state, the end of each level, "

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .._validate import as_tensor, require_count, require_range, require_seed
 from ..autodiff import hutchinson_variance, linear_hutchinson_estimates
 from ..densities import GaussianMixture
 from ..utils import make_generator
@@ -25,12 +26,13 @@ class MixtureScoreExplorer(Explorer):
     """
 
     def __init__(self, weight=0.3, mean1=-2.0, mean2=2.0, std1=0.7, std2=1.0, xlim=(-6.0, 6.0), n: int = 400):
+        xlim, n = require_range(xlim, "xlim"), require_count(n, "n", minimum=2)
         self.xs = torch.linspace(xlim[0], xlim[1], n, dtype=torch.float64)
-        self.weight = float_slider("weight w", weight, 0.02, 0.98, 0.02)
-        self.mean1 = float_slider("mean μ₁", mean1, -4.0, 4.0, 0.1)
-        self.mean2 = float_slider("mean μ₂", mean2, -4.0, 4.0, 0.1)
-        self.std1 = float_slider("width σ₁", std1, 0.2, 2.0, 0.05)
-        self.std2 = float_slider("width σ₂", std2, 0.2, 2.0, 0.05)
+        self.weight = float_slider("weight w", weight, 0.02, 0.98, 0.02, name="weight")
+        self.mean1 = float_slider("mean μ₁", mean1, -4.0, 4.0, 0.1, name="mean1")
+        self.mean2 = float_slider("mean μ₂", mean2, -4.0, 4.0, 0.1, name="mean2")
+        self.std1 = float_slider("width σ₁", std1, 0.2, 2.0, 0.05, name="std1")
+        self.std2 = float_slider("width σ₂", std2, 0.2, 2.0, 0.05, name="std2")
         fig, (self.ax_density, self.ax_score) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
         (self.density_line,) = self.ax_density.plot(self.xs.numpy(), np.zeros(n), color="C0")
         (self.score_line,) = self.ax_score.plot(self.xs.numpy(), np.zeros(n), color="C3")
@@ -79,11 +81,13 @@ class ProjectionVarianceExplorer(Explorer):
     DIAGONAL_SCALES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
     def __init__(self, A=None, dim: int = 10, n_repeats: int = 2000, seed: int = 0, bins: int = 40):
+        dim, seed = require_count(dim, "dim"), require_seed(seed)
+        n_repeats, bins = require_count(n_repeats, "n_repeats", minimum=2), require_count(bins, "bins")
         if A is None:
             g = make_generator(seed)
             B = torch.randn(dim, dim, generator=g, dtype=torch.float64)
             A = (B + B.T) / 2
-        self.A0 = torch.as_tensor(A, dtype=torch.float64)
+        self.A0 = as_tensor(A, "A", dtype=torch.float64)
         if self.A0.dim() != 2 or self.A0.shape[0] != self.A0.shape[1]:
             raise ValueError(f"A must be a square matrix, got shape {tuple(self.A0.shape)}")
         self.n_repeats = n_repeats

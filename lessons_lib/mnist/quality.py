@@ -166,7 +166,10 @@ def classifier_outputs(images, classifier: nn.Module, *, batch_size: int = 500,
 def _as_features(x, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array of features, shape (n_samples, n_features), got {x!r:.40}") from err
     if x.ndim != 2:
         raise ValueError(f"{name} must have shape (n_samples, n_features), got {x.shape}")
     if x.shape[0] < 2:
@@ -271,6 +274,7 @@ def sample_quality(images, reference_images, classifier: nn.Module | None = None
     small N; compare samples with the same N and the same reference set.
     """
     classifier = load_classifier() if classifier is None else classifier
+    _check_images(reference_images, "reference_images")
     feats, logits = classifier_outputs(images, classifier, batch_size=batch_size)
     ref_feats, _ = classifier_outputs(reference_images, classifier, batch_size=batch_size, logits=False)
     hist = _histogram(logits)

@@ -141,9 +141,28 @@ def _prepare_notebooks(tmp: Path) -> list[str]:
     return [entry.grade_id]
 
 
-def _sign_flip(source: str) -> str:
-    assert "return -torch.linalg.solve" in source
-    return source.replace("return -torch.linalg.solve", "return torch.linalg.solve")
+def _slip_target(source: Path) -> str:
+    """The exercise the wrong submission gets wrong by a sign: the first of problem set 1 that
+    has a 'wrong sign' mistake and that no other solution calls (so that one check alone
+    loses points)."""
+    solutions = {c["metadata"]["nbgrader"]["grade_id"]: cell_source(c) for p in sorted(source.glob("*.ipynb"))
+                 for c in _load(p)["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    for ex in entries(PS):
+        if not isinstance(ex, Exercise) or ex.name not in solutions:
+            continue
+        used = any(re.search(rf"\b{ex.name}\s*\(", text) for gid, text in solutions.items()
+                   if gid != ex.name and not gid.startswith("answer_"))
+        if not used and any(m.message.startswith("wrong sign") for m in ex.mistakes):
+            return ex.name
+    raise AssertionError("no exercise of ps1 to get wrong by a sign alone")
+
+
+def _sign_flip(name: str, source: str) -> str:
+    """The student's right function, then the same with its sign flipped (a named slip)."""
+    return f"{source}\n\n_{name}_right = {name}\n\n\ndef {name}(*args):\n    return -_{name}_right(*args)\n"
+
+
+SLIP: dict[str, str] = {}  # the exercise of the wrong submission's slip, set by the test
 
 
 def _answer(student: str, grade_id: str, solution: str, written: list[str]) -> str | None:
@@ -154,7 +173,7 @@ def _answer(student: str, grade_id: str, solution: str, written: list[str]) -> s
         return None if student == "library" else f"*Your answer:* {student}'s derivation, in words."
     if student == "library":
         return LIBRARY_CALLS.get(grade_id)
-    return _sign_flip(solution) if student == "wrong" and grade_id == "gaussian_score" else solution
+    return _sign_flip(grade_id, solution) if student == "wrong" and grade_id == SLIP["name"] else solution
 
 
 def _fill(folder: Path, source: Path, student: str, written: list[str]) -> None:
@@ -197,6 +216,9 @@ def test_the_teacher_path_as_written(tmp_path):
         assert "Model answer" not in text and "RUBRIC" not in text and "BEGIN SOLUTION" not in text
     assert (course / "rubrics" / f"{PS}.md").exists()
 
+    SLIP["name"] = _slip_target(course / "source" / PS)
+    slipped = REGISTRY[SLIP["name"]]
+
     # 2. the students fetch, work and submit; one submission arrives by hand
     for student in STUDENTS:
         home = tmp_path / "students" / student
@@ -238,10 +260,10 @@ def test_the_teacher_path_as_written(tmp_path):
         gradebook.db.commit()
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {s: gradebook.find_submission(PS, s).score for s in (*STUDENTS, "library")}
-    slip = REGISTRY["gaussian_score"].points * REGISTRY["gaussian_score"].mistakes[0].credit
+    slip = slipped.points * next(m for m in slipped.mistakes if m.message.startswith("wrong sign")).credit
     assert scores == pytest.approx({
         "correct": auto + given["correct"],
-        "wrong": auto - REGISTRY["gaussian_score"].points + slip + given["wrong"],
+        "wrong": auto - slipped.points + slip + given["wrong"],
         "untouched": 0,
         "library": 0,
     })
@@ -251,7 +273,7 @@ def test_the_teacher_path_as_written(tmp_path):
     run(commands)
     html = lambda student, stem: (course / "feedback" / student / PS / f"{stem}.html").read_text(encoding="utf-8")
     first = PROBLEM_SETS[PS][1][0]
-    assert "partial credit" in html("wrong", first) and "wrong sign" in html("wrong", first)
+    assert "partial credit" in html("wrong", slipped.lesson) and "wrong sign" in html("wrong", slipped.lesson)
     assert "✓ gaussian_score" in html("correct", first)
     assert "not your own work: calls lessons_lib.densities.Gaussian.score" in html("library", first)
     assert "not attempted" in html("untouched", first)

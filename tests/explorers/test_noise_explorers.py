@@ -77,7 +77,7 @@ def test_exception_in_the_learned_score_reaches_the_caller():
 def test_sigma_explorer_rejects_bad_arguments():
     with pytest.raises(ValueError, match="1-D density"):
         SigmaExplorer(mixture_2d(), lambda x, s: -x)
-    with pytest.raises(ValueError, match="inside sigma_range"):
+    with pytest.raises(ValueError, match=r"sigma must be a finite number in \(0.02, 5\)"):
         SigmaExplorer(mixture_1d(), lambda x, s: -x, sigma=10.0)
 
 
