@@ -13,7 +13,8 @@ instead), before torch fails deep inside or a NaN travels on silently:
   :func:`require_same_shape`; a numpy array or a list is refused with the call that converts
   it, :func:`as_tensor` converts one explicitly where the API accepts arrays (parameters);
 * the rest: :func:`require_choice`, :func:`require_callable`, :func:`require_bool`,
-  :func:`require_generator`, :func:`require_module`, :func:`require_path`, :func:`require_range` (an interval ``(lo, hi)``).
+  :func:`require_generator`, :func:`require_module`, :func:`require_path`, :func:`require_range`
+  (an interval ``(lo, hi)``).
 """
 
 from __future__ import annotations

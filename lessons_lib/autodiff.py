@@ -20,8 +20,15 @@ from collections.abc import Callable
 import torch
 from torch.func import jacrev, vmap
 
-from ._validate import (as_tensor, require_batch, require_callable, require_choice, require_count, require_same_shape,
-                        require_tensor)
+from ._validate import (
+    as_tensor,
+    require_batch,
+    require_callable,
+    require_choice,
+    require_count,
+    require_same_shape,
+    require_tensor,
+)
 
 __all__ = [
     "score_from_log_prob",

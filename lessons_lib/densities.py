@@ -26,8 +26,15 @@ from typing import NamedTuple
 
 import torch
 
-from ._validate import (as_tensor, require_callable, require_count, require_generator, require_positive, require_sigma,
-                        require_tensor)
+from ._validate import (
+    as_tensor,
+    require_callable,
+    require_count,
+    require_generator,
+    require_positive,
+    require_sigma,
+    require_tensor,
+)
 
 __all__ = ["Gaussian", "GaussianMixture", "noisy_score", "SampleErrors", "sample_errors", "density_from_score_1d",
            "fisher_constant_2d", "total_variation_1d"]

@@ -57,8 +57,15 @@ from collections.abc import Callable
 
 import torch
 
-from ._validate import (require_batch, require_callable, require_choice, require_count, require_positive, require_real,
-                        require_same_shape)
+from ._validate import (
+    require_batch,
+    require_callable,
+    require_choice,
+    require_count,
+    require_positive,
+    require_real,
+    require_same_shape,
+)
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .noise import perturb, sigma_like, validate_sigmas
 

@@ -44,7 +44,15 @@ from collections.abc import Callable
 import torch
 
 from ._sampling import DivergenceError, Trajectory, evaluate_score
-from ._validate import as_tensor, require_batch, require_bool, require_choice, require_count, require_positive, require_same_shape
+from ._validate import (
+    as_tensor,
+    require_batch,
+    require_bool,
+    require_choice,
+    require_count,
+    require_positive,
+    require_same_shape,
+)
 from .noise import validate_sigmas
 
 __all__ = ["langevin", "mala", "mala_log_acceptance", "annealed_langevin", "annealed_inpainting", "langevin_step",

@@ -89,8 +89,17 @@ from collections.abc import Callable
 import torch
 
 from ._sampling import DivergenceError, Trajectory, evaluate_score
-from ._validate import (as_tensor, require_batch, require_callable, require_choice, require_count, require_positive,
-                        require_real, require_sigma, require_tensor)
+from ._validate import (
+    as_tensor,
+    require_batch,
+    require_callable,
+    require_choice,
+    require_count,
+    require_positive,
+    require_real,
+    require_sigma,
+    require_tensor,
+)
 from .autodiff import jacobian_trace, projected_jacobian, sample_projections
 from .samplers import langevin_step
 

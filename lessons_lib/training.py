@@ -28,8 +28,15 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ._validate import (require_batch, require_callable, require_count, require_module, require_positive, require_real,
-                        require_seed)
+from ._validate import (
+    require_batch,
+    require_callable,
+    require_count,
+    require_module,
+    require_positive,
+    require_real,
+    require_seed,
+)
 from .utils import get_device, make_generator
 
 __all__ = ["train", "TrainResult", "ema_model", "seconds_per_step", "step_costs", "process_rank", "RANK_STRIDE"]

@@ -117,7 +117,20 @@ def _short(v) -> str:
 
 # --------------------------------------------------------------------------- the API
 def api_cases() -> list[Case]:  # noqa: C901 - one table
-    from lessons_lib import autodiff, densities, edm, losses, nets, noise, plotting, samplers, sde, stats, training, utils
+    from lessons_lib import (
+        autodiff,
+        densities,
+        edm,
+        losses,
+        nets,
+        noise,
+        plotting,
+        samplers,
+        sde,
+        stats,
+        training,
+        utils,
+    )
     from lessons_lib.toy_data import mixture_1d, mixture_2d
 
     g = lambda: utils.make_generator(0)  # noqa: E731
@@ -266,7 +279,8 @@ def api_cases() -> list[Case]:  # noqa: C901 - one table
     cases.append(Case("train(loss NaN, optimizer lr=0.5): quotes the lr in use", ("0.5",),
                       lambda: training.train(mlp, lambda mm, b, gg: mm(b).sum() * math.nan, x2, n_steps=1,
                                              progress=False, optimizer=torch.optim.Adam(mlp.parameters(), lr=0.5))))
-    add(mutate("ema_model", training.ema_model, dict(model=mlp, decay=0.9), dict(decay=[None, 0.0, 1.0, math.nan, "a"])))
+    add(mutate("ema_model", training.ema_model, dict(model=mlp, decay=0.9),
+               dict(decay=[None, 0.0, 1.0, math.nan, "a"])))
 
     # stats
     add(mutate("mean_and_se", stats.mean_and_se, dict(values=[1.0, 2.0]),

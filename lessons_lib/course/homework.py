@@ -364,10 +364,12 @@ def make_course(notebooks: Path | str, course: Path | str, force: bool = False, 
 
 
 def stamp_submissions(course: Path | str, assignment: str, now=None) -> list[Path]:
-    """Write ``timestamp.txt`` into each ``submitted/<student>/<assignment>/`` that lacks one
-    (submissions placed by hand, not by ``nbgrader collect``): ``release_feedback`` needs it.
-    Returns the files written."""
+    """Write ``timestamp.txt`` and ``submission_secret.txt`` into each
+    ``submitted/<student>/<assignment>/`` that lacks them (submissions placed by hand, not by
+    ``nbgrader collect``): ``release_feedback`` reads both for every submission and stops at the
+    first without them. Returns the timestamps written."""
     import datetime
+    import secrets
 
     now = now or datetime.datetime.now(datetime.timezone.utc)
     stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
@@ -376,6 +378,8 @@ def stamp_submissions(course: Path | str, assignment: str, now=None) -> list[Pat
         if folder.is_dir() and not (folder / "timestamp.txt").exists():
             (folder / "timestamp.txt").write_text(stamp, encoding="utf-8")
             written.append(folder / "timestamp.txt")
+        if folder.is_dir() and not (folder / "submission_secret.txt").exists():
+            (folder / "submission_secret.txt").write_text(secrets.token_hex(64), encoding="utf-8")
     print(f"{len(written)} submission(s) of {assignment} given a timestamp.txt ({stamp})")
     return written
 

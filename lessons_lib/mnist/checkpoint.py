@@ -105,9 +105,11 @@ def _checked(payload, path: Path) -> tuple[NCSNUNet, torch.Tensor, dict]:
         raise ValueError(f"{what}: it holds a {type(payload).__name__}, not a dictionary")
     missing = [k for k in ("model", "config", "sigmas") if k not in payload]
     if missing:
-        raise ValueError(f"{what}: it has no {', '.join(repr(k) for k in missing)} (its keys: {sorted(map(str, payload))})")
+        keys = sorted(map(str, payload))
+        raise ValueError(f"{what}: it has no {', '.join(repr(k) for k in missing)} (its keys: {keys})")
     if not isinstance(payload["config"], dict):
-        raise ValueError(f"{what}: its 'config' is a {type(payload['config']).__name__}, not NCSNUNet's keyword arguments")
+        kind = type(payload["config"]).__name__
+        raise ValueError(f"{what}: its 'config' is a {kind}, not NCSNUNet's keyword arguments")
     try:
         model = NCSNUNet(**payload["config"])
         model.load_state_dict(payload["model"])

@@ -346,6 +346,7 @@ def test_hand_placed_submissions_get_a_timestamp(tmp_path):
     from nbgrader.utils import parse_utc
 
     parse_utc(written[0].read_text())
+    assert len((tmp_path / "submitted" / "alice" / "ps1" / "submission_secret.txt").read_text()) == 128
     assert (tmp_path / "submitted" / "bob" / "ps1" / "timestamp.txt").read_text().startswith("2026-01-01")
 
 

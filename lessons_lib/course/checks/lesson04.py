@@ -92,6 +92,12 @@ DSM_LOSS = register(Exercise(
 ))
 
 
+# --------------------------------------------------------------------------- written
+GAUSSIAN_DSM_CONSTANT = register(Written(
+    name="gaussian_dsm_constant", lesson="04_denoising_score_matching",
+    summary="Vincent's constant C in closed form for Gaussian data, and why C ≥ 0", points=3))
+
+
 # --------------------------------------------------------------------------- tweedie_denoiser
 def tweedie_reference(score_fn, x_noisy, sigma):
     return tweedie_denoise(score_fn, x_noisy, sigma)
@@ -262,9 +268,3 @@ DSM_TRAINING_STEP = register(Exercise(
                 _wrong_step(lambda m, x, s, z: 2 * losses.dsm_loss(m, x, s, z=z))),
     ],
 ))
-
-
-# --------------------------------------------------------------------------- written
-GAUSSIAN_DSM_CONSTANT = register(Written(
-    name="gaussian_dsm_constant", lesson="04_denoising_score_matching",
-    summary="Vincent's constant C in closed form for Gaussian data, and why C ≥ 0", points=3))

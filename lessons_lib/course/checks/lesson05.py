@@ -83,6 +83,79 @@ LANGEVIN_STEP = register(Exercise(
 ))
 
 
+# --------------------------------------------------------------------------- mala_log_acceptance
+def _mala_case(seed: int, which: str, batch: int, step_size: float) -> Case:
+    def make(g: torch.Generator) -> tuple:
+        p = mixture_1d() if which == "1-D" else mixture_2d()
+        x = 3 * torch.randn(batch, p.dim, generator=g, dtype=torch.float64)
+        y = langevin_step(x, p.score(x), step_size, torch.randn(x.shape, generator=g, dtype=torch.float64))
+        return p.log_prob, p.score, x, y, step_size
+
+    return Case(f"the lesson's {which} mixture (exact log p and score), {batch} chains, y a Langevin proposal "
+                f"from x, step_size = {step_size}", seeded(seed, make))
+
+
+def _mala_cases() -> list[Case]:
+    return [_mala_case(64, "1-D", 32, 0.5), _mala_case(65, "2-D", 32, 0.3), _mala_case(66, "2-D", 16, 1.0)]
+
+
+def _mala_like(q_scale: float = 4.0, swap: bool = False, correction: bool = True, clamp: bool = True,
+               p_sign: float = 1.0, reduce: str = "sum", exp: bool = False) -> Callable:
+    """A wrong log acceptance: log q(b|a) = −‖b − a − ε s(a)‖²/(q_scale·ε) (reduced by ``reduce``)."""
+
+    def wrong(log_prob, score_fn, x, y, eps):
+        def log_q(b, a):
+            sq = (b - a - eps * score_fn(a)) ** 2
+            return -(sq.sum(1) if reduce == "sum" else sq.mean(1)) / (q_scale * eps)
+
+        ratio = p_sign * (log_prob(y) - log_prob(x))
+        if correction:
+            ratio = ratio + (log_q(y, x) - log_q(x, y) if swap else log_q(x, y) - log_q(y, x))
+        out = ratio.clamp(max=0.0) if clamp else ratio
+        return out.exp() if exp else out
+
+    return wrong
+
+
+MALA_LOG_ACCEPTANCE = register(Exercise(
+    name="mala_log_acceptance",
+    lesson="05_langevin_dynamics",
+    signature="(log_prob, score_fn, x, y, step_size)",
+    summary="MALA's log acceptance probability for the Langevin proposal x → y",
+    formula=(
+        "log α = min(0, log p(y) − log p(x) + log q(x|y) − log q(y|x)), one number per chain, with the "
+        "Langevin proposal's log q(b|a) = −‖b − a − ε·s(a)‖²/(4ε) (its constant cancels)"
+    ),
+    reference=samplers.mala_log_acceptance,
+    forbidden=(samplers.mala_log_acceptance, samplers.mala),
+    points=3,
+    cases=_mala_cases,
+    description="Check ``mala_log_acceptance(log_prob, score_fn, x, y, step_size)`` against "
+                ":func:`lessons_lib.samplers.mala_log_acceptance` on the 1-D and 2-D mixtures.",
+    mistakes=[
+        Mistake("the proposal correction log q(x|y) − log q(y|x) is missing: the Langevin proposal is not "
+                "symmetric, so this is random-walk Metropolis's rule, not MALA's", _mala_like(correction=False)),
+        Mistake("the two proposal terms are swapped: the ratio is p(y)·q(x|y) / (p(x)·q(y|x)), the "
+                "reverse move's proposal density on top", _mala_like(swap=True)),
+        Mistake("the proposal's variance is 2ε, so log q(b|a) = −‖b − a − ε s(a)‖²/(4ε), not /(2ε)",
+                _mala_like(q_scale=2.0)),
+        Mistake("the target ratio is upside down: p(y)/p(x), the density at the proposal on top",
+                _mala_like(p_sign=-1.0)),
+        Mistake("the minimum with 0 is missing: a probability is at most 1, so log α ≤ 0",
+                _mala_like(clamp=False)),
+        Mistake("it returns α, not log α", _mala_like(exp=True)),
+        Mistake("‖·‖² is averaged over the dimensions: sum over them", _mala_like(reduce="mean")),
+    ],
+))
+
+
+# --------------------------------------------------------------------------- written
+RELAXATION_TIME = register(Written(
+    name="relaxation_time", lesson="05_langevin_dynamics",
+    summary="the relaxation time of the two-mode chain, read from the trace, and the steps it implies",
+    points=3))
+
+
 # --------------------------------------------------------------------------- annealed_langevin_loop
 def annealed_reference(score_fn, x, sigmas, step_size, noise):
     """Annealed Langevin (Song & Ermon 2019) with the noise given: level i = 0, 1, ... (largest σ
@@ -258,76 +331,3 @@ ANNEALED_LANGEVIN_LOOP = register(Exercise(
         ),
     ],
 ))
-
-
-# --------------------------------------------------------------------------- mala_log_acceptance
-def _mala_case(seed: int, which: str, batch: int, step_size: float) -> Case:
-    def make(g: torch.Generator) -> tuple:
-        p = mixture_1d() if which == "1-D" else mixture_2d()
-        x = 3 * torch.randn(batch, p.dim, generator=g, dtype=torch.float64)
-        y = langevin_step(x, p.score(x), step_size, torch.randn(x.shape, generator=g, dtype=torch.float64))
-        return p.log_prob, p.score, x, y, step_size
-
-    return Case(f"the lesson's {which} mixture (exact log p and score), {batch} chains, y a Langevin proposal "
-                f"from x, step_size = {step_size}", seeded(seed, make))
-
-
-def _mala_cases() -> list[Case]:
-    return [_mala_case(64, "1-D", 32, 0.5), _mala_case(65, "2-D", 32, 0.3), _mala_case(66, "2-D", 16, 1.0)]
-
-
-def _mala_like(q_scale: float = 4.0, swap: bool = False, correction: bool = True, clamp: bool = True,
-               p_sign: float = 1.0, reduce: str = "sum", exp: bool = False) -> Callable:
-    """A wrong log acceptance: log q(b|a) = −‖b − a − ε s(a)‖²/(q_scale·ε) (reduced by ``reduce``)."""
-
-    def wrong(log_prob, score_fn, x, y, eps):
-        def log_q(b, a):
-            sq = (b - a - eps * score_fn(a)) ** 2
-            return -(sq.sum(1) if reduce == "sum" else sq.mean(1)) / (q_scale * eps)
-
-        ratio = p_sign * (log_prob(y) - log_prob(x))
-        if correction:
-            ratio = ratio + (log_q(y, x) - log_q(x, y) if swap else log_q(x, y) - log_q(y, x))
-        out = ratio.clamp(max=0.0) if clamp else ratio
-        return out.exp() if exp else out
-
-    return wrong
-
-
-MALA_LOG_ACCEPTANCE = register(Exercise(
-    name="mala_log_acceptance",
-    lesson="05_langevin_dynamics",
-    signature="(log_prob, score_fn, x, y, step_size)",
-    summary="MALA's log acceptance probability for the Langevin proposal x → y",
-    formula=(
-        "log α = min(0, log p(y) − log p(x) + log q(x|y) − log q(y|x)), one number per chain, with the "
-        "Langevin proposal's log q(b|a) = −‖b − a − ε·s(a)‖²/(4ε) (its constant cancels)"
-    ),
-    reference=samplers.mala_log_acceptance,
-    forbidden=(samplers.mala_log_acceptance, samplers.mala),
-    points=3,
-    cases=_mala_cases,
-    description="Check ``mala_log_acceptance(log_prob, score_fn, x, y, step_size)`` against "
-                ":func:`lessons_lib.samplers.mala_log_acceptance` on the 1-D and 2-D mixtures.",
-    mistakes=[
-        Mistake("the proposal correction log q(x|y) − log q(y|x) is missing: the Langevin proposal is not "
-                "symmetric, so this is random-walk Metropolis's rule, not MALA's", _mala_like(correction=False)),
-        Mistake("the two proposal terms are swapped: the ratio is p(y)·q(x|y) / (p(x)·q(y|x)), the "
-                "reverse move's proposal density on top", _mala_like(swap=True)),
-        Mistake("the proposal's variance is 2ε, so log q(b|a) = −‖b − a − ε s(a)‖²/(4ε), not /(2ε)",
-                _mala_like(q_scale=2.0)),
-        Mistake("the target ratio is upside down: p(y)/p(x), the density at the proposal on top",
-                _mala_like(p_sign=-1.0)),
-        Mistake("the minimum with 0 is missing: a probability is at most 1, so log α ≤ 0",
-                _mala_like(clamp=False)),
-        Mistake("it returns α, not log α", _mala_like(exp=True)),
-        Mistake("‖·‖² is averaged over the dimensions: sum over them", _mala_like(reduce="mean")),
-    ],
-))
-
-
-# --------------------------------------------------------------------------- written
-RELAXATION_TIME = register(Written(
-    name="relaxation_time", lesson="05_langevin_dynamics",
-    summary="the relaxation time of the two-mode chain, read from the trace, and the steps it implies",
-    points=3))
