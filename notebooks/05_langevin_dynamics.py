@@ -301,7 +301,7 @@ for eps, (f_ula, f_mala, acceptance) in ula_vs_mala.items():
 # %% [markdown]
 # ULA's bias moves mass between the components as ε grows: at ε = 0.3 the narrow third
 # component (weight 0.2) holds 0.13, at ε = 0.6 the three are about even. MALA keeps the
-# weights within about one standard error at every ε, and pays with a falling acceptance rate (a rejected step is a wasted score
+# weights within about two standard errors at every ε, and pays with a falling acceptance rate (a rejected step is a wasted score
 # evaluation). With a learned score there is no acceptance ratio, which is why score-based
 # samplers stay unadjusted and control the bias with a step that is small compared with the
 # variance where accuracy matters (section 5 shows where it is not).
