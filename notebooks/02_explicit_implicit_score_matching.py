@@ -152,19 +152,19 @@ print("boundary s_θ·p at ±15:", [round(b, 12) for b in boundary.tolist()])
 # than $\|x\|^{-(d-1)}$, as for Gaussian-like tails and models that grow at most polynomially.
 # That is sufficient, not necessary: for a density that is differentiable and positive on all of
 # $\mathbb R^d$, the integrability conditions below already force the surface integral to zero
-# along a sequence of radii. What breaks the identity is a $p$ that is not differentiable on
-# $\mathbb R^d$, e.g. uniform on a box: $p$ jumps to zero at the faces. The other assumptions of
-# Hyvärinen's theorem (2005):
+# along a sequence of radii. One way to break the identity is a $p$ that is not differentiable
+# on $\mathbb R^d$, e.g. uniform on a box: $p$ jumps to zero at the faces; a failed
+# integrability condition is another. Hyvärinen (2005) assumes a differentiable model score,
+# finite $\mathbb E_p\|s_\theta\|^2$ and $\mathbb E_p\|\nabla\log p\|^2$, and $p\,s_\theta \to 0$ as
+# $\|x\|\to\infty$. A different set of conditions, also sufficient, and the one this course uses:
 #
-# - $p$ is differentiable, and the **model score $s_\theta$ is weakly differentiable** in $x$ (we
-#   take its divergence). An MLP score network with smooth activations such as SiLU qualifies;
-#   so does a ReLU score network, which is Lipschitz, so that its divergence almost everywhere
-#   is its divergence. A ReLU *energy* network does not: its score $-\nabla E_\theta$ is piecewise
-#   constant and jumps across the kinks, autograd's divergence is 0 almost everywhere, and the
-#   jumps, which the integration by parts needs, are missed (section 8 shows it);
-# - the expectations are finite: $\mathbb E_p\|\nabla\log p\|^2$ (that is $C$),
-#   $\mathbb E_p\|s_\theta\|^2$ and $\mathbb E_p|\nabla\cdot s_\theta|$, so that splitting ESM into
-#   three terms is legitimate.
+# - $p$ is differentiable, and $s_\theta$ is locally Lipschitz in $x$, so that its divergence
+#   exists almost everywhere and the integration by parts holds. Networks with smooth
+#   activations qualify, and so does a ReLU score network (section 8 shows a case that does not);
+# - $\mathbb E_p\|\nabla\log p\|^2$ (that is $2C$) and $\mathbb E_p\|s_\theta\|^2$ are finite, so that
+#   splitting ESM into three terms is legitimate (the cross term is then finite by
+#   Cauchy–Schwarz), and $\mathbb E_p|\nabla\cdot s_\theta|$ is finite, so that the integration by
+#   parts gives a finite expectation.
 #
 # Under these conditions
 #
@@ -182,8 +182,8 @@ print("boundary s_θ·p at ±15:", [round(b, 12) for b in boundary.tolist()])
 # $J_\mathrm{ESM}$ (with the true score), $J_\mathrm{ISM}$ (without it), their difference,
 # and $C$. Each Monte-Carlo average is printed with its standard error
 # $\hat\sigma/\sqrt n$ (one standard error ≈ 68 % interval). For `mixture_2d()` the constant $C$
-# is also known exactly: `fisher_constant_2d` computes it once by quadrature, and every later
-# cell uses that value.
+# is also known by quadrature (`fisher_constant_2d`); the last column instead subtracts the
+# per-sample $\tfrac12\|\nabla\log p(x)\|^2$ on the same samples.
 
 # %%
 mix2 = mixture_2d()
@@ -227,10 +227,8 @@ print(f"C = ½ E‖∇log p‖²: Monte Carlo {C_mc:.3f} ± {C_se:.3f}, quadratu
 # %% [markdown]
 # ESM and ISM change a lot from one model to the next, yet
 # $J_\mathrm{ESM} - J_\mathrm{ISM}$ is the same number for all of them, and it equals $C$: the last
-# column is zero within about two standard errors. That column subtracts
-# $\tfrac12\|\nabla\log p(x)\|^2$ sample by sample, which removes the part of the noise the two
-# share: for the MLPs that shrinks the error bar, for the linear fields it does not.
-# Whatever lowers ISM lowers ESM by exactly as much.
+# column is zero within about two standard errors. Whatever lowers ISM lowers ESM by exactly as
+# much.
 #
 # That last column is a classical identity in disguise. Expanding the squares,
 # $\tfrac12\|s_\theta - \nabla\log p\|^2 - \operatorname{tr}\nabla s_\theta - \tfrac12\|s_\theta\|^2 - \tfrac12\|\nabla\log p\|^2
@@ -238,8 +236,8 @@ print(f"C = ½ E‖∇log p‖²: Monte Carlo {C_mc:.3f} ± {C_se:.3f}, quadratu
 # $-\mathbb E_p\big[s_\theta^\top\nabla\log p + \nabla\cdot s_\theta\big]$. **Stein's identity**
 # says that $\mathbb E_p\big[f^\top\nabla\log p + \nabla\cdot f\big] = 0$ for every smooth vector field
 # $f$ for which the boundary term vanishes; it is exactly the integration by parts of section 3,
-# and ESM − ISM = C is Stein's identity applied to $f = s_\theta$. (The name *Stein score* for
-# $\nabla_x\log p$ comes from its role in this identity.)
+# and ESM − ISM = C is Stein's identity applied to $f = s_\theta$. ($\nabla_x\log p$ is sometimes
+# called the *Stein score*, to tell it apart from the Fisher score $\nabla_\theta\log p_\theta$.)
 #
 # ## 5. Fitting a score model by ISM
 #
@@ -254,9 +252,8 @@ print(f"C = ½ E‖∇log p‖²: Monte Carlo {C_mc:.3f} ± {C_se:.3f}, quadratu
 # - the **spread between training seeds**, the standard deviation over the five runs (how much
 #   the result changes if you train again).
 #
-# To decide whether two training methods differ, neither number is the right one: run both with
-# the same seeds and report the mean of the paired differences ± its standard error (SD/√n),
-# judged with a $t$ quantile. Lesson 3 does exactly that.
+# To compare two training methods, neither number is the right one: lesson 3 runs both with the
+# same seeds and reports the mean of the paired differences ± its standard error.
 
 # %%
 ism_objective = lambda model, batch, gen: losses.ism_loss(model, batch)  # noqa: E731
@@ -272,6 +269,15 @@ with torch.no_grad():
     esm_by_seed = [losses.esm_loss(fit.model, x_test, mix2.score, reduction="none") for fit in fits]
     ism_fit = losses.ism_loss(ism_model, x_test, reduction="none")
     half_true_sq_test = 0.5 * (mix2.score(x_test) ** 2).sum(-1)
+trace_fit, s_fit = (t.detach() for t in jacobian_trace(ism_model, x_test, return_output=True))
+stein_term = (s_fit * mix2.score(x_test)).sum(-1) + trace_fit  # ISM + ½‖∇log p‖² − ESM, per sample
+torch.manual_seed(0)
+untrained = ScoreMLP(2, hidden=64)
+
+
+def relative_curl(model, points):
+    jac = torch.func.vmap(torch.func.jacrev(lambda xi: model(xi[None])[0]))(points)
+    return ((jac[:, 1, 0] - jac[:, 0, 1]).abs() / jac.flatten(1).norm(dim=-1)).median()
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -282,16 +288,22 @@ print("ESM for each training seed                :", " ".join(f"{e.mean():.3f}" 
 print("ESM over the 5 training seeds             : {:.3f} ± {:.3f}  (± SD between seeds)".format(
     *mean_and_sd([e.mean() for e in esm_by_seed])))
 print(f"ESM of the zero model (= C, quadrature)   : {C:.3f}")
-jac = torch.func.vmap(torch.func.jacrev(lambda xi: ism_model(xi[None])[0]))(x_test[:500])
-print(f"seed 0 fit, 500 test points: median |J₂₁ − J₁₂| = {(jac[:, 1, 0] - jac[:, 0, 1]).abs().median():.3f}, "
-      f"median ‖J‖_F = {jac.flatten(1).norm(dim=-1).median():.2f}")
+print("seed 0, per-sample variance: trace term {:.1f}, ½‖s_θ‖² + ½‖∇log p‖² {:.1f}, ISM + ½‖∇log p‖² {:.1f}, "
+      "ESM {:.2f}".format(trace_fit.var(), (0.5 * (s_fit**2).sum(-1) + half_true_sq_test).var(),
+                         (ism_fit + half_true_sq_test).var(), esm_by_seed[0].var()))
+print(f"seed 0, Stein term sᵀ∇log p + ∇·s per sample: mean {stein_term.mean():.3f}, variance {stein_term.var():.1f}")
+print(f"median |J₂₁ − J₁₂| / ‖J‖_F over 500 test points: at initialisation {relative_curl(untrained, x_test[:500]):.2f}, "
+      f"after training (seed 0) {relative_curl(ism_model, x_test[:500]):.3f}")
 
 # %% [markdown]
 # The seed-to-seed spread is many times the Monte-Carlo error: a difference of a few hundredths
 # in ESM between two single runs says nothing about the methods that produced them. ISM + C agrees
-# with ESM within its standard error, which is larger because the per-sample trace term is noisy.
-# The free-form network's curl (lesson 1) is small next to its Jacobian but not zero: training
-# made it nearly, not exactly, a gradient field.
+# with ESM within its standard error, which is larger: per sample, ISM + ½‖∇log p‖² differs from
+# ESM by the Stein term $s_\theta^\top\nabla\log p + \nabla\cdot s_\theta$, of mean zero and large
+# variance, and the printed variances show that most of it comes from the squared norms, which near
+# the optimum add up instead of cancelling, not from the trace. The free-form network's curl
+# (lesson 1), relative to its Jacobian, is much smaller after training than at initialisation,
+# but not zero: training made it nearly, not exactly, a gradient field.
 #
 # Since $J_\mathrm{ISM} = J_\mathrm{ESM} - C \ge -C$, the *expected* ISM of any model is at least
 # $-C$. A training loss is an average over a minibatch of 256 samples, a random number around
@@ -320,8 +332,9 @@ plt.show()
 # The true and learned fields look almost the same as arrows, so instead we map the error
 # $\|s_\theta(x) - \nabla\log p(x)\|$ over the plane. The white dashed line is where the
 # density has fallen to $10^{-3}$ of its peak: outside it, training samples are rare (together,
-# the region outside holds well under 1 % of the mass). The two ISM numbers below are the
-# median error on a 100×100 grid inside and outside that line, mean ± SD over the five seeds.
+# the region outside holds well under 1 % of the mass); the thin white lines are the contours at
+# 0.1 and 0.5 of the peak. The last two printed numbers are the median error on a 100×100 grid
+# inside and outside the dashed line, mean ± SD over the five seeds.
 
 # %%
 inside, outside = zip(*(score_error_by_region(fit.model, mix2.score, mix2.log_prob, xlim=(-5, 5), ylim=(-4, 4.5))
@@ -335,8 +348,13 @@ mass_outside = (p_grid * (p_grid < 1e-3 * p_grid.max())).sum() / p_grid.sum()
 err_grid = (ism_model(grid).detach() - mix2.score(grid.double()).float()).norm(dim=-1)
 inside_line = p_grid >= 1e-3 * p_grid.max()
 print(f"mass of the box outside the dashed line: {mass_outside:.4f}")
+bad = inside_line & (err_grid > 1.5)
+switch_over = mix2.responsibilities(grid.double()).max(-1).values < 0.95  # no component dominates
+rel_p = p_grid / p_grid.max()
 print(f"seed 0: share of the grid inside the line where the error exceeds 1.5: "
       f"{(err_grid[inside_line] > 1.5).float().mean():.3f}")
+print(f"of those cells: on a switch-over line (max responsibility < 0.95) {switch_over[bad].float().mean():.2f}; "
+      f"median p/max p there {rel_p[bad].median():.4f}, over all cells inside the line {rel_p[inside_line].median():.3f}")
 print("median ‖s_θ − ∇log p‖ where p ≥ 1e-3·max: {:.2f} ± {:.2f}  (± SD over 5 seeds)".format(*mean_and_sd(inside)))
 print("median ‖s_θ − ∇log p‖ where p < 1e-3·max: {:.2f} ± {:.2f}  (± SD over 5 seeds)".format(*mean_and_sd(outside)))
 
@@ -353,10 +371,11 @@ axes[1].set(title="its error; dashed: p = 10⁻³·max p", xlabel="$x_1$", ylabe
 plt.show()
 
 # %% [markdown]
-# Where the data are, the learned field is close to the truth almost everywhere: arrows converge
-# on the three modes and turn around between them. The exceptions are the bright ridges inside
-# the line, along the switch-over lines between components, where the true score turns sharply
-# and the smooth network cannot follow (the share printed above). Away from the data the error grows:
+# Where the data are, the learned field is mostly close to the truth: arrows converge on the
+# three modes and turn around between them. Inside the dashed line, the cells with an error above
+# 1.5 (the share printed above) lie partly on the switch-over lines between components, where the
+# true score turns sharply, but mostly where $p$ is small: their median $p/\max p$ is a small
+# fraction of the typical value inside the line. Away from the data the error grows:
 # the expectation over $p$ weights every error by $p(x)$, so score matching only constrains
 # $s_\theta$ where $p$ puts mass. What the network does out there is whatever its smooth
 # extrapolation happens to give, which is why the printed error outside the line is both
@@ -409,7 +428,7 @@ with torch.no_grad():
 
 # %% [markdown]
 # ISM's fit and the maximum-likelihood fit agree to the optimiser's tolerance; both differ from
-# the true $-\Sigma^{-1}$ by the sampling error of 200 points.
+# the true $-\Sigma^{-1}$, as any estimate from 200 points does.
 #
 # ## 7. What the two ISM terms do — and why a finite data set is not enough
 #

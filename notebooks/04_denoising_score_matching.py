@@ -31,8 +31,9 @@
 # 3. state Tweedie's formula $\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\nabla\log p_\sigma(\tilde x)$,
 #    its assumptions, and why a denoising autoencoder is a score model;
 # 4. fit a small network by DSM and recover a density from the learned score;
-# 5. say what the σ² weight of the noise-conditional loss does to the learned score, how σ
-#    trades bias against estimation error, and why DSM's gradient becomes noisy as σ → 0.
+# 5. say what the σ² weight of the noise-conditional loss does to the levels' gradients, how σ
+#    trades bias (blur) against the error of the shared network, and how DSM's gradient noise
+#    grows as σ → 0.
 #
 # **Conventions.** Losses carry the papers' ½, sum over dimensions and average over the
 # batch. $\tilde x = x + \sigma z$ with $z \sim \mathcal N(0, I)$.
@@ -133,8 +134,10 @@ plt.show()
 # (Song & Ermon 2019, §3.1, "the manifold hypothesis"). Any σ > 0 repairs this:
 # $p_\sigma = p * \mathcal N(0, \sigma^2 I)$ is positive and smooth everywhere, and its score is
 # defined everywhere. Near the set it points back to it, with a size of about
-# (distance to the set)/σ². Check it on points spread uniformly on the unit circle, where the
-# exact $\nabla\log p_\sigma$ of their empirical distribution is the Parzen score of section 4.
+# (distance to the set)/σ² where that distance is large compared with σ² times half the set's
+# curvature. Look at points spread uniformly on the unit circle, where the exact
+# $\nabla\log p_\sigma$ of their empirical distribution is the score of their Parzen estimate
+# (above): a softmax-weighted pull towards the points.
 
 # %%
 angles = torch.arange(4000, dtype=torch.float64) * (2 * math.pi / 4000)
@@ -159,10 +162,15 @@ for s in (0.1, 0.3):
               f"across it {tangential:5.2f};  (1 - |y|)/σ² = {(1 - y.norm().item()) / s**2:+7.2f}")
 
 # %% [markdown]
-# Off the circle the score points back to it along the radius (nothing across it), of size
-# close to (distance)/σ² at σ = 0.1; at σ = 0.3, a kernel wide compared with the circle's
-# curvature, only roughly. As σ → 0 it blows up everywhere off the circle: the score of the
-# unperturbed data does not exist. Lesson 06 meets the same fact on MNIST.
+# Off the circle the score points back to it along the radius (nothing across it: the points
+# are symmetric about every radius, so that column is a demonstration, not a test). For
+# uniform points on the unit circle the exact radial score is
+# $\big(-r + I_1(r/\sigma^2)/I_0(r/\sigma^2)\big)/\sigma^2 \approx (1 - r)/\sigma^2 - 1/(2r)$ at small σ:
+# (distance)/σ² plus a curvature term $-1/(2r)$ that does not depend on σ. At $r = 0.9$ the
+# shortfall is the same at both σ (+9.44 against +10.00, +0.54 against +1.11); it is small next
+# to (distance)/σ² at σ = 0.1, and of the same order at σ = 0.3, where (distance)/σ² has shrunk.
+# As σ → 0 the score blows up everywhere off the circle: the score of the unperturbed data does
+# not exist. Lesson 06 meets the same fact on MNIST.
 #
 # ## 2. Vincent's identity: DSM is ESM on the noisy density, plus a constant
 #
@@ -191,7 +199,9 @@ for s in (0.1, 0.3):
 #
 # So minimising DSM minimises ESM against $p_\sigma$ — **not** against $p$. Check: on the 2-D
 # mixture, for four quite different models, DSM − ESM must be the same number $C$. We use the
-# same noisy samples for both losses (same seed), and report Monte-Carlo standard errors.
+# same noisy samples for both losses (same seed), subtract each sample's own
+# $\|z\|^2/(2\sigma^2) - \tfrac12\|\nabla\log p_\sigma(\tilde x)\|^2$ (whose mean is $C$), and report
+# Monte-Carlo standard errors.
 
 # %%
 p2 = mixture_2d()
@@ -214,8 +224,8 @@ models = {
 }
 
 
-# C per noisy sample: d/(2σ²) - ½‖∇log p_σ(x̃)‖²
-c_samples = 2 / (2 * sigma**2) - 0.5 * (noisy2.score(x_tilde) ** 2).sum(1)
+# C per noisy sample: ‖z‖²/(2σ²) - ½‖∇log p_σ(x̃)‖² (its mean is d/(2σ²) - ½E‖∇log p_σ‖²)
+c_samples = (z**2).sum(1) / (2 * sigma**2) - 0.5 * (noisy2.score(x_tilde) ** 2).sum(1)
 rows = []
 with torch.no_grad():
     for name, model in models.items():
@@ -231,20 +241,18 @@ for name, dsm_m, dsm_se, esm_m, esm_se, diff_m, diff_se in rows:
     print(f"{name:26s} {dsm_m:6.2f} ± {dsm_se:.2f} {esm_m:6.2f} ± {esm_se:.2f} {diff_m:+8.3f} ± {diff_se:.3f}")
 
 # %% [markdown]
-# The losses themselves differ a lot between models, yet DSM − ESM − C is within about two
-# standard errors of zero for all four. (All rows use the same samples, so their errors move
-# together: the four residuals have the same sign here. Part of the noise, the term
-# $(\|z\|^2 - d)/(2\sigma^2)$, is common to every model; the rest,
-# $s_\theta^\top(z/\sigma + \nabla\log p_\sigma)$, has mean zero by Tweedie's formula of
-# section 3 but differs from model to model.) For the true score ESM is exactly zero, so its
-# DSM *is* $C$: the smallest value DSM can reach is not zero, which is why a DSM training
-# curve never goes to zero.
+# The losses themselves differ a lot between models, yet DSM − ESM − C is RESIDUAL_SENTENCE
+# What is left of each sample is $s_\theta^\top(z/\sigma + \nabla\log p_\sigma(\tilde x))$, whose
+# mean is zero (next paragraph) but whose size differs from model to model. For the true score
+# ESM is exactly zero, so its DSM *is* $C$: the smallest value DSM can reach is not zero, which
+# is why a DSM training curve never goes to zero.
 #
 # **What $C$ is.** The target $-z/\sigma$ is random even when $\tilde x$ is fixed: many clean
-# points could have produced the same $\tilde x$. Its conditional mean is
-# $\mathbb E[-z/\sigma\mid\tilde x] = \nabla\log p_\sigma(\tilde x)$ (section 3), and $C$ is
-# the part of the target that no function of $\tilde x$ can predict, its conditional
-# variance. Exercise 2 asks you to show this and to work $C$ out for Gaussian data.
+# points could have produced the same $\tilde x$. The cross-term equality above holds for
+# *every* function $s_\theta$ of $\tilde x$, so the target's conditional mean is
+# $\mathbb E[-z/\sigma\mid\tilde x] = \nabla\log p_\sigma(\tilde x)$. $C$ is the part of the
+# target that no function of $\tilde x$ can predict: half the expected trace of its conditional
+# covariance. Exercise 2 asks you to show this and to work $C$ out for Gaussian data.
 #
 # ### Exercise 1 (2 points): the DSM loss
 #
@@ -290,7 +298,7 @@ print("Monte-Carlo C for x ~ N(0, I), d = 2, σ = 0.5: {:.3f} ± {:.3f}".format(
 # Then $C = \tfrac12\mathbb E\|t\|^2 - \tfrac12\mathbb E\|m(\tilde x)\|^2$, and since
 # $\mathbb E[t^\top m(\tilde x)] = \mathbb E\big[\mathbb E[t\mid\tilde x]^\top m(\tilde x)\big] = \mathbb E\|m\|^2$,
 # $\tfrac12\mathbb E\|t - m(\tilde x)\|^2 = \tfrac12\mathbb E\|t\|^2 - \mathbb E\|m\|^2 + \tfrac12\mathbb E\|m\|^2 = C$:
-# the conditional variance of the target, which is $\ge 0$. No model can predict that part, which is
+# half the expected squared deviation of the target from its conditional mean (the trace of its conditional covariance), which is $\ge 0$. No model can predict that part, which is
 # why the DSM loss cannot go below $C$ in expectation.
 # (b) $p_\sigma = \mathcal N(\mu, (v + \sigma^2)I)$, so $\nabla\log p_\sigma(\tilde x) = -(\tilde x - \mu)/(v + \sigma^2)$ and
 # $\mathbb E\|\nabla\log p_\sigma\|^2 = d(v + \sigma^2)/(v + \sigma^2)^2 = d/(v + \sigma^2)$. Hence
@@ -321,8 +329,9 @@ print("Monte-Carlo C for x ~ N(0, I), d = 2, σ = 0.5: {:.3f} ± {:.3f}".format(
 #
 # $$\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\,\nabla\log p_\sigma(\tilde x).$$
 #
-# It is due to Robbins (1956), who credits it to Tweedie; Miyasawa (1961) derived it for
-# denoising and Efron (2011) made it a tool of empirical Bayes. It assumes only additive
+# Robbins (1956), who set out the empirical-Bayes framework, credits it to Tweedie; Miyasawa
+# (1961) derived it as an empirical-Bayes estimator of a normal mean; Efron (2011) popularised
+# it (to correct selection bias); Raphan & Simoncelli (2011) read it as a denoiser. It assumes only additive
 # Gaussian noise of known σ, independent of $x$; $p$ can be anything. The best denoiser in the
 # mean-square sense is one step along the noisy score. Differentiating once more gives the
 # posterior covariance, $\operatorname{Cov}[x\mid\tilde x] = \sigma^2\big(I + \sigma^2\nabla^2\log p_\sigma(\tilde x)\big)$:
@@ -358,11 +367,12 @@ def tweedie_denoiser(score_fn, x_noisy, sigma):
 check_tweedie_denoiser(tweedie_denoiser)
 
 # %% [markdown]
-# Three checks of the section, with the library's `tweedie_denoise`: the mixture's posterior
-# mean computed from the posterior directly (`posterior_mean`) against Tweedie's formula; the
-# same conditional mean estimated by brute force (average the clean $x$ of samples whose noisy
-# $\tilde x$ falls in a narrow bin); and the factor $\sigma^4$, at two values of σ (at σ = 1
-# every power of σ is 1, so one value could not tell σ⁴ from σ²).
+# Two checks of the section, with the library's `tweedie_denoise`: the mixture's posterior
+# mean computed from the posterior directly (`posterior_mean`) against Tweedie's formula; and
+# the same conditional mean estimated by brute force (average the clean $x$ of samples whose
+# noisy $\tilde x$ falls in a narrow bin). Then a demonstration of the factor $\sigma^4$, an
+# algebraic identity that cannot fail, at two values of σ (at σ = 1 every power of σ is 1, so
+# one value could not tell σ⁴ from σ²).
 
 # %%
 grid = torch.linspace(-7, 7, 281, dtype=torch.float64)[:, None]
@@ -419,8 +429,8 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# With little noise the denoiser barely moves $\tilde x$; with σ = 3 it pulls almost every
-# observation towards the big mode at $+3$, because a noisy point near $-3$ is then more likely
+# With little noise the denoiser barely moves $\tilde x$; with σ = 3 it pulls most
+# observations (all but those far out on the left) towards the big mode at $+3$, because a noisy point near $-3$ is then more likely
 # to have come from the heavy right component than from the light left one.
 #
 # %% [markdown]
@@ -439,7 +449,7 @@ plt.show()
 # %%
 def dsm_training_step(model, optimizer, x, sigma, z):
     """One optimiser step on ½ mean ‖model(x + σz) + z/σ‖²; returns that loss (before the step)."""
-    # Hint: .backward() adds to whatever is already stored in each parameter's .grad.
+    # Hint: the model and optimiser have been used before this call; what might they still hold?
     ### BEGIN SOLUTION
     optimizer.zero_grad()
     residual = model(x + sigma * z) + z / sigma
@@ -501,18 +511,19 @@ steps = np.arange(1, len(fit.losses) + 1)
 ax.plot(steps, fit.losses, color="C0", alpha=0.3, lw=0.6, label="loss of each batch (256 samples)")
 ax.plot(steps[99:], np.convolve(fit.losses, np.ones(100) / 100, mode="valid"), color="C0", label="mean of the last 100 batches")
 ax.axhline(floor, color="k", ls="--", label=f"floor C = {floor:.2f} (true score of $p_\\sigma$)")
-ax.set(xlabel="training step", ylabel="DSM loss", ylim=(floor - 2, floor + 6), title="DSM at σ = 0.3: the loss levels off at C, not 0")
+ax.set(xlabel="training step", ylabel="DSM loss", ylim=(floor - 2, floor + 6), title="DSM at σ = 0.3: the batch loss scatters around C, not 0")
 ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# The batch losses scatter around the floor by about the standard error printed above, and
-# their running mean is indistinguishable from $C$: the loss can no longer see the remaining
-# error, which only a comparison with the true score reveals (the ESM line above).
+# The batch losses scatter around the floor by about the standard error printed above, from
+# the first steps on, and their mean over the last 500 steps is within two standard errors of
+# $C$: the loss cannot see the remaining error, which only a comparison with the true score
+# reveals (the ESM line above).
 #
 # **A loss below the floor.** Train differently: 1,024 fixed samples, the noise drawn *once*
-# and reused in every epoch, a 1→8→1 ReLU MLP, Adam at 0.01, 500 full-batch epochs. The final
-# loss can then land below $C$. That is not a contradiction: with a single noise draw the
+# and reused in every epoch, a 1→8→1 ReLU MLP, Adam at 0.01, 500 full-batch epochs. Its final
+# loss on that draw lands below $C$ (printed below). That is not a contradiction: with a single noise draw the
 # "loss" is one fixed average of 1,024 random terms, not the expectation that Vincent's
 # identity bounds. We measure the loss of the true score on that draw, the trained network's
 # loss on it and its population loss (fresh data and noise), and the same network trained with
@@ -564,11 +575,13 @@ print(f"DSM on the 1,024 points, averaged over 32 fresh noise draws: score of th
       f"{on_points['Parzen']:.3f}, true score of p_σ {on_points['p_σ']:.3f}")
 
 # %% [markdown]
-# Most of the gap is the luck of the draw: one draw of 1,024 terms has a standard error of
-# 7.2/√1024 ≈ 0.23 (printed above), and the *true* score
-# itself scores below $C$ on our draw. The networks' population losses, the numbers that
-# matter, are above $C$ in both runs (the last column: the population loss minus the true
-# score's on the same million samples and noise, so that the common noise cancels).
+# The gap is the luck of the draw: one draw of 1,024 terms has a standard error of
+# 7.2/√1024 ≈ 0.23 (printed above); the *true* score itself scores 5.054 on our draw, as low as
+# the network trained on it (5.053), and the network trained with fresh noise also scores below
+# $C$ there (5.071). The training protocol shows in the population losses, the numbers that
+# matter: both are above $C$, by 0.038 with the reused draw and 0.017 with fresh noise (the last
+# column: the population loss minus the true score's on the same million samples and noise, so
+# that the common noise cancels).
 #
 # **The finite-data optimum.** With the 1,024 points fixed and fresh noise, what *is* the
 # optimum? DSM on a finite set is score matching against its Parzen density
@@ -585,8 +598,8 @@ print(f"DSM on the 1,024 points, averaged over 32 fresh noise draws: score of th
 #
 # $$\hat p(x) = \frac{\exp\int_{x_0}^{x}s_\theta(u)\,du}{\int\exp\int_{x_0}^{x'}s_\theta(u)\,du\;dx'} .$$
 #
-# `density_from_score_1d` does this with the trapezoid rule. First a sanity check on the exact
-# score (the result must be $p_\sigma$ itself), then the learned score; the total-variation
+# `density_from_score_1d` does this with the trapezoid rule. First a demonstration on the exact
+# score (the result is $p_\sigma$ itself, up to the trapezoid rule's error), then the learned score; the total-variation
 # distance $\tfrac12\int|\hat p - p_\sigma|$ measures the difference (0 = identical, 1 =
 # disjoint).
 
@@ -644,10 +657,14 @@ plt.show()
 # σ = 1 follows $p_\sigma$ (TV 0.03) and not $p$ (TV 0.16), the broader and lower modes of the
 # right-hand panel: DSM learns the score of the noisy density, as Vincent's identity says.
 #
-# The learned score is not right everywhere. In the light mode's outer flank, below
-# $x = -5$, where only a few thousand of the 768,000 noisy training samples landed (printed
-# above), it drifts away from $\nabla\log p_\sigma$; inside the light mode it is off by a
-# steady amount (the last line above), which changes that mode's width and so its mass.
+# The learned score is not right everywhere. From about $x = -4$ outwards, the light mode's
+# outer flank, it drifts away from $\nabla\log p_\sigma$ (few noisy training samples land there:
+# about 2,128 of 768,000 below $x = -5$, printed above; we have not tested whether that is the
+# cause). Inside the light mode it is below $\nabla\log p_\sigma$ by a roughly steady amount
+# (the last line above). A constant offset $c$ added to the score of a Gaussian mode of variance
+# $v$ moves the mode by $c\,v$ without changing its width; a width error needs a wrong slope,
+# and the light mode's mass relative to the heavy one is set by the score error integrated
+# between them (Think 4).
 #
 # %% [markdown]
 # ## 5. One network for every σ, and what the σ² weight does to it
@@ -667,10 +684,11 @@ plt.show()
 #
 # **What the weight asks for.** By Vincent's identity, level σ contributes
 # $\sigma^2 J_\mathrm{ESM}(\theta; p_\sigma) = \tfrac12\,\mathbb E_{p_\sigma}\|\sigma s_\theta - \sigma\nabla\log p_\sigma\|^2$
-# (plus a constant): the loss charges errors of $\sigma s_\theta$ the same at every level. A
-# network of finite capacity, trained on all levels, then ends with errors of $\sigma s_\theta$
-# of similar size at every level, so the score error itself grows like $1/\sigma$ as σ falls.
-# We measure it below. (Lesson 05 samples with steps $\varepsilon_i\propto\sigma_i^2$: the
+# (plus a constant): the loss charges errors of $\sigma s_\theta$ the same at every level. One
+# may expect a network of finite capacity, trained on all levels, to end with errors of
+# $\sigma s_\theta$ of similar size at every level, so that the score error itself grows like
+# $1/\sigma$ as σ falls. We measure the error below; there is no run without the weight here,
+# so the table shows how the error grows, not which part of the set-up causes it. (Lesson 05 samples with steps $\varepsilon_i\propto\sigma_i^2$: the
 # displacement that a score error causes in one step, $\varepsilon_i\,\delta s_i \propto \sigma_i^2/\sigma_i$,
 # is then proportional to σᵢ, like the step's noise $\sqrt{2\varepsilon_i}$. The two σ² choices
 # fit together.)
@@ -717,10 +735,11 @@ for s, r in table.items():
 # %% [markdown]
 # Read the table from σ = 0.3 down. The region the noisy data cover (the third column) hardly
 # moves, yet the learned score's mean error under $p_\sigma$ grows from 0.16 at σ = 0.3 to 1.52
-# at σ = 0.02, and in the heavy mode, where most of the data are, from 0.10 to 1.68: σ times the
-# error stays near 0.03 in both (0.029 to 0.034 in the heavy mode). That is the weight at work,
-# not a lack of data. Going up from σ = 0.3 the blur grows instead (TV(p, p_σ), the *bias*: the
-# model learns a blurred density), and σ times the error shrinks a little. "Grey region" is the mean error where $p_\sigma$ is below
+# at σ = 0.02, and in the heavy mode, where most of the data are, from 0.10 to 1.68. σ times the
+# error stays between 0.029 and 0.034 in the heavy mode, and at 0.030 or 0.031 under $p_\sigma$
+# for σ ≤ 0.1 (0.049 at σ = 0.3). Going up from σ = 0.3 the blur grows instead (TV(p, p_σ), the
+# *bias*: the model learns a blurred density), and σ times the error falls, from 0.049 to 0.025
+# under $p_\sigma$ and from 0.031 to 0.011 in the heavy mode. "Grey region" is the mean error where $p_\sigma$ is below
 # $10^{-3}$ of its peak, on the plotted range (— where there is none).
 #
 # **The σ explorer.** Move σ and watch $p_\sigma$ (top), the true and learned scores (middle,
@@ -766,12 +785,13 @@ plt.show()
 # The target $-z/\sigma$ has size $\sqrt d/\sigma$. Split DSM's per-sample gradient into its
 # mean and the rest:
 # $\big(s_\theta - \nabla\log p_\sigma\big)^\top\partial_\theta s_\theta + \big(\nabla\log p_\sigma + z/\sigma\big)^\top\partial_\theta s_\theta$.
-# The second term has mean zero (Tweedie) and size about $1/\sigma$ times $\|\partial_\theta s_\theta\|$;
-# the first, whose average is the gradient we want, has size about δ times it, δ being the
-# model's current score error. So the mini-batch gradient's **noise-to-signal ratio** is roughly
-# $1/(\sigma\,\delta\sqrt B)$ for a batch of $B$, whatever the parametrisation ($\partial_\theta s_\theta$
-# cancels). A constant factor in front of the loss, such as the weight σ², multiplies the mean
-# and the noise alike and cannot change it at any one level.
+# The second term has mean zero (section 2: $\mathbb E[-z/\sigma\mid\tilde x] = \nabla\log p_\sigma$)
+# and a target part of size about $1/\sigma$; the first carries the gradient we want. How the
+# mini-batch gradient's **noise-to-signal ratio** (the noise's size over the mean's) depends on
+# σ is not fixed by this split, since both terms also depend on the network's error and on
+# $\partial_\theta s_\theta$; we measure it. What is fixed: a constant factor in front of the
+# loss, such as the weight σ², multiplies the mean and the noise alike and cannot change the
+# ratio at any one level, and the ratio falls like $1/\sqrt B$ with the batch size $B$.
 #
 # We measure it for the σ-conditioned network of section 5 at six of its levels: the total
 # variance of the gradient over 100 batches of 128 (summed over parameters), and the squared
@@ -779,7 +799,8 @@ plt.show()
 # gradients of two independent large batches ($\mathbb E[u\cdot v] = \|\mathbb E u\|^2$ when
 # $u, v$ are independent; it can come out negative when the mean is small). Four such pairs give
 # a mean and its standard error; a ratio is reported only when the squared mean is above two
-# standard errors. Beside it, σδ, with δ the network's RMS score error under $p_\sigma$.
+# standard errors. Beside it, for reference, σδ, with δ the network's RMS score error under
+# $p_\sigma$.
 
 # %%
 def gradient_noise(s, n_batches=100, batch_size=128, n_pairs=4, big=16_384):
@@ -822,21 +843,22 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 
 # %% [markdown]
 # The variance grows like $\sigma^{-4}$ here (the slope above): $\sigma^{-2}$ from the target's
-# size and $\sigma^{-2}$ more because the network's output is divided by σ. The mean gradient
-# grows too, because this network is *less accurate* at small σ: σδ is about the same at every
-# level (section 5). The two grow together, and the noise-to-signal ratio stays between 1.8
-# and 3.6 at all six levels. A network that was more accurate at a small σ
-# (smaller σδ) would, by the formula above, see a noisier gradient there: the small-σ noise is
-# intrinsic to DSM, reduced by larger batches or control variates, not by rescaling the output.
+# size and $\sigma^{-2}$ more because the network's output is divided by σ. The squared mean
+# gradient grows nearly as fast: roughly $\sigma^{-2}$ from the same division by σ, and
+# $\sigma^{-2}$ because this network's error δ grows like $1/\sigma$ (σδ stays between 0.032 and
+# 0.065). The two grow together, and the noise-to-signal ratio stays between 1.8 and 3.6 at all
+# six levels: for this network, at a batch of 128, small σ does not make the gradient noisier
+# relative to its mean. It does make the loss itself noisy ($C$ and its scatter grow like
+# $1/\sigma^2$), which is Think 1's problem.
 #
 # **So what does the σ² weight do?** It balances the levels *against each other*. Without it,
-# level σ's gradient would scale like the variance column above, many orders of magnitude from
-# σ = 3 to σ = 0.02, and in a sum over levels the smallest σ would decide every step. With it,
+# the size of level σ's gradient (noise and mean alike) would scale like the square root of the
+# variance column above, about four orders of magnitude from σ = 3 to σ = 0.02, and in a sum
+# over levels the smallest σ would decide every step. With it,
 # the gradient is multiplied by σ² (its variance by σ⁴), every level's term is
 # $\tfrac12\mathbb E\|\sigma s_\theta + z\|^2$, and all are on the same scale (lesson 06 §3
 # checks this on MNIST). The weight fixes the *mixture* of levels; it does not make any
-# single level's gradient less noisy, and it is what sets the learned score's error to grow
-# like 1/σ.
+# single level's gradient less noisy.
 #
 # ## Think
 #
@@ -853,24 +875,29 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 # loss on a fixed held-out set with fixed noise (the same draw every time, so that its changes
 # come from the model only); implicit or sliced score matching on *noisy* held-out samples
 # $x + \sigma z$, which estimates $J_\mathrm{ESM}(\theta; p_\sigma)$ up to a constant without
-# the $1/\sigma^2$ target noise (at the cost of a Jacobian trace or its projections); or what
+# the $1/\sigma^2$ target noise (at the cost of a Jacobian trace or its projections; on noisy
+# samples, not clean ones: for data on a thin set $p$ has no score to match, section 1); or what
 # the score is for — the quality of denoised images (Tweedie) or of samples.
 #
 # </details>
 #
-# 2. Vincent's identity holds for any σ. Which two things go wrong as σ → 0, and which one as
-#    σ grows? Use the tables of sections 5 and 6.
+# 2. Vincent's identity holds for any σ. What goes wrong as σ → 0, and what as σ grows? Use
+#    sections 1, 5 and 6, and say which of the usual worries this 1-D example does *not* show.
 #
 # <details><summary>Model answer</summary>
 #
-# As σ → 0: (a) the DSM gradient's variance explodes (slope about −4 for this network) — the
-# target has size $1/\sigma$ — so a fixed batch size buys less and less information per step;
-# (b) with the σ² weight, the network's score error grows like $1/\sigma$ (σ times the error
-# stays near 0.03 while the error itself grows from 0.16 to 1.52 between σ = 0.3 and 0.02, in
-# the heavy mode too). Shrinking coverage is a minor effect in this example: the region where
-# $p_\sigma$ exceeds $10^{-3}$ of its peak barely changes below σ = 0.3. As σ grows: bias —
-# the model learns the score of a blurred density, TV(p, p_σ) = 0.17 at σ = 1 and 0.43 at
-# σ = 3, so samples from it would be blurred too.
+# As σ → 0: (a) the target $\nabla\log p_\sigma$ tends to the score of $p$, which for data on a
+# thin set does not exist (section 1: off the circle it blows up like (distance)/σ²), and
+# regions where $p_\sigma$ is tiny receive almost no noisy samples, so the score there is hardly
+# trained (the grey-region error is 5.61 at σ = 0.02 against 0.33 at σ = 0.3). (b) The
+# network's score error grows like $1/\sigma$, near the data too (from 0.16 to 1.52 under
+# $p_\sigma$ between σ = 0.3 and 0.02, σ times it about 0.03). (c) The loss and its gradient get
+# noisy in absolute terms ($C\approx d/(2\sigma^2)$, gradient variance slope −3.8). What the
+# example does not show: a noisier gradient *relative to its mean*. The noise-to-signal ratio
+# stays between 1.8 and 3.6 at every level of section 6, because the mean gradient grows
+# nearly as fast; nor does the covered region shrink much, since this $p$ has a density
+# everywhere. As σ grows: bias — the model learns the score of a blurred density,
+# TV(p, p_σ) = 0.17 at σ = 1 and 0.43 at σ = 3, so samples from it would be blurred too.
 #
 # </details>
 #
@@ -896,8 +923,9 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 #
 # Almost anywhere the density is not tiny. The recovered $\log\hat p$ is the integral of the
 # score, so an error between the modes changes the ratio of the two modes' heights by about
-# $e^{\delta\ell}$ (δ over a stretch of length ℓ); an error inside a mode changes its width, and a
-# mode's mass is its height times its width. To first order the change of a region's log-mass
+# $e^{\delta\ell}$ (δ over a stretch of length ℓ). Inside a Gaussian mode of variance $v$, a
+# constant error $c$ moves the mode by $c\,v$ and leaves its width alone; an error whose slope
+# is wrong changes the width, and a mode's mass is its height times its width. To first order the change of a region's log-mass
 # is the $\hat p$-weighted average of $\Delta\log\hat p$ over it, so every region's score error
 # enters, and errors in different places can cancel. Only the far tails, where the density is
 # tiny, hardly matter.
@@ -925,15 +953,16 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 #   whose score exists everywhere even for data on a thin set (a Parzen estimate on finite
 #   data, whose score is DSM's optimum on a finite training set); the kernel's score
 #   $-z/\sigma$ is known.
-# - **Vincent:** $J_\mathrm{DSM} = J_\mathrm{ESM}(\cdot; p_\sigma) + C$, $C$ the conditional
-#   variance of the target: DSM learns the score of the *noisy* density (visibly so at σ = 1),
-#   with no derivative of the model with respect to its input; its loss levels off at $C$,
-#   not at 0.
+# - **Vincent:** $J_\mathrm{DSM} = J_\mathrm{ESM}(\cdot; p_\sigma) + C$, $C$ half the expected
+#   trace of the target's conditional covariance: DSM learns the score of the *noisy* density
+#   (visibly so at σ = 1), with no derivative of the model with respect to its input; its loss
+#   scatters around $C$, not 0.
 # - **Tweedie** (Robbins 1956; Miyasawa 1961; Efron 2011): $\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\nabla\log p_\sigma(\tilde x)$
 #   for Gaussian noise of known σ; a denoising autoencoder's loss is $\sigma^4$ times DSM.
 # - In 1-D a score determines its density: integrate and normalise.
-# - σ trades bias (blur) against estimation error. The σ²-weighted noise-conditional loss
-#   holds σ times the score error about level, so the error grows like $1/\sigma$ at small σ,
-#   near the data too; DSM's gradient variance grows fast as σ → 0, and the weight does not
+# - σ trades bias (blur) against the approximation and optimisation error of the shared
+#   network. Trained with the σ²-weighted noise-conditional loss, our network's σ times score
+#   error stayed about level, so the error grows like $1/\sigma$ at small σ, near the data too.
+#   DSM's gradient variance grows fast as σ → 0 (its mean did too, here); the weight does not
 #   change any level's noise-to-signal ratio: it balances the levels against each other.
 #   Hence many noise levels, σ-conditioned networks and annealed sampling (lessons 05 and 06).
