@@ -85,6 +85,8 @@ class Trajectory:
         self.states: list[Tensor] = [] if self.every is None else [x_init.detach().clone()]
         self.scale = chain_scale(x_init, sigma_max)
         self.limit = SCALE_MULTIPLE * self.scale
+        self.scale_of = ("the largest of max |x_init|, σ_max and 1" if sigma_max is not None
+                         else "the larger of max |x_init| and 1")  # only the scales this sampler has
         self.what, self.n_steps, self.advice = what, n_steps, advice
         self.where = ""
         self.last_step = 0
@@ -99,7 +101,7 @@ class Trajectory:
                  else f"it left the scale after step {step}{of}{self.where}: max |x| = {top:.3g} > "
                       f"{SCALE_MULTIPLE:g} × R = {self.limit:.3g}")
         raise DivergenceError(
-            f"{self.what} diverged: {state} (R = {self.scale:.3g}, the largest of max |x_init|, σ_max and 1). "
+            f"{self.what} diverged: {state} (R = {self.scale:.3g}, {self.scale_of}). "
             f"{self.advice}"
         )
 

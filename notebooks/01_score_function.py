@@ -69,7 +69,9 @@ generator = seed_everything(0)
 # a density only if it grows fast enough far from the data. When $Z$ is finite it is still an
 # integral over the whole space: in high dimension it cannot be computed exactly and is
 # expensive even to estimate. This is the central difficulty of maximum likelihood for such
-# models: $\log p(x) = -E(x) - \log Z$ needs $\log Z$.
+# models: $\log p(x) = -E(x) - \log Z$ needs $\log Z$, and its gradient with respect to the
+# parameters needs $\nabla_\theta \log Z_\theta = -\mathbb E_{p_\theta}[\nabla_\theta E_\theta(x)]$, an
+# expectation under the model itself, i.e. samples from it at every training step.
 #
 # The score does not. $Z$ is one number, the same for every $x$, so its gradient with respect
 # to $x$ is zero:
@@ -143,7 +145,8 @@ plt.show()
 # **Check: which fields are gradients?** In two dimensions, compare the Jacobian $J = \nabla_x s$
 # of two random networks at 500 points: an energy network `EnergyMLP` whose score is
 # $-\nabla E_\theta$, and a free-form `ScoreMLP` that outputs the vector itself. A gradient field
-# has $J = J^\top$ (zero *curl* $J_{21} - J_{12}$). In the code, `jacrev(f)` returns the Jacobian of a
+# has $J = J^\top$ (zero *curl* $J_{21} - J_{12}$); the curl relative to the size of the Jacobian,
+# $|J_{21} - J_{12}|/\|J\|$ (Frobenius norm), says how far from symmetric it is. In the code, `jacrev(f)` returns the Jacobian of a
 # function of one point, and `vmap` applies that to every point of the batch (`xi[None]` makes the
 # single point a batch of one for the network).
 
@@ -154,9 +157,9 @@ x_check = torch.randn(500, 2, generator=generator, dtype=torch.float64)
 
 
 def curl(field, x):
-    """J₂₁ − J₁₂ of a 2-D vector field at every point (zero for a gradient field)."""
+    """J₂₁ − J₁₂ of a 2-D vector field at every point (zero for a gradient field), and ‖J‖ (Frobenius)."""
     jac = vmap(jacrev(lambda xi: field(xi[None])[0]))(x)
-    return jac[:, 1, 0] - jac[:, 0, 1]
+    return jac[:, 1, 0] - jac[:, 0, 1], jac.flatten(1).norm(dim=-1)
 
 
 with torch.no_grad():
@@ -164,13 +167,15 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for name, c in curls.items():
-    print(f"{name:<21} max |curl| over 500 points = {c.abs().max().item():.6f}")
+for name, (c, jac_norm) in curls.items():
+    print(f"{name:<21} over 500 points: max |curl| = {c.abs().max().item():.6f}, "
+          f"max |curl| / ‖J‖ = {(c.abs() / jac_norm).max().item():.6f}")
 
 # %% [markdown]
 # The energy network's curl is zero up to rounding; the free-form network's is not, so no
-# function $E$ has it as its gradient. Nothing in training forces a free-form network to become
-# one; lesson 2 measures the curl of a trained one.
+# function $E$ has it as its gradient. Nothing in the architecture of a free-form network
+# constrains it to be a gradient. Training can only push it towards one, since the minimiser of
+# the loss, the true score, is a gradient field; lesson 2 measures the curl of a trained one.
 
 # %% [markdown]
 # ## 2. The score of a Gaussian
@@ -200,9 +205,10 @@ for name, c in curls.items():
 #    \big(-\Sigma_k^{-1}(x-\mu_k)\big) . $$
 #
 # The weights $r_k(x)$ are the **responsibilities**, the posterior probabilities that $x$ came
-# from component $k$; they are positive and sum to one. So the mixture's score is an average of
-# the components' scores, each counted where its component dominates. Between two components
-# the responsibilities switch over and the score turns around.
+# from component $k$; they are positive and sum to one. So the mixture's score is a soft
+# average of the components' scores, weighted at every $x$ by the responsibilities $r_k(x)$. Where
+# one component dominates, its own score takes over; between two components the
+# responsibilities switch over and the score turns around.
 #
 # `lessons_lib.densities` implements both formulas. We check them against autograd applied to
 # the log-density (`score_from_log_prob`), in double precision, on random points.
@@ -271,10 +277,12 @@ switch = xs_fine[(r_fine[:, 0] - r_fine[:, 1]).abs().argmin()].item()
 print(f"between the modes: responsibilities equal at x = {switch:.3f}, score zero at x = {zero:.3f}")
 
 # %% [markdown]
-# **Not every score grows.** The Gaussian's score grows linearly in $|x|$, the double well's
-# like $|x|^3$. Heavy tails behave differently: the Student-t with $\nu$ degrees of freedom has
-# $s(x) = -(\nu+1)x/(\nu+x^2)$, which tends to zero, and the Laplace density
-# $\tfrac12 e^{-|x|}$ has $s(x) = -\operatorname{sign}(x)$, of constant size. By autograd:
+# **Not every score grows.** How the score behaves far out follows the tails of the density.
+# Tails lighter than exponential give a growing score: the Gaussian's grows linearly in $|x|$,
+# the double well's like $|x|^3$. Exponential tails give a bounded score that does not vanish:
+# the Laplace density $\tfrac12 e^{-|x|}$ has $s(x) = -\operatorname{sign}(x)$. Heavy (polynomial)
+# tails give a score that tends to zero: the Student-t with $\nu$ degrees of freedom has
+# $s(x) = -(\nu+1)x/(\nu+x^2)$. By autograd:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -552,12 +560,15 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 #   machine precision.
 # - A score field points towards higher density (for a Gaussian: down the gradient of half the
 #   squared Mahalanobis distance, which is not always towards the mean) and vanishes at modes,
-#   saddles and minima of $p$. Far from the data it grows for light tails (Gaussian), stays
-#   bounded for a Laplace and tends to zero for a Student-t.
+#   saddles and minima of $p$. Far from the data it grows for tails lighter than exponential
+#   (Gaussian), stays bounded without vanishing for exponential tails (Laplace) and tends to zero
+#   for heavy, polynomial tails (Student-t).
 # - On a connected support the score determines $\log p$ up to a constant: integrating it across
 #   the gap recovered the 1 : 9 weights of the 1-D mixture. Near each mode it only sees the local
 #   shape.
-# - Langevin dynamics samples a density from its score alone.
+# - Langevin dynamics samples a density approximately from its score alone: with a step small
+#   enough for where it starts, a bias of order $\varepsilon$, and enough steps to mix between the
+#   modes (3000 steps were too few for the double well).
 # - A model built as $-\nabla E_\theta$ is a gradient field; a free-form score network need not
 #   be one (its curl is not zero), and then there is no density or energy to read off.
 # - Next lesson: how to *fit* a score model to data when the true score is unknown.

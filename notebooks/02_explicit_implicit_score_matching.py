@@ -101,7 +101,8 @@ torch.set_num_threads(1)  # the networks here are tiny: more threads only add sy
 # $$ J_\mathrm{ESM}(\theta) = \underbrace{\mathbb E_p\big[s_\theta'(x) + \tfrac12 s_\theta(x)^2\big]}_{J_\mathrm{ISM}(\theta)}
 #    + \underbrace{\tfrac12\,\mathbb E_p\big[(\log p)'(x)^2\big]}_{C} . $$
 #
-# **Check, by quadrature.** For the 1-D mixture $0.1\,\mathcal N(-3,1) + 0.9\,\mathcal N(3,1)$ and
+# **A demonstration, by quadrature** (of the calculus only: both sides are computed from the
+# known $p$). For the 1-D mixture $0.1\,\mathcal N(-3,1) + 0.9\,\mathcal N(3,1)$ and
 # an arbitrary smooth "model" $s_\theta(x) = 2\tanh(x - 1) - 0.3x$, compute
 # $\int s_\theta\, p'\,dx$ and $-\int s_\theta'\, p\, dx$ on a fine grid, and the boundary term at
 # the ends of the grid.
@@ -288,9 +289,9 @@ print("ESM for each training seed                :", " ".join(f"{e.mean():.3f}" 
 print("ESM over the 5 training seeds             : {:.3f} ± {:.3f}  (± SD between seeds)".format(
     *mean_and_sd([e.mean() for e in esm_by_seed])))
 print(f"ESM of the zero model (= C, quadrature)   : {C:.3f}")
-print("seed 0, per-sample variance: trace term {:.1f}, ½‖s_θ‖² + ½‖∇log p‖² {:.1f}, ISM + ½‖∇log p‖² {:.1f}, "
-      "ESM {:.2f}".format(trace_fit.var(), (0.5 * (s_fit**2).sum(-1) + half_true_sq_test).var(),
-                         (ism_fit + half_true_sq_test).var(), esm_by_seed[0].var()))
+squares = 0.5 * (s_fit**2).sum(-1) + half_true_sq_test
+print(f"seed 0, per-sample variance: trace term {trace_fit.var():.1f}, ½‖s_θ‖² + ½‖∇log p‖² {squares.var():.1f}, "
+      f"ISM + ½‖∇log p‖² {(ism_fit + half_true_sq_test).var():.1f}, ESM {esm_by_seed[0].var():.2f}")
 print(f"seed 0, Stein term sᵀ∇log p + ∇·s per sample: mean {stein_term.mean():.3f}, variance {stein_term.var():.1f}")
 print(f"median |J₂₁ − J₁₂| / ‖J‖_F over 500 test points: at initialisation {relative_curl(untrained, x_test[:500]):.2f}, "
       f"after training (seed 0) {relative_curl(ism_model, x_test[:500]):.3f}")
@@ -477,10 +478,14 @@ def snapshot(step, loss):
 
 _ = train(spiky, ism_objective, x_few, n_steps=300, batch_size=64, lr=1e-2, seed=0, progress=False, callback=snapshot)
 true_near = torch.trapezoid(standard_normal.log_prob(xs_1d[:, None].double()).exp() * near_data, xs_1d.double())
+gauss_fit = Gaussian([x_few.mean().item()], x_few.var(unbiased=False).item())  # the 2-parameter ML fit
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"true density: lowest expected ISM −C = −0.50, mass near the data {true_near:.2f}")
+print(f"Gaussian ML fit to the 6 points: variance {gauss_fit.cov.item():.3f}, slope {-1 / gauss_fit.cov.item():.2f}, "
+      f"training ISM {losses.ism_loss(gauss_fit.score, x_few.double()).item():.3g}, "
+      f"ESM on fresh samples {losses.esm_loss(gauss_fit.score, x_fresh.double(), standard_normal.score).item():.3g}")
 for step, snap in snapshots.items():
     print(f"after {step:3d} steps: " + ", ".join(f"{k} {v:.3g}" for k, v in snap.items() if k not in ("score", "density")))
 near_each = ((xs_1d[:, None] - x_few[:, 0]).abs() < 0.1).double()  # (grid, 6)
@@ -507,24 +512,26 @@ ax_p.legend(loc="upper right", fontsize=9)
 plt.show()
 
 # %% [markdown]
-# Overfitting starts at once. After 30 steps the fit is a bump around the data, but already too
-# narrow: its mean slope at the training points is more than twice the true slope $-1$, its ESM
-# on fresh samples is several times that of the zero model ($C = 0.5$), and its training ISM is
-# already below $-C$, impossible for an
-# *expected* ISM, so a statement about these 6 points, not about $p$. By 300 steps the mean slope
-# $s'(x_i)$ at the training points is hugely negative and the ESM has exploded. The mass does not
-# spread over the six points: it collapses onto one (the last printed line). ISM rewards a zero
-# and a steep descent at each point, but puts no constraint on $\int s$ *between* points, which
-# sets the relative heights of the bumps; as exponentials of large integrals, one of them wins.
+# Six points say little about $p$: even the correct two-parameter model, the Gaussian fitted by
+# maximum likelihood, is narrower than $\mathcal N(0, 1)$, with a slope steeper than $-1$ and a
+# training ISM below $-C$ (second line). A training ISM below $-C$ is therefore a statement
+# about these 6 points, not yet overfitting. The ESM on fresh samples tells the two apart: after
+# 30 steps the network's is already several times the Gaussian fit's, and by 300 steps the mean
+# slope $s'(x_i)$ at the training points is hugely negative and the ESM has exploded. The mass
+# does not spread over the six points: it collapses onto one (the last printed line). ISM
+# rewards a zero and a steep descent at each point, but puts no constraint on $\int s$ *between*
+# points, which sets the relative heights of the bumps; as exponentials of large integrals, one
+# of them wins.
 #
-# With fresh samples at every step (section 5) this cannot happen; with a fixed data set, as in
-# practice, it must be prevented. Kingma & LeCun (2010) added a penalty on the curvature of the
+# With fresh samples at every step (section 5) the objective being minimised is the expected
+# ISM, which is bounded below by $-C$; with a fixed data set, as in practice, the collapse must
+# be prevented. Kingma & LeCun (2010) added a penalty on the curvature of the
 # model (regularised score matching), which they derived from perturbing the data with small
 # noise. Denoising score matching (Vincent 2011, lesson 4) perturbs the data with Gaussian noise
 # of scale σ: its loss is bounded below, and the spikes of its optimum are no sharper than about
 # $1/\sigma^2$. It does not stop memorisation: on a fixed finite data set the optimum is the score
-# of a Gaussian kernel density estimate with a bump on every training point, and it becomes as
-# spiky as this one as σ → 0 (lesson 4's Parzen view).
+# of a Gaussian kernel density estimate with a bump on every training point, and as σ → 0 it
+# becomes spiky too, though with equal weights $1/n$ on the points (lesson 4's Parzen view).
 #
 # ## 8. An energy-based model fitted by ISM
 #
@@ -574,6 +581,11 @@ with torch.no_grad():
 print(f"radial slope dE_θ/dr between radius 100 and 200, over 72 directions: min {slope.min():.2f}, "
       f"max {slope.max():.2f}")
 print(f"½∫|p_θ − p| dx on the grid (total variation): {0.5 * (p_ebm - p_true).abs().sum() * cell:.3f}")
+resp_e = mix2.responsibilities(grid_e.double()).float().reshape(120, 120, -1)
+w_ebm = (p_ebm[..., None] * resp_e).sum((0, 1)) * cell
+print("mass of p_θ by responsibility of each component:", " ".join(f"{w:.3f}" for w in w_ebm),
+      "; true weights:", " ".join(f"{w:.1f}" for w in mix2.weights),
+      f"; ½Σ|w_θ − w| = {0.5 * (w_ebm.double() - mix2.weights).abs().sum():.3f}")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.5), layout="constrained", sharey=True)
@@ -587,16 +599,23 @@ plt.show()
 
 # %% [markdown]
 # $\log Z_\theta$ is the same on the three squares and the energy grows at least linearly in all
-# 72 directions probed, so for this fit $Z_\theta$ is finite and $e^{-E_\theta}/Z_\theta$ is a density. It
-# recovers the three modes, and because it is an energy we can draw it, which the free-form
-# `ScoreMLP` of section 5 cannot offer. A SiLU energy grows at most linearly, so its score stays
+# 72 directions probed: consistent with a finite $Z_\theta$, so that $e^{-E_\theta}/Z_\theta$ is a
+# density (72 directions at two radii are evidence, not a proof). Because it is an energy we can
+# draw it, which the free-form `ScoreMLP` of section 5 cannot offer. It puts its mass on the
+# three modes, but with weights that are off (last line): the mis-weighting alone,
+# $\tfrac12\sum_k|w_{\theta,k} - w_k|$, accounts for about half of the total variation. The Fisher divergence is weakly sensitive to the weights of well-separated modes:
+# the score inside each mode barely depends on its weight, and the regions between modes, where
+# it does, carry little mass (Wenliang et al. 2019; Song & Ermon 2019). A SiLU energy grows at most linearly, so its score stays
 # bounded far away: its tails are Laplace-like, and it cannot follow the true score, which grows
 # linearly there (lesson 1). Lesson 3's projections apply unchanged: for
 # $s_\theta = -\nabla E_\theta$, $v^\top\nabla_x s_\theta\,v = -v^\top(\nabla_x^2 E_\theta)\,v$ is one
 # Hessian–vector product.
 #
-# **A ReLU energy breaks ISM.** With ReLU activations the energy is piecewise linear, its score
-# piecewise constant, and the Laplacian that autograd returns is 0 at every point:
+# **A ReLU energy breaks ISM.** With ReLU activations the energy is piecewise linear and its score
+# $-\nabla E_\theta$ piecewise constant, with jumps across the kinks: it is not Lipschitz, so the
+# condition of section 3 fails. Autograd's divergence is 0 almost everywhere and misses the
+# jumps, which the integration by parts needs. The Laplacian that autograd returns is 0 at every
+# point probed:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -626,9 +645,8 @@ print("ReLU energy: max |autograd Laplacian| over 1 000 samples:",
 # `step_costs` (the median of 5 timed steps after 1 untimed one; lesson 3 times its objectives
 # the same way). Beside ISM we time a step of denoising score matching (DSM, lesson 4), which
 # never differentiates the network with respect to $x$: it regresses $s_\theta(x + \sigma z)$ onto
-# $-z/\sigma$ for Gaussian noise $z$, a plain forward and backward pass. The
-# ratio of the two, measured in the same cell, depends less on the machine than either time.
-# (Timings are not checked outputs; another program running at the same time inflates them.)
+# $-z/\sigma$ for Gaussian noise $z$, a plain forward and backward pass. (Timings are not checked
+# outputs, and they are noisy: another program running at the same time inflates them.)
 
 # %%
 dims = [2, 8, 32, 128, 256, 512]
@@ -638,12 +656,15 @@ for d, ism_s, dsm_s in zip(dims, costs["ISM"], costs["DSM"]):
     print(f"d = {d:4d}: ISM {1000 * ism_s:8.1f} ms, DSM {1000 * dsm_s:5.1f} ms per step, ratio {ism_s / dsm_s:6.1f}")
 slopes = [math.log(t2 / t1) / math.log(d2 / d1) for d1, d2, t1, t2 in zip(dims, dims[1:], costs["ISM"], costs["ISM"][1:])]
 print("local slope of log(ISM time) against log d:", " ".join(f"{d2}: {k:.2f}" for d2, k in zip(dims[1:], slopes)))
+model_cost = [d * d * 128 + d * 128**2 for d in dims]  # the operation count d²h + dh², h = 128
+print("the same slope of d²h + dh²             :", " ".join(
+    f"{d2}: {math.log(c2 / c1) / math.log(d2 / d1):.2f}" for d1, d2, c1, c2 in zip(dims, dims[1:], model_cost, model_cost[1:])))
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 ax.loglog(dims, costs["ISM"], "o-", color="C3", label="ISM (exact trace)")
 ax.loglog(dims, costs["DSM"], "s-", color="C2", label="DSM (no derivative in x)")
-d_ref = torch.tensor(dims[2:], dtype=torch.float64)  # reference slopes through the d = 512 point
+d_ref = torch.tensor(dims[2:], dtype=torch.float64)  # reference slopes, drawn through the d = 512 point
 ax.loglog(d_ref, costs["ISM"][-1] * d_ref / dims[-1], ":", color="grey", label="∝ d")
 ax.loglog(d_ref, costs["ISM"][-1] * (d_ref / dims[-1]) ** 2, "--", color="grey", label="∝ d²")
 ax.set(xlabel="dimension d", ylabel="seconds per training step", title="cost of exact implicit score matching",
@@ -653,23 +674,19 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# For small $d$ an ISM step already costs several DSM steps: the double backward pass has a cost of
-# its own, and so does the vmapped Jacobian's bookkeeping (this lesson does not separate the two).
-# As $d$ grows the curve steepens; the local slopes printed below show where it approaches the
-# slope 2 of the $\propto d^2$ line, at the largest dimensions timed. A 28×28 image has $d = 784$,
-# a 256×256 colour image $d\approx 2\times10^5$: exact ISM is out of reach there. Lessons 3 and 4
-# remove the trace: sliced score matching estimates it with random projections, denoising score
-# matching avoids it altogether.
-#
-# (For a single sample, a quick sanity check that `jacobian_trace` really is the divergence:
-# a linear field $s(x) = Ax + b$ has Jacobian $A$ everywhere.)
-
-# %%
-# NBVAL_CHECK_OUTPUT
-linear = models["linear, seed 10"]
-with torch.no_grad():
-    print("jacobian_trace of Ax + b:", round(jacobian_trace(linear, x[:3])[0].item(), 5),
-          "  tr A:", round(torch.trace(linear.A).item(), 5))
+# For small $d$ an ISM step already costs more than a DSM step: the double backward pass has a cost of
+# its own, and so does the vmapped Jacobian's bookkeeping (this lesson does not separate the two);
+# at small $d$ such fixed costs dominate, and the local slopes there say little. As $d$ grows the
+# curve steepens. The operation count $d^2h + dh^2$ predicts the slopes of the second printed
+# line, below 2 at every $d$; the measured slope at the largest $d$ is steeper than predicted, so
+# the count alone does not explain the time (memory traffic of the $d\times d$ Jacobians per
+# sample is a likely cause, not tested here). On a shared machine the slopes also vary from one
+# run to the next.
+# The grey reference lines are drawn through the $d = 512$ point, so they meet the curve there
+# by construction: only their slopes carry information. A 28×28 image has $d = 784$, where exact
+# ISM is expensive; a 256×256 colour image has $d\approx 2\times10^5$, where it is out of reach.
+# Lessons 3 and 4 remove the trace: sliced score matching estimates it with random projections,
+# denoising score matching avoids it altogether.
 
 # %% [markdown]
 # ## Exercises
@@ -678,14 +695,16 @@ with torch.no_grad():
 #
 # Implement `exact_trace(score_fn, x)`: for a batch `x` of shape `(B, d)` return
 # $\operatorname{tr}\nabla_x s(x_b) = \sum_i \partial s_i/\partial x_i$ for every point, shape `(B,)`, with a loop
-# over the $d$ coordinates (one backward pass each). Keep the graph, so that exercise 2 can use
-# it in a loss.
+# over the $d$ coordinates (one backward pass each). Assume that each output row `s(x)[b]`
+# depends only on its own input row `x[b]`, as for the course's networks. Keep the graph, so that
+# exercise 2 can use it in a loss: the check verifies that a gradient reaches the model's
+# parameters.
 
 # %%
 def exact_trace(score_fn, x):
     """tr ∇ₓs(x) for every row of x, by d backward passes: (B, d) → (B,)."""
-    # Hint: the gradient of Σ_b s_i(x_b) with respect to x holds, in row b, the i-th row of the
-    # Jacobian at x_b; of that row you need one entry.
+    # Hint: one backward pass of a scalar built from the outputs gives, for every row of the batch
+    # at once, one row of that point's Jacobian (rows do not mix).
     ### BEGIN SOLUTION
     x = x.detach().requires_grad_(True) if not x.requires_grad else x
     s = score_fn(x)
@@ -783,7 +802,7 @@ check_ebm_ism_loss(ebm_ism_loss)
 # <!-- RUBRIC -->
 # - 1 point: a concrete smooth family with zeros at the data and slope tending to −∞ there, and its ISM (−a or similar) computed.
 # - 1 point: says that the bound −C is on the expectation under p, from an integration by parts that the empirical (point-mass) distribution does not allow.
-# - 1 point: shows that the expected ISM (or ESM) of the family grows without bound, because ½s² is of order a² between the points.
+# - 1 point: shows that the expected ISM (or ESM) of the family grows without bound, because ½s² is of order a² on the δ-intervals around the points.
 # <!-- END WRITTEN ANSWER -->
 #
 # ## Think
@@ -805,9 +824,9 @@ check_ebm_ism_loss(ebm_ism_loss)
 #
 # </details>
 #
-# 2. Where in the derivation did we use that the data distribution has tails? Think of $p$
-#    uniform on $[0, 1]$: which term of the 1-D derivation survives, and what would ISM then
-#    reward?
+# 2. Where in the derivation did we use how $p$ behaves at the edge of its support? Compare
+#    $p$ uniform on $[0, 1]$ with the Beta(2, 2) density $6x(1-x)$ on $[0, 1]$: for which does a
+#    term of the 1-D derivation survive, and what would ISM then reward?
 #
 # <details><summary>Model answer</summary>
 #
@@ -818,20 +837,23 @@ check_ebm_ism_loss(ebm_ism_loss)
 # the boundary term $s_\theta(1) - s_\theta(0)$ survives and ESM − ISM is no longer a constant.
 # ISM $= s_\theta(1) - s_\theta(0) + \tfrac12\mathbb E[s_\theta^2]$ rewards a model that is large
 # and positive at $0$ and large and negative at $1$ (arrows pushing inwards at the edges), with
-# no lower bound — it is not a valid objective there.
+# no lower bound — it is not a valid objective there. For Beta(2, 2), $p$ vanishes at $0$ and $1$,
+# so for a bounded smooth $s_\theta$ the bracket $[s_\theta\,p]_0^1$ is zero and ISM is valid:
+# what matters is not tails but that $p\,s_\theta \to 0$ at the boundary of the support.
 #
 # </details>
 #
-# 3. The fitted model is good near the data and arbitrary in the corners. Why can no amount of
-#    training on samples of $p$ fix the corners? Which later algorithm (lesson 5) needs the
+# 3. The fitted model is good near the data and arbitrary in the corners. Why can no practical
+#    amount of training on samples of $p$ fix the corners? Which later algorithm (lesson 5) needs the
 #    score exactly there?
 #
 # <details><summary>Model answer</summary>
 #
 # Every score-matching objective is an expectation under $p$, so an error at $x$ counts with
 # weight $p(x)$; where $p$ is tiny, samples almost never land (the region outside the dashed
-# line holds 0.09 % of the box's mass) and the loss carries essentially no information — the
-# error map of section 5 shows it. More training only refits the region the samples cover.
+# line holds 0.09 % of the box's mass, and in the corners the weight is exponentially small) and
+# the loss carries essentially no information there — the error map of section 5 shows it. More
+# training only refits the region the samples cover.
 # Langevin dynamics (lesson 5) starts its chains from noise, typically far from the data, and
 # its first steps follow the score exactly in those unconstrained regions; lesson 4's noise
 # perturbation puts training samples there.
@@ -843,10 +865,12 @@ check_ebm_ism_loss(ebm_ism_loss)
 #
 # <details><summary>Model answer</summary>
 #
-# At the largest dimensions timed the local slope approaches 2, so from the time $t_{512}$
-# printed for $d = 512$, a step at $d = 784$ costs about $(784/512)^2\,t_{512} \approx 2.3\,t_{512}$
-# — on the order of seconds for this small MLP on one thread (with a convolutional network and
-# a realistic batch, far more), so thousands of steps take hours. Instead, estimate the trace
+# At the largest dimensions timed the local slope is about 2, so from the time $t_{512}$ printed
+# for $d = 512$, a step at $d = 784$ costs about $(784/512)^2\,t_{512} \approx 2.3\,t_{512}$ — on
+# the order of seconds for this small MLP on one thread (with a convolutional network and a
+# realistic batch, far more), so thousands of steps take hours. The printed timings are for the
+# library's batched `vmap(jacrev(...))`; a Python loop of $d$ backward passes, like yours, is
+# slower still. Instead, estimate the trace
 # with random projections (sliced score matching, lesson 3: one backward pass per projection),
 # or avoid it entirely with denoising score matching (lesson 4).
 #
@@ -862,8 +886,9 @@ check_ebm_ism_loss(ebm_ism_loss)
 #   $J_\mathrm{ESM} = J_\mathrm{ISM} + \tfrac12\mathbb E\|\nabla\log p\|^2$.
 # - Measured: for five very different models ESM − ISM is the same constant $C$, within about two
 #   Monte-Carlo standard errors.
-# - A small MLP trained by ISM recovers the score of a 2-D mixture where the data are, except
-#   along the sharp switch-over lines; its error is several times larger where data are rare.
+# - A small MLP trained by ISM recovers the score of a 2-D mixture where the data are; its
+#   largest errors inside the data region sit mostly where $p$ is small, and its error is several
+#   times larger where data are rare.
 #   $-C$ bounds the *expected* ISM, not a minibatch.
 # - For a linear model ISM's optimum is $A = -\hat\Sigma^{-1}$, $b = \hat\Sigma^{-1}\bar x$: the fitted
 #   field is the score of the maximum-likelihood Gaussian.
@@ -871,6 +896,7 @@ check_ebm_ism_loss(ebm_ism_loss)
 #   finite data set a flexible model takes both literally, the training ISM has no lower bound,
 #   and the density collapses (here onto one point).
 # - An energy-based model trained by ISM needs the Laplacian of its energy, a smooth activation,
-#   and a check that $Z_\theta$ is finite; then it gives a density.
+#   and numerical evidence that $Z_\theta$ is finite; then it gives a density, though ISM may
+#   get the weights of well-separated modes wrong.
 # - The exact trace costs $d$ backward passes: ISM's cost per step grows steeply with the
 #   dimension. Next lesson: estimate the trace with random projections instead.

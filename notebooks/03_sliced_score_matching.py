@@ -59,7 +59,7 @@ from lessons_lib.nets import ScoreMLP
 from lessons_lib.plotting import plot_score_error, score_error_by_region
 from lessons_lib.stats import mean_and_sd, mean_and_se
 from lessons_lib.toy_data import mixture_2d
-from lessons_lib.training import step_costs, train
+from lessons_lib.training import train
 from lessons_lib.utils import make_generator
 
 generator = seed_everything(0)
@@ -482,15 +482,19 @@ share_t = (torch.diagonal(sym_t, dim1=1, dim2=2) ** 2).sum(-1) / (sym_t**2).sum(
 print(f"median diagonal share of the symmetric Jacobian at the trained model: {share_t.median():.2f}")
 
 # %% [markdown]
-# At the trained model, plain SSM's minibatch gradient has about twice the variance of exact
-# ISM's, while SSM-VR adds only a few per cent: the extra noise is the $(v^\top s_\theta)^2$ term,
-# which SSM-VR replaces by its mean (exercise 4 computes its variance). That is the mechanism by
-# which SSM could train worse; the seed comparison above is too short to show the effect on ESM
-# conclusively. The diagonal share of the trained Jacobian is high, so Gaussian projections would
-# be several times noisier than Rademacher ones here (section 2's ratio formula).
+# At the trained model, plain SSM's minibatch gradient has roughly twice the variance of exact
+# ISM's in each of the three sets of batches, while SSM-VR adds only a few per cent: the extra
+# noise is the $(v^\top s_\theta)^2$ term, which SSM-VR replaces by its mean (exercise 4 computes
+# its variance). That is the mechanism by which SSM could train worse; the seed comparison above
+# is too short to show the effect on ESM conclusively. The diagonal share of the trained Jacobian
+# is high, so for a single sample a Gaussian projection's *trace estimate* would be several times
+# noisier than a Rademacher one (section 2's ratio formula); in the minibatch gradient that extra
+# noise is diluted by the data noise, so the gradient's variance would grow by much less.
 #
-# **A dimension where the exact trace is too slow.** The cost of slicing pays off only when $d$ is
-# large. In $d = 100$, fit `ScoreMLP(100, hidden=128)` to a Gaussian with independent coordinates
+# **A dimension where the exact trace is too slow.** The exact trace needs all $d$ diagonal
+# entries of the Jacobian, one projection needs one vector–Jacobian product, so the saving grows
+# with $d$ (section 5 times one step against $d$). In $d = 100$, fit `ScoreMLP(100, hidden=128)`
+# to a Gaussian with independent coordinates
 # (variances from 0.5 to 2, so the true score is known) by ISM and by SSM-VR, giving each **the
 # same CPU time**, and grade both with ESM on 5 000 fresh samples (the zero model's ESM is the
 # last number). The times and numbers depend on the machine and its load, and are not checked.
@@ -516,29 +520,41 @@ for name in ("ISM", "SSM-VR"):
 print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}")
 
 # %% [markdown]
-# In the same CPU time SSM-VR took more than ten times as many steps as exact ISM, whose every
-# step pays for 100 backward passes, and reached a much lower ESM; ISM had moved only part of the
-# way from the zero model. Both objectives have the same expectation; what differs is how many
-# steps each could afford, despite SSM-VR's noisier gradients.
+# In the same CPU time SSM-VR took many times as many steps as exact ISM (the printed counts).
+# ISM's exact trace needs 100 Jacobian rows per sample, about 100 times the arithmetic of one
+# projection; `torch.func.vmap` batches those rows, so an ISM step costs less than 100 SSM-VR
+# steps, but still many. In this run SSM-VR reached the lower ESM, while ISM had moved only part
+# of the way from the zero model. This is one seed and a step count that depends on the machine,
+# and the target favours SSM-VR with Rademacher projections: its score has a diagonal Jacobian,
+# so as the model approaches it one such projection becomes nearly exact (Think 1). Both objectives have the same expectation;
+# what differs is how many steps each could afford.
 #
 # ## 5. Cost per step against dimension
 #
 # The point of slicing is the cost. We time one training step of `ScoreMLP(d, hidden=128)` on
 # standard-normal data, batch 64, one CPU thread, for exact ISM, SSM and SSM-VR with one
 # projection, and denoising score matching (DSM, lesson 4: no derivative of the model with
-# respect to $x$ at all), with the library's `step_costs` — the same function and settings as
-# lesson 2 (median of 5 timed steps after 2 untimed ones), up to $d = 256$, and keep for every
-# entry the fastest of three such repeats: other processes can only slow a step down, so the
-# minimum is the most robust estimate. Times depend on the machine and on whatever else it is
-# running, individual entries still vary between runs, and none is checked; what is stable is
-# the shape of the table: how ISM's cost grows with $d$ against the sliced objectives'.
+# respect to $x$ at all), up to $d = 256$. Each entry is the *fastest* of 5 timed steps after one
+# untimed one (lesson 2's `step_costs` reports the median instead): other processes can only slow
+# a step down, so on a shared machine the minimum is the more robust estimate of what a step
+# costs. Times depend on the machine and on whatever else it is running; individual entries still
+# vary between runs, most for the long ISM steps, and none is checked.
 
 # %%
 dims = [2, 8, 32, 128, 256]
 timed = dict(objectives, DSM=lambda model, batch, gen: losses.dsm_loss(model, batch, 0.1, generator=gen))
-n_repeats = 3  # a busy machine only slows a step down: keep the fastest of a few repeats
-repeats = [step_costs(timed, dims, n_steps=5, warmup=2) for _ in range(n_repeats)]
-step_seconds = {name: [min(r[name][i] for r in repeats) for i in range(len(dims))] for name in timed}
+
+
+def fastest_step(loss_fn, d, n_steps=5, warmup=1):
+    """Seconds of the fastest of `n_steps` training steps of ScoreMLP(d, 128), batch 64, after `warmup` untimed ones."""
+    torch.manual_seed(0)
+    stamps = []  # one time stamp after every step
+    train(ScoreMLP(d, hidden=128), loss_fn, Gaussian(torch.zeros(d), 1.0).sample, n_steps=warmup + n_steps,
+          batch_size=64, seed=0, progress=False, callback=lambda step, loss: stamps.append(time.perf_counter()))
+    return min(b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:]))  # other processes only slow a step
+
+
+step_seconds = {name: [fastest_step(loss_fn, d) for d in dims] for name, loss_fn in timed.items()}
 print(" " * 8 + "".join(f"{f'd = {d}':>20}" for d in dims))
 for name, secs in step_seconds.items():
     print(f"{name:<8}" + "".join(f"{1000 * t:9.1f} ms ({t / dsm:5.1f}×)" for t, dsm in zip(secs, step_seconds["DSM"])))
@@ -554,22 +570,23 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# (Each number in brackets is the ratio to a DSM step of the same dimension.) Exact ISM grows
-# steeply with $d$; SSM and SSM-VR stay within a small factor of DSM at every $d$, their cost set
-# by the network rather than by the number of Jacobian rows. At $d = 2$ every derivative-based
-# step pays for its double backward pass, so the ratios there say little about the dimension.
+# (Each number in brackets is the ratio to a DSM step of the same dimension.) With this
+# implementation a sliced step is cheaper than an exact-ISM step at every $d$, already at $d = 2$,
+# and the gap widens with $d$: ISM's step grows steeply, because its trace needs $d$ Jacobian
+# rows, while SSM and SSM-VR stay within a small factor of DSM, their cost set by the network
+# rather than by the dimension.
 #
 # ## Exercises
 #
 # ### Exercise 1 (2 points): the variance of one Rademacher projection
 #
-# Implement `rademacher_variance(A)` for a square matrix `A` (not necessarily symmetric): the
-# variance $2\sum_{i\ne j}S_{ij}^2$ of one Rademacher estimate $v^\top Av$, with $S = (A + A^\top)/2$,
-# returned as a tensor holding one number.
+# Implement `rademacher_variance(A)` for a square matrix `A`, *not necessarily symmetric*: the
+# variance of one Rademacher estimate $v^\top Av$ (section 2 derived it for a symmetric matrix;
+# work out what changes when $A$ is not), returned as a tensor holding one number.
 
 # %%
 def rademacher_variance(A):
-    """Var[vᵀAv] for Rademacher v: 2 Σ_{i≠j} S_ij², S the symmetric part of A."""
+    """Var[vᵀAv] over Rademacher v, for a square matrix A (not necessarily symmetric)."""
     # Hint: only the symmetric part enters a quadratic form; the diagonal of a Rademacher estimate
     # carries no randomness.
     ### BEGIN SOLUTION
@@ -656,9 +673,10 @@ check_ssm_vr_loss(ssm_vr_loss)
 # Hence $\operatorname{Var} = \sum_{i\ne j}(A_{ij}^2 + A_{ij}A_{ji}) = 2\sum_{i\ne j}A_{ij}^2$ by symmetry.
 # (b) With $A = ss^\top$, $A_{ij} = s_is_j$: $\operatorname{Var}[(v^\top s)^2] = 2\sum_{i\ne j}s_i^2s_j^2
 # = 2(\|s\|^4 - \sum_i s_i^4)$. It is zero exactly when $s$ has at most one non-zero coordinate
-# (along an axis). Otherwise it grows like $\|s\|^4$, so SSM's extra noise, which SSM-VR removes by
-# using $\tfrac12\|s\|^2$, is largest where the score is large and diagonal to the axes; this is
-# the per-sample spread and gradient variance by which SSM exceeded SSM-VR in section 4.
+# (along an axis). Otherwise it grows like $\|s\|^4$, and at fixed $\|s\|$ it is largest when all
+# $|s_i|$ are equal. So SSM's extra noise, which SSM-VR removes by using $\tfrac12\|s\|^2$, is
+# largest where the score is large and far from the axes; this explains much of the per-sample
+# spread and gradient variance by which SSM exceeded SSM-VR in section 4.
 #
 # <!-- RUBRIC -->
 # - 1 point: splits off the diagonal (vᵢ² = 1) and writes the variance as a double sum of fourth moments.
@@ -678,8 +696,11 @@ check_ssm_vr_loss(ssm_vr_loss)
 # $v^\top Av$ never sees. (Indeed $v^\top Dv = \sum_i D_{ii}v_i^2 = \operatorname{tr}D$ since $v_i^2 = 1$.)
 # The score of $\mathcal N(\mu, \operatorname{diag}(\sigma_1^2,\dots,\sigma_d^2))$ is
 # $-(x_i-\mu_i)/\sigma_i^2$ coordinate by coordinate, its Jacobian is the diagonal matrix
-# $-\operatorname{diag}(1/\sigma_i^2)$, so for such a model SSM-VR with one Rademacher projection
-# *is* ISM, with no noise at all. The $c = 16$ row of section 2 is not that case: its
+# $-\operatorname{diag}(1/\sigma_i^2)$. For a model class whose Jacobian is diagonal for *every*
+# $\theta$ (one that models each coordinate separately), SSM-VR with one Rademacher projection
+# therefore *is* ISM, with no noise at all; a general network fitted to such a target has a
+# Jacobian that is only nearly diagonal, so there the projection is only nearly exact. The
+# $c = 16$ row of section 2 is not that case: its
 # off-diagonal part is unchanged, so its Rademacher variance is that of $c = 1$. It shows that a
 # dominant diagonal costs Rademacher projections nothing and Gaussian ones a lot.
 #
@@ -704,12 +725,16 @@ check_ssm_vr_loss(ssm_vr_loss)
 #
 # The gradient's noise has two sources: which data points are in the batch, and which
 # projections are drawn. More projections reduce only the second; more samples reduce both
-# (each new sample brings its own projection). At the trained model of section 4, SSM-VR's
-# gradient variance is only somewhat above exact ISM's: its projection noise is a minor part,
-# and a larger batch is the better buy. Plain SSM's gradient variance is about twice ISM's: there the
-# projection noise, mostly from $(v^\top s_\theta)^2$ (exercise 4), is comparable to the data noise,
-# and more projections, or simply SSM-VR, pay off. Numbers measured on an untrained model would
-# not tell you this: its Jacobian and score are small.
+# (each new sample brings its own projection). Write the gradient variance at batch size $B$ as
+# $(D + P/M)/B$: $D/B$ is the data part (exact ISM's variance), $P/(MB)$ the projection part. At
+# the trained model of section 4, SSM-VR's $P$ is a few per cent of $D$: more projections buy
+# almost nothing, and a larger batch is the better buy. Plain SSM's variance is roughly twice
+# ISM's, so $P \approx D$: doubling $M$ gives $(D + P/2)/B \approx 1.5\,D/B$, doubling $B$ gives
+# $(D + P)/(2B) \approx D/B$. So even for SSM a larger batch wins unless a projection costs much
+# less than a new sample, and it does not: each projection adds a vector–Jacobian product and
+# its share of the parameter gradient, a large part of what a sample costs. The cheap fix for
+# SSM's extra noise is SSM-VR, which removes most of $P$ for free.
+# Numbers measured on an untrained model would not tell you this: its Jacobian and score are small.
 #
 # </details>
 #
@@ -719,8 +744,9 @@ check_ssm_vr_loss(ssm_vr_loss)
 # <details><summary>Model answer</summary>
 #
 # Denoising score matching: it only evaluates $s_\theta$ at noisy points $x + \sigma z$ and
-# regresses onto $-z/\sigma$, a plain forward and backward pass — the bottom curve of the cost
-# plot. In exchange it learns the score of the *noisy* density $p_\sigma = p * \mathcal N(0,\sigma^2I)$,
+# regresses onto $-z/\sigma$, a plain forward and backward pass — the lowest curve of the cost
+# plot in this run, and far below exact ISM's at large $d$. In exchange it learns the score of
+# the *noisy* density $p_\sigma = p * \mathcal N(0,\sigma^2I)$,
 # not of $p$: a bias that shrinks with $\sigma$, while the variance of its target grows like
 # $1/\sigma^2$. Lesson 4 measures that trade-off.
 #
@@ -733,12 +759,12 @@ check_ssm_vr_loss(ssm_vr_loss)
 # - Variance of one projection, symmetric $A$: $2\sum_{i\ne j}A_{ij}^2$ (Rademacher) and
 #   $2\|A\|_F^2$ (Gaussian), divided by $M$ for $M$ projections — confirmed by measurement.
 #   Rademacher wins by a factor that grows with the diagonal's share of $A$ (1.2 for the random
-#   test matrix, 61 when the diagonal holds 98 % of it).
+#   test matrix; measured 61 when the diagonal holds 98 % of it).
 # - SSM and SSM-VR have the ISM objective as their expectation (checked with standard errors);
 #   SSM is also, up to a constant, the sliced Fisher divergence of Song, Garg, Shi & Ermon (2019).
 # - On the 2-D mixture, five seeds compared seed by seed (paired mean difference ± SE): neither
 #   SSM nor SSM-VR is told apart from ISM in ESM at this training length, though SSM ends higher in
-#   four seeds of five. At a trained model SSM's minibatch gradients have about twice ISM's
+#   four seeds of five. At a trained model SSM's minibatch gradients have roughly twice ISM's
 #   variance, SSM-VR's only a little more.
 # - In $d = 100$, at equal CPU time, SSM-VR takes many more steps than exact ISM.
 # - In high dimension only the sliced objectives (and DSM, next lesson) remain affordable.

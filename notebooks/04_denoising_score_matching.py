@@ -86,27 +86,27 @@ torch.set_num_threads(1)  # these networks are tiny: one thread is faster than s
 
 # %%
 p = mixture_1d()
-sigma = 0.8
-xs = torch.linspace(-9, 9, 901, dtype=torch.float64)
+sigma_blur = 0.8
+xs_wide = torch.linspace(-9, 9, 901, dtype=torch.float64)
 
 # p_σ by numerical convolution on the grid, against the closed form
-kernel = torch.exp(Gaussian(0.0, sigma**2).log_prob((xs[:, None] - xs[None, :])[..., None]))
-p_grid = torch.exp(p.log_prob(xs[:, None]))
-p_sigma_numeric = torch.trapezoid(p_grid[None, :] * kernel, xs, dim=1)
-p_sigma_exact = torch.exp(p.perturbed(sigma).log_prob(xs[:, None]))
+kernel = torch.exp(Gaussian(0.0, sigma_blur**2).log_prob((xs_wide[:, None] - xs_wide[None, :])[..., None]))
+p_wide = torch.exp(p.log_prob(xs_wide[:, None]))
+p_sigma_numeric = torch.trapezoid(p_wide[None, :] * kernel, xs_wide, dim=1)
+p_sigma_exact = torch.exp(p.perturbed(sigma_blur).log_prob(xs_wide[:, None]))
 
 # the Parzen estimate from n samples approaches p_σ as n grows
 def parzen(samples, sigma, at):
     return torch.exp(Gaussian(0.0, sigma**2).log_prob((at[:, None] - samples[None, :, 0])[..., None])).mean(1)
 
-parzen_tv = {n: total_variation_1d(parzen(p.sample(n, generator=make_generator(n), dtype=torch.float64), sigma, xs), p_sigma_exact, xs)
+parzen_tv = {n: total_variation_1d(parzen(p.sample(n, generator=make_generator(n), dtype=torch.float64), sigma_blur, xs_wide), p_sigma_exact, xs_wide)
              for n in (100, 1_000, 10_000)}
 
 # the score of the noise kernel, by autograd, against -(x̃ - x)/σ²
 x_clean = p.sample(5, generator=make_generator(1), dtype=torch.float64)
-x_noisy, _ = perturb(x_clean, sigma, make_generator(2))
+x_noisy, _ = perturb(x_clean, sigma_blur, make_generator(2))
 x_in = x_noisy.clone().requires_grad_(True)
-log_q = Gaussian(0.0, sigma**2).log_prob(x_in - x_clean).sum()
+log_q = Gaussian(0.0, sigma_blur**2).log_prob(x_in - x_clean).sum()
 (kernel_score_autograd,) = torch.autograd.grad(log_q, x_in)
 
 # %%
@@ -114,15 +114,15 @@ log_q = Gaussian(0.0, sigma**2).log_prob(x_in - x_clean).sum()
 print(f"max |convolution - perturbed(σ)| on the grid: {(p_sigma_numeric - p_sigma_exact).abs().max():.1e}")
 print("TV(Parzen estimate, p_σ) for n = 100, 1000, 10000:", [round(v, 2) for v in parzen_tv.values()])
 print("kernel score: autograd == -(x̃ - x)/σ²:",
-      torch.allclose(kernel_score_autograd, -(x_noisy - x_clean) / sigma**2))
+      torch.allclose(kernel_score_autograd, -(x_noisy - x_clean) / sigma_blur**2))
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
-ax.plot(xs, p_grid, color="0.4", ls="--", label="data density $p$")
-for s in (0.3, sigma, 3.0):
-    ax.plot(xs, torch.exp(p.perturbed(s).log_prob(xs[:, None])), label=rf"$p_\sigma$, σ = {s}")
-ax.plot(xs, parzen(p.sample(1_000, generator=make_generator(1_000), dtype=torch.float64), sigma, xs), color="k", lw=0.8,
-        label=f"Parzen estimate, 1,000 samples, σ = {sigma}")
+ax.plot(xs_wide, p_wide, color="0.4", ls="--", label="data density $p$")
+for s in (0.3, sigma_blur, 3.0):
+    ax.plot(xs_wide, torch.exp(p.perturbed(s).log_prob(xs_wide[:, None])), label=rf"$p_\sigma$, σ = {s}")
+ax.plot(xs_wide, parzen(p.sample(1_000, generator=make_generator(1_000), dtype=torch.float64), sigma_blur, xs_wide), color="k", lw=0.8,
+        label=f"Parzen estimate, 1,000 samples, σ = {sigma_blur}")
 ax.set(xlabel="$x$", ylabel="density", title="Perturbing the data blurs the density")
 ax.legend()
 plt.show()
@@ -205,11 +205,11 @@ for s in (0.1, 0.3):
 
 # %%
 p2 = mixture_2d()
-sigma = 0.5
-noisy2 = p2.perturbed(sigma)
+sigma_2d = 0.5
+noisy2 = p2.perturbed(sigma_2d)
 n = 200_000
 x = p2.sample(n, generator=make_generator(3), dtype=torch.float64)
-x_tilde, z = perturb(x, sigma, make_generator(4))  # the noise that dsm_loss draws with the same seed
+x_tilde, z = perturb(x, sigma_2d, make_generator(4))  # the noise that dsm_loss draws with the same seed
 
 seed_everything(0)
 linear_a, linear_b = LinearScore(2).double(), LinearScore(2).double()
@@ -225,23 +225,24 @@ models = {
 
 
 # C per noisy sample: ‖z‖²/(2σ²) - ½‖∇log p_σ(x̃)‖² (its mean is d/(2σ²) - ½E‖∇log p_σ‖²)
-c_samples = (z**2).sum(1) / (2 * sigma**2) - 0.5 * (noisy2.score(x_tilde) ** 2).sum(1)
+c_samples = (z**2).sum(1) / (2 * sigma_2d**2) - 0.5 * (noisy2.score(x_tilde) ** 2).sum(1)
 rows = []
 with torch.no_grad():
     for name, model in models.items():
-        dsm = losses.dsm_loss(model, x, sigma, generator=make_generator(4), reduction="none")
+        dsm = losses.dsm_loss(model, x, sigma_2d, generator=make_generator(4), reduction="none")
         esm = esm_loss(model, x_tilde, noisy2.score, reduction="none")
         rows.append((name, *mean_and_se(dsm), *mean_and_se(esm), *mean_and_se(dsm - esm - c_samples)))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("C = d/(2σ²) - ½E‖∇log p_σ‖² = {:.3f} ± {:.3f}   (d = 2, σ = {})".format(*mean_and_se(c_samples), sigma))
+print("C = d/(2σ²) - ½E‖∇log p_σ‖² = {:.3f} ± {:.3f}   (d = 2, σ = {})".format(*mean_and_se(c_samples), sigma_2d))
 print(f"{'model':26s} {'DSM':>13s} {'ESM(p_σ)':>13s} {'DSM - ESM - C':>16s}")
 for name, dsm_m, dsm_se, esm_m, esm_se, diff_m, diff_se in rows:
     print(f"{name:26s} {dsm_m:6.2f} ± {dsm_se:.2f} {esm_m:6.2f} ± {esm_se:.2f} {diff_m:+8.3f} ± {diff_se:.3f}")
 
 # %% [markdown]
-# The losses themselves differ a lot between models, yet DSM − ESM − C is RESIDUAL_SENTENCE
+# The losses themselves differ a lot between models, yet DSM − ESM − C is within one standard
+# error of zero for all four.
 # What is left of each sample is $s_\theta^\top(z/\sigma + \nabla\log p_\sigma(\tilde x))$, whose
 # mean is zero (next paragraph) but whose size differs from model to model. For the true score
 # ESM is exactly zero, so its DSM *is* $C$: the smallest value DSM can reach is not zero, which
@@ -310,7 +311,7 @@ print("Monte-Carlo C for x ~ N(0, I), d = 2, σ = 0.5: {:.3f} ± {:.3f}".format(
 # $v \to 0$ (all data at one point), $C \to 0$: $\tilde x$ then determines $z$ exactly.
 #
 # <!-- RUBRIC -->
-# - 1 point: (a) writes C as the expected conditional variance of z/σ given x̃ (or ½E‖z/σ + ∇log p_σ‖²) and concludes C ≥ 0.
+# - 1 point: (a) writes C as half the expected conditional variance (trace of the covariance) of z/σ given x̃ (or ½E‖z/σ + ∇log p_σ‖²) and concludes C ≥ 0.
 # - 1 point: (b) finds p_σ = N(μ, (v + σ²)I) and E‖∇log p_σ‖² = d/(v + σ²).
 # - 1 point: (b, c) the closed form d·v/(2σ²(v + σ²)), matched to the printed value, with both limits right.
 # <!-- END WRITTEN ANSWER -->
@@ -380,9 +381,9 @@ tweedie_error = {s: (p.posterior_mean(grid, s) - tweedie_denoise(p.perturbed(s).
                  for s in (0.1, 0.3, 1.0, 3.0)}
 
 # brute force: bin the noisy samples, average the clean ones in each bin
-sigma = 1.0
+sigma_bin = 1.0
 x_mc = p.sample(400_000, generator=make_generator(5), dtype=torch.float64)
-x_mc_noisy, z_mc = perturb(x_mc, sigma, make_generator(6))
+x_mc_noisy, z_mc = perturb(x_mc, sigma_bin, make_generator(6))
 edges = torch.linspace(-5, 7, 49, dtype=torch.float64)
 which = torch.bucketize(x_mc_noisy[:, 0], edges) - 1
 keep = (which >= 0) & (which < len(edges) - 1)
@@ -394,8 +395,8 @@ bin_se = ((sq_sums / counts - bin_mean**2) / counts).sqrt()
 centers = 0.5 * (edges[1:] + edges[:-1])
 # compare with the exact conditional mean averaged over each bin (fine sub-grid, weighted by p_σ)
 fine = torch.linspace(-5, 7, 48 * 40 + 1, dtype=torch.float64)[:-1] + 12 / (48 * 40) / 2
-w = torch.exp(p.perturbed(sigma).log_prob(fine[:, None])).reshape(48, 40)
-exact_bin_mean = (w * p.posterior_mean(fine[:, None], sigma)[:, 0].reshape(48, 40)).sum(1) / w.sum(1)
+w = torch.exp(p.perturbed(sigma_bin).log_prob(fine[:, None])).reshape(48, 40)
+exact_bin_mean = (w * p.posterior_mean(fine[:, None], sigma_bin)[:, 0].reshape(48, 40)).sum(1) / w.sum(1)
 z_scores = ((bin_mean - exact_bin_mean) / bin_se)[counts > 100]
 
 # the denoising-autoencoder loss is σ⁴ times the DSM loss (same noise), at σ = 0.3 and σ = 1
@@ -483,8 +484,8 @@ for s in (0.3, 1.0):
     dsm_models[s] = ScoreMLP(1, hidden=64)
     fits[s] = train(dsm_models[s], lambda model, batch, g, s=s: losses.dsm_loss(model, batch, s, generator=g), p.sample,
                     n_steps=3000, batch_size=256, lr=3e-3, progress=False)
-sigma = 0.3
-dsm_model, fit, noisy = dsm_models[sigma], fits[sigma], p.perturbed(sigma)
+sigma_fit = 0.3
+dsm_model, fit, noisy = dsm_models[sigma_fit], fits[sigma_fit], p.perturbed(sigma_fit)
 with torch.no_grad():
     learned = dsm_model(xs[:, None])[:, 0]
 true_noisy_score = noisy.score(xs[:, None])[:, 0]
@@ -492,7 +493,7 @@ true_noisy_score = noisy.score(xs[:, None])[:, 0]
 # the floor C: the population DSM loss of the true score of p_σ (a million samples)
 population = p.sample(1_000_000, generator=make_generator(20))
 with torch.no_grad():
-    floor_samples = losses.dsm_loss(noisy.score, population, sigma, generator=make_generator(21), reduction="none")
+    floor_samples = losses.dsm_loss(noisy.score, population, sigma_fit, generator=make_generator(21), reduction="none")
     esm_gap = mean_and_se(esm_loss(dsm_model, noisy.sample(200_000, generator=make_generator(26)), noisy.score,
                                    reduction="none"))
 floor, floor_se = mean_and_se(floor_samples)
@@ -533,7 +534,7 @@ plt.show()
 data_1024 = p.sample(1024, generator=make_generator(22))
 z_once = torch.randn(data_1024.shape, generator=make_generator(23))
 with torch.no_grad():
-    true_on_draw = losses.dsm_loss(noisy.score, data_1024, sigma, z=z_once).item()
+    true_on_draw = losses.dsm_loss(noisy.score, data_1024, sigma_fit, z=z_once).item()
 one_draw = {}
 for fresh_noise in (False, True):
     torch.manual_seed(0)
@@ -541,25 +542,25 @@ for fresh_noise in (False, True):
     opt = torch.optim.Adam(relu_mlp.parameters(), lr=0.01)
     g = make_generator(24)
     for epoch in range(500):
-        loss = losses.dsm_loss(relu_mlp, data_1024, sigma, z=torch.randn(data_1024.shape, generator=g) if fresh_noise else z_once)
+        loss = losses.dsm_loss(relu_mlp, data_1024, sigma_fit, z=torch.randn(data_1024.shape, generator=g) if fresh_noise else z_once)
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        on_draw = losses.dsm_loss(relu_mlp, data_1024, sigma, z=z_once).item()
-        pop = losses.dsm_loss(relu_mlp, population, sigma, generator=make_generator(21), reduction="none")
+        on_draw = losses.dsm_loss(relu_mlp, data_1024, sigma_fit, z=z_once).item()
+        pop = losses.dsm_loss(relu_mlp, population, sigma_fit, generator=make_generator(21), reduction="none")
     one_draw[fresh_noise] = (on_draw, *mean_and_se(pop - floor_samples))
 
 
 # On these 1,024 points (fresh noise, the points fixed) the exact DSM optimum is the score of
 # their Parzen density (1/n)Σᵢ N(x̃; xᵢ, σ²): a softmax-weighted pull towards the points.
-def parzen_score(y, points=data_1024[:, 0], s=sigma):
+def parzen_score(y, points=data_1024[:, 0], s=sigma_fit):
     w = torch.softmax(-((y - points) ** 2) / (2 * s**2), dim=1)  # y (B, 1) against points (n,)
     return (w * (points - y)).sum(1, keepdim=True) / s**2
 
 
 z_many = torch.randn((32, *data_1024.shape), generator=make_generator(25))
-on_points = {name: torch.stack([losses.dsm_loss(fn, data_1024, sigma, z=zk) for zk in z_many]).mean().item()
+on_points = {name: torch.stack([losses.dsm_loss(fn, data_1024, sigma_fit, z=zk) for zk in z_many]).mean().item()
              for name, fn in (("Parzen", parzen_score), ("p_σ", noisy.score))}
 
 # %%
@@ -613,10 +614,10 @@ for s, model in dsm_models.items():
     dens = density_from_score_1d(model, xs)
     p_s = torch.exp(p.perturbed(s).log_prob(xs[:, None])).double()
     recovered[s] = (dens, p_s, torch.trapezoid(dens[left], xs[left].double()).item())
-from_learned, _, left_mass = recovered[sigma]
+from_learned, _, left_mass = recovered[sigma_fit]
 # how many of the 3000 × 256 noisy training samples fell below x = -5 (expected), and the error there
-below = 0.1 * torch.special.ndtr(torch.tensor((-5 + 3) / math.hypot(1, sigma))) + \
-    0.9 * torch.special.ndtr(torch.tensor((-5 - 3) / math.hypot(1, sigma)))
+below = 0.1 * torch.special.ndtr(torch.tensor((-5 + 3) / math.hypot(1, sigma_fit))) + \
+    0.9 * torch.special.ndtr(torch.tensor((-5 - 3) / math.hypot(1, sigma_fit)))
 light_mode = (xs > -4) & (xs < -2.5)
 
 # %%
@@ -663,8 +664,8 @@ plt.show()
 # cause). Inside the light mode it is below $\nabla\log p_\sigma$ by a roughly steady amount
 # (the last line above). A constant offset $c$ added to the score of a Gaussian mode of variance
 # $v$ moves the mode by $c\,v$ without changing its width; a width error needs a wrong slope,
-# and the light mode's mass relative to the heavy one is set by the score error integrated
-# between them (Think 4).
+# and the light mode's mass relative to the heavy one depends on the score error integrated
+# between them and on any width error (Think 4).
 #
 # %% [markdown]
 # ## 5. One network for every σ, and what the σ² weight does to it
@@ -780,7 +781,7 @@ fig.suptitle("The σ slider at three values: at small σ the learned score misse
 plt.show()
 
 # %% [markdown]
-# ## 6. Why small σ is hard: the gradient noise of DSM
+# ## 6. The gradient noise of DSM at small σ
 #
 # The target $-z/\sigma$ has size $\sqrt d/\sigma$. Split DSM's per-sample gradient into its
 # mean and the rest:
@@ -789,7 +790,7 @@ plt.show()
 # and a target part of size about $1/\sigma$; the first carries the gradient we want. How the
 # mini-batch gradient's **noise-to-signal ratio** (the noise's size over the mean's) depends on
 # σ is not fixed by this split, since both terms also depend on the network's error and on
-# $\partial_\theta s_\theta$; we measure it. What is fixed: a constant factor in front of the
+# $\partial_\theta s_\theta$. What is fixed: a constant factor in front of the
 # loss, such as the weight σ², multiplies the mean and the noise alike and cannot change the
 # ratio at any one level, and the ratio falls like $1/\sqrt B$ with the batch size $B$.
 #
@@ -888,8 +889,9 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 #
 # As σ → 0: (a) the target $\nabla\log p_\sigma$ tends to the score of $p$, which for data on a
 # thin set does not exist (section 1: off the circle it blows up like (distance)/σ²), and
-# regions where $p_\sigma$ is tiny receive almost no noisy samples, so the score there is hardly
-# trained (the grey-region error is 5.61 at σ = 0.02 against 0.33 at σ = 0.3). (b) The
+# regions where $p_\sigma$ is tiny receive almost no noisy samples, so the loss hardly constrains
+# the score there (the grey-region error is 5.61 at σ = 0.02 against 0.33 at σ = 0.3, though the
+# error grows near the data too). (b) The
 # network's score error grows like $1/\sigma$, near the data too (from 0.16 to 1.52 under
 # $p_\sigma$ between σ = 0.3 and 0.02, σ times it about 0.03). (c) The loss and its gradient get
 # noisy in absolute terms ($C\approx d/(2\sigma^2)$, gradient variance slope −3.8). What the

@@ -17,9 +17,10 @@
 #
 # Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$ without ever knowing $p$. This
 # lesson turns a score back into **samples**: Langevin dynamics needs nothing but the score.
-# We derive it, run it, break it in three ways (two of them are Song & Ermon's 2019 pitfalls;
-# their third, data on a thin set, is lesson 04 §1 and lesson 06), and repair the worst
-# failure with annealing over noise levels.
+# We derive it, run it, break it in three ways, all three Song & Ermon's (2019, §3.2: slow
+# mixing, wrong mode weights, inaccurate scores in low-density regions; their other pitfall,
+# data on a thin set, is lesson 04 §1 and lesson 06), and repair the mode weights with
+# annealing over noise levels.
 #
 # **After this lesson you can**
 # 1. derive the unadjusted Langevin algorithm (ULA) from the Langevin diffusion, show with the
@@ -52,6 +53,7 @@ from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import plot_density_2d, plot_samples
 from lessons_lib.samplers import DivergenceError, annealed_langevin, langevin, mala
+from lessons_lib.stats import mean_and_se
 from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.training import train
 from lessons_lib.utils import make_generator
@@ -103,7 +105,8 @@ def binomial_se(fraction, n):
 # \qquad\text{and the chain diverges when }|1-\varepsilon/v| > 1,\text{ i.e. } \varepsilon > 2v .$$
 #
 # The bias is first order in ε/v. Check with $v = 1$: the variance of 10,000 chains after
-# 1,000 steps against $V_\varepsilon$.
+# 1,000 steps against $V_\varepsilon$. Every row uses the same noise (one seed), so the rows are
+# not independent of each other.
 
 # %%
 gauss = Gaussian([0.0], 1.0)
@@ -125,6 +128,10 @@ for eps, (measured, predicted, se) in ula_variance.items():
 print("ε = 2.5 > 2v:", divergence.split(":")[0])
 
 # %% [markdown]
+# At ε = 0.01 the predicted excess over $v$ is well inside the standard error, and at ε = 0.1 it
+# is about three of them: those rows barely tell $V_\varepsilon$ from $v$. The rows from ε = 0.5 on
+# test the formula.
+#
 # ## 2. Sampling a 2-D mixture from its score
 #
 # The three-component mixture of the course, with its analytic score. 2,000 chains start from a
@@ -183,7 +190,7 @@ plt.show()
 
 # %%
 def langevin_step(x, score, step_size, z):
-    """x + ε·score + √(2ε)·z."""
+    """The batch after one ULA step from x, in the course's convention (top of the lesson)."""
     # Hint: the Brownian increment over a time step ε has variance ε, and the diffusion is √2 dW.
     ### BEGIN SOLUTION
     return x + step_size * score + math.sqrt(2 * step_size) * z
@@ -225,7 +232,7 @@ for eps, (fractions, extent) in scan.items():
 # On the slider (200 steps) the chains stay finite up to ε = 1.0, far beyond $2v$; from
 # ε = 1.1 on they leave the scale within a few dozen steps and the sampler stops them. Well
 # below that the answer is already wrong: from ε = 0.4 on the weights are visibly off, and at
-# ε = 0.8 the chains spread to |x| of order 20. (At ε = 0.05, 200 steps are too few to forget
+# ε = 0.8 the largest |x| over the 500 chains is 21. (At ε = 0.05, 200 steps are too few to forget
 # the broad start: section 2.) The explorer's message says when ε exceeds $2v$; from ε ≈ 1.1 it
 # shows the sampler's `DivergenceError` message instead of a plot full of NaNs.
 
@@ -251,7 +258,8 @@ explorer.step_slider.value = 0.05
 #
 # $$\alpha(x\to y) = \min\Big\{1,\ \frac{p(y)\,q(x\mid y)}{p(x)\,q(y\mid x)}\Big\},$$
 #
-# otherwise stay at $x$ (Roberts & Tweedie 1996). Then $p(x)q(y\mid x)\alpha(x\to y)$ is
+# otherwise stay at $x$. (The method is Rossky, Doll & Friedman's 1978 and Besag's 1994; Roberts &
+# Tweedie 1996 named it MALA and analysed it.) Then $p(x)q(y\mid x)\alpha(x\to y)$ is
 # symmetric in $x$ and $y$ (detailed balance), so $p$ is exactly stationary for every ε: the
 # discretisation error is rejected instead of accumulated. The price: the ratio needs
 # $p(y)/p(x)$, i.e. $\log p$ up to a constant. The analytic mixture has it. A score network
@@ -280,7 +288,9 @@ check_mala_log_acceptance(mala_log_acceptance)
 
 # %% [markdown]
 # The library's `samplers.mala` wraps this rule around the Langevin step. Both samplers start
-# from 1,000 exact samples and run 300 steps at three step sizes.
+# from 1,000 exact samples and run 300 steps at three step sizes. The table therefore shows the
+# error that 300 steps accrue from an exact start, not ULA's stationary error, which may be
+# larger.
 
 # %%
 exact_start = p2.sample(1000, generator=make_generator(13))
@@ -299,10 +309,10 @@ for eps, (f_ula, f_mala, acceptance) in ula_vs_mala.items():
           f" {acceptance:16.2f}")
 
 # %% [markdown]
-# ULA's bias moves mass between the components as ε grows: at ε = 0.3 the narrow third
-# component (weight 0.2) holds 0.13, at ε = 0.6 the three are about even. MALA keeps the
-# weights within about two standard errors at every ε, and pays with a falling acceptance rate (a rejected step is a wasted score
-# evaluation). With a learned score there is no acceptance ratio, which is why score-based
+# In 300 steps ULA's bias moves mass between the components as ε grows: at ε = 0.3 the narrow
+# third component (weight 0.2) holds 0.13, at ε = 0.6 the three are about even. MALA keeps the
+# weights within about two standard errors at every ε, and pays with a falling acceptance rate
+# (a rejected step is a wasted score evaluation). With a learned score there is no acceptance ratio, which is why score-based
 # samplers stay unadjusted and control the bias with a step that is small compared with the
 # variance where accuracy matters (section 5 shows where it is not).
 #
@@ -375,8 +385,10 @@ plt.show()
 # each side, and run a typical budget of 1,000 steps. Within a mode each chain quickly follows
 # the local score; but the score *inside* a mode says nothing about how heavy that mode is
 # relative to the other — only the rare crossings of 4a carry that information, and 1,000
-# steps of ε = 0.01 are a fraction of τ. (The basins meet where the score vanishes between the
-# modes, slightly left of 0: printed below.)
+# steps of ε = 0.01 are a fraction of τ. The step is small on purpose: ε/v = 0.01 keeps ULA's
+# bias negligible (§1), so what we see is mixing alone; the price is that a relaxation time
+# costs τ/ε steps, thousands at this ε. (§5 repeats the run at larger steps.) The basins meet
+# where the score vanishes between the modes, slightly left of 0: printed below.
 
 # %%
 broad = 16 * torch.rand(n_chains, 1, generator=make_generator(6)) - 8
@@ -397,7 +409,9 @@ print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomi
 #
 # With a *learned* score things get worse. Train a small network by DSM (lesson 04) at a small
 # noise level, σ = 0.05, where the DSM gradient is noisy (lesson 04 §6), with 3,000 steps of
-# 256 fresh samples. We compare it with the true score of $p_\sigma$, its target, region by
+# 256 fresh samples. As a control, train the same network on the same noisy samples by
+# regression on the exact score of $p_\sigma$ (explicit score matching, lesson 02): the two runs
+# differ only in the target. We compare both with the true score of $p_\sigma$ region by
 # region: the light mode ($|x + 3| < 1$), the gap ($|x| < 1$, where $p_\sigma$ falls to the
 # fraction of its peak printed below), the heavy mode ($|x - 3| < 1$), and the far tails where
 # $p_\sigma < 10^{-3}$ of its peak.
@@ -408,20 +422,36 @@ seed_everything(0)
 small_sigma_model = ScoreMLP(1, hidden=64)
 fit = train(small_sigma_model, lambda model, batch, g: losses.dsm_loss(model, batch, sigma, generator=g), p1.sample,
             n_steps=3000, batch_size=256, lr=3e-3, progress=False)
-xs = torch.linspace(-8, 8, 801)
 p1_sigma = p1.perturbed(sigma)
+
+
+def esm_on_noisy(model, batch, g):
+    """The control: the same noisy samples as DSM, regressed on the exact score of p_σ."""
+    noisy = batch + sigma * torch.randn(batch.shape, generator=g)
+    return losses.esm_loss(model, noisy, p1_sigma.score)
+
+
+seed_everything(0)
+control_model = ScoreMLP(1, hidden=64)
+train(control_model, esm_on_noisy, p1.sample, n_steps=3000, batch_size=256, lr=3e-3, progress=False)
+xs = torch.linspace(-8, 8, 801)
 with torch.no_grad():
     learned = small_sigma_model(xs[:, None])[:, 0]
+    control = control_model(xs[:, None])[:, 0]
 true = p1_sigma.score(xs[:, None])[:, 0]
 density = torch.exp(p1_sigma.log_prob(xs[:, None]))
 sparse = density < 1e-3 * density.max()
 regions = {"light mode |x+3| < 1": (xs + 3).abs() < 1, "gap |x| < 1": xs.abs() < 1,
            "heavy mode |x-3| < 1": (xs - 3).abs() < 1, "tails, p_σ < 1e-3·max": sparse}
 n_train_samples = 3000 * 256
-gap_mass = torch.trapezoid(density[xs.abs() < 1], xs[xs.abs() < 1]).item()
+scale_sigma = (p1.covs[:, 0, 0] + sigma**2).sqrt()
+gap_mass = (p1.weights * (torch.special.ndtr((1 - p1.means[:, 0]) / scale_sigma)
+                          - torch.special.ndtr((-1 - p1.means[:, 0]) / scale_sigma))).sum().item()  # p_σ(|x| < 1)
 tail_mass = torch.trapezoid(torch.where(sparse, density, 0.0), xs).item()
 implied = density_from_score_1d(small_sigma_model, xs)
 implied_left = torch.trapezoid(implied[xs < 0], xs[xs < 0].double()).item()
+implied_control = density_from_score_1d(control_model, xs)
+implied_left_control = torch.trapezoid(implied_control[xs < 0], xs[xs < 0].double()).item()
 long_start = broad[:1000]
 with torch.no_grad():
     learned_long = langevin(small_sigma_model, long_start, 0.05, 4000, generator=make_generator(8))
@@ -429,12 +459,14 @@ true_long = langevin(p1.score, long_start, 0.05, 4000, generator=make_generator(
 
 # %%
 # NBVAL_CHECK_OUTPUT
+print(f"mean |learned - true score| {'DSM':>21s} {'control (exact target)':>23s}")
 for name, where in regions.items():
-    print(f"mean |learned - true score|, {name:24s}: {(learned - true)[where].abs().mean():.2f}")
+    print(f"{name:24s} {(learned - true)[where].abs().mean():9.2f} {(control - true)[where].abs().mean():23.2f}")
 print(f"lowest p_σ in the gap, relative to its peak: {density[xs.abs() < 1].min() / density.max():.4f}")
 print(f"noisy training samples expected in the gap: {gap_mass * n_train_samples:,.0f}, in the far tails: "
       f"{tail_mass * n_train_samples:,.0f}, of {n_train_samples:,}")
-print(f"left-mode mass of the density implied by the learned score: {implied_left:.3f}  (true 0.10)")
+print(f"left-mode mass of the density the score implies: DSM {implied_left:.3f}, control {implied_left_control:.3f}"
+      "  (true 0.10)")
 f_true, f_learned = (true_long < 0).double().mean().item(), (learned_long < 0).double().mean().item()
 print(f"fraction left after 4000 steps of ε = 0.05, 1000 chains: true score {f_true:.3f} ± {binomial_se(f_true, 1000):.3f}, "
       f"learned score {f_learned:.3f} ± {binomial_se(max(f_learned, 1e-3), 1000):.3f}")
@@ -445,7 +477,7 @@ fig, (ax_s, ax_h) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 ax_s.fill_between(xs, -8, 8, where=sparse, color="0.9", label=r"$p_\sigma < 10^{-3}\max p_\sigma$")
 ax_s.plot(xs, true, label=r"true score of $p_\sigma$")
 ax_s.plot(xs, learned, color="C3", ls="--", label="learned by DSM, σ = 0.05")
-ax_s.set(xlabel="$x$", ylabel="score", ylim=(-8, 8), title="The learned score at σ = 0.05: wrong everywhere, worst off the data")
+ax_s.set(xlabel="$x$", ylabel="score", ylim=(-8, 8), title="The DSM score at σ = 0.05: wrong over most of the range")
 ax_s.legend(fontsize=8, loc="lower left")
 ax_h.hist(true_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, true score")
 ax_h.hist(learned_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, learned score")
@@ -470,7 +502,7 @@ plt.show()
 # ## 5. Annealed Langevin dynamics
 #
 # Song & Ermon's remedy (2019) uses what lesson 04 showed: at a large σ, $p_\sigma$ is one
-# broad bump, its score is easy to learn everywhere, and chains cross between the (blurred)
+# broad bump that noisy data cover everywhere, and chains cross between the (blurred)
 # modes freely. Then σ is lowered step by step, each level starting from the previous level's
 # samples:
 #
@@ -483,13 +515,16 @@ plt.show()
 # ratio is $\sqrt{\varepsilon_i/2}\,\|s\|/\|z\|$. If $\|\nabla\log p_\sigma\|\propto 1/\sigma$, as
 # it is when σ is large compared with the data's spread, or in high dimension when the data
 # lie on a thin set (lesson 06), then $\sqrt{\varepsilon_i}\propto\sigma_i$ makes that ratio the
-# same at every level. Two other numbers say more about what a level does, because they do not
-# depend on how the step is cut: $\varepsilon_i/\operatorname{Var}p_{\sigma_i}$, which sets ULA's
-# bias at that level (§1: a Gaussian's variance comes out $2/(2 - \varepsilon/v)$ times too large),
-# and $T\varepsilon_i$ compared with the level's relaxation time (§4a), which says how far the
-# level equilibrates. Here step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We
-# use the exact $\nabla\log p_\sigma$ (a learned one comes in 5b); same budget as 4b: 10 levels
-# × 100 steps = 1,000 score evaluations, from the same broad start.
+# same at every level. Two other numbers say more about what a level does:
+# $\varepsilon_i/\operatorname{Var}p_{\sigma_i}$, which sets ULA's bias at that level (§1: a
+# Gaussian's variance comes out $2/(2 - \varepsilon/v)$ times too large), and the level's Langevin
+# time $T\varepsilon_i$ compared with its relaxation time (§4a), which says how far the level
+# equilibrates (this one does not depend on how the time is cut into steps). Here
+# step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We use the exact
+# $\nabla\log p_\sigma$ (a learned one comes in 5b), from the same broad start and with the same
+# number of score evaluations as 4b: 10 levels × 100 steps = 1,000. Equal evaluations are not
+# equal Langevin time: the levels' times $T\varepsilon_i$ add up to far more than 4b's 1,000 × 0.01
+# (printed below).
 #
 # ### Exercise 4 (5 points): the annealed sampler
 #
@@ -499,7 +534,7 @@ plt.show()
 
 # %%
 def annealed_langevin_loop(score_fn, x, sigmas, step_size, noise):
-    """T = noise.shape[1] steps x ← x + εᵢ·s(x, σᵢ) + √(2εᵢ)·noise[i, t] at each level, εᵢ = step_size·σᵢ²/σ_L²."""
+    """Annealed Langevin with the schedule above: noise.shape[1] ULA steps per level; returns the final x."""
     # Hint: which σ fixes the scale of step_size, and where does each level start from?
     ### BEGIN SOLUTION
     for i, sigma in enumerate(sigmas):
@@ -531,39 +566,61 @@ def mass_left_of_0(s):
     return (p1.weights * torch.special.ndtr((0 - p1.means[:, 0]) / scale)).sum().item()
 
 
+def n_modes(s):
+    """How many local maxima p_σ has (on a fine grid)."""
+    grid = torch.linspace(-60, 60, 24_001)[:, None]
+    d = p1.perturbed(s).log_prob(grid)
+    return int(((d[1:-1] > d[:-2]) & (d[1:-1] > d[2:])).sum())
+
+
 per_level = []
 for i, s in enumerate(sigmas.tolist()):
     eps = 0.01 * (s / sigmas[-1].item()) ** 2
     at = p1.perturbed(s).sample(20_000, generator=make_generator(10))
     rms_score = p1_noisy_score(at, s).pow(2).mean().sqrt().item()
     ratio = eps / (var_p + s**2)
-    per_level.append((s, eps, ratio, 2 / (2 - ratio), levels[i + 1].var().item() / (var_p + s**2), s * rms_score,
-                      math.sqrt(eps / 2) * rms_score, (levels[i + 1] < 0).double().mean().item(), mass_left_of_0(s)))
+    gaussian = 2 / (2 - ratio) if n_modes(s) == 1 else None  # §1's formula holds for one Gaussian bump only
+    per_level.append((s, ratio, levels[i + 1].var().item() / (var_p + s**2), gaussian, s * rms_score,
+                      (levels[i + 1] < 0).double().mean().item(), mass_left_of_0(s)))
+
+# Plain Langevin from the same start with the same 1,000 evaluations, at larger steps than 4b's ε = 0.01.
+plain_by_eps = {0.01: plain}
+for eps in (0.1, 0.3, 1.0):
+    plain_by_eps[eps] = langevin(p1.score, broad, eps, 1000, generator=make_generator(7))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{'σᵢ':>6s} {'εᵢ':>8s} {'εᵢ/Var p_σᵢ':>12s} {'2/(2-that)':>11s} {'Var chains/Var p_σᵢ':>20s}"
-      f" {'σᵢ·RMS s':>9s} {'drift/noise':>12s} {'left of 0':>10s} {'p_σᵢ left of 0':>15s}")
-for row in per_level:
-    print("{:6.2f} {:8.4f} {:12.3f} {:11.2f} {:20.2f} {:9.2f} {:12.3f} {:10.3f} {:15.3f}".format(*row))
+print("                     spread of the chains           |  split: fraction left of 0")
+print(f"{'σᵢ':>6s} {'εᵢ/Var p_σᵢ':>12s} {'Var/Var p_σᵢ':>13s} {'one Gaussian':>13s} {'σᵢ·RMS s':>9s} |"
+      f" {'chains':>7s} {'p_σᵢ':>7s}")
+for s, ratio, spread, gaussian, sigma_rms, left, own in per_level:
+    predicted = f"{gaussian:13.2f}" if gaussian is not None else f"{'(two modes)':>13s}"
+    print(f"{s:6.2f} {ratio:12.3f} {spread:13.2f} {predicted} {sigma_rms:9.2f} | {left:7.3f} {own:7.3f}")
 f_annealed = (annealed < 0).double().mean().item()
-print(f"fraction left, plain Langevin, 1000 steps:    {f_plain:.3f}")
-print(f"fraction left, annealed Langevin, 1000 steps: {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
-      "   (true weight 0.10)")
+print(f"\nannealed Langevin, 1,000 evaluations: fraction left {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
+      f" (true weight 0.10); Langevin time Σ T·εᵢ = {100 * (sigmas**2).sum().item():,.0f}")
+print("plain Langevin, same start, 1,000 evaluations:")
+print(f"{'ε':>6s} {'Langevin time':>14s} {'fraction left':>16s} {'right-mode Var':>15s}")
+for eps, x in plain_by_eps.items():
+    f = (x < 0).double().mean().item()
+    print(f"{eps:6.2f} {1000 * eps:14.0f} {f:8.3f} ± {binomial_se(f, n_chains):.3f} {x[x > 0].var().item():15.2f}")
+best_eps = min(plain_by_eps, key=lambda e: abs((plain_by_eps[e] < 0).double().mean().item() - 0.1))
+edge, edge_se = mean_and_se((plain_by_eps[best_eps] < 0).double() - (annealed < 0).double())
+print(f"best of these: ε = {best_eps}; its fraction left minus annealing's, paired by start: {edge:.3f} ± {edge_se:.3f}")
 
 # %%
 fig, (ax_h, ax_l) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-ax_h.hist(plain[:, 0], bins=bins, density=True, alpha=0.5, label="plain Langevin")
+ax_h.hist(plain[:, 0], bins=bins, density=True, alpha=0.5, label="plain Langevin, ε = 0.01")
 ax_h.hist(annealed[:, 0], bins=bins, density=True, alpha=0.5, label="annealed Langevin")
 ax_h.plot(xs, torch.exp(p1.log_prob(xs[:, None])), color="k", lw=1, label="$p$")
-ax_h.set(xlabel="$x$", ylabel="density", title="Same budget (1,000 steps), same broad start")
+ax_h.set(xlabel="$x$", ylabel="density", title="1,000 evaluations each, same broad start")
 ax_h.legend()
-ax_l.semilogx(sigmas, [r[7] for r in per_level], "o-", label="annealed chains after each level")
-ax_l.semilogx(sigmas, [r[8] for r in per_level], "k^:", label=r"$p_{\sigma_i}$'s own mass left of 0")
+ax_l.semilogx(sigmas, [r[5] for r in per_level], "o-", label="annealed chains after each level")
+ax_l.semilogx(sigmas, [r[6] for r in per_level], "k^:", label=r"$p_{\sigma_i}$'s own mass left of 0")
 ax_l.axhline(0.1, color="k", ls=":", lw=0.8, label="weight of the left mode")
 ax_l.invert_xaxis()
 ax_l.set(xlabel="noise level σ (decreasing →)", ylabel="fraction with $x < 0$",
-         title="The split lags behind $p_\\sigma$'s own and reaches 0.1 only at the last levels")
+         title="The split lags behind $p_\\sigma$'s own down to σ ≈ 0.8")
 ax_l.legend()
 plt.show()
 
@@ -597,17 +654,27 @@ train(level_model, lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas
 with torch.no_grad():
     annealed_learned, levels_learned = annealed_langevin(level_model, broad, sigmas, n_steps_each=100, step_size=0.01,
                                                          generator=make_generator(9), record_every=100)
-    err_by_level = [(level_model(xs[:, None], s) - p1_noisy_score(xs[:, None], s)).abs()[(xs.abs() < 1)].mean().item()
-                    for s in sigmas.tolist()]
+    gap = xs[xs.abs() < 1][:, None]
+    err_by_level = []
+    for s, at in zip(sigmas.tolist(), levels_learned[1:]):  # at: the learned run's chains at the end of level s
+        on_chains = ((level_model(at, s) - p1_noisy_score(at, s)).pow(2).mean().sqrt()
+                     / p1_noisy_score(at, s).pow(2).mean().sqrt()).item()
+        in_gap = ((level_model(gap, s) - p1_noisy_score(gap, s)).abs().mean()
+                  / p1_noisy_score(gap, s).abs().mean()).item()
+        err_by_level.append((on_chains, in_gap))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 f_learned_annealed = (annealed_learned < 0).double().mean().item()
 print(f"fraction left after annealing: exact scores {f_annealed:.3f}, learned σ-conditioned network "
       f"{f_learned_annealed:.3f} (binomial s.e. {binomial_se(0.1, n_chains):.3f}; true weight 0.10)")
-print(f"{'σᵢ':>6s} {'left of 0, exact':>17s} {'left of 0, learned':>19s} {'gap error of the network':>25s}")
-for s, exact_row, lev, err in zip(sigmas.tolist(), per_level, levels_learned[1:], err_by_level):
-    print(f"{s:6.2f} {exact_row[7]:17.3f} {(lev < 0).double().mean().item():19.3f} {err:25.2f}")
+print("                fraction left of 0      |  relative error of the network")
+print(f"{'σᵢ':>6s} {'exact':>8s} {'learned':>8s} {'exact - learned':>16s} | {'on the chains':>13s} {'in the gap':>10s}")
+for s, exact_row, lev, exact_lev, (on_chains, in_gap) in zip(sigmas.tolist(), per_level, levels_learned[1:],
+                                                             levels[1:], err_by_level):
+    d, d_se = mean_and_se((exact_lev < 0).double() - (lev < 0).double())  # paired: same start, same noise
+    print(f"{s:6.2f} {exact_row[5]:8.3f} {(lev < 0).double().mean().item():8.3f} {d:9.3f} ± {d_se:.3f} |"
+          f" {on_chains:13.2f} {in_gap:10.2f}")
 
 # %% [markdown]
 # With the learned network annealing ends at 0.076: far better than plain Langevin from the
@@ -654,6 +721,10 @@ print(f"{'σ_L':>5s} {'right-mode Var before':>22s} {'after the Tweedie step':>2
 for s, (before, after, pred_before, pred_after, n_right) in denoising.items():
     se = math.sqrt(2 / n_right)  # s.e. of a variance near 1 from n_right chains
     print(f"{s:5.2f} {before:15.3f} ± {se:.3f} {after:16.3f} ± {se:.3f}   {pred_before:.3f}, {pred_after:.3f}")
+print("error in the variance, Var - v (v = 1), before → after the step:")
+for s, (before, after, *_) in denoising.items():
+    print(f"  σ_L = {s:.2f}: these chains {before - 1:+.3f} → {after - 1:+.3f};"
+          f" exact samples of p_σ would give {s**2:+.3f} → {-s**2 / (1 + s**2):+.3f}")
 
 # %% [markdown]
 # Both predictions hold within about two standard errors. The step removes the leftover noise

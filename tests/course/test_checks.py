@@ -388,6 +388,7 @@ WRONG = {
         ("first only", lambda f, x: _trace_loop(f, x, keep=lambda g, i: g[:, 0] * (i == 0)), "first diagonal"),
         ("mean", lambda f, x: _trace_loop(f, x) / x.shape[1], "averages the diagonal"),
         ("scalar", lambda f, x: _trace_loop(f, x).mean(), "expected"),
+        ("detached", lambda f, x: _trace_loop(f, x).detach(), "no (or the wrong) gradient"),
     ],
     "ebm_ism_loss": [
         ("+ΔE", lambda e, x: _ebm_ism(e, x, lambda lap, g: lap + 0.5 * (g**2).sum(-1)), "wrong sign"),

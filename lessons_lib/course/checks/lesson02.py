@@ -12,7 +12,7 @@ from lessons_lib.autodiff import jacobian_trace, score_from_energy
 from lessons_lib.nets import EnergyMLP
 
 from .common import DIFFERENTIATE_HINT, loss_reduction_mistakes, mean_event, points_case, sum_event
-from .engine import Case, Exercise, Mistake, Written, register, seeded
+from .engine import Case, Exercise, Mistake, Written, call, close, fail, register, seeded
 
 Tensor = torch.Tensor
 
@@ -76,6 +76,29 @@ def _jacobian(score_fn, x):
     return torch.stack(rows, 1)
 
 
+def _trace_keeps_graph(ex: Exercise, fn: Callable) -> None:
+    """Exercise 2 uses the trace in a loss: when the values are right, the gradient of their sum
+    with respect to the model's parameters must be the reference's."""
+    __tracebackhide__ = True
+    case = ex.cases()[1]  # an MLP, whose trace depends on its weights
+    called = call(ex, fn, case)
+    if called is None:
+        return  # not attempted: the check itself says so
+    got, args = called
+    ref_args = case.build()
+    expected = ex.reference(*ref_args)
+    if not isinstance(got, Tensor) or got.shape != expected.shape or not close(got.detach(), expected.detach()):
+        return  # wrong values: the cases diagnose them
+    params = list(args[0].parameters())
+    grads = torch.autograd.grad(got.sum(), params, allow_unused=True) if got.requires_grad else [None] * len(params)
+    ref_grads = torch.autograd.grad(expected.sum(), list(ref_args[0].parameters()), allow_unused=True)
+    if any((g is None) != (r is None) or (g is not None and not close(g, r, 1e-3, 1e-5))
+           for g, r in zip(grads, ref_grads)):
+        raise fail(ex, case, "the values are right, but no (or the wrong) gradient reaches the model's parameters: "
+                             "exercise 2 trains through this trace, so keep the graph (create_graph=True in "
+                             "torch.autograd.grad; no .detach(), .item() or torch.no_grad())")
+
+
 EXACT_TRACE = register(Exercise(
     name="exact_trace",
     lesson="02_explicit_implicit_score_matching",
@@ -87,8 +110,10 @@ EXACT_TRACE = register(Exercise(
     points=2,
     cases=_trace_cases,
     description="Check ``exact_trace(score_fn, x)`` against :func:`lessons_lib.autodiff.jacobian_trace` on "
-                "linear and MLP score models in 1 to 5 dimensions.",
+                "linear and MLP score models in 1 to 5 dimensions, and that the gradient of the traces with "
+                "respect to the model's parameters is the reference's (exercise 2 trains through it).",
     random_hint="the exact trace is deterministic; compute Σᵢ ∂sᵢ/∂xᵢ, not a random estimate",
+    precheck=_trace_keeps_graph,
     mistakes=[
         Mistake("it sums every entry of the Jacobian; the trace sums only the diagonal ∂sᵢ/∂xᵢ",
                 lambda f, x: _jacobian(f, x).sum((1, 2))),

@@ -73,7 +73,7 @@ RADEMACHER_VARIANCE = register(Exercise(
     name="rademacher_variance",
     lesson="03_sliced_score_matching",
     signature="(A)",
-    summary="the variance 2Σ_{i≠j} S_ij² of one Rademacher estimate vᵀAv, S = (A + Aᵀ)/2",
+    summary="the exact variance of one Rademacher estimate vᵀAv of tr A, for any square A (not only symmetric)",
     formula="Var[vᵀAv] = 2 Σ_{i≠j} S_ij² with S = (A + Aᵀ)/2, a tensor holding one number",
     reference=variance_reference,
     forbidden=(autodiff.hutchinson_variance, autodiff.linear_hutchinson_estimates),
