@@ -348,32 +348,78 @@ for r in (5, 10, 20, 40):
 # %% [markdown]
 # ## 5. What the score is for: sampling
 #
-# Langevin dynamics turns a score into samples: from any start, repeat
-# $x \leftarrow x + \varepsilon\, s(x) + \sqrt{2\varepsilon}\, z$ with fresh $z\sim\mathcal N(0, 1)$. For small
-# $\varepsilon$ and many steps the chain's distribution approaches $p$ (lesson 5 makes this precise
-# and shows where it fails). Here: 2 000 chains, all started in the left well at $x = -2$, with
-# the exact double-well score and no $Z$ anywhere.
+# Langevin dynamics turns a score into samples: repeat
+# $x \leftarrow x + \varepsilon\, s(x) + \sqrt{2\varepsilon}\, z$ with fresh $z\sim\mathcal N(0, 1)$. For a
+# given start, a small enough $\varepsilon$ and many steps, the chain's distribution approaches $p$ up
+# to a bias of order $\varepsilon$ (lesson 5 makes this precise and shows where it fails). How small
+# is small enough can depend on the start. Where the score grows faster than linearly, as the
+# double well's does, no single $\varepsilon$ works from every start (Roberts & Tweedie 1996): the
+# step $\varepsilon s(x)$ grows like $|x|^3$ and far out it overshoots the wells. Without the noise,
+# the update is $x\,(1 - \varepsilon(x^2-4)/2)$, which for $|x| > 2$ shrinks $|x|$ only while
+# $x^2 < 4 + 4/\varepsilon$; beyond that each step lands farther out on the other side:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+step_size = 0.01
+print(f"ε = {step_size}: the noise-free step shrinks |x| only while 2 < |x| < √(4 + 4/ε) = {(4 + 4 / step_size) ** 0.5:.2f}")
+for x0 in (-20.0, -21.0):
+    x_free = torch.tensor([[x0]], dtype=torch.float64)
+    for n_free in range(1, 51):
+        x_free = x_free + step_size * analytic_score(x_free)
+        if not torch.isfinite(x_free).all():
+            break
+    print(f"start x₀ = {x0:.0f}: after {n_free} noise-free steps x = {x_free.item():.3g}")
+
+# %% [markdown]
+# Here the start is safe: 20 000 chains, all in the left well at $x = -2$, with the exact
+# double-well score and no $Z$ anywhere. We record the fraction of chains in the right well,
+# $P(x > 0)$, every 50 steps; it is ½ by symmetry once the chains have mixed.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 langevin_gen = torch.Generator().manual_seed(0)
-x_chain = torch.full((2000, 1), -2.0, dtype=torch.float64)
-step_size = 0.01
-for _ in range(3000):
+n_chains, n_steps, every = 20_000, 8000, 50
+x_chain = torch.full((n_chains, 1), -2.0, dtype=torch.float64)
+recorded = []  # (step, P(x > 0), its standard error)
+for step in range(1, n_steps + 1):
     noise = torch.randn(x_chain.shape, generator=langevin_gen, dtype=torch.float64)
     x_chain = x_chain + step_size * analytic_score(x_chain) + (2 * step_size) ** 0.5 * noise
+    if step % every == 0:
+        recorded.append((step, *mean_and_se((x_chain > 0).double())))
+for step, frac, se in recorded:
+    if step in (1000, 3000, 6000, n_steps):
+        print(f"step {step:4d}: fraction of chains in the right well {frac:.4f} ± {se:.4f}   "
+              f"({(frac - 0.5) / se:+.1f} SE from 0.5)")
 p_well = torch.exp(-energy(xs)) / Z
-right_mass, right_se = mean_and_se((x_chain > 0).double())
 second, second_se = mean_and_se(x_chain**2)
-print(f"fraction of chains in the right well: {right_mass:.3f} ± {right_se:.3f}   (exact 0.5, by symmetry)")
-print(f"E[x²] over the chains: {second:.3f} ± {second_se:.3f}   by quadrature: "
+print(f"E[x²] over the chains at step {n_steps}: {second:.3f} ± {second_se:.3f}   by quadrature: "
       f"{torch.trapezoid(p_well * xs[:, 0] ** 2, xs[:, 0]):.3f}")
 
+# %%
+steps_rec, frac_rec, se_rec = (torch.tensor(c) for c in zip(*recorded))
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.fill_between(steps_rec, frac_rec - 2 * se_rec, frac_rec + 2 * se_rec, color="C0", alpha=0.3, label="± 2 SE")
+ax.plot(steps_rec, frac_rec, color="C0", label="fraction of chains with x > 0")
+ax.axhline(0.5, color="k", ls="--", lw=1, label="exact ½")
+ax.set(xlabel="Langevin step", ylabel="P(x > 0)", ylim=(0.3, 0.55),
+       title=f"{n_chains} chains started at x = −2, ε = {step_size}")
+ax.legend(loc="lower right")
+fig.tight_layout()
+plt.show()
+
 # %% [markdown]
-# The chains, all started in the left well, end split between the two wells as the symmetry
-# demands, and their second moment agrees with quadrature; both within about one standard error
-# (± is the sampling error over the 2 000 chains; the step size also leaves a bias of order
-# $\varepsilon$, too small to see here).
+# The chains cross the barrier at $x = 0$ one by one, so the fraction approaches ½ slowly:
+# at step 3000 it is still short by several standard errors, and only by step 6000 does it agree
+# with ½. Stopping earlier would have left a bias of a few per cent from incomplete mixing. What
+# these checks can and cannot see:
+#
+# - ± is the sampling error over the 20 000 independent chains. For the fraction it is small
+#   enough to show a shortfall of 1–2 % (several standard errors), so it does detect incomplete
+#   mixing. It cannot detect the step-size bias: the chain with $\varepsilon = 0.01$ is symmetric
+#   too, so its own long-run fraction is exactly ½.
+# - $E[x^2]$ does carry a bias of order $\varepsilon$, but at $\varepsilon = 0.01$ it is too
+#   small for this standard error to resolve; the agreement with quadrature says only that the
+#   bias is not much larger than one standard error.
 #
 # ## 6. Explore
 #
