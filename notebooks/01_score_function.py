@@ -318,7 +318,7 @@ eigvecs = torch.linalg.eigh(gauss.cov).eigenvectors
 on_axes = gauss.mean + torch.cat([2 * eigvecs.T, -3 * eigvecs.T])  # points on the two principal axes
 s_axes, t_axes = gauss.score(on_axes), gauss.mean - on_axes
 cos_axes = (s_axes * t_axes).sum(-1) / (s_axes.norm(dim=-1) * t_axes.norm(dim=-1))
-print(f"largest angle at 4 points on the principal axes: {torch.rad2deg(torch.arccos(cos_axes.clamp(-1, 1))).max():.1f}°")
+print(f"a demonstration, zero by construction: largest angle at 4 points on the principal axes: {torch.rad2deg(torch.arccos(cos_axes.clamp(-1, 1))).max():.1f}°")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
@@ -463,15 +463,16 @@ check_gaussian_score(gaussian_score)
 # Implement `mixture_score(x, weights, means, covs)` for `x` of shape `(B, d)`, `weights` of
 # shape `(K,)`, `means` of shape `(K, d)` and `covs` of shape `(K, d, d)`: the score
 # $\sum_k r_k(x)\,(-\Sigma_k^{-1}(x-\mu_k))$ of section 3, shape `(B, d)`. It must stay correct at
-# points 40 units from every mean. Before you write it, work out what
-# $\pi_k\,\mathcal N(x;\mu_k,\Sigma_k)$ is there in float32, and what the responsibilities then become.
+# points about 40 units from the origin (for `mixture_2d()`, 38 to 42 units from its means). Before you write it, work out what
+# $\pi_k\,\mathcal N(x;\mu_k,\Sigma_k)$ is there in float32 (and in float64), and what the
+# responsibilities then become.
 # You may use `Gaussian(mean, cov).log_prob`.
 
 # %%
 def mixture_score(x, weights, means, covs):
     """Score of Σₖ weights[k]·N(means[k], covs[k]) for every row of x: (B, d) → (B, d)."""
-    # Hint: the responsibilities are a normalised exponential of log πₖ + log N(x; μₖ, Σₖ); keep
-    # everything in log space until the normalisation, which torch can do stably in one call.
+    # Hint: far from the data every πₖ N(x; μₖ, Σₖ) rounds to 0, but its logarithm does not. Work
+    # with the logarithms, and shift them by a common constant before leaving log space.
     ### BEGIN SOLUTION
     log_joint = torch.stack(
         [torch.log(weights[k]) + Gaussian(means[k], covs[k]).log_prob(x) for k in range(len(weights))], dim=-1
@@ -486,19 +487,26 @@ def mixture_score(x, weights, means, covs):
 check_mixture_score(mixture_score)
 
 # %% [markdown]
-# The naive formula, with $p = \sum_k\pi_k p_k$ computed first, at distance 40 along a ray, in
-# float32:
+# The naive formula, with $p = \sum_k\pi_k p_k$ computed first, along a ray from the origin.
+# Double precision does not rescue it: at distance 40 the log-joints are below $-1000$, far
+# beyond the smallest float64 (about $e^{-745}$), and in float32 (about $e^{-104}$) every term is 0
+# already at distance 10. Only the logarithms survive:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-far = 40 * torch.tensor([[0.6, 0.8]])
-densities_far = torch.stack([mix2.weights[k].float() * Gaussian(mix2.means[k], mix2.covs[k]).log_prob(far).exp()
-                             for k in range(mix2.n_components)], -1)
-print("π_k N(x; μ_k, Σ_k) at distance 40, float32:", densities_far[0].tolist())
-print("responsibilities computed from them:", (densities_far / densities_far.sum(-1, keepdim=True))[0].tolist())
-print("score in log space (the library):", [round(v, 3) for v in mix2.score(far)[0].tolist()])
+for r in (10, 40):
+    far = r * torch.tensor([[0.6, 0.8]], dtype=torch.float64)
+    log_joint_far = torch.stack([mix2.weights[k].log() + Gaussian(mix2.means[k], mix2.covs[k]).log_prob(far)
+                                 for k in range(mix2.n_components)], -1)[0]
+    print(f"distance {r} from the origin ({', '.join(f'{d:.1f}' for d in (far - mix2.means).norm(dim=-1).tolist())} "
+          "from the means)")
+    print("  log πₖ + log N(x; μₖ, Σₖ):", [round(v, 1) for v in log_joint_far.tolist()])
+    for dtype in (torch.float32, torch.float64):
+        joint = log_joint_far.to(dtype).exp()
+        print(f"  πₖ N(x; μₖ, Σₖ) in {str(dtype)[6:]}:", joint.tolist(),
+              " responsibilities from them:", [round(v, 3) for v in (joint / joint.sum()).tolist()])
+print("score at distance 40 in log space (the library):", [round(v, 3) for v in mix2.score(far)[0].tolist()])
 
-# %% [markdown]
 # ### Exercise 3 (written, 3 points): the largest angle between the score and the mean
 #
 # Section 4 printed the largest angle between $s(x) = -\Sigma^{-1}(x-\mu)$ and $\mu - x$ on a grid,
@@ -548,7 +556,9 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 # density is shaped, which of two points is more likely, and (lesson 5) samples by Langevin
 # dynamics, which only follows $-\nabla E_\theta$. Without $Z_\theta$ it cannot give the *value*
 # $p_\theta(x)$ or $\log p_\theta(x)$: no likelihood of held-out data, no comparison of
-# likelihoods with another model, no probability of a region. Section 1's printout is the
+# likelihoods with another model. Expectations remain within reach, the probability of a region
+# included (it is the expectation of an indicator): they can be estimated by Monte Carlo from
+# Langevin samples, as section 5 estimated $P(x > 0)$, without $Z$. Section 1's printout is the
 # example: the score never needed $Z \approx 2.82$, but drawing $p$ did.
 #
 # </details>
@@ -591,7 +601,9 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 # course's mixture) and, in $d \ge 2$, saddle points (between the modes of `mixture_2d()`). The
 # Hessian of $\log p$, i.e. the Jacobian of the score, often tells them apart: negative definite
 # means a strict local maximum, eigenvalues of both signs a saddle. That test is sufficient, not
-# necessary: $e^{-x^4}$ has Hessian 0 at its mode, and a degenerate Hessian decides nothing. So
+# necessary: $e^{-x^4}$ has Hessian 0 at its mode. A degenerate Hessian that is semidefinite
+# (no eigenvalues of both signs) decides nothing; one with eigenvalues of both signs still proves a
+# saddle. So
 # $s = 0$ is not enough to call a point a mode.
 #
 # </details>
