@@ -408,10 +408,10 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The chains cross the barrier at $x = 0$ one by one, so the fraction approaches ½ slowly:
-# at step 3000 it is still short by several standard errors, and only by step 6000 does it agree
-# with ½. Stopping earlier would have left a bias of a few per cent from incomplete mixing. What
-# these checks can and cannot see:
+# The chains cross the barrier at $x = 0$ one by one, so the fraction approaches ½ slowly (the
+# curve starts at 0, below the plotted range). At step 3000 it is still short by about four
+# standard errors, a bias of one to two per cent from incomplete mixing; later its deviations
+# from ½ are of the size that sampling noise gives. What these checks can and cannot see:
 #
 # - ± is the sampling error over the 20 000 independent chains. For the fraction it is small
 #   enough to show a shortfall of 1–2 % (several standard errors), so it does detect incomplete

@@ -463,7 +463,7 @@ print(f"mean |learned - true score| {'DSM':>21s} {'control (exact target)':>23s}
 for name, where in regions.items():
     print(f"{name:24s} {(learned - true)[where].abs().mean():9.2f} {(control - true)[where].abs().mean():23.2f}")
 print(f"lowest p_σ in the gap, relative to its peak: {density[xs.abs() < 1].min() / density.max():.4f}")
-print(f"noisy training samples expected in the gap: {gap_mass * n_train_samples:,.0f}, in the far tails: "
+print(f"noisy training samples expected in the gap |x| < 1: {gap_mass * n_train_samples:,.0f}, in the far tails: "
       f"{tail_mass * n_train_samples:,.0f}, of {n_train_samples:,}")
 print(f"left-mode mass of the density the score implies: DSM {implied_left:.3f}, control {implied_left_control:.3f}"
       "  (true 0.10)")
@@ -477,6 +477,7 @@ fig, (ax_s, ax_h) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 ax_s.fill_between(xs, -8, 8, where=sparse, color="0.9", label=r"$p_\sigma < 10^{-3}\max p_\sigma$")
 ax_s.plot(xs, true, label=r"true score of $p_\sigma$")
 ax_s.plot(xs, learned, color="C3", ls="--", label="learned by DSM, σ = 0.05")
+ax_s.plot(xs, control, color="C2", ls=":", label="control: regression on the true score")
 ax_s.set(xlabel="$x$", ylabel="score", ylim=(-8, 8), title="The DSM score at σ = 0.05: wrong over most of the range")
 ax_s.legend(fontsize=8, loc="lower left")
 ax_h.hist(true_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, true score")
@@ -488,15 +489,18 @@ ax_h.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# The error is not confined to where data are missing. The gap received the number of noisy
-# training samples printed above, and even in the heavy mode, where most of them fell, the mean
-# error is more than half of its value in the gap. This is DSM at a small σ under-fitting its
-# noisy target (lesson 04 §5–6), not only a lack of data; in the far tails, where about 150
-# samples landed, the error is largest. The light mode is nearly lost: the density the
-# learned score implies puts almost no mass there. Run long enough, Langevin with the true score
-# gets the weights right; with the learned score it faithfully samples *the density its score
-# implies* — and a score that is wrong anywhere, between the modes and inside them, implies wrong
-# weights, which no amount of sampling can fix.
+# The DSM network is off in every region, and even in the heavy mode, where most of the noisy
+# samples fell, its mean error is more than half of its value in the gap. The control, trained on
+# the same kind of noisy samples for the same steps, is accurate in both modes and in the gap,
+# and the density it implies has the right left-mode mass. So with these data the failure is
+# not a lack of samples (the gap received the number printed above, the far tails about 150):
+# it is DSM's target. At σ = 0.05 the DSM target $-z/\sigma$ has variance $1/\sigma^2$ per
+# sample, far above the size of the score itself, and its gradient noise swamps the signal
+# (lesson 04 §6); explicit regression has no such noise, but needs the true score.
+# With the DSM score the light mode is nearly lost: the density it implies puts almost no mass
+# there. Run long enough, Langevin with the true score gets the weights right; with the DSM score
+# it faithfully samples *the density its score implies* — and this score, wrong between the
+# modes and inside them, implies wrong weights, which no amount of sampling can fix.
 #
 # %% [markdown]
 # ## 5. Annealed Langevin dynamics
@@ -568,7 +572,7 @@ def mass_left_of_0(s):
 
 def n_modes(s):
     """How many local maxima p_σ has (on a fine grid)."""
-    grid = torch.linspace(-60, 60, 24_001)[:, None]
+    grid = torch.linspace(-60, 60, 24_001, dtype=torch.float64)[:, None]
     d = p1.perturbed(s).log_prob(grid)
     return int(((d[1:-1] > d[:-2]) & (d[1:-1] > d[2:])).sum())
 
@@ -625,20 +629,42 @@ ax_l.legend()
 plt.show()
 
 # %% [markdown]
-# Read the table top down. At σ = 10 the step is almost the whole variance (εᵢ/Var ≈ 1), so by
-# §1 the chains come out over-dispersed, about twice the variance of $p_{10}$ — measured in the
-# fifth column — and more of them sit left of 0 than $p_{10}$ has there. The next levels pull
-# the spread back (the fifth column falls towards 1 where εᵢ/Var is small), but the split lags
-# behind $p_{\sigma_i}$'s own: it is still 0.12 after σ = 0.77 and 0.11 after σ = 0.46, after
-# the modes have separated, and comes to 0.10 only at the last levels. Those levels hardly
-# move chains *between* the modes; within a mode they still move them by about its width (100
-# steps of εᵢ = 0.01 to 0.08 are 1 to 8 time units, as long as or longer than a mode's
-# relaxation time, $v = 1$ time unit).
-# The drift-to-noise column is constant only where $\sigma\cdot\mathrm{RMS}\,s \approx 1$, i.e.
-# $\|\nabla\log p_\sigma\|\propto1/\sigma$: here for σ ≳ 3. Below that, in one dimension with
-# modes of width 1, the score of $p_\sigma$ tends to the score of $p$ and stops growing. In
-# high dimension, with data on a thin set, the $1/\sigma$ law holds down to small σ (lesson 06
-# measures it on MNIST).
+# Read the spread columns top down. At σ = 10 the step is almost the whole variance
+# (εᵢ/Var ≈ 1) and $p_{10}$ is nearly one Gaussian, so §1's formula applies: the chains come out
+# with about twice the variance of $p_{10}$, as the one-Gaussian column predicts, and more of
+# them sit left of 0 than $p_{10}$ has there. The formula holds down to σ = 3.59; at σ = 2.15,
+# where $p_\sigma$ is still one bump but a skewed one, the chains are wider than it says, and
+# where $p_\sigma$ has two modes it is not printed. The lower levels pull the spread back towards
+# 1 as εᵢ/Var falls.
+#
+# The split lags behind $p_{\sigma_i}$'s own: after σ = 0.77 it is 0.120 against 0.107, nearly
+# three binomial standard errors (0.005). From σ = 0.46 on, the two differ by less than two
+# standard errors, so whether the lag lasts to the last levels is not resolved by these 4,000
+# chains. The last levels hardly move chains *between* the modes; within a mode they still move
+# them by about its width (100 steps of εᵢ = σᵢ², 0.01 to 0.08, are 1 to 8 time units, as long
+# as or longer than a mode's relaxation time, $v = 1$ time unit).
+#
+# Since εᵢ = σᵢ² here, the drift-to-noise ratio $\sqrt{\varepsilon_i/2}\,\mathrm{RMS}\,s$ is
+# $\sigma_i\,\mathrm{RMS}\,s/\sqrt2$: it is the same at every level only where the σᵢ·RMS s
+# column is about 1, i.e. $\|\nabla\log p_\sigma\|\propto1/\sigma$: here for σ ≳ 3. Below that,
+# in one dimension with modes of width 1, the score of $p_\sigma$ tends to the score of $p$ and
+# stops growing. In high dimension, with data on a thin set, the $1/\sigma$ law holds down to
+# small σ (lesson 06 measures it on MNIST).
+#
+# **What annealing bought here, at equal evaluations.** Against 4b's plain Langevin (0.404) a
+# lot; but 4b's ε = 0.01 was chosen for a negligible bias, not for speed. With larger steps the
+# same 1,000 evaluations cover more Langevin time: at ε = 0.3 they are 300 time units, several
+# relaxation times (Exercise 3), and plain Langevin ends at 0.116, its right mode widened to a
+# variance of 1.18 by ULA's bias; at ε = 1 the bias takes over. Annealing's 0.102 is closer to
+# 0.10 than the best of these plain runs by the paired difference printed, about two standard
+# errors: **in this 1-D toy the advantage of annealing is small.** Equal evaluations are not
+# equal Langevin time either: annealing's levels add up to 15,609 time units, most of them at the
+# top levels, where a time unit is small against Var $p_\sigma$ ≈ σ². The case for annealing is
+# high dimension, for which Song & Ermon (2019) designed it; the usual argument, not measured
+# here, is about the step: plain Langevin's stable ε is capped by the narrowest direction of the
+# data (§1: ε < 2v for the variance v of every direction), while crossing between modes takes a
+# time set by the wide ones, so τ/ε steps are out of reach; at a large σ every direction has
+# variance at least σ², and large steps are stable.
 #
 # ### 5b. Annealing with a learned score
 #
@@ -677,13 +703,15 @@ for s, exact_row, lev, exact_lev, (on_chains, in_gap) in zip(sigmas.tolist(), pe
           f" {on_chains:13.2f} {in_gap:10.2f}")
 
 # %% [markdown]
-# With the learned network annealing ends at 0.076: far better than plain Langevin from the
-# same start (0.40), but short of the exact-score run's 0.102 with the same start and noise.
-# The learned run sits 0.01 to 0.03 below the exact one from the first level on, and falls
-# further behind at σ = 0.77 and 0.46, the levels where the exact split is still moving and the
-# network's error in the gap ($|x| < 1$) has grown. This run does not show which levels *cause*
-# the shortfall; an ablation that swaps the exact and learned scores level by level would
-# (Think 5).
+# For this training seed, annealing with the learned network ends at 0.076, below the exact-score
+# run's 0.102 with the same start and noise by the paired difference in the last row (its error
+# bar holds the chains' sampling noise, not the variation between training seeds, which one
+# seed cannot show). The shortfall is there from the first level: after σ = 10, where $p_\sigma$
+# is one broad bump, the learned split is already 0.029 ± 0.003 below, and the network's score is
+# off by about 12 % (RMS, relative) on the chains. It grows again at σ = 0.77 and 0.46, where the
+# exact split is still moving and the network's relative error in the gap ($|x| < 1$) rises to
+# about a quarter. This one run does not show which levels *cause* the final shortfall; an
+# ablation that swaps the exact and learned scores level by level would (Think 5).
 #
 # ### 5c. The final denoising step
 #
@@ -729,9 +757,11 @@ for s, (before, after, *_) in denoising.items():
 # %% [markdown]
 # Both predictions hold within about two standard errors. The step removes the leftover noise
 # and returns a posterior mean, which is *less* spread than a sample of $p$ ($v = 1$): the error
-# in the variance changes sign and keeps about its size, σ_L². At σ_L = 0.1 both errors are
-# within the sampling error of these chains. The step pays off where the
-# leftover noise is what one sees, as on images, where it improves sample quality scores
+# in the variance changes sign. Stopped at σ_L = 0.46 it goes from +0.315 to −0.107 (printed
+# above); exact samples of $p_\sigma$ would go from +0.215 to −0.177. These chains arrive wider
+# than $p_\sigma$, as ULA's bias at that level predicts, so the step leaves them closer to $v$.
+# At σ_L = 0.1 both errors are within the sampling error of these chains. The step pays off where
+# the leftover noise is what one sees, as on images, where it improves sample quality scores
 # (Jolicoeur-Martineau et al. 2020; lesson 06 shows it on MNIST).
 #
 # ## Think
@@ -755,9 +785,10 @@ for s, (before, after, *_) in denoising.items():
 #
 # Each step shrinks $x - \mu$ by the factor $1 - \varepsilon/v$ and adds noise of variance
 # $2\varepsilon$. In continuous time the pull and the noise balance at variance $v$; the
-# discrete step pulls by $1-\varepsilon/v$ in *standard deviation*, so the variance only shrinks
-# by $(1-\varepsilon/v)^2 = 1 - 2\varepsilon/v + \varepsilon^2/v^2$ — less than the $1 - 2\varepsilon/v$
-# the noise is calibrated for — and the balance sits above $v$ (measured: 1.327 ± 0.019 at
+# discrete step pulls by $1-\varepsilon/v$ in *standard deviation*, so the variance is multiplied
+# by $(1-\varepsilon/v)^2 = 1 - 2\varepsilon/v + \varepsilon^2/v^2$, a factor larger than the
+# $1 - 2\varepsilon/v$ the noise is calibrated for: the variance shrinks less per step than the
+# noise adds back at $v$, and the balance sits above $v$ (measured: 1.327 ± 0.019 at
 # ε = 0.5 against the formula's 1.333).
 #
 # </details>
@@ -786,8 +817,9 @@ for s, (before, after, *_) in denoising.items():
 # samples of $p$, or any start that puts mass 0.1 in the left basin): each chain then relaxes
 # inside its basin and the split stays right. But choosing that start requires knowing the
 # weights of the modes — the very thing the sampler should find. With a start independent of
-# the answer (uniform, or noise), plain Langevin stays near the start's split (0.47 left of the
-# boundary at the start, 0.40 left of 0 after 1,000 steps, against 0.10).
+# the answer (uniform, or noise), plain Langevin at ε = 0.01 stays near the start's split (0.47
+# left of the boundary at the start, 0.40 left of 0 after 1,000 steps, against 0.10), as long as
+# the steps cover much less than a relaxation time.
 #
 # </details>
 #
@@ -797,13 +829,17 @@ for s, (before, after, *_) in denoising.items():
 #
 # <details><summary>Model answer</summary>
 #
-# The levels at which the split is still being decided, in the region the chains must cross:
-# in and around the gap between the modes, down to σ ≈ 0.5, where the exact run's split is still
-# moving (the table of §5). At the largest levels $p_\sigma$ is one broad bump and the network is
-# well trained everywhere; at the smallest levels the chains stay inside their modes, so errors
-# in the gap matter little there, and only each mode's shape needs to be right. To test it, run
-# the sampler with the exact score on some levels and the learned one on the others, with the
-# same start and noise, and see which swap moves the final split.
+# The levels at which the split is still being decided, σ from the top down to about 0.8, where
+# the exact run's split is still moving (the table of §5), and there the score must be right
+# where the chains are. At the top levels that is everywhere in the broad bump, and a simple
+# $p_\sigma$ does not make the network accurate there: in 5b its relative error on the chains is
+# about a tenth at every level above σ = 1, and the learned split is already 0.029 ± 0.003 below
+# the exact one after σ = 10. (In the gap the score at large σ is tiny, so an absolute error
+# there says little; a relative one, or one measured on the chains, is what to look at.) At the
+# levels where the modes have separated, errors in the gap decide how many chains still cross;
+# at the smallest levels the chains stay inside their modes, so only each mode's shape needs to
+# be right. To test it, run the sampler with the exact score on some levels and the learned one
+# on the others, with the same start and noise, and see which swap moves the final split.
 #
 # </details>
 #
@@ -833,12 +869,18 @@ for s, (before, after, *_) in denoising.items():
 #   $2v/(2-\varepsilon/v)$; divergence beyond ε = 2v).
 # - In a mixture the bias moves mass between components well before the chain blows up; MALA
 #   removes it exactly, but needs $\log p$, which a score network does not give.
-# - Failure modes: crossing low-density gaps is slow (relaxation time of order thousands of
-#   steps here); the relative weight of separated modes is therefore set by the starting point;
-#   learned scores are wrong where there were few data and, at small σ, under-fitted even where
-#   there were many; Langevin samples the density those wrong scores imply.
+# - Failure modes: crossing low-density gaps is slow (a relaxation time τ of order 50 time
+#   units here, τ/ε steps: thousands at ε = 0.01); while the steps cover much less than τ
+#   (steps × ε ≪ τ), the relative weight of separated modes is set by the starting point. A
+#   learned score can be wrong even where data are plentiful: at σ = 0.05 the DSM network is off
+#   in both modes, while the same network regressed on the exact score of $p_\sigma$ is accurate,
+#   so the culprit is DSM's noisy target, not a lack of data. Langevin samples the density a
+#   wrong score implies.
 # - Annealed Langevin over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$ mixes at large σ and
-#   refines at small σ: from the broad start and at the same cost, the exact score gives the 1:9
-#   weights (plain Langevin: 0.40), a learned σ-conditioned network comes closer than plain
-#   Langevin but short of them. With step_size/σ_L² = 1 the top levels over-disperse, as §1
+#   refines at small σ. From the broad start, at 1,000 score evaluations, the exact score gives
+#   0.102 for the left mode's weight 0.10; plain Langevin gives 0.404 at ε = 0.01 but 0.116 at
+#   ε = 0.3. In this 1-D toy the advantage of annealing at equal evaluations is therefore small;
+#   its case is high dimension, where plain Langevin's stable step is capped by the narrowest
+#   direction (the usual argument, not measured here). A learned σ-conditioned network, for one
+#   training seed, ends at 0.076. With step_size/σ_L² = 1 the top levels over-disperse, as §1
 #   predicts. A final Tweedie step removes the last level's noise.
