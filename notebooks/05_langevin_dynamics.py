@@ -632,7 +632,8 @@ plt.show()
 # Read the spread columns top down. At σ = 10 the step is almost the whole variance
 # (εᵢ/Var ≈ 1) and $p_{10}$ is nearly one Gaussian, so §1's formula applies: the chains come out
 # with about twice the variance of $p_{10}$, as the one-Gaussian column predicts, and more of
-# them sit left of 0 than $p_{10}$ has there. The formula holds down to σ = 3.59; at σ = 2.15,
+# them sit left of 0 than $p_{10}$ has there. The chains stay close to the formula down to
+# σ = 3.59; at σ = 2.15,
 # where $p_\sigma$ is still one bump but a skewed one, the chains are wider than it says, and
 # where $p_\sigma$ has two modes it is not printed. The lower levels pull the spread back towards
 # 1 as εᵢ/Var falls.

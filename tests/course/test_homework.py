@@ -294,7 +294,7 @@ def test_each_problem_sets_points_are_the_registrys():
             total += sum(c["metadata"]["nbgrader"].get("points", 0) for c in source["cells"]
                          if c["metadata"].get("nbgrader", {}).get("grade"))
         registered = sum(ex.points for ex in entries(name))
-        assert total <= registered, f"{name}: the notebooks give {total} points, the registry {registered}"
+        assert total == registered, f"{name}: the notebooks give {total} points, the registry {registered}"
 
 
 def test_a_written_answer_becomes_a_manually_graded_cell_and_its_rubric_a_file(written_notebook, tmp_path):

@@ -196,3 +196,16 @@ def test_a_written_answer_registers_with_its_grade_id_and_points():
         with pytest.raises(ValueError, match="positive integer"):
             register(Written(name="toy_bad", lesson="99_toy", summary="s", points=points))
     assert "toy_bad" not in checks.REGISTRY
+
+
+_HEADING = re.compile(r"^# ### Exercise (\d+) \((written, )?(\d+) points?\)", re.MULTILINE)
+
+
+@pytest.mark.parametrize("lesson", sorted({entry.lesson for entry in checks.REGISTRY.values()}))
+def test_exercise_headings_show_the_registrys_points_in_its_order(lesson):
+    """Each lesson's "### Exercise N (… points)" headings, in order, are its registered entries:
+    numbered 1, 2, …, written ones marked so, each with the points nbgrader gives it."""
+    headings = _HEADING.findall((ROOT / "notebooks" / f"{lesson}.py").read_text(encoding="utf-8"))
+    entries = [e for e in checks.REGISTRY.values() if e.lesson == lesson]
+    assert [int(n) for n, _, _ in headings] == list(range(1, len(entries) + 1))
+    assert [(bool(w), int(p)) for _, w, p in headings] == [(isinstance(e, Written), e.points) for e in entries]
