@@ -633,9 +633,8 @@ plt.show()
 # (εᵢ/Var ≈ 1) and $p_{10}$ is nearly one Gaussian, so §1's formula applies: the chains come out
 # with about twice the variance of $p_{10}$, as the one-Gaussian column predicts, and more of
 # them sit left of 0 than $p_{10}$ has there. The chains stay close to the formula down to
-# σ = 3.59; at σ = 2.15,
-# where $p_\sigma$ is still one bump but a skewed one, the chains are wider than it says, and
-# where $p_\sigma$ has two modes it is not printed. The lower levels pull the spread back towards
+# σ = 3.59; at σ = 2.15, where $p_\sigma$ is still one bump but a skewed one, they are wider than
+# it says, and where $p_\sigma$ has two modes it is not printed. The lower levels pull the spread back towards
 # 1 as εᵢ/Var falls.
 #
 # The split lags behind $p_{\sigma_i}$'s own: after σ = 0.77 it is 0.120 against 0.107, nearly
@@ -656,7 +655,8 @@ plt.show()
 # lot; but 4b's ε = 0.01 was chosen for a negligible bias, not for speed. With larger steps the
 # same 1,000 evaluations cover more Langevin time: at ε = 0.3 they are 300 time units, several
 # relaxation times (Exercise 3), and plain Langevin ends at 0.116, its right mode widened to a
-# variance of 1.18 by ULA's bias; at ε = 1 the bias takes over. Annealing's 0.102 is closer to
+# variance of 1.18, §1's $2/(2 - 0.3)$ for $v = 1$; at ε = 1 the right mode's variance is 1.88
+# and the split is off again. Annealing's 0.102 is closer to
 # 0.10 than the best of these plain runs by the paired difference printed, about two standard
 # errors: **in this 1-D toy the advantage of annealing is small.** Equal evaluations are not
 # equal Langevin time either: annealing's levels add up to 15,609 time units, most of them at the
