@@ -119,9 +119,7 @@ for i in range(3):
 # ## 2. The variance of the estimator
 #
 # Unbiased is not enough: a single projection can be far off. Let $A$ be symmetric (a Hessian
-# of $\log p$ is; for a non-symmetric $A$ only its symmetric part $(A + A^\top)/2$ enters
-# $v^\top Av$, so replace $A$ by it). Split the quadratic form into diagonal and off-diagonal
-# terms:
+# of $\log p$ is). Split the quadratic form into diagonal and off-diagonal terms:
 #
 # $$ v^\top A v = \sum_i A_{ii}\, v_i^2 + \sum_{i\ne j} A_{ij}\, v_i v_j . $$
 #
@@ -234,8 +232,9 @@ ProjectionVarianceExplorer(A=A, n_repeats=n_rep, seed=estimate_seed)
 # Both equal $J_\mathrm{ISM}$: the first terms by Hutchinson, and
 # $\mathbb E_v[(v^\top s)^2] = s^\top\mathbb E[vv^\top]\,s = \|s\|^2$. SSM is the "sliced" form of
 # Song et al. (the whole objective seen along a random direction); SSM-VR keeps the exact
-# $\tfrac12\|s\|^2$, which costs nothing, and only estimates the trace — removing the variance of
-# $(v^\top s)^2$. In practice $v^\top\nabla_x s_\theta\,v$ is computed as
+# $\tfrac12\|s\|^2$, which costs nothing, and only estimates the trace. That removes the variance
+# of $\tfrac12(v^\top s)^2$ and also its covariance with the trace estimate; the covariance can be
+# negative, so in general SSM-VR's lower variance is likely but not guaranteed. In practice $v^\top\nabla_x s_\theta\,v$ is computed as
 # $\nabla_x\big(v^\top s_\theta(x)\big)\cdot v$: one backward pass per projection.
 #
 # **Check.** On 100 000 samples of `mixture_2d()` and a random `ScoreMLP(2)`, the per-sample
@@ -292,8 +291,11 @@ for name, values in (("SSM − ISM", ssm_values - ism_values), ("SSM-VR − ISM"
 #    = -\int p\,\partial_v(v^\top s_\theta)\,dx = -\mathbb E_p\big[v^\top\nabla_x s_\theta\,v\big] , $$
 #
 # provided the boundary terms vanish, $p\,(v^\top s_\theta)\to0$ at both ends of every line
-# parallel to $v$, and $s_\theta$ and $\nabla\log p$ have finite second moments under $p$ (the
-# conditions of Song, Garg, Shi & Ermon 2019). Then $L(\theta) = J_\mathrm{SSM}(\theta) + \tfrac12\mathbb E_v\mathbb E_p(v^\top\nabla\log p)^2$: SSM is
+# parallel to $v$, and $s_\theta$, $\nabla\log p$ have finite second moments and
+# $v^\top\nabla_x s_\theta\,v$ is integrable under $p$. This line-by-line version is a sufficient
+# variant of the conditions of Song, Garg, Shi & Ermon (2019), who assume
+# $s_\theta(x)\,p(x)\to0$ as $\|x\|\to\infty$, $\mathbb E\|v\|^2<\infty$ and
+# $\mathbb E[vv^\top]\succ0$. Then $L(\theta) = J_\mathrm{SSM}(\theta) + \tfrac12\mathbb E_v\mathbb E_p(v^\top\nabla\log p)^2$: SSM is
 # the sliced Fisher divergence up to a constant, exactly as ISM is ESM up to a constant. It
 # only needs the number $v^\top\nabla_x s_\theta\,v$: one reverse pass of $v^\top s_\theta$ gives the
 # vector $\nabla_x(v^\top s_\theta) = (\nabla_x s_\theta)^\top v$, and its dot product with $v$ is that
@@ -302,8 +304,8 @@ for name, values in (("SSM − ISM", ssm_values - ism_values), ("SSM-VR − ISM"
 # **Check.** With the *same* projections for both, the per-sample sliced Fisher divergence
 # minus the per-sample SSM must average to the constant $\tfrac12\mathbb E(v^\top\nabla\log p)^2$,
 # which for $\mathbb E[vv^\top] = I$ is $C = \tfrac12\mathbb E\|\nabla\log p\|^2$ of lesson 2 (here
-# sample by sample; its exact value by quadrature is printed last), for this model and for a
-# second, untrained one.
+# sample by sample; its exact value by quadrature is printed last), for the probe model and for
+# a second random, untrained MLP.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -448,7 +450,7 @@ plt.show()
 #
 # **The gradient noise itself.** Are SSM's gradients noisier, as its extra term suggests? At the trained
 # seed-0 ISM model, we draw 40 batches of 256 samples (fresh projections for each) and measure,
-# for each objective, the total variance of the minibatch gradient over all parameters (for three
+# for each objective (SSM and SSM-VR also with Gaussian projections), the total variance of the minibatch gradient over all parameters (for three
 # independent sets of 40 batches, to show how much that estimate itself varies), the
 # per-sample spread of the loss, and the diagonal share $\sum_i S_{ii}^2/\|S\|_F^2$ of the
 # symmetric Jacobian $S$ (median over 500 samples) that decides how much Rademacher projections
@@ -460,21 +462,26 @@ trained = fits["ISM"][0].model
 params = list(trained.parameters())
 g_noise = make_generator(7)
 batch_sets = [[mix2.sample(256, generator=g_noise) for _ in range(40)] for _ in range(3)]
+noise_objectives = dict(
+    objectives,
+    **{f"{name} (Gaussian)": lambda model, batch, gen, fn=fn: fn(model, batch, kind="gaussian", generator=gen)
+       for name, fn in (("SSM", losses.ssm_loss), ("SSM-VR", losses.ssm_vr_loss))},
+)
 grad_var = {}
-for name in objectives:
+for name in noise_objectives:
     grad_var[name] = []
     for batches in batch_sets:
         grads = []
         for batch in batches:
-            loss = objectives[name](trained, batch, g_noise)
+            loss = noise_objectives[name](trained, batch, g_noise)
             grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
         grad_var[name].append(torch.stack(grads).var(0).sum().item())
-for name in objectives:
-    per_sample = {"ISM": losses.ism_loss, "SSM": losses.ssm_loss, "SSM-VR": losses.ssm_vr_loss}[name]
-    kwargs = {} if name == "ISM" else {"generator": g_noise}
+for name in noise_objectives:
+    per_sample = {"ISM": losses.ism_loss, "SSM": losses.ssm_loss, "SSM-VR": losses.ssm_vr_loss}[name.split()[0]]
+    kwargs = {} if name == "ISM" else {"generator": g_noise, "kind": "gaussian" if "Gaussian" in name else "rademacher"}
     spread = per_sample(trained, x_test[:20_000], reduction="none", **kwargs).detach().std().item()
     ratios = " ".join(f"{v / w:.2f}" for v, w in zip(grad_var[name], grad_var["ISM"]))
-    print(f"{name:<7} total variance of a batch-256 gradient, 3 sets of 40 batches: "
+    print(f"{name:<17} total variance of a batch-256 gradient, 3 sets of 40 batches: "
           + " ".join(f"{v:6.2f}" for v in grad_var[name]) + f"   (÷ ISM: {ratios})   per-sample SD of the loss {spread:.2f}")
 jac_t = torch.func.vmap(torch.func.jacrev(lambda xi: trained(xi[None])[0]))(x_test[:500]).detach()
 sym_t = (jac_t + jac_t.transpose(1, 2)) / 2
@@ -484,19 +491,21 @@ print(f"median diagonal share of the symmetric Jacobian at the trained model: {s
 # %% [markdown]
 # At the trained model, plain SSM's minibatch gradient has roughly twice the variance of exact
 # ISM's in each of the three sets of batches, while SSM-VR adds only a few per cent: the extra
-# noise is the $(v^\top s_\theta)^2$ term, which SSM-VR replaces by its mean (exercise 4 computes
-# its variance). That is the mechanism by which SSM could train worse; the seed comparison above
-# is too short to show the effect on ESM conclusively. The diagonal share of the trained Jacobian
-# is high, so for a single sample a Gaussian projection's *trace estimate* would be several times
-# noisier than a Rademacher one (section 2's ratio formula); in the minibatch gradient that extra
-# noise is diluted by the data noise, so the gradient's variance would grow by much less.
+# noise comes from the $\tfrac12(v^\top s_\theta)^2$ term, net of its covariance with the trace
+# estimate, which SSM-VR removes by using the term's mean (exercise 4 computes its variance).
+# That is a mechanism by which SSM could train worse; the seed comparison above is too short to
+# show the effect on ESM conclusively. The diagonal share of the trained Jacobian is high, so for
+# a single sample a Gaussian projection's *trace estimate* is several times noisier than a
+# Rademacher one (section 2's ratio formula). In the minibatch gradient the Gaussian rows show a
+# smaller but clear increase over their Rademacher counterparts.
 #
 # **A dimension where the exact trace is too slow.** The exact trace needs all $d$ diagonal
 # entries of the Jacobian, one projection needs one vector–Jacobian product, so the saving grows
 # with $d$ (section 5 times one step against $d$). In $d = 100$, fit `ScoreMLP(100, hidden=128)`
 # to a Gaussian with independent coordinates
 # (variances from 0.5 to 2, so the true score is known) by ISM and by SSM-VR, giving each **the
-# same CPU time**, and grade both with ESM on 5 000 fresh samples (the zero model's ESM is the
+# same wall-clock time** (after one untimed warm-up step each, which also absorbs `torch.func`'s
+# first-call cost), and grade both with ESM on 5 000 fresh samples (the zero model's ESM is the
 # last number). The times and numbers depend on the machine and its load, and are not checked.
 
 # %%
@@ -508,26 +517,27 @@ for name in ("ISM", "SSM-VR"):
     torch.manual_seed(0)
     big_model = ScoreMLP(d_big, hidden=128)
     optimiser = torch.optim.Adam(big_model.parameters(), lr=1e-3)
-    g_big, n_steps, start = make_generator(9), 0, time.perf_counter()
-    while time.perf_counter() - start < budget_s:
+    g_big, n_steps, start = make_generator(9), -1, None
+    while start is None or time.perf_counter() - start < budget_s:
         loss = objectives[name](big_model, big.sample(64, generator=g_big), g_big)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         n_steps += 1
+        if start is None:  # the first step is an untimed warm-up
+            start = time.perf_counter()
     with torch.no_grad():
         print(f"{name:<7} {n_steps:5d} steps in {budget_s:g} s: ESM {losses.esm_loss(big_model, x_big_test, big.score):.3f}")
 print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}")
 
 # %% [markdown]
-# In the same CPU time SSM-VR took many times as many steps as exact ISM (the printed counts).
+# In the same wall-clock time SSM-VR took many times as many steps as exact ISM (the printed counts).
 # ISM's exact trace needs 100 Jacobian rows per sample, about 100 times the arithmetic of one
 # projection; `torch.func.vmap` batches those rows, so an ISM step costs less than 100 SSM-VR
 # steps, but still many. In this run SSM-VR reached the lower ESM, while ISM had moved only part
-# of the way from the zero model. This is one seed and a step count that depends on the machine,
-# and the target favours SSM-VR with Rademacher projections: its score has a diagonal Jacobian,
-# so as the model approaches it one such projection becomes nearly exact (Think 1). Both objectives have the same expectation;
-# what differs is how many steps each could afford.
+# of the way from the zero model. Both objectives have the same expectation; what differs is how
+# many steps each could afford, and the step counts explain the result. This is one seed, and
+# the step counts depend on the machine and its load.
 #
 # ## 5. Cost per step against dimension
 #
@@ -573,8 +583,9 @@ plt.show()
 # (Each number in brackets is the ratio to a DSM step of the same dimension.) With this
 # implementation a sliced step is cheaper than an exact-ISM step at every $d$, already at $d = 2$,
 # and the gap widens with $d$: ISM's step grows steeply, because its trace needs $d$ Jacobian
-# rows, while SSM and SSM-VR stay within a small factor of DSM, their cost set by the network
-# rather than by the dimension.
+# rows, while SSM and SSM-VR stay within a small factor of DSM: they need a constant number of
+# network passes per step, not $d$ of them (each pass still grows with $d$, through the
+# network's input and output layers).
 #
 # ## Exercises
 #
@@ -587,8 +598,7 @@ plt.show()
 # %%
 def rademacher_variance(A):
     """Var[vᵀAv] over Rademacher v, for a square matrix A (not necessarily symmetric)."""
-    # Hint: only the symmetric part enters a quadratic form; the diagonal of a Rademacher estimate
-    # carries no randomness.
+    # Hint: write vᵀAv as a sum over pairs (i, j) and ask which of its terms are random.
     ### BEGIN SOLUTION
     sym = (A + A.T) / 2
     off = sym - torch.diag(torch.diagonal(sym))
@@ -674,14 +684,17 @@ check_ssm_vr_loss(ssm_vr_loss)
 # (b) With $A = ss^\top$, $A_{ij} = s_is_j$: $\operatorname{Var}[(v^\top s)^2] = 2\sum_{i\ne j}s_i^2s_j^2
 # = 2(\|s\|^4 - \sum_i s_i^4)$. It is zero exactly when $s$ has at most one non-zero coordinate
 # (along an axis). Otherwise it grows like $\|s\|^4$, and at fixed $\|s\|$ it is largest when all
-# $|s_i|$ are equal. So SSM's extra noise, which SSM-VR removes by using $\tfrac12\|s\|^2$, is
-# largest where the score is large and far from the axes; this explains much of the per-sample
-# spread and gradient variance by which SSM exceeded SSM-VR in section 4.
+# $|s_i|$ are equal. For the per-sample loss at fixed $x$,
+# $\operatorname{Var}_\mathrm{SSM} - \operatorname{Var}_\mathrm{VR} = \operatorname{Var}[\tfrac12(v^\top s)^2]
+# + 2\operatorname{Cov}\big(v^\top\nabla_x s\,v, \tfrac12(v^\top s)^2\big)$: this term adds the first
+# part, and the covariance, which can be negative, offsets some of it, so the term alone does not
+# give the gap measured in section 4. Nor does it give the gradient gap: the gradient of
+# $\tfrac12(v^\top s)^2$ is $(v^\top s)\,v^\top\partial_\theta s$, a different random quantity.
 #
 # <!-- RUBRIC -->
 # - 1 point: splits off the diagonal (vᵢ² = 1) and writes the variance as a double sum of fourth moments.
 # - 1 point: states which fourth moments survive (δ_ik δ_jl + δ_il δ_jk) with the reason (independence, zero mean, even powers) and reaches 2Σ_{i≠j} A_ij².
-# - 1 point: obtains 2(‖s‖⁴ − Σ sᵢ⁴) for (vᵀs)², zero only for s along an axis, and links it to SSM's extra noise over SSM-VR.
+# - 1 point: obtains 2(‖s‖⁴ − Σ sᵢ⁴) for (vᵀs)², zero only for s along an axis, and states that SSM's extra per-sample variance over SSM-VR is this term's variance plus twice its covariance with the trace estimate.
 # <!-- END WRITTEN ANSWER -->
 #
 # ## Think
@@ -699,7 +712,10 @@ check_ssm_vr_loss(ssm_vr_loss)
 # $-\operatorname{diag}(1/\sigma_i^2)$. For a model class whose Jacobian is diagonal for *every*
 # $\theta$ (one that models each coordinate separately), SSM-VR with one Rademacher projection
 # therefore *is* ISM, with no noise at all; a general network fitted to such a target has a
-# Jacobian that is only nearly diagonal, so there the projection is only nearly exact. The
+# Jacobian that is only nearly diagonal, so there the projection's *value* $v^\top\nabla_x s\,v$ is
+# nearly exact, but its $\theta$-gradient $\sum_{ij}v_iv_j\,\partial_\theta(\nabla_x s)_{ij}$ keeps
+# off-diagonal terms with weights $\pm1$ that do not shrink as the model approaches the target,
+# so the gradient noise persists. The
 # $c = 16$ row of section 2 is not that case: its
 # off-diagonal part is unchanged, so its Rademacher variance is that of $c = 1$. It shows that a
 # dominant diagonal costs Rademacher projections nothing and Gaussian ones a lot.
@@ -766,5 +782,6 @@ check_ssm_vr_loss(ssm_vr_loss)
 #   SSM nor SSM-VR is told apart from ISM in ESM at this training length, though SSM ends higher in
 #   four seeds of five. At a trained model SSM's minibatch gradients have roughly twice ISM's
 #   variance, SSM-VR's only a little more.
-# - In $d = 100$, at equal CPU time, SSM-VR takes many more steps than exact ISM.
-# - In high dimension only the sliced objectives (and DSM, next lesson) remain affordable.
+# - In $d = 100$, at equal wall-clock time, SSM-VR takes many more steps than exact ISM.
+# - For a general network in high dimension the exact trace costs $d$ passes; the sliced
+#   objectives (and DSM, next lesson) need a constant number.
