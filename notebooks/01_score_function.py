@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Lesson 1 — The score function
 #
-# Score-based generative models never learn a density $p(x)$ directly. They learn its
+# Score-based generative models usually parametrise not a density $p(x)$ but its
 # **score**, the gradient of the log-density with respect to the data,
 #
 # $$ s(x) = \nabla_x \log p(x) . $$
@@ -31,8 +31,8 @@
 #    normaliser $Z$, and compute it as $-\nabla_x E$ with automatic differentiation;
 # 2. derive the score of a Gaussian and of a Gaussian mixture, and check both against autograd;
 # 3. read a score vector field: where it points, where it vanishes, how large it is;
-# 4. recover a 1-D density, mode weights included, from its score alone, and sample it with
-#    Langevin dynamics;
+# 4. recover a 1-D density, mode weights included, from its score alone, and sample a density
+#    (a double well) from its score with Langevin dynamics;
 # 5. implement the scores of a Gaussian and of a Gaussian mixture yourself, and derive the largest
 #    angle between a Gaussian's score and the direction to its mean.
 #
@@ -146,7 +146,8 @@ plt.show()
 # of two random networks at 500 points: an energy network `EnergyMLP` whose score is
 # $-\nabla E_\theta$, and a free-form `ScoreMLP` that outputs the vector itself. A gradient field
 # has $J = J^\top$ (zero *curl* $J_{21} - J_{12}$); the curl relative to the size of the Jacobian,
-# $|J_{21} - J_{12}|/\|J\|$ (Frobenius norm), says how far from symmetric it is. In the code, `jacrev(f)` returns the Jacobian of a
+# $|J_{21} - J_{12}|/\|J\|$ (Frobenius norm), says how far from symmetric it is: it is 0 for a
+# symmetric $J$ and at most $\sqrt2$, reached by a pure rotation. In the code, `jacrev(f)` returns the Jacobian of a
 # function of one point, and `vmap` applies that to every point of the batch (`xi[None]` makes the
 # single point a batch of one for the network).
 
@@ -168,14 +169,15 @@ with torch.no_grad():
 # %%
 # NBVAL_CHECK_OUTPUT
 for name, (c, jac_norm) in curls.items():
-    print(f"{name:<21} over 500 points: max |curl| = {c.abs().max().item():.6f}, "
-          f"max |curl| / ‖J‖ = {(c.abs() / jac_norm).max().item():.6f}")
+    print(f"{name:<21} over 500 points: max |curl| = {c.abs().max().item():.2e}, "
+          f"max |curl| / ‖J‖ = {(c.abs() / jac_norm).max().item():.2e}")
 
 # %% [markdown]
 # The energy network's curl is zero up to rounding; the free-form network's is not, so no
 # function $E$ has it as its gradient. Nothing in the architecture of a free-form network
-# constrains it to be a gradient. Training can only push it towards one, since the minimiser of
-# the loss, the true score, is a gradient field; lesson 2 measures the curl of a trained one.
+# constrains it to be a gradient. Training can push it towards one only where the data have
+# mass: the minimiser of the loss, the true score, is a gradient field, but the loss weights
+# errors by $p(x)$. Lesson 2 measures the curl of a trained one.
 
 # %% [markdown]
 # ## 2. The score of a Gaussian
@@ -189,7 +191,7 @@ for name, (c, jac_norm) in curls.items():
 #
 # $$ s(x) = -\Sigma^{-1}(x - \mu) . $$
 #
-# The score of a Gaussian is **linear** in $x$. It points back into the distribution — its
+# The score of a Gaussian is **affine** in $x$. It points back into the distribution — its
 # inner product with $\mu - x$ is $(x-\mu)^\top\Sigma^{-1}(x-\mu) > 0$, so it is less than 90° away
 # from the direction of the mean — and it pulls harder along directions of small variance. In
 # one dimension it is $-(x-\mu)/\sigma^2$. (Whether it aims *exactly* at the mean is measured in
@@ -259,8 +261,8 @@ plt.show()
 # $$ \log p(b) - \log p(a) = \int_a^b s(x)\,dx , $$
 #
 # and $p$ follows up to one constant, fixed by $\int p = 1$. `density_from_score_1d` does exactly
-# this with the trapezoid rule. Integrating the mixture's score across the gap gives back the
-# 1 : 9 weights:
+# this with the trapezoid rule. Integrating the mixture's score across the gap gives back
+# $P(x < 0)$, whose exact value $0.1\,\Phi(3) + 0.9\,\Phi(-3)$ is set by the 1 : 9 weights:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -277,12 +279,13 @@ switch = xs_fine[(r_fine[:, 0] - r_fine[:, 1]).abs().argmin()].item()
 print(f"between the modes: responsibilities equal at x = {switch:.3f}, score zero at x = {zero:.3f}")
 
 # %% [markdown]
-# **Not every score grows.** How the score behaves far out follows the tails of the density.
-# Tails lighter than exponential give a growing score: the Gaussian's grows linearly in $|x|$,
-# the double well's like $|x|^3$. Exponential tails give a bounded score that does not vanish:
-# the Laplace density $\tfrac12 e^{-|x|}$ has $s(x) = -\operatorname{sign}(x)$. Heavy (polynomial)
-# tails give a score that tends to zero: the Student-t with $\nu$ degrees of freedom has
-# $s(x) = -(\nu+1)x/(\nu+x^2)$. By autograd:
+# **Not every score grows.** How the score behaves far out follows the tails of the density;
+# for the usual families: tails lighter than exponential give a growing score (the Gaussian's
+# grows linearly in $|x|$, the double well's like $|x|^3$); exponential tails give a bounded
+# score that does not vanish (the Laplace density $\tfrac12 e^{-|x|}$ has
+# $s(x) = -\operatorname{sign}(x)$); tails heavier than exponential give a score that tends to
+# zero (the Student-t with $\nu$ degrees of freedom has $s(x) = -(\nu+1)x/(\nu+x^2)$, and
+# $e^{-\sqrt{|x|}}$ has $|s(x)| = 1/(2\sqrt{|x|})$). By autograd:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -298,11 +301,11 @@ for name, dist in tails.items():
 # In two dimensions we draw the score as arrows over the density. All arrows have the same
 # length, so that every direction is visible; the **colour** encodes the magnitude
 # $\log(1 + \|s(x)\|)$ (dark = small, yellow = large). Left: the correlated Gaussian from
-# above. Its field $-\Sigma^{-1}(x-\mu)$ is linear, and it is the steepest-ascent direction of
+# above. Its field $-\Sigma^{-1}(x-\mu)$ is affine, and it is the steepest-ascent direction of
 # $\log p$, i.e. it points *down the gradient of half the squared Mahalanobis distance*
 # $\tfrac12(x-\mu)^\top\Sigma^{-1}(x-\mu)$, at right angles to the elliptical contours. It does
-# **not** in general aim at the mean: it is parallel to $\mu - x$ only when $x - \mu$ lies along
-# a principal axis (an eigenvector of $\Sigma$). Right: the three-component mixture
+# **not** in general aim at the mean: when the two eigenvalues of $\Sigma$ differ, it is parallel
+# to $\mu - x$ only when $x - \mu$ lies along a principal axis (an eigenvector of $\Sigma$). Right: the three-component mixture
 # `mixture_2d()`. First, how far from "at the mean" the Gaussian's arrows are on the plotted
 # grid (exercise 3 asks for the largest angle possible):
 
@@ -313,7 +316,7 @@ grid = grid.double()
 s_grid, towards_mean = gauss.score(grid), gauss.mean - grid
 cos = (s_grid * towards_mean).sum(-1) / (s_grid.norm(dim=-1) * towards_mean.norm(dim=-1))
 angle = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
-print(f"angle between s(x) and μ − x on the 15×15 grid: largest {angle.max():.1f}°, mean {angle.mean():.1f}°")
+print(f"angle between s(x) and μ − x on the 15×15 grid: largest {angle.max():.4f}°, mean {angle.mean():.1f}°")
 eigvecs = torch.linalg.eigh(gauss.cov).eigenvectors
 on_axes = gauss.mean + torch.cat([2 * eigvecs.T, -3 * eigvecs.T])  # points on the two principal axes
 s_axes, t_axes = gauss.score(on_axes), gauss.mean - on_axes
@@ -333,9 +336,10 @@ fig.colorbar(quiver, ax=axes, label="log(1 + ‖s(x)‖)", shrink=0.8)
 plt.show()
 
 # %% [markdown]
-# Things to notice: the arrows converge on the modes; between two modes the field turns around,
-# and somewhere there it vanishes without a mode (a saddle point of $\log p$, which this coarse
-# grid does not locate); far from the data all arrows point inwards and their colour moves up
+# Things to notice: the arrows converge on the modes; between the modes the field turns around
+# and vanishes at points that are not modes: a saddle point of $\log p$ between each pair of
+# modes, and a local minimum of $p$ in the region the three modes enclose (this coarse grid
+# locates none of them); far from the data all arrows point inwards and their colour moves up
 # the scale. This mixture has Gaussian components, so far away $\|s(x)\|$ grows linearly with
 # the distance. Along a ray from the origin:
 
@@ -349,12 +353,14 @@ for r in (5, 10, 20, 40):
 # ## 5. What the score is for: sampling
 #
 # Langevin dynamics turns a score into samples: repeat
-# $x \leftarrow x + \varepsilon\, s(x) + \sqrt{2\varepsilon}\, z$ with fresh $z\sim\mathcal N(0, 1)$. For a
-# given start, a small enough $\varepsilon$ and many steps, the chain's distribution approaches $p$ up
-# to a bias of order $\varepsilon$ (lesson 5 makes this precise and shows where it fails). How small
-# is small enough can depend on the start. Where the score grows faster than linearly, as the
-# double well's does, no single $\varepsilon$ works from every start (Roberts & Tweedie 1996): the
-# step $\varepsilon s(x)$ grows like $|x|^3$ and far out it overshoots the wells. Without the noise,
+# $x \leftarrow x + \varepsilon\, s(x) + \sqrt{2\varepsilon}\, z$ with fresh $z\sim\mathcal N(0, 1)$.
+# This is the **unadjusted Langevin algorithm** (ULA), the Euler–Maruyama discretisation of the
+# diffusion $dX = \nabla\log p(X)\,dt + \sqrt2\,dW$, whose stationary law is $p$. When the score is
+# globally Lipschitz and pulls inwards far out (a Gaussian mixture's does), a small enough
+# $\varepsilon$ gives the chain a stationary law within $O(\varepsilon)$ of $p$, which it approaches
+# from any start (lesson 5 makes this precise). The double well's score grows like $|x|^3$, faster
+# than linearly, and then ULA is transient for every step size: it has no stationary law at all
+# (Roberts & Tweedie 1996). The step $\varepsilon s(x)$ far out overshoots the wells. Without the noise,
 # the update is $x\,(1 - \varepsilon(x^2-4)/2)$, which for $|x| > 2$ shrinks $|x|$ only while
 # $x^2 < 4 + 4/\varepsilon$; beyond that each step lands farther out on the other side:
 
@@ -369,10 +375,17 @@ for x0 in (-20.0, -21.0):
         if not torch.isfinite(x_free).all():
             break
     print(f"start x₀ = {x0:.0f}: after {n_free} noise-free steps x = {x_free.item():.3g}")
+kick = ((4 + 4 / step_size) ** 0.5 - 2) / (2 * step_size) ** 0.5
+print(f"from x = −2, one step lands beyond −√(4 + 4/ε) only with a noise z below −{kick:.0f} (standard deviations)")
 
 # %% [markdown]
-# Here the start is safe: 20 000 chains, all in the left well at $x = -2$, with the exact
-# double-well score and no $Z$ anywhere. We record the fraction of chains in the right well,
+# Past that threshold the chain diverges. The Gaussian noise reaches every point with positive
+# probability, so from every start and for every $\varepsilon$ the chain eventually escapes: that is
+# why it has no stationary law. From inside the wells, though, escape needs an astronomically
+# unlikely excursion: from $x = -2$ a single step gets there only with a kick of about 128
+# standard deviations. So the chain is *metastable*: on any practical
+# horizon it behaves as a sampler of a metastable law within $O(\varepsilon)$ of $p$. We run 20 000
+# chains, all in the left well at $x = -2$, with the exact double-well score and no $Z$ anywhere. We record the fraction of chains in the right well,
 # $P(x > 0)$, every 50 steps; it is ½ by symmetry once the chains have mixed.
 
 # %%
@@ -389,7 +402,7 @@ for step in range(1, n_steps + 1):
 for step, frac, se in recorded:
     if step in (1000, 3000, 6000, n_steps):
         print(f"step {step:4d}: fraction of chains in the right well {frac:.4f} ± {se:.4f}   "
-              f"({(frac - 0.5) / se:+.1f} SE from 0.5)")
+              f"({100 * (frac - 0.5):+.1f} percentage points, {(frac - 0.5) / se:+.1f} SE from 0.5)")
 p_well = torch.exp(-energy(xs)) / Z
 second, second_se = mean_and_se(x_chain**2)
 print(f"E[x²] over the chains at step {n_steps}: {second:.3f} ± {second_se:.3f}   by quadrature: "
@@ -410,13 +423,13 @@ plt.show()
 # %% [markdown]
 # The chains cross the barrier at $x = 0$ one by one, so the fraction approaches ½ slowly (the
 # curve starts at 0, below the plotted range). At step 3000 it is still short by about four
-# standard errors, a bias of one to two per cent from incomplete mixing; later its deviations
+# standard errors, 1.5 percentage points, from incomplete mixing; later its deviations
 # from ½ are of the size that sampling noise gives. What these checks can and cannot see:
 #
 # - ± is the sampling error over the 20 000 independent chains. For the fraction it is small
-#   enough to show a shortfall of 1–2 % (several standard errors), so it does detect incomplete
-#   mixing. It cannot detect the step-size bias: the chain with $\varepsilon = 0.01$ is symmetric
-#   too, so its own long-run fraction is exactly ½.
+#   enough to show a shortfall of that size (several standard errors), so it does detect
+#   incomplete mixing. It cannot detect the step-size bias: the chain with $\varepsilon = 0.01$ is
+#   symmetric too, so the fraction under its metastable law is exactly ½.
 # - $E[x^2]$ does carry a bias of order $\varepsilon$, but at $\varepsilon = 0.01$ it is too
 #   small for this standard error to resolve; the agreement with quadrature says only that the
 #   bias is not much larger than one standard error.
@@ -463,7 +476,8 @@ check_gaussian_score(gaussian_score)
 # Implement `mixture_score(x, weights, means, covs)` for `x` of shape `(B, d)`, `weights` of
 # shape `(K,)`, `means` of shape `(K, d)` and `covs` of shape `(K, d, d)`: the score
 # $\sum_k r_k(x)\,(-\Sigma_k^{-1}(x-\mu_k))$ of section 3, shape `(B, d)`. It must stay correct at
-# points about 40 units from the origin (for `mixture_2d()`, 38 to 42 units from its means). Before you write it, work out what
+# points about 40 units from the origin (the check draws a random mixture with means
+# $2\cdot$`randn` and points 40 units from the origin). Before you write it, work out what
 # $\pi_k\,\mathcal N(x;\mu_k,\Sigma_k)$ is there in float32 (and in float64), and what the
 # responsibilities then become.
 # You may use `Gaussian(mean, cov).log_prob`.
@@ -471,8 +485,8 @@ check_gaussian_score(gaussian_score)
 # %%
 def mixture_score(x, weights, means, covs):
     """Score of Σₖ weights[k]·N(means[k], covs[k]) for every row of x: (B, d) → (B, d)."""
-    # Hint: far from the data every πₖ N(x; μₖ, Σₖ) rounds to 0, but its logarithm does not. Work
-    # with the logarithms, and shift them by a common constant before leaving log space.
+    # Hint: work out what πₖ N(x; μₖ, Σₖ) is at distance 40 in float32, and what that makes the
+    # responsibilities.
     ### BEGIN SOLUTION
     log_joint = torch.stack(
         [torch.log(weights[k]) + Gaussian(means[k], covs[k]).log_prob(x) for k in range(len(weights))], dim=-1
@@ -507,18 +521,22 @@ for r in (10, 40):
               " responsibilities from them:", [round(v, 3) for v in (joint / joint.sum()).tolist()])
 print("score at distance 40 in log space (the library):", [round(v, 3) for v in mix2.score(far)[0].tolist()])
 
+# %% [markdown]
+# For exercise 3, the eigenvalues of the covariance of section 2:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+lam = torch.linalg.eigvalsh(gauss.cov)
+print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
+
+# %% [markdown]
 # ### Exercise 3 (written, 3 points): the largest angle between the score and the mean
 #
 # Section 4 printed the largest angle between $s(x) = -\Sigma^{-1}(x-\mu)$ and $\mu - x$ on a grid,
 # for a 2-D Gaussian whose covariance has eigenvalues $\lambda_1 \ge \lambda_2 > 0$. Show that the
 # cosine of that angle is never below $2\sqrt{\lambda_1\lambda_2}/(\lambda_1+\lambda_2)$, say for which
 # $x$ the bound is attained, and compute the bound for the covariance of section 2 (its
-# eigenvalues are printed below). Is the grid's maximum a coincidence?
-
-# %%
-# NBVAL_CHECK_OUTPUT
-lam = torch.linalg.eigvalsh(gauss.cov)
-print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
+# eigenvalues are printed just above). Is the grid's maximum a coincidence?
 
 # %% [markdown]
 # <!-- BEGIN WRITTEN ANSWER maximal_angle -->
@@ -533,9 +551,11 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 # The bound does not depend on $\|u\|$: it is attained on the four rays from $\mu$ with
 # $|u_1|/|u_2| = \sqrt{\lambda_1/\lambda_2}$ in the eigenbasis; on the principal axes the angle is 0.
 # For the printed eigenvalues, $\lambda_1\lambda_2 = \det\Sigma$ and $\lambda_1+\lambda_2 = \operatorname{tr}\Sigma = 3$,
-# so $\cos = 2\sqrt{\det\Sigma}/3 = 2\sqrt{1.36}/3 \approx 0.7775$, an angle of about $38.97°$. The grid
-# printed 39.0°: it has points on or next to those rays, so its maximum is the theoretical one,
-# not a coincidence.
+# so $\cos = 2\sqrt{\det\Sigma}/3 = 2\sqrt{1.36}/3 \approx 0.7775$, an angle of $38.9714°$. The grid
+# printed 38.9710°, below the bound as it must be, and within $0.001°$ of it: not a coincidence.
+# The angle is stationary around its maximiser (a smooth function of the direction of $u$, at
+# its maximum), so a grid point merely near one of those rays already has an angle within a
+# quadratically small amount of the bound.
 #
 # <!-- RUBRIC -->
 # - 1 point: writes the cosine in the eigenbasis of Σ as a function of how u splits between the two axes.
@@ -574,8 +594,10 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 # (equal weights). Equal responsibilities solve $\ln 0.1 - (x+3)^2/2 = \ln 0.9 - (x-3)^2/2$, i.e.
 # $x = -\ln 9/6 \approx -0.366$, where $s = +0.366$. The zero of the score (the density's minimum)
 # solves $x = 3\tanh(3x + \tfrac12\ln 9)$, at $x \approx -0.412$. As the left weight shrinks, both
-# points move towards the light mode. The weight is visible in the score only in this region, so
-# a sampler that stays near one mode never sees it.
+# points move towards the light mode. In general $s(x) = -x + 3\tanh\big(3x + \tfrac12\ln(\pi_2/\pi_1)\big)$:
+# the weight enters only as the shift of the tanh switch. Away from the gap the tanh is
+# exponentially close to $\pm1$, so there the weight's effect on the score is exponentially
+# small (not zero), and a sampler that stays near one mode hardly sees it.
 #
 # </details>
 #
@@ -597,14 +619,13 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 # <details><summary>Model answer</summary>
 #
 # The critical points of $\log p$ (the same as those of $p$, since $p > 0$): local maxima (modes),
-# but also local minima of $p$ (in 1-D the dip between two modes, e.g. near $x \approx -0.4$ for the
-# course's mixture) and, in $d \ge 2$, saddle points (between the modes of `mixture_2d()`). The
+# but also local minima of $p$ and, in $d \ge 2$, saddle points. In 1-D a minimum is the dip
+# between two modes (near $x \approx -0.4$ for the course's mixture); `mixture_2d()` has a saddle
+# between each pair of its three modes and a local minimum of $p$ in the region they enclose. The
 # Hessian of $\log p$, i.e. the Jacobian of the score, often tells them apart: negative definite
-# means a strict local maximum, eigenvalues of both signs a saddle. That test is sufficient, not
-# necessary: $e^{-x^4}$ has Hessian 0 at its mode. A degenerate Hessian that is semidefinite
-# (no eigenvalues of both signs) decides nothing; one with eigenvalues of both signs still proves a
-# saddle. So
-# $s = 0$ is not enough to call a point a mode.
+# means a strict local maximum, positive definite a strict local minimum, eigenvalues of both
+# signs a saddle. When it is singular with no eigenvalues of both signs it decides nothing:
+# $e^{-x^4}$ has Hessian 0 at its mode. So $s = 0$ is not enough to call a point a mode.
 #
 # </details>
 #
@@ -613,20 +634,23 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 # - An energy defines a density $e^{-E}/Z$ only when $Z$ is finite. The score
 #   $s(x) = \nabla_x\log p(x)$ ignores the normaliser: for $p = e^{-E}/Z$ it is $-\nabla_x E$,
 #   computable by autograd from an unnormalised model.
-# - A Gaussian has the linear score $-\Sigma^{-1}(x-\mu)$; a mixture's score is the
+# - A Gaussian has the affine score $-\Sigma^{-1}(x-\mu)$; a mixture's score is the
 #   responsibility-weighted average of its components' scores. Both agree with autograd to
 #   machine precision.
 # - A score field points towards higher density (for a Gaussian: down the gradient of half the
 #   squared Mahalanobis distance, which is not always towards the mean) and vanishes at modes,
-#   saddles and minima of $p$. Far from the data it grows for tails lighter than exponential
-#   (Gaussian), stays bounded without vanishing for exponential tails (Laplace) and tends to zero
-#   for heavy, polynomial tails (Student-t).
+#   saddles and minima of $p$. Far from the data, for the usual families, it grows for tails
+#   lighter than exponential (Gaussian), stays bounded without vanishing for exponential tails
+#   (Laplace) and tends to zero for heavier tails (Student-t).
 # - On a connected support the score determines $\log p$ up to a constant: integrating it across
-#   the gap recovered the 1 : 9 weights of the 1-D mixture. Near each mode it only sees the local
+#   the gap recovered $P(x < 0)$ of the 1-D mixture, which the 1 : 9 weights set. Near each mode it only sees the local
 #   shape.
-# - Langevin dynamics samples a density approximately from its score alone: with a step small
-#   enough for where it starts, a bias of order $\varepsilon$, and enough steps to mix between the
-#   modes (3000 steps were too few for the double well).
+# - Langevin dynamics (ULA, the Euler–Maruyama scheme for $dX = \nabla\log p\,dt + \sqrt2\,dW$)
+#   samples a density approximately from its score alone, given enough steps to mix between the
+#   modes (3000 steps were too few for the double well). For a globally Lipschitz score its
+#   stationary law is within $O(\varepsilon)$ of $p$. For the double well's faster-growing score it
+#   is transient for every $\varepsilon$, but from inside the wells escape is astronomically
+#   unlikely: the chain is metastable and samples with an $O(\varepsilon)$ bias on any practical horizon.
 # - A model built as $-\nabla E_\theta$ is a gradient field; a free-form score network need not
 #   be one (its curl is not zero), and then there is no density or energy to read off.
 # - Next lesson: how to *fit* a score model to data when the true score is unknown.

@@ -50,7 +50,7 @@ import torch
 from lessons_lib import losses, seed_everything
 from lessons_lib.autodiff import jacobian_trace, score_from_energy
 from lessons_lib.course.checks import check_ebm_ism_loss, check_exact_trace, check_ism_loss
-from lessons_lib.densities import Gaussian, density_from_score_1d, fisher_constant_2d
+from lessons_lib.densities import Gaussian, GaussianMixture, density_from_score_1d, fisher_constant_2d
 from lessons_lib.nets import EnergyMLP, LinearScore, ScoreMLP
 from lessons_lib.plotting import grid_2d, plot_density_2d, plot_score_error, plot_score_field, score_error_by_region
 from lessons_lib.stats import mean_and_sd, mean_and_se
@@ -135,7 +135,8 @@ print("boundary s_θ·p at ±15:", [round(b, 12) for b in boundary.tolist()])
 # %% [markdown]
 # ## 3. In $d$ dimensions: the divergence
 #
-# The same argument works coordinate by coordinate. The cross term is
+# Hyvärinen (2005) integrates by parts one coordinate at a time (Fubini); here we use the
+# divergence theorem instead. The cross term is
 #
 # $$ \mathbb E_p\big[s_\theta(x)^\top \nabla_x\log p(x)\big] = \int s_\theta(x)^\top \nabla_x p(x)\, dx . $$
 #
@@ -151,11 +152,14 @@ print("boundary s_θ·p at ±15:", [round(b, 12) for b in boundary.tolist()])
 # **The boundary term.** The sphere $\partial B_R$ has area proportional to $R^{d-1}$, so the
 # surface integral certainly vanishes as $R\to\infty$ when $p(x)\,\|s_\theta(x)\|$ decays faster
 # than $\|x\|^{-(d-1)}$, as for Gaussian-like tails and models that grow at most polynomially.
-# That is sufficient, not necessary: for a density that is differentiable and positive on all of
-# $\mathbb R^d$, the integrability conditions below already force the surface integral to zero
-# along a sequence of radii. One way to break the identity is a $p$ that is not differentiable
+# That is sufficient, not necessary: for a density differentiable on all of $\mathbb R^d$, the
+# integrability conditions below already suffice. They make $\int p\,\|s_\theta\|\,dx$ finite
+# (Cauchy–Schwarz), and that integral is $\int_0^\infty\big(\oint_{\partial B_R} p\,\|s_\theta\|\,dS\big)dR$,
+# so the surface integral has $\liminf$ 0 as $R\to\infty$; they also make
+# $\nabla\cdot(p\,s_\theta)$ integrable, so $\int_{B_R}\nabla\cdot(p\,s_\theta)\,dx$, which equals the
+# surface integral, has a limit. That limit is therefore 0. One way to break the identity is a $p$ that is not differentiable
 # on $\mathbb R^d$, e.g. uniform on a box: $p$ jumps to zero at the faces; a failed
-# integrability condition is another. Hyvärinen (2005) assumes a differentiable model score,
+# integrability condition is another. Hyvärinen (2005) assumes a differentiable data density and model score,
 # finite $\mathbb E_p\|s_\theta\|^2$ and $\mathbb E_p\|\nabla\log p\|^2$, and $p\,s_\theta \to 0$ as
 # $\|x\|\to\infty$. A different set of conditions, also sufficient, and the one this course uses:
 #
@@ -181,7 +185,7 @@ print("boundary s_θ·p at ±15:", [round(b, 12) for b in boundary.tolist()])
 # and 15 so that they are far from each other and from the truth) and two random linear
 # fields $s(x) = Ax + b$ — and estimate, on the same 100 000 samples of `mixture_2d()`,
 # $J_\mathrm{ESM}$ (with the true score), $J_\mathrm{ISM}$ (without it), their difference,
-# and $C$. Each Monte-Carlo average is printed with its standard error
+# and $C$. The differences are printed with their Monte-Carlo standard error
 # $\hat\sigma/\sqrt n$ (one standard error ≈ 68 % interval). For `mixture_2d()` the constant $C$
 # is also known by quadrature (`fisher_constant_2d`); the last column instead subtracts the
 # per-sample $\tfrac12\|\nabla\log p(x)\|^2$ on the same samples.
@@ -244,7 +248,8 @@ print(f"C = ½ E‖∇log p‖²: Monte Carlo {C_mc:.3f} ± {C_se:.3f}, quadratu
 #
 # Now train `ScoreMLP(2)` with `losses.ism_loss` through the course's training loop, with fresh
 # samples of `mixture_2d()` at every step, and grade the result with ESM (which the training
-# never saw) on fresh samples; ISM + C must give the same number in expectation. We train **five
+# never saw) on fresh samples; ISM + C must give the same number in expectation (we add
+# the per-sample $\tfrac12\|\nabla\log p(x)\|^2$, whose mean is $C$). We train **five
 # times**, with training seeds 0 to 4 (initial weights, batches), because two kinds of noise
 # matter here:
 #
@@ -283,7 +288,7 @@ def relative_curl(model, points):
 # %%
 # NBVAL_CHECK_OUTPUT
 print("seed 0: ESM of the ISM fit, fresh samples : {:.3f} ± {:.3f}  (± Monte-Carlo SE)".format(*mean_and_se(esm_by_seed[0])))
-print("seed 0: ISM + C of the same fit           : {:.3f} ± {:.3f}  (± Monte-Carlo SE)".format(
+print("seed 0: ISM + ½‖∇log p‖² of the same fit   : {:.3f} ± {:.3f}  (± Monte-Carlo SE)".format(
     *mean_and_se(ism_fit + half_true_sq_test)))
 print("ESM for each training seed                :", " ".join(f"{e.mean():.3f}" for e in esm_by_seed))
 print("ESM over the 5 training seeds             : {:.3f} ± {:.3f}  (± SD between seeds)".format(
@@ -298,7 +303,8 @@ print(f"median |J₂₁ − J₁₂| / ‖J‖_F over 500 test points: at initia
 
 # %% [markdown]
 # The seed-to-seed spread is many times the Monte-Carlo error: a difference of a few hundredths
-# in ESM between two single runs says nothing about the methods that produced them. ISM + C agrees
+# in ESM between two single runs (about two standard deviations of the difference of two runs)
+# says little about the methods that produced them. ISM + ½‖∇log p‖² agrees
 # with ESM within its standard error, which is larger: per sample, ISM + ½‖∇log p‖² differs from
 # ESM by the Stein term $s_\theta^\top\nabla\log p + \nabla\cdot s_\theta$, of mean zero and large
 # variance, and the printed variances show that most of it comes from the squared norms, which near
@@ -330,7 +336,7 @@ plt.show()
 # %% [markdown]
 # ### Where the learned score is wrong
 #
-# The true and learned fields look almost the same as arrows, so instead we map the error
+# Arrows show the learned field's direction, not how far it is off, so we map the error
 # $\|s_\theta(x) - \nabla\log p(x)\|$ over the plane. The white dashed line is where the
 # density has fallen to $10^{-3}$ of its peak: outside it, training samples are rare (together,
 # the region outside holds well under 1 % of the mass); the thin white lines are the contours at
@@ -354,8 +360,10 @@ switch_over = mix2.responsibilities(grid.double()).max(-1).values < 0.95  # no c
 rel_p = p_grid / p_grid.max()
 print(f"seed 0: share of the grid inside the line where the error exceeds 1.5: "
       f"{(err_grid[inside_line] > 1.5).float().mean():.3f}")
-print(f"of those cells: on a switch-over line (max responsibility < 0.95) {switch_over[bad].float().mean():.2f}; "
-      f"median p/max p there {rel_p[bad].median():.4f}, over all cells inside the line {rel_p[inside_line].median():.3f}")
+print(f"on a switch-over line (max responsibility < 0.95): {switch_over[bad].float().mean():.2f} of those cells, "
+      f"{switch_over[inside_line].float().mean():.3f} of all cells inside the line")
+print(f"below the median p of the cells inside the line: {(rel_p[bad] < rel_p[inside_line].median()).float().mean():.2f} "
+      f"of those cells (0.5 by definition for all cells inside the line)")
 print("median ‖s_θ − ∇log p‖ where p ≥ 1e-3·max: {:.2f} ± {:.2f}  (± SD over 5 seeds)".format(*mean_and_sd(inside)))
 print("median ‖s_θ − ∇log p‖ where p < 1e-3·max: {:.2f} ± {:.2f}  (± SD over 5 seeds)".format(*mean_and_sd(outside)))
 
@@ -374,9 +382,11 @@ plt.show()
 # %% [markdown]
 # Where the data are, the learned field is mostly close to the truth: arrows converge on the
 # three modes and turn around between them. Inside the dashed line, the cells with an error above
-# 1.5 (the share printed above) lie partly on the switch-over lines between components, where the
-# true score turns sharply, but mostly where $p$ is small: their median $p/\max p$ is a small
-# fraction of the typical value inside the line. Away from the data the error grows:
+# 1.5 (the share printed above) sit where $p$ is low: most of them lie below the median $p$ of the
+# region. They are also over-represented on the switch-over lines between components, where the
+# true score turns sharply, compared with those lines' share of the region; the two findings
+# overlap, since the switch-over lines run between the modes, where $p$ is low too. Away from the
+# data the error grows:
 # the expectation over $p$ weights every error by $p(x)$, so score matching only constrains
 # $s_\theta$ where $p$ puts mass. What the network does out there is whatever its smooth
 # extrapolation happens to give, which is why the printed error outside the line is both
@@ -504,7 +514,8 @@ for (step, snap), color in zip(snapshots.items(), ("C0", "C1", "C3")):
 for ax in (ax_s, ax_p):
     ax.plot(x_few[:, 0], torch.full((6,), 1e-2 if ax is ax_p else 0.0), "|", color="k", ms=16, mew=2,
             label="the 6 training points")
-ax_s.set(xlabel="x", ylabel="score (symlog)", yscale="symlog", xlim=(-3, 3), title="score: steep descents through the data")
+ax_s.set_yscale("symlog", linthresh=1)  # linear for |score| < 1, logarithmic beyond
+ax_s.set(xlabel="x", ylabel="score (symlog: linear for |s| < 1)", xlim=(-3, 3), title="score: steep descents through the data")
 ax_p.set(xlabel="x", ylabel="density (normalised on the grid)", yscale="log", ylim=(1e-4, 100), xlim=(-3, 3),
          title="model density: its mass ends on one training point")
 ax_s.legend(loc="upper right", fontsize=9)
@@ -515,7 +526,8 @@ plt.show()
 # Six points say little about $p$: even the correct two-parameter model, the Gaussian fitted by
 # maximum likelihood, is narrower than $\mathcal N(0, 1)$, with a slope steeper than $-1$ and a
 # training ISM below $-C$ (second line). A training ISM below $-C$ is therefore a statement
-# about these 6 points, not yet overfitting. The ESM on fresh samples tells the two apart: after
+# about these 6 points: the ordinary optimism of any fit on its own training set, not yet the
+# degenerate overfitting of a flexible model. The ESM on fresh samples tells the two apart: after
 # 30 steps the network's is already several times the Gaussian fit's, and by 300 steps the mean
 # slope $s'(x_i)$ at the training points is hugely negative and the ESM has exploded. The mass
 # does not spread over the six points: it collapses onto one (the last printed line). ISM
@@ -544,8 +556,10 @@ plt.show()
 # Computing it takes two rounds of differentiation with respect to $x$ (one backward pass for
 # $\nabla E$, then $d$ more for the Hessian's diagonal), and a third, with respect to $\theta$,
 # for training. `losses.ism_loss` needs no change: we pass it `EnergyMLP.score`, which is
-# $-\nabla E_\theta$ by autograd. `EnergyMLP` uses SiLU, a smooth activation, so the integration
-# by parts holds. The reward: the fitted model is a density $e^{-E_\theta}/Z_\theta$ *if*
+# $-\nabla E_\theta$ by autograd. `EnergyMLP` uses SiLU, whose first and second derivatives are
+# bounded, so the energy's gradient and Hessian are bounded: $\mathbb E_p\|s_\theta\|^2$ and
+# $\mathbb E_p|\nabla\cdot s_\theta|$ are finite, the conditions of section 3 hold, and so does the
+# integration by parts. The reward: the fitted model is a density $e^{-E_\theta}/Z_\theta$ *if*
 # $Z_\theta$ is finite, which nothing in `EnergyMLP` guarantees (it has no confining term), so
 # we check it: $\log Z_\theta$ by a Riemann sum on ever larger squares must settle, and the
 # energy must grow in every direction far away.
@@ -586,6 +600,9 @@ w_ebm = (p_ebm[..., None] * resp_e).sum((0, 1)) * cell
 print("mass of p_θ by responsibility of each component:", " ".join(f"{w:.3f}" for w in w_ebm),
       "; true weights:", " ".join(f"{w:.1f}" for w in mix2.weights),
       f"; ½Σ|w_θ − w| = {0.5 * (w_ebm.double() - mix2.weights).abs().sum():.3f}")
+reweighted = GaussianMixture(w_ebm.double() / w_ebm.sum(), mix2.means, mix2.covs)  # true components, p_θ's weights
+print("ESM of the true components with those weights: {:.4f} ± {:.4f}  (± Monte-Carlo SE)".format(
+    *mean_and_se(losses.esm_loss(reweighted.score, x_test[:20_000].double(), mix2.score, reduction="none"))))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.5), layout="constrained", sharey=True)
@@ -602,8 +619,10 @@ plt.show()
 # 72 directions probed: consistent with a finite $Z_\theta$, so that $e^{-E_\theta}/Z_\theta$ is a
 # density (72 directions at two radii are evidence, not a proof). Because it is an energy we can
 # draw it, which the free-form `ScoreMLP` of section 5 cannot offer. It puts its mass on the
-# three modes, but with weights that are off (last line): the mis-weighting alone,
-# $\tfrac12\sum_k|w_{\theta,k} - w_k|$, accounts for about half of the total variation. The Fisher divergence is weakly sensitive to the weights of well-separated modes:
+# three modes, but with weights that are off: in this run (seed 0) the mis-weighting
+# $\tfrac12\sum_k|w_{\theta,k} - w_k|$ is a large part of the total variation, and other seeds
+# give other shares. ESM barely sees it: the true components with these wrong weights have an
+# ESM (last line) far below the fitted model's. The Fisher divergence is weakly sensitive to the weights of well-separated modes:
 # the score inside each mode barely depends on its weight, and the regions between modes, where
 # it does, carry little mass (Wenliang et al. 2019; Song & Ermon 2019). A SiLU energy grows at most linearly, so its score stays
 # bounded far away: its tails are Laplace-like, and it cannot follow the true score, which grows
@@ -659,6 +678,8 @@ print("local slope of log(ISM time) against log d:", " ".join(f"{d2}: {k:.2f}" f
 model_cost = [d * d * 128 + d * 128**2 for d in dims]  # the operation count d²h + dh², h = 128
 print("the same slope of d²h + dh²             :", " ".join(
     f"{d2}: {math.log(c2 / c1) / math.log(d2 / d1):.2f}" for d1, d2, c1, c2 in zip(dims, dims[1:], model_cost, model_cost[1:])))
+print(f"slope from d = 128 to 512: measured {math.log(costs['ISM'][-1] / costs['ISM'][3]) / math.log(4):.2f}, "
+      f"operation count {math.log(model_cost[-1] / model_cost[3]) / math.log(4):.2f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -678,10 +699,11 @@ plt.show()
 # its own, and so does the vmapped Jacobian's bookkeeping (this lesson does not separate the two);
 # at small $d$ such fixed costs dominate, and the local slopes there say little. As $d$ grows the
 # curve steepens. The operation count $d^2h + dh^2$ predicts the slopes of the second printed
-# line, below 2 at every $d$; the measured slope at the largest $d$ is steeper than predicted, so
-# the count alone does not explain the time (memory traffic of the $d\times d$ Jacobians per
-# sample is a likely cause, not tested here). On a shared machine the slopes also vary from one
-# run to the next.
+# line, below 2 at every $d$. Each measured local slope rests on two medians of 5 timed steps and
+# changes by a few tenths from one run to the next, more so on a shared machine, sometimes above
+# the count's and sometimes below. Within that noise the measured slopes at large $d$, and the
+# slope over the whole range from 128 to 512 (last line), are consistent with the operation
+# count: these timings cannot tell a small excess over it from noise.
 # The grey reference lines are drawn through the $d = 512$ point, so they meet the curve there
 # by construction: only their slopes carry information. A 28×28 image has $d = 784$, where exact
 # ISM is expensive; a 256×256 colour image has $d\approx 2\times10^5$, where it is out of reach.
@@ -708,7 +730,7 @@ def exact_trace(score_fn, x):
     ### BEGIN SOLUTION
     x = x.detach().requires_grad_(True) if not x.requires_grad else x
     s = score_fn(x)
-    trace = torch.zeros(x.shape[0], dtype=x.dtype)
+    trace = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for i in range(x.shape[1]):
         (row_i,) = torch.autograd.grad(s[:, i].sum(), x, create_graph=True)
         trace = trace + row_i[:, i]
@@ -736,7 +758,7 @@ def ism_loss(score_fn, x):
     ### BEGIN SOLUTION
     x = x.detach().requires_grad_(True)
     s = score_fn(x)
-    trace = torch.zeros(x.shape[0], dtype=x.dtype)
+    trace = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for i in range(x.shape[1]):
         (grad_i,) = torch.autograd.grad(s[:, i].sum(), x, create_graph=True)
         trace = trace + grad_i[:, i]
@@ -763,7 +785,7 @@ def ebm_ism_loss(energy_fn, x):
     ### BEGIN SOLUTION
     x = x.detach().requires_grad_(True)
     (grad_e,) = torch.autograd.grad(energy_fn(x).sum(), x, create_graph=True)
-    laplacian = torch.zeros(x.shape[0], dtype=x.dtype)
+    laplacian = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for i in range(x.shape[1]):
         (hess_row,) = torch.autograd.grad(grad_e[:, i].sum(), x, create_graph=True)
         laplacian = laplacian + hess_row[:, i]
@@ -825,8 +847,9 @@ check_ebm_ism_loss(ebm_ism_loss)
 # </details>
 #
 # 2. Where in the derivation did we use how $p$ behaves at the edge of its support? Compare
-#    $p$ uniform on $[0, 1]$ with the Beta(2, 2) density $6x(1-x)$ on $[0, 1]$: for which does a
-#    term of the 1-D derivation survive, and what would ISM then reward?
+#    $p$ uniform on $[0, 1]$ with the Beta(3, 3) density $30x^2(1-x)^2$ on $[0, 1]$: for which does
+#    a term of the 1-D derivation survive, what would ISM then reward, and is $C$ finite for
+#    Beta(3, 3)?
 #
 # <details><summary>Model answer</summary>
 #
@@ -837,9 +860,14 @@ check_ebm_ism_loss(ebm_ism_loss)
 # the boundary term $s_\theta(1) - s_\theta(0)$ survives and ESM − ISM is no longer a constant.
 # ISM $= s_\theta(1) - s_\theta(0) + \tfrac12\mathbb E[s_\theta^2]$ rewards a model that is large
 # and positive at $0$ and large and negative at $1$ (arrows pushing inwards at the edges), with
-# no lower bound — it is not a valid objective there. For Beta(2, 2), $p$ vanishes at $0$ and $1$,
-# so for a bounded smooth $s_\theta$ the bracket $[s_\theta\,p]_0^1$ is zero and ISM is valid:
-# what matters is not tails but that $p\,s_\theta \to 0$ at the boundary of the support.
+# no lower bound — it is not a valid objective there. For Beta(3, 3), $p$ vanishes at $0$ and $1$,
+# so for a bounded smooth $s_\theta$ the bracket $[s_\theta\,p]_0^1$ is zero; its score is
+# $2/x - 2/(1-x) = 2(1-2x)/(x(1-x))$, so
+# $\mathbb E_p[(\log p)'^2] = \int_0^1 120\,(1-2x)^2\,dx = 40$ and $C = 20$ is finite: ISM is valid.
+# What matters is not tails but that $p\,s_\theta \to 0$ at the boundary of the support, and
+# that the Fisher constant is finite. (For Beta(2, 2) the bracket vanishes too, but
+# $\mathbb E_p[(\log p)'^2] = \int_0^1 6(1-2x)^2/(x(1-x))\,dx$ diverges at both ends: $C = \infty$,
+# and ESM is infinite for every bounded model.)
 #
 # </details>
 #
@@ -855,7 +883,7 @@ check_ebm_ism_loss(ebm_ism_loss)
 # the loss carries essentially no information there — the error map of section 5 shows it. More
 # training only refits the region the samples cover.
 # Langevin dynamics (lesson 5) starts its chains from noise, typically far from the data, and
-# its first steps follow the score exactly in those unconstrained regions; lesson 4's noise
+# its first steps follow the learned score where training did not constrain it; lesson 4's noise
 # perturbation puts training samples there.
 #
 # </details>
@@ -865,12 +893,13 @@ check_ebm_ism_loss(ebm_ism_loss)
 #
 # <details><summary>Model answer</summary>
 #
-# At the largest dimensions timed the local slope is about 2, so from the time $t_{512}$ printed
-# for $d = 512$, a step at $d = 784$ costs about $(784/512)^2\,t_{512} \approx 2.3\,t_{512}$ — on
+# At the largest dimensions timed the slope is a little below 2 (the operation count's, and
+# within noise the measured one), so taking 2 as a round estimate, from the time $t_{512}$ printed
+# for $d = 512$ a step at $d = 784$ costs about $(784/512)^2\,t_{512} \approx 2.3\,t_{512}$ — on
 # the order of seconds for this small MLP on one thread (with a convolutional network and a
 # realistic batch, far more), so thousands of steps take hours. The printed timings are for the
 # library's batched `vmap(jacrev(...))`; a Python loop of $d$ backward passes, like yours, is
-# slower still. Instead, estimate the trace
+# likely slower (not timed here). Instead, estimate the trace
 # with random projections (sliced score matching, lesson 3: one backward pass per projection),
 # or avoid it entirely with denoising score matching (lesson 4).
 #
@@ -889,7 +918,7 @@ check_ebm_ism_loss(ebm_ism_loss)
 # - A small MLP trained by ISM recovers the score of a 2-D mixture where the data are; its
 #   largest errors inside the data region sit mostly where $p$ is small, and its error is several
 #   times larger where data are rare.
-#   $-C$ bounds the *expected* ISM, not a minibatch.
+# - $-C$ bounds the *expected* ISM, not a minibatch.
 # - For a linear model ISM's optimum is $A = -\hat\Sigma^{-1}$, $b = \hat\Sigma^{-1}\bar x$: the fitted
 #   field is the score of the maximum-likelihood Gaussian.
 # - ½‖s‖² puts zeros of the field on the data, tr ∇s < 0 pulls the field into them; on a fixed

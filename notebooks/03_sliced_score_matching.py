@@ -234,7 +234,8 @@ ProjectionVarianceExplorer(A=A, n_repeats=n_rep, seed=estimate_seed)
 # Song et al. (the whole objective seen along a random direction); SSM-VR keeps the exact
 # $\tfrac12\|s\|^2$, which costs nothing, and only estimates the trace. That removes the variance
 # of $\tfrac12(v^\top s)^2$ and also its covariance with the trace estimate; the covariance can be
-# negative, so in general SSM-VR's lower variance is likely but not guaranteed. In practice $v^\top\nabla_x s_\theta\,v$ is computed as
+# negative, so a lower variance for SSM-VR is not guaranteed in general. In practice
+# $v^\top\nabla_x s_\theta\,v$ is computed as
 # $\nabla_x\big(v^\top s_\theta(x)\big)\cdot v$: one backward pass per projection.
 #
 # **Check.** On 100 000 samples of `mixture_2d()` and a random `ScoreMLP(2)`, the per-sample
@@ -450,7 +451,8 @@ plt.show()
 #
 # **The gradient noise itself.** Are SSM's gradients noisier, as its extra term suggests? At the trained
 # seed-0 ISM model, we draw 40 batches of 256 samples (fresh projections for each) and measure,
-# for each objective (SSM and SSM-VR also with Gaussian projections), the total variance of the minibatch gradient over all parameters (for three
+# for each objective (SSM and SSM-VR also with Gaussian projections), the total variance of the
+# minibatch gradient over all parameters (for three
 # independent sets of 40 batches, to show how much that estimate itself varies), the
 # per-sample spread of the loss, and the diagonal share $\sum_i S_{ii}^2/\|S\|_F^2$ of the
 # symmetric Jacobian $S$ (median over 500 samples) that decides how much Rademacher projections
@@ -496,8 +498,10 @@ print(f"median diagonal share of the symmetric Jacobian at the trained model: {s
 # That is a mechanism by which SSM could train worse; the seed comparison above is too short to
 # show the effect on ESM conclusively. The diagonal share of the trained Jacobian is high, so for
 # a single sample a Gaussian projection's *trace estimate* is several times noisier than a
-# Rademacher one (section 2's ratio formula). In the minibatch gradient the Gaussian rows show a
-# smaller but clear increase over their Rademacher counterparts.
+# Rademacher one (section 2's ratio formula). The Gaussian rows measure what that costs in the
+# minibatch gradient: each is noisier than its Rademacher counterpart in every set of batches.
+# SSM-VR's excess over ISM grows several-fold yet stays a fraction of ISM's own variance, diluted
+# by the data noise; plain SSM with Gaussian projections is the noisiest of all.
 #
 # **A dimension where the exact trace is too slow.** The exact trace needs all $d$ diagonal
 # entries of the Jacobian, one projection needs one vector–Jacobian product, so the saving grows
@@ -687,7 +691,7 @@ check_ssm_vr_loss(ssm_vr_loss)
 # $|s_i|$ are equal. For the per-sample loss at fixed $x$,
 # $\operatorname{Var}_\mathrm{SSM} - \operatorname{Var}_\mathrm{VR} = \operatorname{Var}[\tfrac12(v^\top s)^2]
 # + 2\operatorname{Cov}\big(v^\top\nabla_x s\,v, \tfrac12(v^\top s)^2\big)$: this term adds the first
-# part, and the covariance, which can be negative, offsets some of it, so the term alone does not
+# part, and the covariance, which can be negative, can offset some of it, so the term alone does not
 # give the gap measured in section 4. Nor does it give the gradient gap: the gradient of
 # $\tfrac12(v^\top s)^2$ is $(v^\top s)\,v^\top\partial_\theta s$, a different random quantity.
 #

@@ -40,9 +40,11 @@
 #
 # **Data.** The digits are the MNIST test split that ships with the course (`data/mnist`,
 # 10,000 images, checksum-verified when read), loaded once in the setup cell by
-# `mnist_train_heldout()`: 2,000 digits drawn at random (seed 0) are held out for every quality
-# measurement, the other 8,000 train the networks, so both parts come from the same mix of
-# writers. Sampling needs only the shipped checkpoint.
+# `mnist_train_heldout()`: the first 8,000 train the networks, the last 2,000 are held out for
+# every quality measurement, in a fixed shuffled order, so that any part of them is a random
+# subset of the 2,000. The test split is ordered by groups of writers (its second half is the
+# harder one), so the held-out digits are harder than the average training digit: a distance
+# to them holds that difference too. Sampling needs only the shipped checkpoint.
 
 # %%
 import math
@@ -429,8 +431,7 @@ for s, c_skip, c_out, rms_in, rms_target, extra in edm_scales:
 # %% [markdown]
 # Both stay between 1.00 and 1.01 from σ = 10 down to 0.01, a range of 1,000 in σ; in section
 # 2's parametrisation the score itself spans a factor 1,000 over the same range. The held-out
-# digits, drawn from the same writers as the training digits, have nearly their pixel RMS (0.336
-# against σ_d = 0.334). The last column is how much more
+# digits have nearly the training digits' pixel RMS (0.336 against σ_d = 0.334). The last column is how much more
 # EDM weighs each level than section 3 does: 1.001 at σ = 0.01, about 900 at σ = 10.
 # %% [markdown]
 # ## 5. Sampling with the shipped checkpoint
@@ -528,8 +529,8 @@ print(f"  the 64 annealed samples above                    {frechet_distance(fea
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
 # the DSM optimum is the score of the Parzen density of the training set (lesson 04 §4), whose
 # samples are copies of training digits plus a little noise; so compare each sample's distance
-# to its nearest training digit with the same distance for held-out real digits (drawn from the
-# same writers). And run plain Langevin at the smallest level σ_L with as many evaluations (300
+# to its nearest training digit with the same distance for held-out real digits (harder ones,
+# from the second half of the test split, so their distances lean high). And run plain Langevin at the smallest level σ_L with as many evaluations (300
 # steps of ε = 3e-5, then the denoising step) from the same kind of start.
 
 # %%

@@ -104,7 +104,7 @@ def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int |
              f"Sampled on {dev.type}, the network in {ck.precision}.", "",
              "| samples | network evaluations | seconds | FD ↓ | TV to uniform ↓ | rarest class | commonest class |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    # the held-out digits are a random draw (heldout_indices), so its two halves are random halves:
+    # the held-out digits come in a fixed shuffled order, so its two halves are random halves:
     # the floor a sampler's FD is read against, at the same n
     lines.append(_row("the other random half of the held-out digits", "–", "–",
                       sample_quality(other_real, reference, classifier)))

@@ -160,8 +160,7 @@ def _mixture_precheck(ex: Exercise, fn: Callable) -> None:
     got, _ = result
     if isinstance(got, torch.Tensor) and got.shape == case.build()[0].shape and not torch.isfinite(got).all():
         raise fail(ex, case, "it returns NaN far from the data: each πₖ N(x; μₖ, Σₖ) underflows to 0 there, "
-                   "so Σₖ πₖ pₖ(x) is 0 and the responsibilities are 0/0. Work with the logarithms "
-                   "log πₖ + log pₖ(x) and normalise them in log space")
+                   "so Σₖ πₖ pₖ(x) is 0 and the responsibilities are 0/0 (underflow)")
 
 
 MIXTURE_SCORE = register(Exercise(
