@@ -670,8 +670,8 @@ plt.show()
 # right-hand panel: DSM learns the score of the noisy density, as Vincent's identity says.
 #
 # The learned score is not right everywhere. From about $x = -4$ outwards, the light mode's
-# outer flank, it drifts away from $\nabla\log p_\sigma$ (few noisy training samples land there:
-# about XXBELOW of 768,000 below $x = -4$, printed above; we have not tested whether that is the
+# outer flank, it drifts away from $\nabla\log p_\sigma$ (relatively few noisy training samples land there:
+# about 12,985 of 768,000 below $x = -4$, printed above; we have not tested whether that is the
 # cause). Inside the light mode it is below $\nabla\log p_\sigma$, by 0.19 on average (the mean
 # printed in the last line above). A constant offset $c$ added to the score of a Gaussian mode of variance
 # $v$ moves the mode by $c\,v$ without changing its width; a width error needs a wrong slope,
