@@ -477,7 +477,7 @@ check_gaussian_score(gaussian_score)
 # shape `(K,)`, `means` of shape `(K, d)` and `covs` of shape `(K, d, d)`: the score
 # $\sum_k r_k(x)\,(-\Sigma_k^{-1}(x-\mu_k))$ of section 3, shape `(B, d)`. It must stay correct at
 # points about 40 units from the origin (the check draws a random mixture with means
-# $2\cdot$`randn` and points 40 units from the origin). Before you write it, work out what
+# `2 * randn` and points 40 units from the origin). Before you write it, work out what
 # $\pi_k\,\mathcal N(x;\mu_k,\Sigma_k)$ is there in float32 (and in float64), and what the
 # responsibilities then become.
 # You may use `Gaussian(mean, cov).log_prob`.

@@ -523,7 +523,8 @@ ax_p.legend(loc="upper right", fontsize=9)
 plt.show()
 
 # %% [markdown]
-# Six points say little about $p$: even the correct two-parameter model, the Gaussian fitted by
+# (The bend of the true score $-x$ at $x = \pm1$ in the left panel is the axis's: symlog is linear
+# for $|s| < 1$ and logarithmic beyond.) Six points say little about $p$: even the correct two-parameter model, the Gaussian fitted by
 # maximum likelihood, is narrower than $\mathcal N(0, 1)$, with a slope steeper than $-1$ and a
 # training ISM below $-C$ (second line). A training ISM below $-C$ is therefore a statement
 # about these 6 points: the ordinary optimism of any fit on its own training set, not yet the

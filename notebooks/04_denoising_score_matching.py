@@ -750,7 +750,7 @@ for s, r in table.items():
 # %% [markdown]
 # Start with the last two columns, both σ times the mean error under $p_\sigma$. For the last
 # iterate it is 0.030 or 0.031 at every σ ≤ 0.1 and 0.049 at σ = 0.3; for the EMA of the same
-# run it is about 3 to 6 times smaller at σ ≤ 0.1 (0.011, 0.005, 0.010) and rises with σ, to
+# run it is about 3 to 6 times smaller at σ ≤ 0.1 (0.011, 0.005, 0.010) and rises from σ = 0.05 on, to
 # 0.029 at σ = 1 and 3. Most of the last iterate's error at small σ is therefore step-to-step
 # jitter of the weights, which averaging removes; section 6 shows that a single batch gradient
 # is mostly noise. This is one training seed. The rest of the table, and everything after it,
@@ -912,12 +912,12 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 # σ = 0.02 with the EMA weights), though not steadily in this run. (c) The loss and its
 # gradient get noisy in absolute terms ($C\approx d/(2\sigma^2)$, gradient variance slope
 # −3.9), and the last iterate of constant-learning-rate Adam carries jitter that an average of
-# the weights removes (σ times its error 0.030 against 0.011 with the EMA at σ = 0.02). What the
+# the weights removes, most of its error at small σ (σ times its error 0.030 against 0.011 with
+# the EMA at σ = 0.02). What the
 # example does not show: a noise-to-signal ratio that grows steadily as σ falls (section 6:
 # 8.2 at σ = 0.02, 5.1 at σ = 1, unresolved at two levels); nor does the covered region shrink
 # much, since this $p$ has a density everywhere. As σ grows: bias — the model learns the score
-# of a blurred density,
-# TV(p, p_σ) = 0.17 at σ = 1 and 0.43 at σ = 3, so samples from it would be blurred too.
+# of a blurred density, TV(p, p_σ) = 0.17 at σ = 1 and 0.43 at σ = 3, so samples from it would be blurred too.
 #
 # </details>
 #
