@@ -863,12 +863,12 @@ for s, (var, m2, m2_se, ratio, delta) in noise_rows.items():
 
 # %% [markdown]
 # The variance grows like $\sigma^{-4}$ here (the slope above): $\sigma^{-2}$ from the target's
-# size and $\sigma^{-2}$ more because the network's output is divided by σ. The mean gradient
-# at the EMA weights is small: at σ = 0.05 and 0.1 two large batches do not resolve it, and
+# size and $\sigma^{-2}$ more because the network's output is divided by σ. At the EMA weights
+# the mean gradient is small next to the noise: at σ = 0.05 and 0.1 two large batches do not resolve it, and
 # where they do, the noise is several times the mean at a batch of 128 (8.2 at σ = 0.02, 10.2 at
 # σ = 0.3, 5.1 at σ = 1, 2.9 at σ = 3), with no clear trend in σ. Near these weights one Adam
-# step on a batch is mostly noise at every level; that is the motion the EMA of section 5
-# averages out. Small σ does make the loss itself noisy ($C$ and its scatter grow like
+# step on a batch is mostly noise at every level, and the EMA of section 5 averages over such
+# steps. Small σ does make the loss itself noisy ($C$ and its scatter grow like
 # $1/\sigma^2$), which is Think 1's problem.
 #
 # **So what does the σ² weight do?** It balances the levels *against each other*. Without it,
