@@ -15,12 +15,13 @@
 # %% [markdown]
 # # Lesson 5 — Langevin dynamics
 #
-# Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$ without ever knowing $p$. This
-# lesson turns a score back into **samples**: Langevin dynamics needs nothing but the score.
-# We derive it, run it, break it in three ways, all three Song & Ermon's (2019, §3.2: slow
-# mixing, wrong mode weights, inaccurate scores in low-density regions; their other pitfall,
-# data on a thin set, is lesson 04 §1 and lesson 06), and repair the mode weights with
-# annealing over noise levels.
+# Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$ (lesson 02 from the true score,
+# lessons 03–04 from samples alone). This lesson turns a score back into **samples**: Langevin
+# dynamics needs nothing but the score. We derive it, run it, break it in three ways, and
+# repair the mode weights with annealing over noise levels. Two of the failures are Song &
+# Ermon's (2019, §3.2: slow mixing, wrong mode weights); the third is a relative of their
+# inaccurate scores in low-density regions: a DSM score made inaccurate by its noisy target at
+# small σ. Their other pitfall, data on a thin set, is lesson 04 §1 and lesson 06.
 #
 # **After this lesson you can**
 # 1. derive the unadjusted Langevin algorithm (ULA) from the Langevin diffusion, show with the
@@ -128,8 +129,8 @@ for eps, (measured, predicted, se) in ula_variance.items():
 print("ε = 2.5 > 2v:", divergence.split(":")[0])
 
 # %% [markdown]
-# At ε = 0.01 the predicted excess over $v$ is well inside the standard error, and at ε = 0.1 it
-# is about three of them: those rows barely tell $V_\varepsilon$ from $v$. The rows from ε = 0.5 on
+# At ε = 0.01 the predicted excess over $v$ is well inside the standard error; at ε = 0.1 it is
+# several of them, so that row already tells $V_\varepsilon$ from $v$, and the rows from ε = 0.5 on
 # test the formula.
 #
 # ## 2. Sampling a 2-D mixture from its score
@@ -208,8 +209,8 @@ check_langevin_step(langevin_step)
 #
 # For one Gaussian the chain diverges beyond $2v$. The narrowest direction of a component here
 # has $v = 0.2$, so $2v = 0.4$. A mixture is not one Gaussian: a chain thrown out of the narrow
-# component lands where the wider ones set the score. We measure, on the explorer's own setting
-# (its 500 chains, its seed, 200 steps), where the chains actually blow up and what the
+# component lands where the wider ones set the score. We measure, on the setting of the
+# interactive explorer shown after the table (500 chains, its seed, 200 steps), where the chains actually blow up and what the
 # weights are before that.
 
 # %%
@@ -407,7 +408,9 @@ print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomi
 # %% [markdown]
 # ### 4c. Inaccurate learned scores
 #
-# With a *learned* score things get worse. Train a small network by DSM (lesson 04) at a small
+# A *learned* score adds errors of its own. Song & Ermon's pitfall is a score that is inaccurate
+# where data are scarce; this section shows a related failure, DSM's variance at small σ, and a
+# control separates it from scarcity. Train a small network by DSM (lesson 04) at a small
 # noise level, σ = 0.05, where the DSM gradient is noisy (lesson 04 §6), with 3,000 steps of
 # 256 fresh samples. As a control, train the same network on the same noisy samples by
 # regression on the exact score of $p_\sigma$ (explicit score matching, lesson 02): the two runs
@@ -478,7 +481,7 @@ ax_s.fill_between(xs, -8, 8, where=sparse, color="0.9", label=r"$p_\sigma < 10^{
 ax_s.plot(xs, true, label=r"true score of $p_\sigma$")
 ax_s.plot(xs, learned, color="C3", ls="--", label="learned by DSM, σ = 0.05")
 ax_s.plot(xs, control, color="C2", ls=":", label="control: regression on the true score")
-ax_s.set(xlabel="$x$", ylabel="score", ylim=(-8, 8), title="The DSM score at σ = 0.05: wrong over most of the range")
+ax_s.set(xlabel="$x$", ylabel="score", ylim=(-8, 8), title="The DSM score at σ = 0.05 (one training seed)")
 ax_s.legend(fontsize=8, loc="lower left")
 ax_h.hist(true_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, true score")
 ax_h.hist(learned_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, learned score")
@@ -489,18 +492,20 @@ ax_h.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# The DSM network is off in every region, and even in the heavy mode, where most of the noisy
-# samples fell, its mean error is more than half of its value in the gap. The control, trained on
-# the same kind of noisy samples for the same steps, is accurate in both modes and in the gap,
-# and the density it implies has the right left-mode mass. So with these data the failure is
-# not a lack of samples (the gap received the number printed above, the far tails about 150):
-# it is DSM's target. At σ = 0.05 the DSM target $-z/\sigma$ has variance $1/\sigma^2$ per
+# For this training seed the DSM network is off in every region, most in the gap; how the error
+# splits between the regions, and how much mass the implied density leaves on the left, can
+# change with the training seed, which one run cannot show. The control, trained on the same
+# kind of noisy samples for the same steps, is accurate in both modes and in the gap, and the
+# density it implies has the right left-mode mass. So with the exact target the samples the gap
+# received (printed above; the far tails about 150) suffice, and DSM's noisy target makes them
+# insufficient. At σ = 0.05 the DSM target $-z/\sigma$ has variance $1/\sigma^2$ per
 # sample, far above the size of the score itself, and its gradient noise swamps the signal
 # (lesson 04 §6); explicit regression has no such noise, but needs the true score.
-# With the DSM score the light mode is nearly lost: the density it implies puts almost no mass
-# there. Run long enough, Langevin with the true score gets the weights right; with the DSM score
-# it faithfully samples *the density its score implies* — and this score, wrong between the
-# modes and inside them, implies wrong weights, which no amount of sampling can fix.
+# For this seed the DSM score nearly loses the light mode: the density it implies puts almost no
+# mass there. Run long enough, Langevin with the true score gets the weights right; with the DSM
+# score, in one dimension (where every score is the derivative of some log-density), it samples
+# *the density its score implies* once mixed — and this score, wrong between the modes and
+# inside them, implies wrong weights, which no amount of sampling can fix.
 #
 # %% [markdown]
 # ## 5. Annealed Langevin dynamics
@@ -624,7 +629,7 @@ ax_l.semilogx(sigmas, [r[6] for r in per_level], "k^:", label=r"$p_{\sigma_i}$'s
 ax_l.axhline(0.1, color="k", ls=":", lw=0.8, label="weight of the left mode")
 ax_l.invert_xaxis()
 ax_l.set(xlabel="noise level σ (decreasing →)", ylabel="fraction with $x < 0$",
-         title="The split lags behind $p_\\sigma$'s own down to σ ≈ 0.8")
+         title="The split after each level and $p_\\sigma$'s own (one noise draw)")
 ax_l.legend()
 plt.show()
 
@@ -646,7 +651,7 @@ plt.show()
 #
 # Since εᵢ = σᵢ² here, the drift-to-noise ratio $\sqrt{\varepsilon_i/2}\,\mathrm{RMS}\,s$ is
 # $\sigma_i\,\mathrm{RMS}\,s/\sqrt2$: it is the same at every level only where the σᵢ·RMS s
-# column is about 1, i.e. $\|\nabla\log p_\sigma\|\propto1/\sigma$: here for σ ≳ 3. Below that,
+# column is constant, i.e. $\|\nabla\log p_\sigma\|\propto1/\sigma$: here for σ ≳ 3. Below that,
 # in one dimension with modes of width 1, the score of $p_\sigma$ tends to the score of $p$ and
 # stops growing. In high dimension, with data on a thin set, the $1/\sigma$ law holds down to
 # small σ (lesson 06 measures it on MNIST).
@@ -656,16 +661,19 @@ plt.show()
 # same 1,000 evaluations cover more Langevin time: at ε = 0.3 they are 300 time units, several
 # relaxation times (Exercise 3), and plain Langevin ends at 0.116, its right mode widened to a
 # variance of 1.18, §1's $2/(2 - 0.3)$ for $v = 1$; at ε = 1 the right mode's variance is 1.88
-# and the split is off again. Annealing's 0.102 is closer to
-# 0.10 than the best of these plain runs by the paired difference printed, about two standard
-# errors: **in this 1-D toy the advantage of annealing is small.** Equal evaluations are not
+# and the split is off again. Annealing's 0.102 and the best of these plain runs differ by the
+# paired difference printed, about two standard errors in this one noise draw, and ε = 0.3 was
+# picked as the best after looking at the results: the difference is not resolved. **In this
+# 1-D toy, against a well-chosen plain step, annealing shows no measurable advantage.** Equal evaluations are not
 # equal Langevin time either: annealing's levels add up to 15,609 time units, most of them at the
-# top levels, where a time unit is small against Var $p_\sigma$ ≈ σ². The case for annealing is
-# high dimension, for which Song & Ermon (2019) designed it; the usual argument, not measured
-# here, is about the step: plain Langevin's stable ε is capped by the narrowest direction of the
-# data (§1: ε < 2v for the variance v of every direction), while crossing between modes takes a
-# time set by the wide ones, so τ/ε steps are out of reach; at a large σ every direction has
-# variance at least σ², and large steps are stable.
+# top levels, where a time unit is small against Var $p_\sigma$ ≈ σ². Song & Ermon (2019)
+# motivated annealing by data on a thin set, inaccurate scores in low-density regions and slow
+# mixing, all of which bite harder in high dimension. A further argument, not measured here, is
+# about the step: plain Langevin's *accurate* ε (small bias) is capped by the narrowest
+# direction of the data (§1: the bias grows like ε/2v for the variance v of that direction;
+# stability is set by the tails, §3), while crossing between modes takes a time set by the wide
+# ones, so τ/ε steps are out of reach; at a large σ every direction has variance at least σ²,
+# and large steps are accurate.
 #
 # ### 5b. Annealing with a learned score
 #
@@ -748,8 +756,8 @@ for s, before, after in ((short_sigmas[-1].item(), short_traj[-2], short_traj[-1
 # NBVAL_CHECK_OUTPUT
 print(f"{'σ_L':>5s} {'right-mode Var before':>22s} {'after the Tweedie step':>23s}   predicted before, after")
 for s, (before, after, pred_before, pred_after, n_right) in denoising.items():
-    se = math.sqrt(2 / n_right)  # s.e. of a variance near 1 from n_right chains
-    print(f"{s:5.2f} {before:15.3f} ± {se:.3f} {after:16.3f} ± {se:.3f}   {pred_before:.3f}, {pred_after:.3f}")
+    se_before, se_after = (math.sqrt(2 / n_right) * var for var in (before, after))  # s.e. of a Gaussian's variance
+    print(f"{s:5.2f} {before:15.3f} ± {se_before:.3f} {after:16.3f} ± {se_after:.3f}   {pred_before:.3f}, {pred_after:.3f}")
 print("error in the variance, Var - v (v = 1), before → after the step:")
 for s, (before, after, *_) in denoising.items():
     print(f"  σ_L = {s:.2f}: these chains {before - 1:+.3f} → {after - 1:+.3f};"
@@ -854,7 +862,9 @@ for s, (before, after, *_) in denoising.items():
 # a thin set in high dimension), $\varepsilon_i\propto\sigma_i^2$ makes the ratio the same at every
 # level (Song & Ermon 2019, §4.3). With $\varepsilon_i\propto\sigma_i$ (normalised at the last level)
 # the ratio would be $\propto\sigma_i^{-1/2}$, smaller than at the last level by the factor
-# $\sqrt{\sigma_L/\sigma_i}$: the top levels would move the chains too little. The limit: once
+# $\sqrt{\sigma_L/\sigma_i}$, and each step's noise would be small against the width of
+# $p_{\sigma_i}$: $\sqrt{2\varepsilon_i}/\sigma_i\propto\sigma_i^{-1/2}$, so at the top levels the
+# chains would move little per step. The limit: once
 # $p_{\sigma_i}$ is nearly a Gaussian of variance ≈ σᵢ², $\varepsilon_i/\operatorname{Var}p_{\sigma_i}$ tends to
 # step_size/σ_L², which must stay below 2 for stability (§1) and well below 1 for a small bias;
 # here it is 1, hence the over-dispersion at the top levels. A smaller step_size lowers the bias
@@ -872,16 +882,17 @@ for s, (before, after, *_) in denoising.items():
 #   removes it exactly, but needs $\log p$, which a score network does not give.
 # - Failure modes: crossing low-density gaps is slow (a relaxation time τ of order 50 time
 #   units here, τ/ε steps: thousands at ε = 0.01); while the steps cover much less than τ
-#   (steps × ε ≪ τ), the relative weight of separated modes is set by the starting point. A
-#   learned score can be wrong even where data are plentiful: at σ = 0.05 the DSM network is off
-#   in both modes, while the same network regressed on the exact score of $p_\sigma$ is accurate,
-#   so the culprit is DSM's noisy target, not a lack of data. Langevin samples the density a
-#   wrong score implies.
+#   (steps × ε ≪ τ), the relative weight of separated modes is set by the starting point. At
+#   σ = 0.05 a DSM network (one training seed) is off in both modes and most in the gap, while
+#   the same network regressed on the exact score of $p_\sigma$ from the same kind of samples is
+#   accurate: DSM's noisy target makes those samples insufficient. In one dimension (or for any
+#   gradient field), once mixed, Langevin samples the density a wrong score implies.
 # - Annealed Langevin over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$ mixes at large σ and
 #   refines at small σ. From the broad start, at 1,000 score evaluations, the exact score gives
-#   0.102 for the left mode's weight 0.10; plain Langevin gives 0.404 at ε = 0.01 but 0.116 at
-#   ε = 0.3. In this 1-D toy the advantage of annealing at equal evaluations is therefore small;
-#   its case is high dimension, where plain Langevin's stable step is capped by the narrowest
-#   direction (the usual argument, not measured here). A learned σ-conditioned network, for one
+#   0.102 in this noise draw for the left mode's weight 0.10 (one draw: not shown to be
+#   unbiased); plain Langevin gives 0.404 at ε = 0.01 but 0.116 at ε = 0.3, the best step picked
+#   after the fact. In this 1-D toy the difference at equal evaluations is not resolved; the case
+#   for annealing is high dimension, where plain Langevin's accurate step is capped by the
+#   narrowest direction (the usual argument, not measured here). A learned σ-conditioned network, for one
 #   training seed, ends at 0.076. With step_size/σ_L² = 1 the top levels over-disperse, as §1
 #   predicts. A final Tweedie step removes the last level's noise.

@@ -775,14 +775,16 @@ print(f"the first digit with {N_PROBES} independent probes ({LIKELIHOOD_STEPS[-1
       f"SD {probes.std():.3f}")
 
 # %% [markdown]
-# All six estimates lie below the floor of 2.682 bits/dim. Going from 12 to 25 steps moves the
-# mean from 2.17 to 2.25, so the solver has not converged, but it moves *towards* the floor and
-# stays far from it; four independent Hutchinson probes on the first digit spread by only 0.012.
-# Neither the solver nor the estimator's noise explains the gap. No score of a Gaussian-smoothed
-# density can produce a value below the floor, so the learned score is not such a score: for the
-# integrated divergence to exceed what the floor allows, the trace of its Jacobian must fall below
-# −d/σ² somewhere along the path, the flow compressing space more than a smoothed density can.
-# These numbers measure a model error, not a likelihood of the digits. A VE likelihood worth
+# The floor is 2.682 bits/dim: no exact model of $p_{\sigma_{\min}}$ can give less. Going from 12 to
+# 25 steps moves the mean from 2.67 to 2.76, so the solver has not converged (every estimate moves
+# by about 0.1), and four independent Hutchinson probes on the first digit spread by SD 0.021. One
+# of the three estimates at 12 steps (2.58) lies below the floor and none of the three at 25 steps:
+# with three digits and an unconverged solver, these numbers cannot place the model against the
+# floor. What they do say is that the estimate sits at the floor's scale, set by σ_min, not by the
+# digits: reading these values as this network's compression of MNIST would be wrong.
+# An estimate clearly below the floor, with a converged solver, would show a model error: no score
+# of a Gaussian-smoothed density can produce it.
+# A VE likelihood worth
 # comparing with the published flows would need a much smaller σ_min and a network trained for
 # likelihood.
 #
