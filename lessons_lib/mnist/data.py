@@ -420,8 +420,8 @@ def mnist_train_heldout(data_dir=None, n_heldout: int = 2000, *, download: bool 
     are comparable between runs and machines, in an order shuffled once with
     ``torch.Generator().manual_seed(0)``: the test split is ordered by groups of writers, so a
     contiguous prefix or half of the block would hold other writers than the rest; in this
-    order every prefix, and the two halves, are random subsets of the block. The training images are the official training
-    split (60,000 images) when a folder of :func:`mnist_search_path` has both of its files (or
+    order every prefix, and the two halves, are random subsets of the block. The training images
+    are the official training split (60,000 images) when a folder of :func:`mnist_search_path` has both of its files (or
     with ``download=True``); otherwise the first ``10000 - n_heldout`` images of the test
     split. ``source`` says which, in a sentence meant to be printed. ``data_dir`` and ``download``
     are as in :func:`load_mnist`; ``n_heldout`` is a whole number from 1 to 9,999.
