@@ -539,9 +539,11 @@ print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}"
 # ISM's exact trace needs 100 Jacobian rows per sample, about 100 times the arithmetic of one
 # projection; `torch.func.vmap` batches those rows, so an ISM step costs less than 100 SSM-VR
 # steps, but still many. In this run SSM-VR reached the lower ESM, while ISM had moved only part
-# of the way from the zero model. Both objectives have the same expectation; what differs is how
-# many steps each could afford, and the step counts explain the result. This is one seed, and
-# the step counts depend on the machine and its load.
+# of the way from the zero model. Both objectives have the same expectation, but not the same
+# noise: in $d = 100$ a projection's off-diagonal terms are many (their number grows like $d^2$), so
+# each SSM-VR step is noisier than an ISM step, and the 2-D gradient-variance ratios of section 4
+# do not carry over. SSM-VR came out ahead here despite that, with many more steps. This is one
+# seed, and the step counts depend on the machine and its load.
 #
 # ## 5. Cost per step against dimension
 #
@@ -746,14 +748,15 @@ check_ssm_vr_loss(ssm_vr_loss)
 # The gradient's noise has two sources: which data points are in the batch, and which
 # projections are drawn. More projections reduce only the second; more samples reduce both
 # (each new sample brings its own projection). Write the gradient variance at batch size $B$ as
-# $(D + P/M)/B$: $D/B$ is the data part (exact ISM's variance), $P/(MB)$ the projection part. At
-# the trained model of section 4, SSM-VR's $P$ is a few per cent of $D$: more projections buy
-# almost nothing, and a larger batch is the better buy. Plain SSM's variance is roughly twice
-# ISM's, so $P \approx D$: doubling $M$ gives $(D + P/2)/B \approx 1.5\,D/B$, doubling $B$ gives
-# $(D + P)/(2B) \approx D/B$. So even for SSM a larger batch wins unless a projection costs much
-# less than a new sample, and it does not: each projection adds a vector–Jacobian product and
-# its share of the parameter gradient, a large part of what a sample costs. The cheap fix for
-# SSM's extra noise is SSM-VR, which removes most of $P$ for free.
+# $(D + P/M)/B$: $D/B$ is the data part (exact ISM's variance), $P/(MB)$ the projection part.
+# Doubling $B$ always gives the smaller variance, $(D + P/M)/(2B)$ against $(D + P/(2M))/B$, but
+# its advantage, $D/(2B)$, matters only when $P$ is not much larger than $D$. At the 2-D trained
+# model of section 4, SSM-VR's $P$ is a few per cent of $D$ and plain SSM's $P \approx D$: there a
+# larger batch is the better buy unless a projection costs much less than a new sample (not timed
+# here). In high dimension $P$ grows with the number of off-diagonal Jacobian terms, and when
+# $P \gg D$ the two options give nearly the same variance, so the cheaper one, more projections,
+# can win. The fix for SSM's extra noise that costs nothing is SSM-VR, which removes the
+# $(v^\top s_\theta)^2$ part of $P$.
 # Numbers measured on an untrained model would not tell you this: its Jacobian and score are small.
 #
 # </details>
@@ -784,8 +787,8 @@ check_ssm_vr_loss(ssm_vr_loss)
 #   SSM is also, up to a constant, the sliced Fisher divergence of Song, Garg, Shi & Ermon (2019).
 # - On the 2-D mixture, five seeds compared seed by seed (paired mean difference ± SE): neither
 #   SSM nor SSM-VR is told apart from ISM in ESM at this training length, though SSM ends higher in
-#   four seeds of five. At a trained model SSM's minibatch gradients have roughly twice ISM's
-#   variance, SSM-VR's only a little more.
+#   four seeds of five. At the trained 2-D model SSM's minibatch gradients have roughly twice
+#   ISM's variance, SSM-VR's only a little more; in higher dimension the factor grows.
 # - In $d = 100$, at equal wall-clock time, SSM-VR takes many more steps than exact ISM.
 # - For a general network in high dimension the exact trace costs $d$ passes; the sliced
 #   objectives (and DSM, next lesson) need a constant number.
