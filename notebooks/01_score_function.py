@@ -147,7 +147,7 @@ plt.show()
 # $-\nabla E_\theta$, and a free-form `ScoreMLP` that outputs the vector itself. A gradient field
 # has $J = J^\top$ (zero *curl* $J_{21} - J_{12}$); the curl relative to the size of the Jacobian,
 # $|J_{21} - J_{12}|/\|J\|$ (Frobenius norm), says how far from symmetric it is: it is 0 for a
-# symmetric $J$ and at most $\sqrt2$, reached by a pure rotation. In the code, `jacrev(f)` returns the Jacobian of a
+# symmetric $J$ and at most $\sqrt2$, reached when $J$ is skew-symmetric (a 90° rotation such as the field $(-x_2, x_1)$). In the code, `jacrev(f)` returns the Jacobian of a
 # function of one point, and `vmap` applies that to every point of the batch (`xi[None]` makes the
 # single point a batch of one for the network).
 
@@ -356,9 +356,11 @@ for r in (5, 10, 20, 40):
 # $x \leftarrow x + \varepsilon\, s(x) + \sqrt{2\varepsilon}\, z$ with fresh $z\sim\mathcal N(0, 1)$.
 # This is the **unadjusted Langevin algorithm** (ULA), the Euler–Maruyama discretisation of the
 # diffusion $dX = \nabla\log p(X)\,dt + \sqrt2\,dW$, whose stationary law is $p$. When the score is
-# globally Lipschitz and pulls inwards far out (a Gaussian mixture's does), a small enough
-# $\varepsilon$ gives the chain a stationary law within $O(\varepsilon)$ of $p$, which it approaches
-# from any start (lesson 5 makes this precise). The double well's score grows like $|x|^3$, faster
+# globally Lipschitz and pulls inwards far out (a mixture of Gaussians with one shared covariance,
+# such as `mixture_1d`, is an example; with different covariances, as in `mixture_2d`, the score's
+# Jacobian is not bounded), a small enough $\varepsilon$ gives the chain a stationary law within
+# $O(\varepsilon)$ of $p$, which it approaches from any start (Talay & Tubaro 1990; Durmus &
+# Moulines 2017; lesson 5 computes the bias exactly for a Gaussian). The double well's score grows like $|x|^3$, faster
 # than linearly, and then ULA is transient for every step size: it has no stationary law at all
 # (Roberts & Tweedie 1996). The step $\varepsilon s(x)$ far out overshoots the wells. Without the noise,
 # the update is $x\,(1 - \varepsilon(x^2-4)/2)$, which for $|x| > 2$ shrinks $|x|$ only while
@@ -379,7 +381,7 @@ kick = ((4 + 4 / step_size) ** 0.5 - 2) / (2 * step_size) ** 0.5
 print(f"from x = −2, one step lands beyond −√(4 + 4/ε) only with a noise z below −{kick:.0f} (standard deviations)")
 
 # %% [markdown]
-# Past that threshold the chain diverges. The Gaussian noise reaches every point with positive
+# Past that threshold the chain diverges. The Gaussian noise reaches every interval with positive
 # probability, so from every start and for every $\varepsilon$ the chain eventually escapes: that is
 # why it has no stationary law. From inside the wells, though, escape needs an astronomically
 # unlikely excursion: from $x = -2$ a single step gets there only with a kick of about 128
@@ -423,8 +425,11 @@ plt.show()
 # %% [markdown]
 # The chains cross the barrier at $x = 0$ one by one, so the fraction approaches ½ slowly (the
 # curve starts at 0, below the plotted range). At step 3000 it is still short by about four
-# standard errors, 1.5 percentage points, from incomplete mixing; later its deviations
-# from ½ are of the size that sampling noise gives. What these checks can and cannot see:
+# standard errors, 1.5 percentage points, from incomplete mixing; at steps 6000 and 8000 it is
+# within about two standard errors of ½ (the printed lines). The band is drawn point by point over
+# the same chains, so neighbouring points are strongly correlated and long runs on one side of ½
+# are expected: near the end the curve alone cannot tell the last of the mixing from noise.
+# What these checks can and cannot see:
 #
 # - ± is the sampling error over the 20 000 independent chains. For the fraction it is small
 #   enough to show a shortfall of that size (several standard errors), so it does detect
@@ -647,8 +652,8 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 #   shape.
 # - Langevin dynamics (ULA, the Euler–Maruyama scheme for $dX = \nabla\log p\,dt + \sqrt2\,dW$)
 #   samples a density approximately from its score alone, given enough steps to mix between the
-#   modes (3000 steps were too few for the double well). For a globally Lipschitz score its
-#   stationary law is within $O(\varepsilon)$ of $p$. For the double well's faster-growing score it
+#   modes (3000 steps were too few for the double well). For a globally Lipschitz score that
+#   pulls inwards far out, its stationary law is within $O(\varepsilon)$ of $p$. For the double well's faster-growing score it
 #   is transient for every $\varepsilon$, but from inside the wells escape is astronomically
 #   unlikely: the chain is metastable and samples with an $O(\varepsilon)$ bias on any practical horizon.
 # - A model built as $-\nabla E_\theta$ is a gradient field; a free-form score network need not

@@ -621,8 +621,8 @@ plt.show()
 # density (72 directions at two radii are evidence, not a proof). Because it is an energy we can
 # draw it, which the free-form `ScoreMLP` of section 5 cannot offer. It puts its mass on the
 # three modes, but with weights that are off: in this run (seed 0) the mis-weighting
-# $\tfrac12\sum_k|w_{\theta,k} - w_k|$ is a large part of the total variation, and other seeds
-# give other shares. ESM barely sees it: the true components with these wrong weights have an
+# $\tfrac12\sum_k|w_{\theta,k} - w_k|$ is a large part of the total variation (one training seed;
+# how large a share it is in other seeds is not measured here). ESM barely sees it: the true components with these wrong weights have an
 # ESM (last line) far below the fitted model's. The Fisher divergence is weakly sensitive to the weights of well-separated modes:
 # the score inside each mode barely depends on its weight, and the regions between modes, where
 # it does, carry little mass (Wenliang et al. 2019; Song & Ermon 2019). A SiLU energy grows at most linearly, so its score stays
@@ -700,11 +700,11 @@ plt.show()
 # its own, and so does the vmapped Jacobian's bookkeeping (this lesson does not separate the two);
 # at small $d$ such fixed costs dominate, and the local slopes there say little. As $d$ grows the
 # curve steepens. The operation count $d^2h + dh^2$ predicts the slopes of the second printed
-# line, below 2 at every $d$. Each measured local slope rests on two medians of 5 timed steps and
-# changes by a few tenths from one run to the next, more so on a shared machine, sometimes above
-# the count's and sometimes below. Within that noise the measured slopes at large $d$, and the
-# slope over the whole range from 128 to 512 (last line), are consistent with the operation
-# count: these timings cannot tell a small excess over it from noise.
+# line, below 2 at every $d$. The measured slopes are read from a single run, each from two medians
+# of 5 timed steps, so this lesson cannot say how much of their difference from the count is
+# noise and how much is real (materialising $B\cdot d$ copies of the activations and $B\cdot d^2$
+# Jacobian entries would add cost the count leaves out); what the printout shows is that at large
+# $d$ the time grows roughly like $d^2$ or a little faster.
 # The grey reference lines are drawn through the $d = 512$ point, so they meet the curve there
 # by construction: only their slopes carry information. A 28×28 image has $d = 784$, where exact
 # ISM is expensive; a 256×256 colour image has $d\approx 2\times10^5$, where it is out of reach.
@@ -894,13 +894,13 @@ check_ebm_ism_loss(ebm_ism_loss)
 #
 # <details><summary>Model answer</summary>
 #
-# At the largest dimensions timed the slope is a little below 2 (the operation count's, and
-# within noise the measured one), so taking 2 as a round estimate, from the time $t_{512}$ printed
-# for $d = 512$ a step at $d = 784$ costs about $(784/512)^2\,t_{512} \approx 2.3\,t_{512}$ — on
+# At the largest dimensions timed the time grows roughly like $d^2$ or a little faster, so from the
+# time $t_{512}$ printed for $d = 512$ a step at $d = 784$ costs about
+# $(784/512)^{2}\,t_{512} \approx 2.3\,t_{512}$ to $(784/512)^{2.2}\,t_{512} \approx 2.6\,t_{512}$ — on
 # the order of seconds for this small MLP on one thread (with a convolutional network and a
 # realistic batch, far more), so thousands of steps take hours. The printed timings are for the
-# library's batched `vmap(jacrev(...))`; a Python loop of $d$ backward passes, like yours, is
-# likely slower (not timed here). Instead, estimate the trace
+# library's batched `vmap(jacrev(...))`; a Python loop of $d$ backward passes, like yours, was not
+# timed and may be faster or slower. Instead, estimate the trace
 # with random projections (sliced score matching, lesson 3: one backward pass per projection),
 # or avoid it entirely with denoising score matching (lesson 4).
 #
