@@ -684,8 +684,8 @@ plt.show()
 # and the split is off again. Annealing's 0.102 and the best of these plain runs differ by the
 # paired difference printed, about two standard errors in this one noise draw, and ε = 0.3 was
 # picked as the best after looking at the results: the difference is not resolved. **In this
-# 1-D toy, against a well-chosen plain step, annealing shows no measurable advantage.** Equal evaluations are not
-# equal Langevin time either: annealing's levels add up to 15,609 time units, most of them at the
+# 1-D toy, against a well-chosen plain step, this draw resolves no advantage for annealing.**
+# Equal evaluations are not equal Langevin time either: annealing's levels add up to 15,609 time units, most of them at the
 # top levels, where a time unit is small against Var $p_\sigma$ ≈ σ². Song & Ermon (2019)
 # motivated annealing by data on a thin set, inaccurate scores in low-density regions and slow
 # mixing, all of which bite harder in high dimension. A further argument, not measured here, is
