@@ -464,6 +464,7 @@ def pc_loop(score_fn, x_init, sigmas, snr, noise):
 # %%
 check_pc_loop(pc_loop)
 
+# %% [markdown]
 # ## 5. Exact likelihood: the instantaneous change of variables
 #
 # An ODE $dx/dt = f(x, t)$ moves mass without creating or destroying it, so along one solution
@@ -536,7 +537,8 @@ def divergence_integrand(score_fn, x, sigma, g, v):
 
 # %%
 check_divergence_integrand(divergence_integrand)
-#
+
+# %% [markdown]
 # ## 6. The samplers at equal cost
 #
 # On the 2-D mixture, at about 30, 100 and 300 score evaluations per chain: the reverse SDE (N
