@@ -40,11 +40,11 @@
 #
 # **Data.** The digits are the MNIST test split that ships with the course (`data/mnist`,
 # 10,000 images, checksum-verified when read), loaded once in the setup cell by
-# `mnist_train_heldout()`: the first 8,000 train the networks, the last 2,000 are held out for
-# every quality measurement, in a fixed shuffled order, so that any part of them is a random
-# subset of the 2,000. The test split is ordered by groups of writers (its second half is the
-# harder one), so the held-out digits are harder than the average training digit: a distance
-# to them holds that difference too. Sampling needs only the shipped checkpoint.
+# `mnist_train_heldout()`: 2,000 digits drawn at random (seed 0) are held out for every quality
+# measurement, and the other 8,000 train the networks. The test split is ordered by groups of
+# writers, so a random draw, not a block, gives training and held-out digits the same mix of
+# writers; the held-out digits come in the draw's order, so any part of them is a random subset
+# of the 2,000. Sampling needs only the shipped checkpoint.
 
 # %%
 import math

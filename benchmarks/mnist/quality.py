@@ -6,9 +6,12 @@
   number of network evaluations per digit — EDM's Heun sampler, the probability-flow ODE on the
   geometric grid, the reverse SDE, predictor–corrector and annealed Langevin — plus Heun at
   fewer steps and lesson 06's annealed setting. Each row: ``n`` samples scored by
-  :func:`lessons_lib.mnist.quality.sample_quality` against the first ``n`` held-out real digits
-  (Fréchet distance in the course classifier's feature space, class fractions). Two rows frame
-  the scale: the other held-out real digits (the best one can hope for) and uniform noise.
+  :func:`lessons_lib.mnist.quality.sample_quality` (Fréchet distance in the course classifier's
+  feature space, class fractions) against the first ``n`` held-out real digits, a random set:
+  they come in the order of :func:`lessons_lib.mnist.heldout_indices`. Two rows frame
+  the scale: the other ``n`` held-out real digits, a random set disjoint from the reference (the
+  best one can hope for at this ``n``; :func:`real_fd_spread` gives its spread over random
+  splits), and uniform noise.
   Samples are clamped to [0, 1] like the real digits.
 * :func:`neighbour_table`: distances from samples to their nearest training image, against the
   same for held-out real digits (which the network never saw): a network that copies its
@@ -30,6 +33,7 @@ from benchmarks.sde import ANNEALED_RATIO, Counted
 from lessons_lib.mnist import (
     DEFAULT_SAMPLER,
     SAMPLERS,
+    frechet_distance,
     load_checkpoint,
     load_classifier,
     mnist_train_heldout,
@@ -38,6 +42,7 @@ from lessons_lib.mnist import (
     sample_quality,
     sampler_settings,
 )
+from lessons_lib.mnist.quality import classifier_outputs
 from lessons_lib.mnist.sampling import sample_batch
 from lessons_lib.sde import VESDE, ode_sample, pc_sample, reverse_sde_sample
 from lessons_lib.utils import get_device, make_generator
@@ -82,6 +87,20 @@ def _row(label: str, evals, seconds, q) -> str:
             f"{min(f):.3f} ({f.index(min(f))}) | {max(f):.3f} ({f.index(max(f))}) |")
 
 
+def real_fd_spread(heldout: torch.Tensor, classifier, n: int, n_splits: int = 10) -> tuple[float, float]:
+    """Mean and standard deviation of the FD between two disjoint random sets of ``n`` held-out
+    digits over ``n_splits`` seeded random splits: the floor of an ``n``-image FD and a guide to
+    its sampling spread."""
+    feats, _ = classifier_outputs(heldout, classifier, logits=False)
+    g = torch.Generator().manual_seed(0)
+    fds = []
+    for _ in range(n_splits):
+        p = torch.randperm(feats.shape[0], generator=g)
+        fds.append(frechet_distance(feats[p[:n]], feats[p[n:2 * n]]))
+    fds = torch.tensor(fds, dtype=torch.float64)
+    return float(fds.mean()), float(fds.std())
+
+
 def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int | None = None) -> str:
     """A Markdown table: one row per sampler, plus real digits and noise."""
     dev = get_device(device)
@@ -110,6 +129,10 @@ def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int |
                       sample_quality(other_real, reference, classifier)))
     noise = torch.rand(other_real.shape, generator=make_generator(1, dev), device=dev)
     lines.append(_row("uniform noise", "–", "–", sample_quality(noise, reference, classifier)))
+    mean, sd = real_fd_spread(heldout[:2 * n], classifier, n)
+    note = (f"FD between two disjoint random sets of {n} of the {2 * n} held-out digits, over 10 random "
+            f"splits: {mean:.1f} ± {sd:.1f} (mean ± SD), the floor of an FD at this n and a guide to "
+            "the sampling spread of each FD below.")
     rows = [(label, sampler, ck) for label, sampler in mnist_rows(len(ck.sigmas))]
     if ck.precision != "float32":  # what the network's rounding costs, with the course's sampler
         rows.insert(2, (f"the course's, the network in float32 instead of {ck.precision}", SAMPLERS[DEFAULT_SAMPLER],
@@ -131,7 +154,7 @@ def quality_table(checkpoint=None, n: int = 1000, device=None, batch_size: int |
         seconds = time.perf_counter() - start
         q = sample_quality(torch.cat(outs), reference, classifier)
         lines.append(_row(label, counted.calls, f"{seconds:.0f}", q))
-    return "\n".join(lines)
+    return "\n".join(lines + ["", note])
 
 
 #: One change at a time to the course's Heun settings (``SAMPLERS["heun"]``), for :func:`settings_table`.

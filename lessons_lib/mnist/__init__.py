@@ -33,7 +33,7 @@ from .checkpoint import (
     native_bfloat16,
     save_checkpoint,
 )
-from .data import MNISTError, MNISTSplit, load_mnist, mnist_train_heldout
+from .data import MNISTError, MNISTSplit, heldout_indices, load_mnist, mnist_train_heldout
 from .quality import (
     CLASSIFIER_CHECKPOINT,
     MNISTClassifier,
@@ -48,7 +48,7 @@ from .sampling import DEFAULT_SAMPLER, SAMPLERS, AnnealedLangevinSampler, HeunSa
 from .unet import NCSNUNet
 
 __all__ = [
-    "MNISTError", "MNISTSplit", "load_mnist", "mnist_train_heldout",
+    "MNISTError", "MNISTSplit", "heldout_indices", "load_mnist", "mnist_train_heldout",
     "NCSNUNet",
     "SCORE_CHECKPOINT", "PRECISIONS", "Checkpoint", "autocast", "load_checkpoint", "native_bfloat16", "save_checkpoint",
     "RECIPE", "Recipe", "train_ncsn",

@@ -51,6 +51,7 @@ __all__ = [
     "BUNDLED_MNIST_DIR",
     "load_mnist",
     "mnist_train_heldout",
+    "heldout_indices",
     "read_idx",
     "MIRRORS",
 ]
@@ -412,40 +413,55 @@ def load_mnist(split: str = "train", data_dir=None, *, download: bool = False):
     return x, y
 
 
-def mnist_train_heldout(data_dir=None, n_heldout: int = 2000, *, download: bool = False) -> MNISTSplit:
-    """Training images and a fixed held-out set, as an :class:`MNISTSplit`.
+def heldout_indices(n_heldout: int = 2000, *, seed: int = 0) -> torch.Tensor:
+    """The indices into the test split of the held-out digits: the first ``n_heldout`` of a
+    random permutation of 0..9,999 drawn with ``torch.Generator().manual_seed(seed)``.
 
-    The held-out set is always the last ``n_heldout`` images of the *test* split (indices
-    ``10000 - n_heldout`` to 9999), whatever the training data, so that quality measurements
-    are comparable between runs and machines, in an order shuffled once with
-    ``torch.Generator().manual_seed(0)``: the test split is ordered by groups of writers, so a
-    contiguous prefix or half of the block would hold other writers than the rest; in this
-    order every prefix, and the two halves, are random subsets of the block. The training images
-    are the official training split (60,000 images) when a folder of :func:`mnist_search_path` has both of its files (or
-    with ``download=True``); otherwise the first ``10000 - n_heldout`` images of the test
-    split. ``source`` says which, in a sentence meant to be printed. ``data_dir`` and ``download``
-    are as in :func:`load_mnist`; ``n_heldout`` is a whole number from 1 to 9,999.
+    A random draw, not a contiguous block: the MNIST test split is ordered (its first 5,000
+    digits come from NIST's original training set, its last 5,000 from NIST's test set, which
+    the MNIST page calls harder), so a block would hold out another mix of writers than the one
+    trained on. The order is the permutation's, so any
+    prefix, and the two halves, are random subsets too.
     """
     n_heldout = require_count(n_heldout, "n_heldout", minimum=1)
     n_test = _COUNTS["test"]
     if n_heldout >= n_test:
         raise ValueError(f"n_heldout must be at most {n_test - 1:,}, got {n_heldout:,}")
+    seed = require_count(seed, "seed", minimum=0)
+    return torch.randperm(n_test, generator=torch.Generator().manual_seed(seed))[:n_heldout]
+
+
+def mnist_train_heldout(
+    data_dir=None, n_heldout: int = 2000, *, seed: int = 0, download: bool = False
+) -> MNISTSplit:
+    """Training images and a fixed, random held-out set, as an :class:`MNISTSplit`.
+
+    The held-out set is always the ``n_heldout`` test images of :func:`heldout_indices` (seeded,
+    so the same on every machine), whatever the training data, so that quality measurements
+    are comparable between runs. The training images are the official training split (60,000
+    images) when a folder of :func:`mnist_search_path` has both of its files (or with
+    ``download=True``); otherwise the other ``10000 - n_heldout`` images of the test split, in
+    their original order. Either way training and held-out digits come from the same mix of
+    writers. ``source`` says which, in a sentence meant to be printed. ``data_dir`` and
+    ``download`` are as in :func:`load_mnist`; ``n_heldout`` is a whole number from 1 to 9,999.
+    """
+    held = heldout_indices(n_heldout, seed=seed)
     test_x, test_y = load_mnist("test", data_dir, download=download)
-    first = n_test - n_heldout
-    order = first + torch.randperm(n_heldout, generator=torch.Generator().manual_seed(0))
-    heldout, heldout_labels = test_x[order], test_y[order]
+    heldout, heldout_labels = test_x[held], test_y[held]
     if download or _locate("train", data_dir) is not None:
         train, train_labels = load_mnist("train", data_dir, download=download)
         where = _locate("train", data_dir)[_FILES["train"][0]].parent  # after a download, too
         source = (
             f"training on the {len(train):,} images of the official training split in "
-            f"{where}; the last {n_heldout:,} images of the test split are held out"
+            f"{where}; {n_heldout:,} random images of the test split are held out"
         )
     else:
-        train, train_labels = test_x[:first], test_y[:first]
+        keep = torch.ones(len(test_x), dtype=torch.bool)
+        keep[held] = False
+        train, train_labels = test_x[keep], test_y[keep]
         source = (
             f"the training split is not available (load_mnist('train', download=True) fetches "
-            f"it); training on the first {first:,} images of the test split, the last "
-            f"{n_heldout:,} are held out"
+            f"it); training on {len(train):,} images of the test split, the other "
+            f"{n_heldout:,} (drawn at random, seed {seed}) are held out"
         )
     return MNISTSplit(train, train_labels, heldout, heldout_labels, source)

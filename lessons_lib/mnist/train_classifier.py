@@ -4,10 +4,10 @@
     python -m lessons_lib.mnist.train_classifier [--n-steps 2000] [--data-dir DIR] [--out PATH]
 
 Trains ``MNISTClassifier`` with seed 0 on ``mnist_train_heldout().train`` (the official
-training split when it is on disk, else the first 8,000 images of the test split; the output
-says which), with random shifts of up to 2 pixels, by ``lessons_lib.training.train``. Reports
-the accuracy on the 2,000 held-out images (the last 2,000 of the test split, never trained
-on) and saves the state_dict (≈ 0.4 MB).
+training split when it is on disk, else the 8,000 test images that
+:func:`lessons_lib.mnist.data.heldout_indices` does not hold out; the output says which), with
+random shifts of up to 2 pixels, by ``lessons_lib.training.train``. Reports the accuracy on the
+2,000 held-out images (never trained on) and saves the state_dict (≈ 0.4 MB).
 """
 
 from __future__ import annotations

@@ -284,6 +284,42 @@ def test_real_nbgrader_grades_four_submissions(tmp_path):
     shutil.rmtree(course)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("ps, students", [("ps2", ("untouched", "correct")), ("ps3", ("correct",))])
+def test_real_nbgrader_grades_the_later_problem_sets(tmp_path, ps, students):
+    """Problem sets 2 and 3 through real nbgrader: the correct submission gets every auto-graded
+    point with no error output (ps3's includes lesson 06's capstone, which trains with the
+    student's own loss, step and sampler), an untouched one none; the written answers wait for
+    the teacher. (ps3 runs one submission: its notebooks take minutes.)"""
+    course = tmp_path / "course"
+    make_course(NOTEBOOKS, course, sets=[ps])
+    generated = _nbgrader(course, "generate_assignment", ps, "--force")
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    assert [p.stem for p in sorted((course / "release" / ps).glob("*.ipynb"))] == list(PROBLEM_SETS[ps][1])
+    answers = {"untouched": lambda grade_id, solution: None, "correct": lambda grade_id, solution: solution}
+    for student in students:
+        _submit(course, ps, student, answers[student])
+    start = time.perf_counter()
+    graded = _nbgrader(course, "autograde", ps, "--create", "--force")
+    assert graded.returncode == 0, graded.stderr[-3000:]
+    print(f"autograde: {time.perf_counter() - start:.0f} s for {len(students)} submission(s) of {ps}")
+
+    from nbgrader.api import Gradebook
+
+    listed = entries(ps)
+    auto = sum(ex.points for ex in listed if not isinstance(ex, Written))
+    hand = sum(ex.points for ex in listed if isinstance(ex, Written))
+    assert hand > 0, f"{ps} has no written answer"
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        scores = {s: gradebook.find_submission(ps, s).score for s in students}
+        assert gradebook.find_assignment(ps).max_score == auto + hand
+    assert scores == pytest.approx({"untouched": 0, "correct": auto} if "untouched" in students else {"correct": auto})
+    for path in sorted((course / "autograded" / "correct" / ps).glob("*.ipynb")):
+        errors = [o for c in _load(path)["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{path.name}: {[e['ename'] for e in errors]}"
+    shutil.rmtree(course)
+
+
 def test_each_problem_sets_points_are_the_registrys():
     """The points nbgrader's source carries for each set are the registry's (the guide's table is
     the registry's too: tests/course/test_registry.py)."""

@@ -24,6 +24,7 @@ from lessons_lib.mnist.data import (
     MIRRORS,
     MNISTError,
     MNISTSplit,
+    heldout_indices,
     load_mnist,
     mnist_dir,
     mnist_search_path,
@@ -369,19 +370,23 @@ def test_train_heldout_from_test_split_only(test_split):
     x, y = test_split
     assert split.train.shape == (8000, 1, 28, 28) and split.heldout.shape == (2000, 1, 28, 28)
     assert split.train_labels.shape == (8000,) and split.heldout_labels.shape == (2000,)
-    # held out: exactly test images 8000..9999; training: 0..7999, so the two are disjoint
-    order = 8000 + torch.randperm(2000, generator=torch.Generator().manual_seed(0))  # a fixed shuffle
-    assert sorted(order.tolist()) == list(range(8000, 10000))
-    assert torch.equal(split.heldout, x[order]) and torch.equal(split.heldout_labels, y[order])
-    assert 0.4 < (order[:1000] < 9000).float().mean() < 0.6  # each half mixes both blocks of writers
-    assert torch.equal(split.train, x[:8000]) and torch.equal(split.train_labels, y[:8000])
+    # held out: the seeded random indices; training: every other test image, in order
+    held = heldout_indices(2000, seed=0)
+    assert torch.equal(held, torch.randperm(10000, generator=torch.Generator().manual_seed(0))[:2000])
+    assert len(set(held.tolist())) == 2000
+    assert torch.equal(split.heldout, x[held]) and torch.equal(split.heldout_labels, y[held])
+    rest = sorted(set(range(10000)) - set(held.tolist()))
+    assert torch.equal(split.train, x[rest]) and torch.equal(split.train_labels, y[rest])
+    # the same mix of writers: both parts draw about half their digits from each half of the split
+    assert 0.45 < (held < 5000).float().mean() < 0.55
+    assert torch.equal(heldout_indices(2000, seed=0), held)  # seeded: the same on every machine
+    assert not torch.equal(heldout_indices(2000, seed=1), held)
     assert "test split" in split.source and "not available" in split.source
-    assert "8,000" in split.source and "2,000" in split.source
+    assert "8,000" in split.source and "2,000" in split.source and "seed 0" in split.source
     assert repr(split).startswith("MNISTSplit(train=(8000, 1, 28, 28), heldout=(2000, 1, 28, 28)")
 
     small = mnist_train_heldout(BUNDLED, n_heldout=500)
-    assert sorted(small.heldout.reshape(500, -1).sum(1).tolist()) == sorted(x[9500:].reshape(500, -1).sum(1).tolist())
-    assert len(small.train) == 9500
+    assert torch.equal(small.heldout, x[held[:500]]) and len(small.train) == 9500
     with pytest.raises(ValueError, match="n_heldout"):
         mnist_train_heldout(BUNDLED, n_heldout=10000)
 
