@@ -69,6 +69,7 @@ def sections(repeats: int):
     yield "mnist_quality", "MNIST: sample quality at equal network evaluations", _lazy("mnist.quality", "report")
     yield "sde_mnist", "MNIST: the ODE likelihood", _lazy("sde", "mnist_table")
     yield "course", "Course runtime", _lazy("course", "runtime_table", repeats)
+    yield "autograde", "Autograding time", _lazy("course", "autograde_table")
 
 
 def _previous_sections() -> dict[str, str]:
