@@ -348,13 +348,15 @@ check_ncsn_loss_at(ncsn_loss_at)
 # (48, 96, 96 instead of 32, 64, 64), trained by the course's loop `train` with Adam on the 8,000
 # training digits and sampled from an exponential moving average (EMA) of its weights (an NCSNv2
 # technique), but with σ drawn from a continuum and EDM's weighting (section 4b). Its record
-# `ck.meta` holds the command that made it; `checkpoints/README.md` how long it took. Its
-# $J_\mathrm{NCSN}$ on the 15 levels of section 1, on held-out digits it never saw:
+# `ck.meta` holds the commands that made it (one run, then a resumed one); `checkpoints/README.md`
+# says how long they took. Its $J_\mathrm{NCSN}$ on the 15 levels of section 1, on held-out digits
+# it never saw:
 
 # %%
 ck = load_checkpoint()
 meta = ck.meta
-print(f"command:  {meta['command']}")
+print("commands:", *meta["commands"], sep="\n  ")
+print(f"network:  {ck.model.config}")
 print(f"training: {meta['steps']:,} steps of batch {meta['batch_size']}; σ: {meta['training']}")
 with torch.no_grad():  # one level and one noise draw per digit: a Monte-Carlo estimate
     per_digit = losses.ncsn_loss(ck.model, split.heldout[:500], sigmas, generator=make_generator(20), reduction="none")
@@ -429,10 +431,10 @@ for s, c_skip, c_out, rms_in, rms_target, extra in edm_scales:
     print(f"{s:6.2f} {c_skip:7.4f} {c_out:6.3f} {rms_in:15.2f} {rms_target:16.2f} {extra:12.4g}")
 
 # %% [markdown]
-# Both stay between 1.00 and 1.05 from σ = 10 down to 0.01, a range of 1,000 in σ; in section
-# 2's parametrisation the score itself spans a factor 1,000 over the same range. The small
-# excess over 1 comes from the data: the held-out digits' pixel RMS is 0.351, a little above the
-# training digits' σ_d = 0.334 that the preconditioning assumes. The last column is how much more
+# Both are 1.00 at every σ from 10 down to 0.01, a range of 1,000 in σ, while in section 2's
+# parametrisation the score itself spans a factor 1,000 over the same range. They come out so
+# close to 1 because the σ_d the preconditioning assumes (0.338, the training digits' pixel RMS)
+# also fits the held-out digits (0.336). The last column is how much more
 # EDM weighs each level than section 3 does: 1.001 at σ = 0.01, about 900 at σ = 10.
 # %% [markdown]
 # ## 5. Sampling with the shipped checkpoint
@@ -530,9 +532,9 @@ print(f"  the 64 annealed samples above                    {frechet_distance(fea
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
 # the DSM optimum is the score of the Parzen density of the training set (lesson 04 §4), whose
 # samples are copies of training digits plus a little noise; so compare each sample's distance
-# to its nearest training digit with the same distance for held-out real digits (harder ones,
-# from the second half of the test split, so their distances lean high). And run plain Langevin at the smallest level σ_L with as many evaluations (300
-# steps of ε = 3e-5, then the denoising step) from the same kind of start.
+# to its nearest training digit with the same distance for held-out real digits. And run plain
+# Langevin at the smallest level σ_L with as many evaluations (300 steps of ε = 3e-5, then the
+# denoising step) from the same kind of start.
 
 # %%
 plain_start = torch.rand(16, 1, 28, 28, generator=make_generator(12))
@@ -637,8 +639,8 @@ plt.show()
 
 # %% [markdown]
 # The label settles between σ ≈ 1.4 and 0.3: 39% of the chains show their final digit at
-# σ = 1.39, 78% at 0.85, 94% at 0.52 and 98% at 0.32, and at the first four levels the fraction
-# is near chance. (At the largest levels the Tweedie estimate is a blurred average of many
+# σ = 1.39, 72% at 0.85, 88% at 0.52 and 95% at 0.32, and at the first four levels the fraction
+# (9–17%) is near chance. (At the largest levels the Tweedie estimate is a blurred average of many
 # digits, which a classifier trained on sharp digits reads poorly; so this curve says when the
 # digit becomes *readable*, a proxy for when the chain commits to it. Measuring commitment
 # itself would branch each chain at level i into several continuations and ask whether they end
@@ -700,10 +702,12 @@ ax.set_title(f"64 samples: Heun with churn {heun.churn:g}, {heun.n_steps} levels
 plt.show()
 
 # %% [markdown]
-# With 35 evaluations, about a ninth of annealed Langevin's 301, the digits are recognisable but
-# rougher than section 5's: more broken strokes and stray blobs. `churn=0` is the plain ODE
-# solver of lesson 07; `benchmarks/mnist/quality.py` measures both, beside the other samplers, on
-# 1,000 samples.
+# With 35 evaluations, about a ninth of annealed Langevin's 301, the digits are recognisable,
+# though to the eye more of them are malformed than in section 5's grid; the FD of these 64 is
+# about two SDs of the 64-real-digit row above that row (148.1 against 107.6 ± 19.8), where the
+# annealed samples scored 108.4. One draw of 64 cannot rank the two samplers; `churn=0` is the
+# plain ODE solver of lesson 07, and `benchmarks/mnist/quality.py` scores all three, beside the
+# other samplers, on 1,000 samples.
 #
 # ## 6. The σ-level explorer
 #
@@ -1054,8 +1058,8 @@ plt.show()
 #   gives its body an input and a target of unit variance at every σ, and a weighting that is
 #   the σ² one times 1 + σ²/σ_d².
 # - The shipped checkpoint gives digits with 301 evaluations of annealed Langevin and the final
-#   denoising step of Jolicoeur-Martineau et al. (2020), and rougher ones with 35 evaluations of
-#   EDM's Heun sampler with churn; they are not copies of training digits. The Fréchet distance
+#   denoising step of Jolicoeur-Martineau et al. (2020), and digits that look rougher with 35
+#   evaluations of EDM's Heun sampler with churn; the annealed ones are not copies of training digits. The Fréchet distance
 #   in a classifier's feature space measures quality, only against real digits scored at the
 #   same n. The same network denoises (Tweedie, one evaluation) and in-paints (annealed Langevin
 #   with the known pixels held at the data perturbed to the current level).

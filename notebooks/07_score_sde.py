@@ -777,18 +777,16 @@ print(f"the first digit with {N_PROBES} independent probes ({LIKELIHOOD_STEPS[-1
       f"SD {probes.std():.3f}")
 
 # %% [markdown]
-# The floor is 2.682 bits/dim: no exact model of $p_{\sigma_{\min}}$ can give less. Going from 12 to
-# 25 steps moves the mean from 2.67 to 2.76, so the solver has not converged (every estimate moves
-# by about 0.1), and four independent Hutchinson probes on the first digit spread by SD 0.021. One
-# of the three estimates at 12 steps (2.58) lies below the floor and none of the three at 25 steps:
-# with three digits and an unconverged solver, these numbers cannot place the model against the
-# floor. What they do say is that the estimate sits at the floor's scale, set by σ_min, not by the
-# digits: reading these values as this network's compression of MNIST would be wrong.
-# An estimate clearly below the floor, with a converged solver, would show a model error: no score
-# of a Gaussian-smoothed density can produce it.
-# A VE likelihood worth
-# comparing with the published flows would need a much smaller σ_min and a network trained for
-# likelihood.
+# The floor is 2.682 bits/dim: no exact model of $p_{\sigma_{\min}}$ can give less. All six
+# estimates lie below it, from 1.84 to 2.36. Hutchinson's noise does not explain that: four
+# independent probes on the first digit spread by SD 0.003. The solver might: going from 12 to
+# 25 steps raises every estimate, by about 0.1 (the mean from 2.04 to 2.14), so it has not
+# converged, and these numbers cannot say where a converged estimate lies. If it too lay below
+# the floor, that would show a model error: the network's ODE maps the prior to a proper density,
+# but then not to one of the form $q * \mathcal N(0, \sigma_{\min}^2 I)$, so not to an exact model
+# of $p_{\sigma_{\min}}$. Either way, from an unconverged solver and a model of $p_{\sigma_{\min}}$,
+# they do not measure how well the network compresses the digits; a VE likelihood worth comparing
+# with the published flows would need a much smaller σ_min and a network trained for likelihood.
 #
 # ### Exercise 5 (written, 3 points): the σ_min floor
 #

@@ -150,7 +150,9 @@ def train_ncsn(
     Every ``checkpoint_every`` steps (and at the end) writes ``out`` (EMA weights, small) and
     ``<out>.state.pt`` (everything needed to resume); under ``torchrun`` process 0 alone writes.
     ``resume=True`` continues from that state up to ``n_steps`` in total; the batches of a
-    resumed run differ from an uninterrupted one. ``command`` is recorded in ``meta``.
+    resumed run differ from an uninterrupted one. ``command`` is recorded in ``meta["commands"]``
+    after those of the runs it resumes (``meta["command"]`` is the first, the one that chose the
+    recipe).
     """
     recipe = dataclasses.replace(recipe, **changes)
     out = Path(out)
@@ -165,7 +167,7 @@ def train_ncsn(
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     ema = ema_model(model, recipe.ema_decay)
     losses: list[float] = []
-    seconds = 0.0
+    seconds, commands = 0.0, [command]
     state_path = _state_path(out)
     if resume:
         if not state_path.is_file():
@@ -175,11 +177,12 @@ def train_ncsn(
         opt.load_state_dict(state["optimizer"])
         ema.load_state_dict(state["ema"])
         losses, seconds = list(state["losses"]), float(state["seconds"])
+        commands = [*state.get("commands", []), command]
         if rank == 0:
             print(f"resuming from step {len(losses)} of {recipe.n_steps}", file=sys.stderr)
     start_step, t0 = len(losses), time.perf_counter()
     meta = {
-        "command": command, "data": split.source, "n_train": int(split.train.shape[0]),
+        "command": commands[0], "commands": commands, "data": split.source, "n_train": int(split.train.shape[0]),
         "batch_size": recipe.batch_size, "lr": recipe.lr, "lr_decay": recipe.lr_decay, "ema_decay": recipe.ema_decay,
         "precision": recipe.precision, "seed": recipe.seed, "device": str(dev), "torch": str(torch.__version__),
         "threads": torch.get_num_threads(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -194,7 +197,7 @@ def train_ncsn(
         save_checkpoint(out, ema.module, recipe.sigmas(), info)
         tmp = state_path.with_name(state_path.name + ".tmp")
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict(),
-                    "losses": losses, "seconds": elapsed}, tmp)
+                    "losses": losses, "seconds": elapsed, "commands": commands}, tmp)
         os.replace(tmp, state_path)
 
     def set_lr(step: int) -> None:

@@ -44,6 +44,8 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     assert "test split" in err and "resuming from step 2" in err
     ck = load_checkpoint(out)
     assert ck.meta["steps"] == 3 and "lessons_lib.mnist train" in ck.meta["command"]
+    first, resumed = ck.meta["commands"]  # both runs are on record, the one that chose the recipe first
+    assert first == ck.meta["command"] and "--resume" not in first and "--resume" in resumed
     assert len(ck.sigmas) == 4 and ck.meta["training"]["objective"] == "ncsn"
     samples = tmp_path / "s.npy"
     assert main(["sample", "--checkpoint", str(out), "--n", "3", "--method", "annealed", "--n-steps-each", "1",
