@@ -42,6 +42,7 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 from torch.func import jacrev, vmap
 
 from lessons_lib import seed_everything
@@ -59,7 +60,7 @@ generator = seed_everything(0)
 # %% [markdown]
 # ## 1. Energy-based models and the normaliser that drops out
 #
-# Pick an **energy** $E(x)$ (low energy = likely) whose exponential is integrable,
+# Pick an **energy** $E(x)$ (low energy = likely) with $e^{-E}$ integrable,
 # $Z = \int e^{-E(x)}\,dx < \infty$. Then
 #
 # $$ p(x) = \frac{e^{-E(x)}}{Z} $$
@@ -212,22 +213,26 @@ for name, (c, jac_norm) in curls.items():
 # one component dominates, its own score takes over; between two components the
 # responsibilities switch over and the score turns around.
 #
-# `lessons_lib.densities` implements both formulas. We check them against autograd applied to
-# the log-density (`score_from_log_prob`), in double precision, on random points.
+# `lessons_lib.densities` implements both formulas. We check them against an independent
+# implementation: autograd (`score_from_log_prob`) applied to the log-densities of PyTorch's own
+# `torch.distributions` (`MultivariateNormal`, and `MixtureSameFamily` for the mixture), which
+# share no code with the course's, in double precision, on random points.
 
 # %%
 gauss = Gaussian(mean=[1.0, -0.5], cov=[[1.0, 0.8], [0.8, 2.0]])
 mix2 = mixture_2d()
 points = 4 * torch.randn(1000, 2, generator=generator, dtype=torch.float64)
 
+gauss_ref = MultivariateNormal(gauss.mean, gauss.cov)
+mix_ref = MixtureSameFamily(Categorical(probs=mix2.weights), MultivariateNormal(mix2.means, mix2.covs))
 with torch.no_grad():
-    err_gauss = (gauss.score(points) - score_from_log_prob(gauss.log_prob)(points)).abs().max()
-    err_mix = (mix2.score(points) - score_from_log_prob(mix2.log_prob)(points)).abs().max()
+    err_gauss = (gauss.score(points) - score_from_log_prob(gauss_ref.log_prob)(points)).abs().max()
+    err_mix = (mix2.score(points) - score_from_log_prob(mix_ref.log_prob)(points)).abs().max()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("Gaussian: max |analytic − autograd| =", round(err_gauss.item(), 10))
-print("mixture : max |analytic − autograd| =", round(err_mix.item(), 10))
+print(f"Gaussian: max |analytic − autograd of torch.distributions| = {err_gauss.item():.0e}")
+print(f"mixture : max |analytic − autograd of torch.distributions| = {err_mix.item():.0e}")
 
 # %% [markdown]
 # ## 4. Score fields
@@ -235,8 +240,8 @@ print("mixture : max |analytic − autograd| =", round(err_mix.item(), 10))
 # In one dimension the score is a curve. The course's running 1-D example is the mixture
 # $0.1\,\mathcal N(-3, 1) + 0.9\,\mathcal N(3, 1)$. Although the left mode is nine times lighter,
 # near each mode the mixture's score is almost that of its component alone: locally, the score
-# sees the shape of the density. The weights are encoded in the score in the gap between the
-# modes, where it turns around.
+# sees the shape of the density. The weights are encoded in the score mainly in the gap between
+# the modes, where it turns around.
 
 # %%
 mix1 = mixture_1d()
@@ -359,7 +364,8 @@ for r in (5, 10, 20, 40):
 # globally Lipschitz and pulls inwards far out (a mixture of Gaussians with one shared covariance,
 # such as `mixture_1d`, is an example; with different covariances, as in `mixture_2d`, the score's
 # Jacobian is not bounded), a small enough $\varepsilon$ gives the chain a stationary law within
-# $O(\varepsilon)$ of $p$, which it approaches from any start (Talay & Tubaro 1990; Durmus &
+# $O(\varepsilon)$ of $p$ (in expectations of smooth test functions), which it approaches from any
+# start (Talay & Tubaro 1990; Durmus &
 # Moulines 2017; lesson 5 computes the bias exactly for a Gaussian). The double well's score grows like $|x|^3$, faster
 # than linearly, and then ULA is transient for every step size: it has no stationary law at all
 # (Roberts & Tweedie 1996). The step $\varepsilon s(x)$ far out overshoots the wells. Without the noise,
@@ -385,8 +391,10 @@ print(f"from x = −2, one step lands beyond −√(4 + 4/ε) only with a noise 
 # probability, so from every start and for every $\varepsilon$ the chain eventually escapes: that is
 # why it has no stationary law. From inside the wells, though, escape needs an astronomically
 # unlikely excursion: from $x = -2$ a single step gets there only with a kick of about 128
-# standard deviations. So the chain is *metastable*: on any practical
-# horizon it behaves as a sampler of a metastable law within $O(\varepsilon)$ of $p$. We run 20 000
+# standard deviations. So the chain is *metastable*: until it escapes, it is the same chain as ULA
+# on a score changed only far outside the wells to grow linearly, a Lipschitz score whose chain
+# has a stationary law within $O(\varepsilon)$ of $p$, and on any practical horizon it does not
+# escape. We run 20 000
 # chains, all in the left well at $x = -2$, with the exact double-well score and no $Z$ anywhere. We record the fraction of chains in the right well,
 # $P(x > 0)$, every 50 steps; it is ½ by symmetry once the chains have mixed.
 
@@ -640,8 +648,8 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 #   $s(x) = \nabla_x\log p(x)$ ignores the normaliser: for $p = e^{-E}/Z$ it is $-\nabla_x E$,
 #   computable by autograd from an unnormalised model.
 # - A Gaussian has the affine score $-\Sigma^{-1}(x-\mu)$; a mixture's score is the
-#   responsibility-weighted average of its components' scores. Both agree with autograd to
-#   machine precision.
+#   responsibility-weighted average of its components' scores. Both agree to rounding error
+#   with autograd applied to `torch.distributions`' log-densities.
 # - A score field points towards higher density (for a Gaussian: down the gradient of half the
 #   squared Mahalanobis distance, which is not always towards the mean) and vanishes at modes,
 #   saddles and minima of $p$. Far from the data, for the usual families, it grows for tails
@@ -653,9 +661,9 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 # - Langevin dynamics (ULA, the Euler–Maruyama scheme for $dX = \nabla\log p\,dt + \sqrt2\,dW$)
 #   samples a density approximately from its score alone, given enough steps to mix between the
 #   modes (3000 steps were too few for the double well). For a globally Lipschitz score that
-#   pulls inwards far out, its stationary law is within $O(\varepsilon)$ of $p$. For the double well's faster-growing score it
-#   is transient for every $\varepsilon$, but from inside the wells escape is astronomically
-#   unlikely: the chain is metastable and samples with an $O(\varepsilon)$ bias on any practical horizon.
+#   pulls inwards far out, a small enough ε gives a stationary law within $O(\varepsilon)$ of $p$.
+#   For the double well's faster-growing score it is transient for every $\varepsilon$, but from
+#   inside the wells escape is astronomically unlikely: the chain is metastable.
 # - A model built as $-\nabla E_\theta$ is a gradient field; a free-form score network need not
-#   be one (its curl is not zero), and then there is no density or energy to read off.
+#   be one (its curl need not vanish), and then there is no density or energy to read off.
 # - Next lesson: how to *fit* a score model to data when the true score is unknown.

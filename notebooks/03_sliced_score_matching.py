@@ -17,7 +17,8 @@
 #
 # Implicit score matching (lesson 2) needs $\operatorname{tr}\nabla_x s_\theta(x)$, which costs
 # $d$ backward passes per sample. Sliced score matching (Song, Garg, Shi & Ermon 2019) replaces
-# the trace by a random projection that costs one.
+# the trace, and in its plain form the whole objective, by its value along random directions, each
+# costing one vector–Jacobian product.
 #
 # **Objectives.** By the end of this lesson you can
 #
@@ -118,8 +119,9 @@ for i in range(3):
 #
 # ## 2. The variance of the estimator
 #
-# Unbiased is not enough: a single projection can be far off. Let $A$ be symmetric (a Hessian
-# of $\log p$ is). Split the quadratic form into diagonal and off-diagonal terms:
+# Unbiased is not enough: a single projection can be far off. Let $A$ be symmetric, as a Hessian
+# of $\log p$ is; a score network's Jacobian $\nabla_x s_\theta$ generally is not, and exercise 1
+# works out what changes then. Split the quadratic form into diagonal and off-diagonal terms:
 #
 # $$ v^\top A v = \sum_i A_{ii}\, v_i^2 + \sum_{i\ne j} A_{ij}\, v_i v_j . $$
 #
@@ -340,7 +342,8 @@ print("C: Monte Carlo {:.3f} ± {:.3f}, quadrature {:.4f}".format(*mean_and_se(h
 # error of evaluating one model on 100 000 samples is printed too; it is much smaller.
 #
 # Along the way, a callback records each run's ESM on a fixed set of 5 000 samples every 20
-# steps: the training loss of SSM is too noisy to show how well it is doing, the ESM is not.
+# steps: every training loss is a noisy estimate offset by the unknown constant −C, while the ESM
+# against the known score is not.
 
 # %%
 objectives = {
@@ -494,14 +497,14 @@ print(f"median diagonal share of the symmetric Jacobian at the trained model: {s
 # At the trained model, plain SSM's minibatch gradient has roughly twice the variance of exact
 # ISM's in each of the three sets of batches, while SSM-VR adds only a few per cent: the extra
 # noise comes from the $\tfrac12(v^\top s_\theta)^2$ term, net of its covariance with the trace
-# estimate, which SSM-VR removes by using the term's mean (exercise 4 computes its variance).
+# estimate, which SSM-VR removes by using the term's mean.
 # That is a mechanism by which SSM could train worse; the seed comparison above is too short to
 # show the effect on ESM conclusively. The diagonal share of the trained Jacobian is high, so for
 # a single sample a Gaussian projection's *trace estimate* is several times noisier than a
 # Rademacher one (section 2's ratio formula). The Gaussian rows measure what that costs in the
 # minibatch gradient: each is noisier than its Rademacher counterpart in every set of batches.
-# SSM-VR's excess over ISM grows several-fold yet stays a fraction of ISM's own variance, diluted
-# by the data noise; plain SSM with Gaussian projections is the noisiest of all.
+# SSM-VR's excess over ISM grows two- to six-fold yet stays a fraction of ISM's own variance,
+# diluted by the data noise; plain SSM with Gaussian projections has the noisiest gradient.
 #
 # **A dimension where the exact trace is too slow.** The exact trace needs all $d$ diagonal
 # entries of the Jacobian, one projection needs one vector–Jacobian product, so the saving grows
@@ -539,11 +542,11 @@ print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}"
 # ISM's exact trace needs 100 Jacobian rows per sample, about 100 times the arithmetic of one
 # projection; `torch.func.vmap` batches those rows, so an ISM step costs less than 100 SSM-VR
 # steps, but still many. In this run SSM-VR reached the lower ESM, while ISM had moved only part
-# of the way from the zero model. Both objectives have the same expectation, but not the same
-# noise: in $d = 100$ a projection's off-diagonal terms are many (their number grows like $d^2$), so
-# each SSM-VR step is noisier than an ISM step, and the 2-D gradient-variance ratios of section 4
-# do not carry over. SSM-VR came out ahead here despite that, with many more steps. This is one
-# seed, and the step counts depend on the machine and its load.
+# of the way from the zero model. Both objectives have the same expectation; how much noisier an
+# SSM-VR gradient is than an ISM gradient in $d = 100$ is not measured here (section 4's ratios
+# are for the 2-D model). The target has independent coordinates, so its score's Jacobian is
+# diagonal: by section 2 the most favourable case for Rademacher projections. This is one seed,
+# and the step counts depend on the machine and its load.
 #
 # ## 5. Cost per step against dimension
 #
@@ -740,7 +743,8 @@ check_ssm_vr_loss(ssm_vr_loss)
 #
 # </details>
 #
-# 3. With $M$ projections the cost is $M$ backward passes and the variance falls like $1/M$.
+# 3. With $M$ projections the cost is $M$ vector–Jacobian products (each differentiated again in
+#    training) and the projection part of the variance falls like $1/M$.
 #    When would you rather spend the same compute on a larger batch than on more projections?
 #
 # <details><summary>Model answer</summary>
@@ -753,8 +757,8 @@ check_ssm_vr_loss(ssm_vr_loss)
 # its advantage, $D/(2B)$, matters only when $P$ is not much larger than $D$. At the 2-D trained
 # model of section 4, SSM-VR's $P$ is a few per cent of $D$ and plain SSM's $P \approx D$: there a
 # larger batch is the better buy unless a projection costs much less than a new sample (not timed
-# here). In high dimension $P$ grows with the number of off-diagonal Jacobian terms, and when
-# $P \gg D$ the two options give nearly the same variance, so the cheaper one, more projections,
+# here). Where $P \gg D$ — it depends on the size of the θ-gradients of the Jacobian's
+# off-diagonal terms, which this lesson measures only in 2-D — the two options give nearly the same variance, so the cheaper one, more projections,
 # can win. The fix for SSM's extra noise that costs nothing is SSM-VR, which removes the
 # $(v^\top s_\theta)^2$ part of $P$.
 # Numbers measured on an untrained model would not tell you this: its Jacobian and score are small.
@@ -788,7 +792,7 @@ check_ssm_vr_loss(ssm_vr_loss)
 # - On the 2-D mixture, five seeds compared seed by seed (paired mean difference ± SE): neither
 #   SSM nor SSM-VR is told apart from ISM in ESM at this training length, though SSM ends higher in
 #   four seeds of five. At the trained 2-D model SSM's minibatch gradients have roughly twice
-#   ISM's variance, SSM-VR's only a little more; in higher dimension the factor grows.
+#   ISM's variance, SSM-VR's only a little more.
 # - In $d = 100$, at equal wall-clock time, SSM-VR takes many more steps than exact ISM.
 # - For a general network in high dimension the exact trace costs $d$ passes; the sliced
 #   objectives (and DSM, next lesson) need a constant number.

@@ -17,11 +17,14 @@
 #
 # Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$ (lesson 02 from the true score,
 # lessons 03–04 from samples alone). This lesson turns a score back into **samples**: Langevin
-# dynamics needs nothing but the score. We derive it, run it, break it in three ways, and
-# repair the mode weights with annealing over noise levels. Two of the failures are Song &
-# Ermon's (2019, §3.2: slow mixing, wrong mode weights); the third is a relative of their
-# inaccurate scores in low-density regions: a DSM score made inaccurate by its noisy target at
-# small σ. Their other pitfall, data on a thin set, is lesson 04 §1 and lesson 06.
+# dynamics needs nothing but the score. We derive it, run it, measure where it fails, and
+# repair the mode weights with annealing over noise levels. Song & Ermon (2019, §3.2.2) showed
+# that Langevin dynamics, even with the exact score, mixes slowly between modes separated by a
+# region of low density and so gets their relative weights wrong; we measure both. A learned
+# score fails in a third way: Song & Ermon's §3.2.1 is a score that is inaccurate where data are
+# scarce; we measure a relative of it, a DSM score made inaccurate at small σ by its noisy
+# target (with the training used here). Their §3.1, data on a thin set, is lesson 04 §1 and
+# lesson 06.
 #
 # **After this lesson you can**
 # 1. derive the unadjusted Langevin algorithm (ULA) from the Langevin diffusion, show with the
@@ -34,10 +37,9 @@
 # 4. fix the mode weights with annealed Langevin dynamics over a σ schedule, and finish with
 #    Tweedie's denoising step.
 #
-# **Convention used throughout the course:**
-# $x \leftarrow x + \varepsilon\,s(x) + \sqrt{2\varepsilon}\,z$, $z\sim\mathcal N(0, I)$, with
-# step size ε. (Song & Ermon's Algorithm 1 writes $x + \tfrac\alpha2 s + \sqrt\alpha z$, the
-# same thing with α = 2ε.) σ schedules are listed from largest to smallest.
+# **Conventions used throughout the course:** the step size ε of a Langevin step is the time
+# step of the Langevin diffusion of §1 (Song & Ermon's Algorithm 1 calls 2ε its step α). σ
+# schedules are listed from largest to smallest.
 
 # %%
 import math
@@ -90,10 +92,37 @@ def binomial_se(fraction, n):
 # conditions the diffusion converges to it from any start. Only $\nabla\log p$ appears — the
 # normaliser of $p$ is never needed.
 #
-# **Euler–Maruyama** freezes the drift over a step of length ε; the Brownian increment over
-# that step is $\sqrt{\varepsilon}\,z$ with $z\sim\mathcal N(0,I)$, hence ULA
+# **Euler–Maruyama** turns the diffusion into an algorithm: over a step of length ε it freezes
+# the drift at its value at the start of the step, and replaces the Brownian increment over the
+# step, $W_{t+\varepsilon} - W_t$, by a draw from its distribution.
 #
-# $$x_{k+1} = x_k + \varepsilon\,s(x_k) + \sqrt{2\varepsilon}\,z_k .$$
+# ### Exercise 1 (2 points): one Langevin step
+#
+# Apply Euler–Maruyama to the Langevin diffusion, with the score $s$ in place of
+# $\nabla\log p$: given the current batch `x`, the score at it, the step size ε and a batch `z` of
+# standard normal draws, return the batch one step of length ε later. Work out on paper what
+# multiplies `z` before you write the line.
+
+# %%
+def langevin_step(x, score, step_size, z):
+    """The batch one Euler–Maruyama step of length step_size later, the diffusion's drift replaced by score."""
+    # Hint: what is the variance of W(t + ε) − W(t), and what multiplies dW in the diffusion?
+    ### BEGIN SOLUTION
+    return x + step_size * score + math.sqrt(2 * step_size) * z
+    ### END SOLUTION
+
+
+# %%
+check_langevin_step(langevin_step)
+
+# %% [markdown]
+# The step is the **unadjusted Langevin algorithm** (ULA),
+#
+# $$x_{k+1} = x_k + \varepsilon\,s(x_k) + \sqrt{2\varepsilon}\,z_k ,\qquad z_k\sim\mathcal N(0, I),$$
+#
+# the course's convention (Song & Ermon's Algorithm 1 writes $x + \tfrac\alpha2 s + \sqrt\alpha z$,
+# the same step with α = 2ε). The rest of the notebook uses the library's `samplers.langevin`,
+# which is this step in a loop (plus a check that the chain stays finite).
 #
 # "Unadjusted" because there is no Metropolis accept/reject step: for finite ε the chain's
 # stationary density, when it has one, is not $p$. (For light tails such as $p\propto e^{-x^4}$,
@@ -141,14 +170,16 @@ print("ε = 2.5 > 2v:", divergence.split(":")[0])
 # (`p.sample`) on the same statistic. A control separates the two possible causes of a
 # mismatch: the same 500 steps started from exact samples. If the chains had not yet forgotten
 # the broad start, the control would be right and the first run wrong; if ULA's bias were to
-# blame, both would be wrong.
+# blame, both would be wrong, provided the chains move between components within the 500
+# steps: we count how many do.
 
 # %%
 p2 = mixture_2d()
 start = 3.0 * torch.randn(2000, 2, generator=make_generator(2))
 samples, path = langevin(p2.score, start, 0.05, 500, generator=make_generator(3), record_every=5)
 exact = p2.sample(200_000, generator=make_generator(4))
-from_exact = langevin(p2.score, p2.sample(2000, generator=make_generator(12)), 0.05, 500, generator=make_generator(3))
+exact_start_2d = p2.sample(2000, generator=make_generator(12))
+from_exact = langevin(p2.score, exact_start_2d, 0.05, 500, generator=make_generator(3))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -158,6 +189,11 @@ for name, x in (("Langevin, broad start, 500 steps", samples), ("Langevin, exact
     fractions = p2.component_fractions(x).tolist()
     print(f"fractions, {name}", [round(f, 3) for f in fractions],
           " ± s.e.", [round(binomial_se(f, len(x)), 3) for f in fractions])
+component = lambda x: p2.responsibilities(x.double()).argmax(-1)  # the most responsible component
+moved = (component(from_exact) != component(exact_start_2d)).double().mean().item()
+print(f"exact start: fraction of chains on another component after the 500 steps {moved:.3f} ± "
+      f"{binomial_se(moved, len(from_exact)):.3f}; for chains independent of their start "
+      f"{1 - (p2.component_fractions(exact) ** 2).sum().item():.3f}")
 
 # %%
 fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
@@ -181,37 +217,21 @@ plt.show()
 # %% [markdown]
 # From the broad start the chains land on all three components, but the heaviest one is
 # under-represented by several standard errors; from exact samples the same 500 steps keep the
-# weights within about one standard error. So the deficit is the broad start not yet
-# forgotten (slow mixing), not the bias of ε = 0.05. Keep that in mind for section 4.
-#
-# ### Exercise 1 (2 points): one Langevin step
-#
-# Given the current batch `x`, the score at it, the step size and the Gaussian noise `z`,
-# return the next batch.
-
-# %%
-def langevin_step(x, score, step_size, z):
-    """The batch after one ULA step from x, in the course's convention (top of the lesson)."""
-    # Hint: the Brownian increment over a time step ε has variance ε, and the diffusion is √2 dW.
-    ### BEGIN SOLUTION
-    return x + step_size * score + math.sqrt(2 * step_size) * z
-    ### END SOLUTION
-
-
-# %%
-check_langevin_step(langevin_step)
-
-# %% [markdown]
-# The rest of the notebook uses the library's `samplers.langevin`, which is this step in a loop
-# (plus a check that the chain stays finite).
+# weights within about one standard error. The control can only show a bias the chains have
+# time to reach, and they do move: 0.503 of them end on another component than they started
+# on, against 0.620 for chains independent of their start. So within these 500 steps ULA at
+# ε = 0.05 does not move the weights by more than about two standard errors (0.02); a smaller
+# bias, or ULA's weights after many more steps, this control cannot show. The broad start's
+# deficit is larger: it is the start not yet forgotten (slow mixing). Keep that in mind for
+# section 4.
 #
 # ## 3. The step size: bias, blow-up, and a correction
 #
 # For one Gaussian the chain diverges beyond $2v$. The narrowest direction of a component here
-# has $v = 0.2$, so $2v = 0.4$. A mixture is not one Gaussian: a chain thrown out of the narrow
-# component lands where the wider ones set the score. We measure, on the setting of the
-# interactive explorer shown after the table (500 chains, its seed, 200 steps), where the chains actually blow up and what the
-# weights are before that.
+# has $v = 0.2$ (the third one's), so $2v = 0.4$. A mixture is not one Gaussian: a chain thrown
+# out of that component lands where the other components set the score. We measure, on the
+# setting of the interactive explorer shown after the table (500 chains, its seed, 200 steps),
+# where the chains actually blow up and what the weights are before that.
 
 # %%
 explorer_start = start[:500]
@@ -310,12 +330,16 @@ for eps, (f_ula, f_mala, acceptance) in ula_vs_mala.items():
           f" {acceptance:16.2f}")
 
 # %% [markdown]
-# In 300 steps ULA's bias moves mass between the components as ε grows: at ε = 0.3 the narrow
-# third component (weight 0.2) holds 0.13, at ε = 0.6 the three are about even. MALA keeps the
-# weights within about two standard errors at every ε, and pays with a falling acceptance rate
-# (a rejected step is a wasted score evaluation). With a learned score there is no acceptance ratio, which is why score-based
-# samplers stay unadjusted and control the bias with a step that is small compared with the
-# variance where accuracy matters (section 5 shows where it is not).
+# In 300 steps ULA's bias moves mass between the components as ε grows: at ε = 0.3 the third
+# component (weight 0.2; variances 0.8 and 0.2 along the axes, the most anisotropic of the
+# three) holds 0.13, at ε = 0.6 the three are about even. MALA keeps the weights within about
+# two standard errors at every ε, and pays with a falling acceptance rate (a rejected step is a
+# wasted score evaluation). A score network gives no acceptance ratio, so score-based samplers
+# usually run unadjusted and keep the bias down with a step that is small compared with the
+# variance in the narrowest direction (section 5 has levels where it is not). To get a ratio,
+# Du et al. (2023) parameterise the network as an energy, whose differences give
+# $\log p(y) - \log p(x)$, and sample diffusion models with Metropolis-corrected MCMC (MALA,
+# HMC).
 #
 # %% [markdown]
 # ## 4. Failure modes, measured
@@ -412,10 +436,11 @@ print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomi
 # where data are scarce; this section shows a related failure, DSM's variance at small σ, and a
 # control separates it from scarcity. Train a small network by DSM (lesson 04) at a small
 # noise level, σ = 0.05, where the DSM gradient is noisy (lesson 04 §6), with 3,000 steps of
-# 256 fresh samples. As a control, train the same network on the same noisy samples by
-# regression on the exact score of $p_\sigma$ (explicit score matching, lesson 02): the two runs
-# differ only in the target. Two more DSM runs, with training seeds 1 and 2, show how much of
-# the result is the seed. We compare both with the true score of $p_\sigma$ region by
+# 256 fresh samples: Adam at the constant learning rate `lr=3e-3` and no moving average (EMA) of
+# the weights, so each network is the last iterate of its run. As a control, train the same
+# network on the same noisy samples by regression on the exact score of $p_\sigma$ (explicit
+# score matching, lesson 02): the two runs differ only in the target. Two more DSM runs, with
+# training seeds 1 and 2, show how much of the result is the seed. We compare both with the true score of $p_\sigma$ region by
 # region: the light mode ($|x + 3| < 1$), the gap ($|x| < 1$, where $p_\sigma$ falls to the
 # fraction of its peak printed below), the heavy mode ($|x - 3| < 1$), and the far tails where
 # $p_\sigma < 10^{-3}$ of its peak.
@@ -510,14 +535,16 @@ ax_h.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# The DSM network's errors are large and depend on the training seed (initialisation and data,
-# last table): in the heavy mode the mean error ranges from 0.04 to 0.45 over the three seeds.
+# With this training (constant learning rate, last iterate, no EMA) the DSM network's errors are
+# large and depend on the training seed (initialisation and data, last table): in the heavy
+# mode the mean error ranges from 0.04 to 0.45 over the three seeds.
 # What holds on all three is that, of the three regions around the modes, the error is largest
 # in the gap (the far tails are worse still). The control (seed 0), trained on the same kind of
 # noisy samples for the same steps, is accurate in both modes and in the gap, and the density it
 # implies has the right left-mode mass. So with the exact target the samples the gap
-# received (printed above; the far tails about 150) suffice, and DSM's noisy target makes them
-# insufficient. At σ = 0.05 the DSM target $-z/\sigma$ has variance $1/\sigma^2$ per
+# received (printed above; the far tails about 150) suffice, and with DSM's noisy target and
+# this training they do not; a decaying learning rate or an EMA, not tried here, might do
+# better. At σ = 0.05 the DSM target $-z/\sigma$ has variance $1/\sigma^2$ per
 # sample, far above the size of the score itself, and its gradient noise swamps the signal
 # (lesson 04 §6); explicit regression has no such noise, but needs the true score.
 # The weights the DSM score implies depend on the seed too: the implied left-mode mass goes from
@@ -531,39 +558,26 @@ plt.show()
 # ## 5. Annealed Langevin dynamics
 #
 # Song & Ermon's remedy (2019) uses what lesson 04 showed: at a large σ, $p_\sigma$ is one
-# broad bump that noisy data cover everywhere, and chains cross between the (blurred)
-# modes freely. Then σ is lowered step by step, each level starting from the previous level's
-# samples:
-#
-# for $\sigma_1 > \sigma_2 > \dots > \sigma_L$: run $T$ steps of
-# $x \leftarrow x + \varepsilon_i\,s(x,\sigma_i) + \sqrt{2\varepsilon_i}\,z$ with
-# $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$,
-#
-# where $s(x,\sigma)\approx\nabla\log p_\sigma(x)$. **Why εᵢ ∝ σᵢ²** (Song & Ermon 2019, §4.3):
-# in one step the drift is $\varepsilon_i s$ and the noise $\sqrt{2\varepsilon_i}z$, so their
-# ratio is $\sqrt{\varepsilon_i/2}\,\|s\|/\|z\|$. If $\|\nabla\log p_\sigma\|\propto 1/\sigma$, as
-# it is when σ is large compared with the data's spread, or in high dimension when the data
-# lie on a thin set (lesson 06), then $\sqrt{\varepsilon_i}\propto\sigma_i$ makes that ratio the
-# same at every level. Two other numbers say more about what a level does:
-# $\varepsilon_i/\operatorname{Var}p_{\sigma_i}$, which sets ULA's bias at that level (§1: a
-# Gaussian's variance comes out $2/(2 - \varepsilon/v)$ times too large), and the level's Langevin
-# time $T\varepsilon_i$ compared with its relaxation time (§4a), which says how far the level
-# equilibrates (this one does not depend on how the time is cut into steps). Here
-# step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We use the exact
-# $\nabla\log p_\sigma$ (a learned one comes in 5b), from the same broad start and with the same
-# number of score evaluations as 4b: 10 levels × 100 steps = 1,000. Equal evaluations are not
-# equal Langevin time: the levels' times $T\varepsilon_i$ add up to far more than 4b's 1,000 × 0.01
-# (printed below).
+# broad bump that noisy data cover everywhere, so a learned score can be accurate there, and
+# chains cross between the (blurred) modes freely. Then σ is lowered level by level,
+# $\sigma_1 > \sigma_2 > \dots > \sigma_L$: at level $i$ the sampler runs $T$ ULA steps
+# (Exercise 1) with the score $s(x,\sigma_i)\approx\nabla\log p_{\sigma_i}(x)$ of that level and a
+# step $\varepsilon_i$ of its own, starting where the previous level ended.
 #
 # ### Exercise 4 (5 points): the annealed sampler
 #
-# Write the loop. `noise` has shape (L, T, *x.shape): use `noise[i, t]` at step t of level i.
-# `sigmas` is listed largest first; `step_size` is the step at the *last* level. Return x after
-# the last step of the last level.
+# (a) Choose the step. In one ULA step the drift is $\varepsilon_i s$ and the noise
+# $\sqrt{2\varepsilon_i}\,z$. Suppose $\|\nabla\log p_\sigma\|\propto 1/\sigma$, as it is when σ is
+# large compared with the data's spread. How must $\varepsilon_i$ grow with $\sigma_i$ for the ratio
+# of drift to noise to be the same at every level? Fix the constant so that `step_size` is the
+# step at the *last* level.
+#
+# (b) Write the sampler. `noise` has shape (L, T, *x.shape): use `noise[i, t]` at step t of
+# level i. `sigmas` is listed largest first. Return x after the last step of the last level.
 
 # %%
 def annealed_langevin_loop(score_fn, x, sigmas, step_size, noise):
-    """Annealed Langevin with the schedule above: noise.shape[1] ULA steps per level; returns the final x."""
+    """Annealed Langevin: noise.shape[1] ULA steps per level, largest σ first; returns the final x."""
     # Hint: which σ fixes the scale of step_size, and where does each level start from?
     ### BEGIN SOLUTION
     for i, sigma in enumerate(sigmas):
@@ -578,8 +592,26 @@ def annealed_langevin_loop(score_fn, x, sigmas, step_size, noise):
 check_annealed_langevin_loop(annealed_langevin_loop)
 
 # %% [markdown]
-# From here on the notebook uses the library's `annealed_langevin`, the same loop with the
-# noise drawn from a `generator` (and a check that the chains stay finite).
+# **Why εᵢ ∝ σᵢ²** (Song & Ermon 2019, §4.3): the ratio of drift to noise in one step is
+# $\sqrt{\varepsilon_i/2}\,\|s\|/\|z\|$. Where $\|\nabla\log p_\sigma\|\propto 1/\sigma$ (σ large
+# compared with the data's spread, or, in high dimension, data on a thin set: lesson 06),
+# $\sqrt{\varepsilon_i}\propto\sigma_i$ keeps it the same at every level, hence
+# εᵢ = step_size · σᵢ²/σ_L². From here on the notebook uses the library's `annealed_langevin`,
+# the same loop with the noise drawn from a `generator` (and a check that the chains stay
+# finite).
+#
+# Two other numbers say more about what a level does. One is ULA's bias there: for one Gaussian
+# bump it is small when $\varepsilon_i/\operatorname{Var}p_{\sigma_i}\ll 1$ (§1: the variance comes
+# out $2/(2 - \varepsilon_i/\operatorname{Var})$ times too large); once $p_{\sigma_i}$ has two modes,
+# the variance to compare $\varepsilon_i$ with is a mode's ($1 + \sigma_i^2$ here), not
+# $\operatorname{Var}p_{\sigma_i}$, which also holds the distance between the modes. The other is
+# the level's Langevin time $T\varepsilon_i$ compared with its relaxation time (§4a), which says
+# how far the level equilibrates (this one does not depend on how the time is cut into steps).
+# Here step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We use the exact
+# $\nabla\log p_\sigma$ (a learned one comes in 5b), from the same broad start and with the same
+# number of score evaluations as 4b: 10 levels × 100 steps = 1,000. Equal evaluations are not
+# equal Langevin time: the levels' times $T\varepsilon_i$ add up to far more than 4b's 1,000 × 0.01
+# (printed below).
 
 # %%
 sigmas = geometric_sigmas(10.0, 0.1, 10)
@@ -629,10 +661,11 @@ f_annealed = (annealed < 0).double().mean().item()
 print(f"\nannealed Langevin, 1,000 evaluations: fraction left {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
       f" (true weight 0.10); Langevin time Σ T·εᵢ = {100 * (sigmas**2).sum().item():,.0f}")
 print("plain Langevin, same start, 1,000 evaluations:")
-print(f"{'ε':>6s} {'Langevin time':>14s} {'fraction left':>16s} {'right-mode Var':>15s}")
+print(f"{'ε':>6s} {'Langevin time':>14s} {'fraction left':>16s} {'right-mode Var ± s.e.':>22s}")
 for eps, x in plain_by_eps.items():
-    f = (x < 0).double().mean().item()
-    print(f"{eps:6.2f} {1000 * eps:14.0f} {f:8.3f} ± {binomial_se(f, n_chains):.3f} {x[x > 0].var().item():15.2f}")
+    f, right = (x < 0).double().mean().item(), x[x > 0]
+    se_var = math.sqrt(2 / len(right)) * right.var().item()  # a Gaussian's variance, as in §1
+    print(f"{eps:6.2f} {1000 * eps:14.0f} {f:8.3f} ± {binomial_se(f, n_chains):.3f} {right.var().item():14.3f} ± {se_var:.3f}")
 best_eps = min(plain_by_eps, key=lambda e: abs((plain_by_eps[e] < 0).double().mean().item() - 0.1))
 edge, edge_se = mean_and_se((plain_by_eps[best_eps] < 0).double() - (annealed < 0).double())
 print(f"best of these: ε = {best_eps}; its fraction left minus annealing's, paired by start: {edge:.3f} ± {edge_se:.3f}")
@@ -659,8 +692,8 @@ plt.show()
 # with about twice the variance of $p_{10}$, as the one-Gaussian column predicts, and more of
 # them sit left of 0 than $p_{10}$ has there. The chains stay close to the formula down to
 # σ = 3.59; at σ = 2.15, where $p_\sigma$ is still one bump but a skewed one, they are wider than
-# it says, and where $p_\sigma$ has two modes it is not printed. The lower levels pull the spread back towards
-# 1 as εᵢ/Var falls.
+# it says, and where $p_\sigma$ has two modes it is not printed. The lower levels pull the
+# spread back towards 1 as εᵢ/Var falls.
 #
 # The split lags behind $p_{\sigma_i}$'s own: after σ = 0.77 it is 0.120 against 0.107, nearly
 # three binomial standard errors (0.005). From σ = 0.46 on, the two differ by less than two
@@ -679,27 +712,27 @@ plt.show()
 # **What annealing bought here, at equal evaluations.** Against 4b's plain Langevin (0.404) a
 # lot; but 4b's ε = 0.01 was chosen for a negligible bias, not for speed. With larger steps the
 # same 1,000 evaluations cover more Langevin time: at ε = 0.3 they are 300 time units, several
-# relaxation times (Exercise 3), and plain Langevin ends at 0.116, its right mode widened to a
-# variance of 1.18, §1's $2/(2 - 0.3)$ for $v = 1$; at ε = 1 the right mode's variance is 1.88
-# and the split is off again. Annealing's 0.102 and the best of these plain runs differ by the
-# paired difference printed, about two standard errors in this one noise draw, and ε = 0.3 was
-# picked as the best after looking at the results: the difference is not resolved. **In this
-# 1-D toy, against a well-chosen plain step, this draw resolves no advantage for annealing.**
-# Equal evaluations are not equal Langevin time either: annealing's levels add up to 15,609 time units, most of them at the
-# top levels, where a time unit is small against Var $p_\sigma$ ≈ σ². Song & Ermon (2019)
-# motivated annealing by data on a thin set, inaccurate scores in low-density regions and slow
-# mixing, all of which bite harder in high dimension. A further argument, not measured here, is
-# about the step: plain Langevin's *accurate* ε (small bias) is capped by the narrowest
-# direction of the data (§1: the bias grows like ε/2v for the variance v of that direction;
-# stability is set by the tails, §3), while crossing between modes takes a time set by the wide
-# ones, so τ/ε steps are out of reach; at a large σ every direction has variance at least σ²,
-# and large steps are accurate.
+# relaxation times (Exercise 3), and plain Langevin ends at 0.116 ± 0.005, about three standard
+# errors above the weight 0.10, with its right mode widened to a variance of 1.178 ± 0.028,
+# §1's $2/(2 - 0.3) = 1.18$ for $v = 1$: at this step ULA is biased. At ε = 1 the right mode's
+# variance is 1.88 ± 0.05 and the split, 0.212, is further off. Annealing's 0.102 ± 0.005 is
+# within one standard error of 0.10. Paired by start, the best plain run minus annealing is
+# 0.014 ± 0.007, about two standard errors, and ε = 0.3 was picked as the best after looking at
+# the results. So in this one noise draw the plain run's error is resolved, its difference from
+# annealing is not. Equal evaluations are not equal Langevin time either: annealing's levels add
+# up to 15,609 time units, most of them at the top levels, where a time unit is small against
+# Var $p_\sigma$ ≈ σ². With the exact score, this toy tests only part of Song & Ermon's case for
+# annealing (2019, §3): a score learned from data is accurate only where the data are, and
+# noise at a large σ spreads them everywhere; Langevin dynamics mixes poorly between modes
+# separated by regions of low density, and so gets their weights wrong, and at a large σ the
+# modes are joined (5b adds a learned score).
 #
 # ### 5b. Annealing with a learned score
 #
 # In practice the scores come from a network. Train one σ-conditioned `ScoreMLP` (lesson 04 §5)
-# with the noise-conditional loss on the same ten levels, 4,000 steps of 256 fresh samples,
-# then run the same annealed sampler with it, from the same start and with the same noise.
+# with the noise-conditional loss on the same ten levels, 4,000 steps of 256 fresh samples
+# (Adam at the constant `lr=3e-3`, no EMA, as in 4c), then run the same annealed sampler with
+# it, from the same start and with the same noise.
 
 # %%
 seed_everything(0)
@@ -735,12 +768,49 @@ for s, exact_row, lev, exact_lev, (on_chains, in_gap) in zip(sigmas.tolist(), pe
 # For this training seed, annealing with the learned network ends at 0.076, below the exact-score
 # run's 0.102 with the same start and noise by the paired difference in the last row (its error
 # bar holds the chains' sampling noise, not the variation between training seeds, which one
-# seed cannot show). The shortfall is there from the first level: after σ = 10, where $p_\sigma$
-# is one broad bump, the learned split is already 0.029 ± 0.003 below, and the network's score is
-# off by about 12 % (RMS, relative) on the chains. It grows again at σ = 0.77 and 0.46, where the
-# exact split is still moving and the network's relative error in the gap ($|x| < 1$) rises to
-# about a quarter. This one run does not show which levels *cause* the final shortfall; an
-# ablation that swaps the exact and learned scores level by level would (Think 5).
+# seed cannot show). The learned split is below the exact one after every level, by
+# 0.029 ± 0.003 already after σ = 10. That does not say which levels cause the final shortfall,
+# since a later level can undo an earlier one's error. To find out, swap the scores: the network
+# at the top k levels, the exact score below, with the same start and noise. The exact part
+# starts from the learned run's chains after level k, with the noise generator advanced past
+# the draws the learned run made up to there.
+
+# %%
+def learned_then_exact(k):
+    """The learned network at the top k levels, then the exact score: the same start and noise as both runs."""
+    g = make_generator(9)
+    for _ in range(100 * k):  # the noise the learned run drew at its top k levels, one draw per step
+        torch.randn(broad.shape, generator=g)
+    return annealed_langevin(p1_noisy_score, levels_learned[k], sigmas[k:], n_steps_each=100, step_size=0.01,
+                             generator=g)
+
+
+swapped = {0: annealed, **{k: learned_then_exact(k) for k in (5, 6, 7)}, len(sigmas): annealed_learned}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("the network at the top k levels, the exact score below; same start and noise (paired by chain)")
+print(f"{'k':>3s} {'network down to σ':>18s} {'fraction left':>14s} {'exact run - this':>17s} {'row above - this':>17s}")
+above = None
+for k, x in swapped.items():
+    left = (x < 0).double()
+    d, d_se = mean_and_se((annealed < 0).double() - left)
+    step = "" if above is None else "{:9.3f} ± {:.3f}".format(*mean_and_se(above - left))
+    lowest = f"{sigmas[k - 1].item():.2f}" if k else "(exact)"
+    print(f"{k:3d} {lowest:>18s} {left.mean().item():14.3f} {d:9.3f} ± {d_se:.3f} {step:>17s}")
+    above = left
+
+# %% [markdown]
+# With the network at the top five levels (down to σ = 1.29) and the exact score below, every
+# chain ends on the same side of 0 as in the exact run: the levels below undo the top levels'
+# error. With the network down to σ = 0.77 the final split is 0.094, 0.007 ± 0.002 below the
+# exact run; down to σ = 0.46 it is 0.075, and the network at the last three levels as well
+# changes it by less than one standard error. So in this run the shortfall comes from
+# σ ≈ 0.77 and, mostly, 0.46. These are the last levels at which the exact split still moves
+# appreciably (0.184, 0.120, 0.110, then 0.105 and 0.102: table of §5), and the levels at which
+# the network's relative error in the gap has risen from 0.05 (σ = 1.29) to 0.15 and 0.27.
+# Whether its error in the gap or inside the modes costs the weight, an ablation that swaps
+# whole levels cannot tell (Think 5).
 #
 # ### 5c. The final denoising step
 #
@@ -784,12 +854,14 @@ for s, (before, after, *_) in denoising.items():
           f" exact samples of p_σ would give {s**2:+.3f} → {-s**2 / (1 + s**2):+.3f}")
 
 # %% [markdown]
-# Both predictions hold within about two standard errors. The step removes the leftover noise
-# and returns a posterior mean, which is *less* spread than a sample of $p$ ($v = 1$): the error
-# in the variance changes sign. Stopped at σ_L = 0.46 it goes from +0.315 to −0.107 (printed
+# Both predictions hold within about one standard error. The step removes the leftover noise and
+# returns a posterior mean, which is *less* spread than a sample of $p$ ($v = 1$). Stopped at
+# σ_L = 0.46 the error in the variance therefore changes sign, from +0.315 to −0.107 (printed
 # above); exact samples of $p_\sigma$ would go from +0.215 to −0.177. These chains arrive wider
 # than $p_\sigma$, as ULA's bias at that level predicts, so the step leaves them closer to $v$.
-# At σ_L = 0.1 both errors are within the sampling error of these chains. The step pays off where
+# At σ_L = 0.1 there is no sign change to see: before and after the step the error (−0.008,
+# then −0.027) is within the sampling error of these chains (0.023), and so is that of exact
+# samples of $p_\sigma$ (±0.010). The step pays off where
 # the leftover noise is what one sees, as on images, where it improves sample quality scores
 # (Jolicoeur-Martineau et al. 2020; lesson 06 shows it on MNIST).
 #
@@ -837,38 +909,44 @@ for s, (before, after, *_) in denoising.items():
 #
 # </details>
 #
-# 4. In 4b the chains stay near their starting split. Construct a start for which plain
-#    Langevin gives the *right* weights after 1,000 steps. Why is that no help in practice?
+# 4. After 1,000 steps in 4b the split (0.404 left of 0) is still much nearer the start's (0.466
+#    left of the basin boundary) than the weight 0.10. Construct a start for which plain Langevin
+#    gives the *right* weights after 1,000 steps. Why is that no help in practice?
 #
 # <details><summary>Model answer</summary>
 #
-# Start 10% of the chains left of the basin boundary and 90% right of it (for example, exact
-# samples of $p$, or any start that puts mass 0.1 in the left basin): each chain then relaxes
-# inside its basin and the split stays right. But choosing that start requires knowing the
-# weights of the modes — the very thing the sampler should find. With a start independent of
-# the answer (uniform, or noise), plain Langevin at ε = 0.01 stays near the start's split (0.47
-# left of the boundary at the start, 0.40 left of 0 after 1,000 steps, against 0.10), as long as
-# the steps cover much less than a relaxation time.
+# Put a tenth of the chains in the left basin and the rest in the right one, each well inside
+# its basin rather than near the boundary; exact samples of $p$ do this. Within a basin a chain
+# relaxes in about one time unit ($v = 1$), and the crossings between the basins balance when
+# the split is already $w$: in Exercise 3's rate equation $f' = k_1(1 - f) - k_2 f$ vanishes at
+# $f = w$. But choosing that start requires knowing the weights of the modes, the very thing the
+# sampler should find. From a start independent of the answer (uniform, or noise) the split
+# moves towards $w$ only as crossings allow, a fraction $1 - e^{-t/\tau}$ of the way (Exercise 3):
+# little while the steps cover a fraction of τ, as the 1,000 steps of ε = 0.01 (10 time units)
+# do.
 #
 # </details>
 #
-# 5. Annealing used the exact $\nabla\log p_\sigma$. With a learned $s_\theta(x,\sigma)$,
-#    which levels must be accurate where, for the weights to come out right? How would you test
-#    your answer?
+# 5. In 5b's ablation the network's errors at the top five levels leave no trace once the levels
+#    below are exact, while its errors at σ ≈ 0.77 and 0.46 do. Why can later levels undo an
+#    earlier level's error, and when would a top-level error survive? At σ ≈ 0.46, how would you
+#    find out whether it is the network's error in the gap or inside the modes that costs the
+#    weight?
 #
 # <details><summary>Model answer</summary>
 #
-# The levels at which the split is still being decided, σ from the top down to about 0.8, where
-# the exact run's split is still moving (the table of §5), and there the score must be right
-# where the chains are. At the top levels that is everywhere in the broad bump, and a simple
-# $p_\sigma$ does not make the network accurate there: in 5b its relative error on the chains is
-# about a tenth at every level above σ = 1, and the learned split is already 0.029 ± 0.003 below
-# the exact one after σ = 10. (In the gap the score at large σ is tiny, so an absolute error
-# there says little; a relative one, or one measured on the chains, is what to look at.) At the
-# levels where the modes have separated, errors in the gap decide how many chains still cross;
-# at the smallest levels the chains stay inside their modes, so only each mode's shape needs to
-# be right. To test it, run the sampler with the exact score on some levels and the learned one
-# on the others, with the same start and noise, and see which swap moves the final split.
+# A level hands on nothing but where its chains are. Down to σ = 1.29 the split is still moving
+# fast (0.444 after σ = 10, 0.184 after σ = 1.29, 0.120 after σ = 0.77 in the exact run): chains
+# are still changing sides, so the levels below decide the split afresh from wherever they
+# start. The learned run was 0.015 ± 0.002 below after σ = 1.29, and with exact levels below,
+# every chain ended on the side of 0 it has in the exact run. From σ ≈ 0.46 on the split barely
+# moves (0.110, 0.105, 0.102, 0.102), so what the levels around 0.77 and 0.46 decide stays. A
+# top-level error would survive if the levels below could not undo it in their time: chains
+# sent where no later level moves them between the modes, or later levels with too few steps
+# to cross. To tell the gap from the modes, swap by region at σ = 0.77 and 0.46: the network
+# only in $|x| < 1$ and the exact score elsewhere, then the reverse, every other level exact,
+# with the same start and noise, and compare each final split with the exact run's by the
+# paired difference.
 #
 # </details>
 #
@@ -888,7 +966,10 @@ for s, (before, after, *_) in denoising.items():
 # $p_{\sigma_i}$ is nearly a Gaussian of variance ≈ σᵢ², $\varepsilon_i/\operatorname{Var}p_{\sigma_i}$ tends to
 # step_size/σ_L², which must stay below 2 for stability (§1) and well below 1 for a small bias;
 # here it is 1, hence the over-dispersion at the top levels. A smaller step_size lowers the bias
-# but needs more steps per level for the same $T\varepsilon_i$.
+# but needs more steps per level for the same $T\varepsilon_i$. Song & Ermon (2019) take ε = 2×10⁻⁵
+# and σ_L = 0.01 in their Algorithm 1, whose step moves by α/2 along the score: in the course's
+# convention step_size/σ_L² = 0.1. Their released code uses 2×10⁻⁵ as the course's step_size,
+# which gives 0.2. Both are five to ten times smaller than this lesson's 1.
 #
 # </details>
 #
@@ -903,17 +984,21 @@ for s, (before, after, *_) in denoising.items():
 # - Failure modes: crossing low-density gaps is slow (a relaxation time τ of order 50 time
 #   units here, τ/ε steps: thousands at ε = 0.01); while the steps cover much less than τ
 #   (steps × ε ≪ τ), the relative weight of separated modes is set by the starting point. At
-#   σ = 0.05 a DSM network's errors are large, depend on the training seed (three seeds) and are
-#   largest in the gap, and the mode weights its score implies vary with the seed; the same
-#   network regressed on the exact score of $p_\sigma$ from the same kind of samples is accurate:
-#   DSM's noisy target makes those samples insufficient. In one dimension (or for any
-#   gradient field), once mixed, Langevin samples the density a wrong score implies.
-# - Annealed Langevin over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$ mixes at large σ and
-#   refines at small σ. From the broad start, at 1,000 score evaluations, the exact score gives
-#   0.102 in this noise draw for the left mode's weight 0.10 (one draw: not shown to be
-#   unbiased); plain Langevin gives 0.404 at ε = 0.01 but 0.116 at ε = 0.3, the best step picked
-#   after the fact. In this 1-D toy the difference at equal evaluations is not resolved; the case
-#   for annealing is high dimension, where plain Langevin's accurate step is capped by the
-#   narrowest direction (the usual argument, not measured here). A learned σ-conditioned network, for one
-#   training seed, ends at 0.076. With step_size/σ_L² = 1 the top levels over-disperse, as §1
-#   predicts. A final Tweedie step removes the last level's noise.
+#   σ = 0.05, trained with a constant learning rate and no EMA, a DSM network's errors are large
+#   and depend on the training seed (three seeds); of the regions around the modes they are
+#   largest in the gap (the far tails are worse still), and the mode weights its score implies
+#   vary with the seed. The same network regressed on the exact score of $p_\sigma$ from the same
+#   kind of samples is accurate. In one dimension (or for any gradient field), once mixed,
+#   Langevin samples the density a wrong score implies.
+# - Annealed Langevin runs over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$. Song & Ermon's
+#   case for it (2019, §3): a score learned from data is accurate only where the noisy data are,
+#   and a large σ puts them everywhere; Langevin dynamics mixes poorly between modes separated by
+#   low-density regions, and so gets their weights wrong, and a large σ joins the modes. In this
+#   1-D toy, from the broad start at 1,000 score evaluations, the exact score gives 0.102 ± 0.005
+#   for the left mode's weight 0.10 (one noise draw); plain Langevin gives 0.404 at ε = 0.01 and
+#   0.116 ± 0.005 at ε = 0.3, about three standard errors off (the best step, picked after the
+#   fact), and its paired difference from annealing, 0.014 ± 0.007, is not resolved.
+# - A learned σ-conditioned network, for one training seed, ends at 0.076; swapping in the exact
+#   score level by level puts the shortfall at σ ≈ 0.77 and 0.46, not at the top levels. With
+#   step_size/σ_L² = 1 the top levels over-disperse, as §1 predicts. A final Tweedie step
+#   removes the last level's noise.

@@ -397,8 +397,9 @@ WRONG = {
         ("first grad without graph", lambda e, x: _ebm_ism(e, x, graph=False), "create_graph"),
     ],
     "rademacher_variance": [
-        ("not symmetrised", lambda A: 2 * (A**2 - torch.diag(torch.diagonal(A) ** 2)).sum(), "symmetric part"),
-        ("Gaussian", lambda A: 2 * ((A + A.T) / 2).pow(2).sum(), "Gaussian variance"),
+        ("not symmetrised", lambda A: 2 * (A**2 - torch.diag(torch.diagonal(A) ** 2)).sum(),
+         "right for symmetric A only"),
+        ("Gaussian", lambda A: 2 * ((A + A.T) / 2).pow(2).sum(), "variance for Gaussian v"),
         ("no factor 2", lambda A: _rademacher_variance(A) / 2, "factor 2 is missing"),
         ("float", lambda A: float(_rademacher_variance(A)), "torch.Tensor"),
     ],

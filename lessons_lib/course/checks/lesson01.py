@@ -52,7 +52,8 @@ GAUSSIAN_SCORE = register(Exercise(
                 "with correlated covariances.",
     mistakes=[
         scaled(
-            "wrong sign: the score points towards the mean (uphill in log-density), s(x) = −Σ⁻¹(x − μ)",
+            "wrong sign: yours points downhill in log-density; the score points uphill "
+            "(within 90° of the direction to the mean)",
             lambda *a: -1.0,
             reference,
         ),

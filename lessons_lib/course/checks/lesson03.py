@@ -74,7 +74,7 @@ RADEMACHER_VARIANCE = register(Exercise(
     lesson="03_sliced_score_matching",
     signature="(A)",
     summary="the exact variance of one Rademacher estimate vᵀAv of tr A, for any square A (not only symmetric)",
-    formula="Var[vᵀAv] = 2 Σ_{i≠j} S_ij² with S = (A + Aᵀ)/2, a tensor holding one number",
+    formula="Var[vᵀAv] over v with independent ±1 entries, for any square A, as a tensor holding one number",
     reference=variance_reference,
     forbidden=(autodiff.hutchinson_variance, autodiff.linear_hutchinson_estimates),
     points=2,
@@ -82,14 +82,15 @@ RADEMACHER_VARIANCE = register(Exercise(
     description="Check ``rademacher_variance(A)`` against :func:`lessons_lib.autodiff.hutchinson_variance` "
                 "on symmetric and non-symmetric matrices.",
     mistakes=[
-        Mistake("it uses A instead of its symmetric part S = (A + Aᵀ)/2: vᵀAv only sees S",
+        Mistake("it is right for symmetric A only: when A_ij ≠ A_ji, the terms A_ij vᵢvⱼ and A_ji vⱼvᵢ "
+                "are the same random variable, not two independent ones",
                 lambda A: 2 * _off_diagonal_sq(A)),
-        Mistake("the diagonal is included: that is the Gaussian variance 2‖S‖²_F; with vᵢ² = 1 the "
+        Mistake("the diagonal is included: that is the variance for Gaussian v; with vᵢ² = 1 the "
                 "diagonal of a Rademacher estimate carries no randomness", lambda A: 2 * (_sym(A) ** 2).sum()),
         Mistake("the factor 2 is missing (or the sum runs over i < j only): each unordered pair {i, j} "
                 "appears twice in the sum over i ≠ j, as S_ij and S_ji",
                 lambda A: _off_diagonal_sq(_sym(A))),
-        Mistake("it is the squared trace or the variance of the trace: Var[vᵀAv] = 2 Σ_{i≠j} S_ij²",
+        Mistake("it is the squared trace: the variance is E[(vᵀAv)²] − (tr A)², not (tr A)²",
                 lambda A: torch.trace(A) ** 2),
     ],
 ))
