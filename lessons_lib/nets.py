@@ -3,8 +3,11 @@ r"""Score networks: small models whose output has the shape of their input.
 * :class:`LinearScore` — s(x) = A x + b, the family that contains the score of every Gaussian
   (A = −Σ⁻¹, b = Σ⁻¹μ); score-matching objectives have closed-form optima in it.
 * :class:`ScoreMLP` — an MLP for low-dimensional points, optionally conditioned on the noise
-  level σ (it then receives log σ as an extra input and its output is divided by σ, so that
-  it only has to learn a quantity of order one: ‖∇log p_σ‖ grows like 1/σ).
+  level σ (it then receives log σ as an extra input and its output f is divided by σ, s = f/σ,
+  so that the σ²-weighted loss ½‖f + z‖² has a target of size one at every level; f itself is
+  of order one only where ‖∇log p_σ‖ grows like 1/σ, off a thin data set or for σ well above
+  the data's spread, while for a smooth low-dimensional density the score stays of order one
+  at small σ and f = σ·s is small there: lesson 04, Think 5).
 * :class:`EnergyMLP` — an energy-based model: an MLP E_θ(x) with one number per point; its
   score −∇ₓE_θ is a conservative field by construction (``model.score``), and the density
   e^{−E_θ}/Z_θ can be read off up to Z_θ.

@@ -41,9 +41,10 @@
 # **Data.** The digits are the MNIST test split that ships with the course (`data/mnist`,
 # 10,000 images, checksum-verified when read), loaded once in the setup cell by
 # `mnist_train_heldout()`: 2,000 digits drawn at random (seed 0) are held out for every quality
-# measurement, and the other 8,000 train the networks. The test split is ordered by groups of
-# writers, so a random draw, not a block, gives training and held-out digits the same mix of
-# writers; the held-out digits come in the draw's order, so any part of them is a random subset
+# measurement, and the other 8,000 train the networks. The test split's first 5,000 digits come
+# from NIST's Special Database 3 and its last 5,000 from Special Database 1, written by different
+# groups of people, so a random draw, not a block, gives training and held-out digits the same mix
+# of writers; the held-out digits come in the draw's order, so any part of them is a random subset
 # of the 2,000. Sampling needs only the shipped checkpoint.
 
 # %%
@@ -94,9 +95,10 @@ print(split.source)
 # there: digits occupy a thin set in $[0,1]^{784}$, and a Langevin chain started from noise
 # begins exactly where the network has never been trained. With a *large* σ the noisy points
 # fill the space and the score is reliable everywhere — but of a blurred density, whose samples
-# are blurred digits. Lesson 05 added the third failure: even with exact scores, plain Langevin
-# gets the *weights* of separated modes wrong (the 1:9 mixture came out near 4 : 6), and
-# annealing over σ₁ > … > σ_L fixed them (back to 1 : 9). So we learn the score at many levels and
+# are blurred digits. Lesson 05 added a third, even with exact scores: plain Langevin crosses
+# between separated modes only rarely, so a run short in Langevin time gets their *weights*
+# wrong (after 1,000 steps of ε = 0.01 the 1 : 9 mixture was near 4 : 6), while annealing over
+# σ₁ > … > σ_L with as many evaluations gave 1 : 9. So we learn the score at many levels and
 # anneal.
 #
 # **The geometric σ schedule.** Song & Ermon (2019) choose
@@ -112,9 +114,10 @@ print(split.source)
 #   distance Δ. The best guess of which digit a noisy image came from picks the nearer one, and
 #   it errs when the noise's component along $b - a$ (a 1-D normal with standard deviation σ,
 #   whatever $d$) exceeds Δ/2: with probability $\Phi(-\Delta/2\sigma)$. Only the ratio Δ/σ
-#   matters. When σ is comparable to the distance between digits, the noisy versions of *any*
-#   two digits are hard to tell apart, so a chain at that level moves freely between digit
-#   classes — the annealing of lesson 05 needs exactly that at its first level.
+#   matters. When σ is comparable to the distance between digits, the noisy versions of two
+#   typical digits are often confused; for two digits alone, $p_\sigma$ has a single mode once
+#   $\sigma \ge \Delta/2$. A chain at such a level is not yet held near one digit, which is what
+#   the annealing of lesson 05 needs at its first levels.
 # * **σ_L invisible.** At σ = 0.01 the noise per pixel is 0.01 ≈ 2.6 grey levels out of 255:
 #   $p_{\sigma_L}$ is the data, for the eye.
 #
@@ -162,32 +165,33 @@ print(f"ratio between neighbouring levels: {gamma:.3f}; shell radius σ√d, she
       f"neighbouring shells are {math.sqrt(D) * (gamma - 1) / (1 / math.sqrt(2)):.0f} spreads apart")
 print(f"NCSNv2's rule in d = {D}: γ = {gamma_v2:.3f}, i.e. {math.log(1000) / math.log(gamma_v2) + 1:.0f} levels from 10 to 0.01 "
       f"(overlap measure at our γ: {shell_overlap(gamma):.1e})")
-if split is not None:
-    print(f"distance between two of 500 training digits: median {median_dist:.2f}, largest {max_dist:.2f};  σ₁ = {sigmas[0]:.0f}")
-    print(f"a pair at distance Δ = {delta:.2f}: how often the nearer digit is the wrong one (20,000 noisy copies)")
-    for s, (measured, predicted) in confusion.items():
-        print(f"  σ = {s:4.1f}: measured {measured:.3f}, Φ(−Δ/2σ) = {predicted:.3f}")
+print(f"distance between two of 500 training digits: median {median_dist:.2f}, largest {max_dist:.2f};  σ₁ = {sigmas[0]:.0f}")
+print(f"a pair at distance Δ = {delta:.2f}: how often the nearer digit is the wrong one (20,000 noisy copies)")
+for s, (measured, predicted) in confusion.items():
+    print(f"  σ = {s:4.1f}: measured {measured:.3f}, Φ(−Δ/2σ) = {predicted:.3f}")
 
 # %% [markdown]
 # At σ₁ = 10 two typical digits are confused a third of the time; by σ = 1 practically never. So
-# at the first levels a chain *can* still move between digit classes — what fixed the mode
-# weights in lesson 05; section 5b measures when the chains actually settle on a digit. (The
+# at the first levels a chain *can* still move between digit classes — what annealing relied on
+# in lesson 05; section 5b measures when the chains' digits become readable. (The
 # noise vector itself is much longer than Δ: ‖σz‖ ≈ σ√d = 10 · 28 at σ = 10. What matters for
 # telling two digits apart is only its component along their difference.)
 #
 # Our levels are 1.64× apart, so in 784 dimensions the noise shells of neighbouring levels are
 # far apart (the distance between their radii is many times their spread) and do not overlap;
-# NCSNv2's rule would ask for a ratio of about 1.08 and some 90 levels. Section 5b measures why
-# 15 levels still work here.
+# NCSNv2's rule would ask for a ratio of about 1.08 and some 90 levels. Section 5b looks at the
+# chains at the end of each level; how accurate the score is where each level starts, the
+# concern behind NCSNv2's rule, this lesson does not measure.
 #
 # **The manifold hypothesis, and why noise is needed at all** (Song & Ermon 2019, §3). Real
-# images fill only a thin part of their space: below, 95% of the variance of the training
-# digits lies in 148 of the 784 directions (principal components of 8,000 digits). If the data lie on (or very near) a
-# low-dimensional set, $p$ is zero — $\log p = -\infty$ — off that set, and the score
-# $\nabla\log p$ is not even defined where a chain started from noise begins; score matching,
-# whose objectives are expectations under $p$, never looks there either. Adding noise makes
-# $p_\sigma$ positive everywhere, and its score points back to the data. The picture shows it
-# for points on a circle in 2-D (a 1-D "manifold"): the score of $p_\sigma$ (here of the Parzen
+# images are thought to lie on or near a low-dimensional set of their space. A linear count
+# hints at it for the digits: below, 95% of the variance of the 8,000 training digits lies in 148
+# of the 784 principal directions (a curved set can be thinner still; this count does not
+# measure it). Data on a lower-dimensional set have no density in $\mathbb R^{784}$, so their
+# score $\nabla\log p$ is undefined; data merely near one give score matching, whose objectives
+# are expectations under $p$, nothing to learn from where a chain started from noise begins.
+# Adding noise gives $p_\sigma$ a positive density everywhere, whose score points back to the
+# data. The picture shows it for points on a circle in 2-D (a 1-D "manifold"): the score of $p_\sigma$ (here of the Parzen
 # density of 200 points) is defined everywhere and has size about distance/σ² near the circle.
 
 # %%
@@ -202,12 +206,11 @@ def circle_score(y, s):
 
 
 off = torch.tensor([[1.2, 0.0]])  # 0.2 from the circle
-if split is not None:
-    train_flat = split.train.flatten(1)
-    variance = torch.linalg.svdvals(train_flat - train_flat.mean(0)) ** 2
-    explained = variance.cumsum(0) / variance.sum()
-    print("directions holding 90%, 95%, 99% of the variance of the training digits:",
-          [int((explained < q).sum()) + 1 for q in (0.9, 0.95, 0.99)], f"of {D}")
+train_flat = split.train.flatten(1)
+variance = torch.linalg.svdvals(train_flat - train_flat.mean(0)) ** 2
+explained = variance.cumsum(0) / variance.sum()
+print("directions holding 90%, 95%, 99% of the variance of the training digits:",
+      [int((explained < q).sum()) + 1 for q in (0.9, 0.95, 0.99)], f"of {D}")
 print("size of the score 0.2 away from the circle:",
       ", ".join(f"σ = {s}: {circle_score(off, s).norm():.1f} (0.2/σ² = {0.2 / s**2:.1f})" for s in (0.05, 0.3)))
 
@@ -223,7 +226,7 @@ for ax, s in zip(axes, (0.05, 0.3)):
     ax.plot(circle[:, 0], circle[:, 1], "k.", ms=2)
     ax.set(aspect="equal", title=f"score of $p_\\sigma$, σ = {s}", xticks=[], yticks=[])
 fig.colorbar(arrows, ax=axes, label="log₁₀ of the score's size (arrows show its direction)")
-fig.suptitle("Data on a circle: p is 0 off the circle, but the score of $p_\\sigma$ is defined everywhere")
+fig.suptitle("Points on a circle have no density in 2-D; $p_\\sigma$ has one, and its score is defined everywhere")
 plt.show()
 
 # %% [markdown]
@@ -231,10 +234,12 @@ plt.show()
 #
 # One network for all levels, told σ as an input. `NCSNUNet` is a small U-Net: three
 # resolutions (28, 14 and 7 pixels), residual blocks on the way down and up, skip connections
-# between them. σ enters as an **embedding**: $\log\sigma$ is turned into Fourier features and
-# a small MLP, and every block scales and shifts its features by a linear function of that
-# vector (FiLM). The last step **divides the output by σ** (Song & Ermon 2020, NCSNv2; the 2019
-# network was told the level's index through conditional normalisation instead):
+# between them. σ enters twice. As an **embedding**: $\log\sigma$ is turned into Fourier features
+# and a small MLP, and every block scales and shifts its features by a linear function of that
+# vector (FiLM), a conditioning in the spirit of the 2019 network, which was told the level's
+# index through conditional normalisation. And the last step **divides the output by σ**, as
+# NCSNv2 does (Song & Ermon 2020) with an otherwise unconditional network; this U-Net combines
+# the two:
 #
 # $$s_\theta(x, \sigma) = \frac{f_\theta(x, \log\sigma)}{\sigma}.$$
 #
@@ -374,11 +379,11 @@ print(f"J_NCSN of the shipped network on 500 held-out digits: {shipped_loss:.1f}
 #    $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, instead of one of 15 fixed levels, so one network can
 #    be asked at any σ: the 15 levels of section 5, the Karras levels of section 5c, the continuous
 #    time of lesson 07. The draws concentrate around σ ≈ 0.3 (printed below): levels above 10,
-#    where the samplers of 5c and lesson 07 start, are rarely trained. There the task is easy —
-#    the noisy image says little about the digit, and the best denoiser is close to the data's
-#    mean — and item 2 makes that the network's default; lesson 07 measures the network's noise
-#    prediction at several σ.
-# 2. **Preconditioning.** The body $F_\theta$ sees its input scaled to unit variance and
+#    where the samplers of 5c and lesson 07 start, are rarely trained. There the noisy image
+#    says little about the digit and the best denoiser is close to the data's mean image, which
+#    item 2's $F_\theta$ gives with an output that hardly depends on its input; lesson 07
+#    measures the network's noise prediction at several σ.
+# 2. **Preconditioning.** The body $F_\theta$ sees its input scaled to unit RMS and
 #    corrects a denoiser,
 #
 #    $$D_\theta(x,\sigma) = c_\mathrm{skip}\,x + c_\mathrm{out}\,F_\theta(c_\mathrm{in}\,x,\ \log\sigma),\qquad
@@ -386,14 +391,17 @@ print(f"J_NCSN of the shipped network on 500 held-out digits: {shipped_loss:.1f}
 #      c_\mathrm{out} = \frac{\sigma\,\sigma_d}{\sqrt{\sigma^2+\sigma_d^2}},\quad
 #      c_\mathrm{in} = \frac{1}{\sqrt{\sigma^2+\sigma_d^2}},$$
 #
-#    with $\sigma_d$ the RMS of the training pixels; the score follows by Tweedie's formula
+#    with $\sigma_d$ the RMS of the training pixels. EDM defines $\sigma_\mathrm{data}$ as the data's
+#    standard deviation; for pixels in [0, 1], whose mean is not zero, it is the RMS (the square
+#    root of the second moment) that makes the input's and the target's mean squares exactly 1
+#    below. The score follows by Tweedie's formula
 #    (section 7), $s_\theta = (D_\theta - x)/\sigma^2$. At small σ, $c_\mathrm{skip}\approx1$ and
 #    $c_\mathrm{out}\approx\sigma$: $F_\theta$ predicts the noise, like $f_\theta$ above. At large σ,
 #    $c_\mathrm{skip}\approx0$ and $c_\mathrm{out}\approx\sigma_d$: $F_\theta$ predicts the clean digit
 #    (scaled) rather than a noise that makes up almost all of its input.
 # 3. **Weighting.** The denoiser's error $\tfrac12\|D_\theta - x\|^2$ at level σ is weighted by
 #    $\lambda(\sigma) = (\sigma^2+\sigma_d^2)/(\sigma\sigma_d)^2 = 1/c_\mathrm{out}^2$, which turns the
-#    loss into $F_\theta$'s plain squared error against its unit-variance target: the same effective
+#    loss into $F_\theta$'s plain squared error against its unit-RMS target: the same effective
 #    weight at every σ. Since $D_\theta - x = \sigma(\sigma s_\theta + z)$ for
 #    $\tilde x = x + \sigma z$, this is section 3's σ² weighting times $1 + \sigma^2/\sigma_d^2$:
 #
@@ -402,10 +410,12 @@ print(f"J_NCSN of the shipped network on 500 held-out digits: {shipped_loss:.1f}
 #
 #    the same as $J_\mathrm{NCSN}$'s terms at small σ, with more weight where σ > σ_d.
 #
-# In the library: `NCSNUNet(preconditioning="edm", sigma_data=...)` and `losses.edm_loss`. Check
-# the claim behind the three factors on 500 held-out digits: at every σ, $F_\theta$'s input
-# $c_\mathrm{in}\tilde x$ and its target $(x - c_\mathrm{skip}\tilde x)/c_\mathrm{out}$ should both have
-# RMS ≈ 1 (exactly 1 in expectation for the target when σ_d is the data's RMS).
+# In the library: `NCSNUNet(preconditioning="edm", sigma_data=...)` and `losses.edm_loss`. Once
+# σ_d is the data's RMS, $F_\theta$'s input $c_\mathrm{in}\tilde x$ and its target
+# $(x - c_\mathrm{skip}\tilde x)/c_\mathrm{out}$ have mean square 1 at every σ by algebra alone (expand
+# the squares; $x$ and $z$ are independent). So computing them on 500 held-out digits tests only
+# that these digits' RMS matches the σ_d of the training digits. Beside them, the RMS of what
+# section 2's body $f_\theta$ is given, $\tilde x$ itself.
 
 # %%
 p_mean, p_std = meta["training"]["p_mean"], meta["training"]["p_std"]
@@ -421,21 +431,24 @@ for k, s in enumerate((10.0, 1.0, 0.3, 0.1, 0.01)):
     c_skip, c_out, c_in = sd**2 / (s**2 + sd**2), s * sd / math.sqrt(s**2 + sd**2), 1 / math.sqrt(s**2 + sd**2)
     rms_in = (c_in * noisy).pow(2).mean().sqrt().item()
     rms_target = ((heldout_500 - c_skip * noisy) / c_out).pow(2).mean().sqrt().item()
-    edm_scales.append((s, c_skip, c_out, rms_in, rms_target, 1 + s**2 / sd**2))
+    rms_plain = noisy.pow(2).mean().sqrt().item()  # what section 2's body f_θ is given
+    edm_scales.append((s, c_skip, c_out, rms_in, rms_target, rms_plain, 1 + s**2 / sd**2))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"σ_d = {sd:.3f} (the checkpoint's); RMS of the held-out pixels {heldout_500.pow(2).mean().sqrt():.3f}")
-print(f"{'σ':>6s} {'c_skip':>7s} {'c_out':>6s} {'RMS of F input':>15s} {'RMS of F target':>16s} {'1 + σ²/σ_d²':>12s}")
-for s, c_skip, c_out, rms_in, rms_target, extra in edm_scales:
-    print(f"{s:6.2f} {c_skip:7.4f} {c_out:6.3f} {rms_in:15.2f} {rms_target:16.2f} {extra:12.4g}")
+print(f"{'σ':>6s} {'c_skip':>7s} {'c_out':>6s} {'RMS of F input':>15s} {'RMS of F target':>16s} "
+      f"{'RMS of f input (§2)':>20s} {'1 + σ²/σ_d²':>12s}")
+for s, c_skip, c_out, rms_in, rms_target, rms_plain, extra in edm_scales:
+    print(f"{s:6.2f} {c_skip:7.4f} {c_out:6.3f} {rms_in:15.2f} {rms_target:16.2f} {rms_plain:20.2f} {extra:12.4g}")
 
 # %% [markdown]
-# Both are 1.00 at every σ from 10 down to 0.01, a range of 1,000 in σ, while in section 2's
-# parametrisation the score itself spans a factor 1,000 over the same range. They come out so
-# close to 1 because the σ_d the preconditioning assumes (0.338, the training digits' pixel RMS)
-# also fits the held-out digits (0.336). The last column is how much more
-# EDM weighs each level than section 3 does: 1.001 at σ = 0.01, about 900 at σ = 10.
+# Both are 1.00 at every σ from 10 down to 0.01, as the algebra requires; what this tests is
+# that the held-out digits' RMS (0.336) matches the training digits' σ_d (0.338). Section 2's body has a target of unit
+# size too (−z, at every σ); what EDM changes is the input, whose RMS there runs from 0.34 at
+# σ = 0.01 to 10 at σ = 10 (the "§2" column), and the target at large σ, the clean digit instead
+# of the noise. The last column is how much more EDM weighs each level than section 3 does: 1.001
+# at σ = 0.01, about 900 at σ = 10.
 # %% [markdown]
 # ## 5. Sampling with the shipped checkpoint
 #
@@ -444,9 +457,9 @@ for s, c_skip, c_out, rms_in, rms_target, extra in edm_scales:
 # $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$, ε = 3e-5, then one Tweedie step
 # $x + \sigma_L^2 s_\theta(x,\sigma_L)$ that removes the last noise (section 7). That final
 # denoising step is Jolicoeur-Martineau et al.'s (2020), adopted by NCSNv2; the 2019 sampler has
-# none. 301 network evaluations (the library's `SAMPLERS["annealed"]` settings), five times fewer
-# than Song & Ermon's 100 steps per level (`benchmarks/mnist/SCHEDULE.md` chose them). We keep
-# the state at the end of every level, for section 5b.
+# none. 301 network evaluations (the library's `SAMPLERS["annealed"]` settings;
+# `benchmarks/mnist/SCHEDULE.md` chose them), where Song & Ermon (2019) took 100 steps on each of
+# their 10 levels, 1,000 in all. We keep the state at the end of every level, for section 5b.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -466,6 +479,9 @@ plt.show()
 # sample. A good sampler draws each digit about as often as the data do — close to, not exactly,
 # one in ten (the held-out bars below). With 64 samples a count of 6 has a sampling error of
 # about ±2.4 ($\sqrt{64\cdot0.1\cdot0.9}$, printed below), so the two histograms can only differ grossly.
+# Nor can their total variation tell much at this n: the cell below also draws 64 labels from the
+# held-out frequencies themselves, a perfect sampler, 2,000 times, and prints the spread of its
+# total variation.
 
 # %%
 classifier = load_classifier()
@@ -474,6 +490,11 @@ real = torch.bincount(split.heldout_labels, minlength=10).double() / len(split.h
 print("samples per digit 0–9:", hist.counts.tolist(),
       f"· total variation from the held-out digits' frequencies {0.5 * (hist.fractions - real).abs().sum():.2f}")
 print(f"sampling error of a count near 6.4 of 64: ±{math.sqrt(64 * 0.1 * 0.9):.1f}")
+# a perfect sampler: 64 labels drawn from the held-out frequencies themselves, 2,000 times
+perfect = torch.multinomial(real, 2000 * 64, replacement=True, generator=make_generator(41)).view(2000, 64)
+perfect_tv = 0.5 * (torch.nn.functional.one_hot(perfect, 10).sum(1) / 64 - real).abs().sum(1)
+print(f"total variation of a perfect sampler's 64 labels (2,000 draws): median {perfect_tv.median():.2f}, "
+      f"90% of draws between {perfect_tv.quantile(0.05):.2f} and {perfect_tv.quantile(0.95):.2f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
@@ -486,10 +507,13 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
+# The samples' total variation (0.15) is a perfect sampler's median: at n = 64 it does not tell
+# the two apart.
+#
 # **How good is "good"? The Fréchet distance.** Map every image to the classifier's 128-d
 # penultimate features $\phi(x)$ (`classifier.features`, the layer before its 10 logits), fit a
 # Gaussian to each set of features, means $\mu_a,\mu_b$ and covariances $C_a, C_b$, and take the
-# Fréchet (2-Wasserstein) distance between the two Gaussians:
+# squared Fréchet (2-Wasserstein) distance between the two Gaussians:
 #
 # $$\mathrm{FD} = \|\mu_a - \mu_b\|^2 + \operatorname{tr}\big(C_a + C_b - 2\,(C_aC_b)^{1/2}\big).$$
 #
@@ -530,7 +554,7 @@ print(f"  the 64 annealed samples above                    {frechet_distance(fea
 # 1,000 samples against this reference (`benchmarks/RESULTS.md`).
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
-# the DSM optimum is the score of the Parzen density of the training set (lesson 04 §4), whose
+# the DSM optimum is the score of the Parzen density of the training set (lesson 04 §1), whose
 # samples are copies of training digits plus a little noise; so compare each sample's distance
 # to its nearest training digit with the same distance for held-out real digits. And run plain
 # Langevin at the smallest level σ_L with as many evaluations (300 steps of ε = 3e-5, then the
@@ -580,9 +604,9 @@ plt.show()
 # Langevin at σ_L with the same budget produces textures, not digits, far from every training
 # digit. Not for lack of movement: its chains moved 0.33 per pixel from their start, more than
 # twice all the noise they were given (0.13), so the drift carried them. At their end Tweedie's
-# correction $\sigma_L^2 s_\theta$ is no larger than at real digits noised to σ_L (the last line): the
-# network's σ_L score has stationary points far from the data, where it was never trained, and the
-# drift pulled each chain into one; the small noise of this level cannot get it out.
+# correction $\sigma_L^2 s_\theta$ is about half of its size at real digits noised to σ_L (0.0048
+# against 0.0091, the last line): the chains ended where the network's σ_L score is small, far
+# from every training digit, where it was never trained.
 #
 # ### 5b. Following the chains through the σ levels
 #
@@ -604,9 +628,11 @@ plt.show()
 
 # %% [markdown]
 # To the eye nothing appears before σ ≈ 0.8, and below σ ≈ 0.1 the levels only clean the
-# strokes. The eye is a poor judge of noisy images, though: section 1 says that at σ = 3 the
-# noisy versions of two digits are already told apart 95% of the time. Measure when each chain's
-# digit is decided: at the end of every level, denoise the state with Tweedie's formula
+# strokes. Section 1's pair does not say when a chain's digit is chosen either: at σ = 3 the
+# nearer of two digits at the median distance was the wrong one only 4.8% of the time, but digits
+# come in many shapes, most of them far closer to some other digit than that pair (a held-out
+# digit's nearest training digit lies at a median distance of 4.69, section 5). Measure when each
+# chain's digit becomes readable: at the end of every level, denoise the state with Tweedie's formula
 # $x + \sigma_i^2 s_\theta(x, \sigma_i)$ (section 7), give it to the classifier, and count the
 # chains whose label is already the label of their final sample.
 
@@ -620,12 +646,12 @@ with torch.no_grad():
         decided.append((classifier(estimate.clamp(0, 1)).argmax(1) == final_label).double().mean().item())
         # σ·‖s‖/√d: about constant across levels if ‖∇log p_σ‖ ∝ 1/σ (lesson 05 §5)
         scale_chain.append(s * score_k.flatten(1).norm(dim=1).mean().item() / math.sqrt(D))
-        if split is not None:  # the same at held-out digits noised to this level
-            ref = split.heldout[:64] + s * torch.randn(split.heldout[:64].shape, generator=make_generator(30 + k))
-            scale_data.append(s * ck.score(ref, s).flatten(1).norm(dim=1).mean().item() / math.sqrt(D))
+        # the same at held-out digits noised to this level
+        ref = split.heldout[:64] + s * torch.randn(split.heldout[:64].shape, generator=make_generator(30 + k))
+        scale_data.append(s * ck.score(ref, s).flatten(1).norm(dim=1).mean().item() / math.sqrt(D))
 print(f"{'σ':>6s} {'chains showing their final digit':>33s} {'σ‖s‖/√d: chains':>17s} {'noised real digits':>19s}")
 for k, s in enumerate(ck.sigmas.tolist()):
-    print(f"{s:6.3f} {decided[k]:33.2f} {scale_chain[k]:17.3f} {scale_data[k] if scale_data else float('nan'):19.3f}")
+    print(f"{s:6.3f} {decided[k]:33.2f} {scale_chain[k]:17.3f} {scale_data[k]:19.3f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.5), layout="constrained")
@@ -638,29 +664,30 @@ ax.legend(loc="center right")
 plt.show()
 
 # %% [markdown]
-# The label settles between σ ≈ 1.4 and 0.3: 39% of the chains show their final digit at
+# The label becomes readable between σ ≈ 1.4 and 0.3: 39% of the chains show their final digit at
 # σ = 1.39, 72% at 0.85, 88% at 0.52 and 95% at 0.32, and at the first four levels the fraction
 # (9–17%) is near chance. (At the largest levels the Tweedie estimate is a blurred average of many
 # digits, which a classifier trained on sharp digits reads poorly; so this curve says when the
 # digit becomes *readable*, a proxy for when the chain commits to it. Measuring commitment
 # itself would branch each chain at level i into several continuations and ask whether they end
-# on the same digit.) As for the 1-D mixture of lesson 05 §5, the label is settled at
-# intermediate levels and the small levels only refine it.
+# on the same digit.) As for the 1-D mixture of lesson 05 §5, the label is readable from
+# intermediate levels on, and the small levels only refine the image.
 #
-# **Why 15 levels are enough although the shells do not overlap.** The last two columns show
-# the score's size at the chains' states next to its size at held-out digits noised to the
-# same level. σ‖s‖/√d stays near 1 at every level (the table): the network's scores scale as 1/σ, as true scores must
-# ($\sigma\nabla\log p_\sigma(\tilde x) = -\mathbb E[z\mid\tilde x]$, whose norm is at most about $\sqrt d$).
-# And at the end of each level the chains look to the network like real digits at that level's
-# noise, within 10%; the chains are the noisier ones, as ULA's bias predicts (lesson 05 §1: at ε/σ² = 0.3 the
-# stationary noise is $\sqrt{2/(2-0.3)}\approx1.08$ times σ). A chain
-# entering level i carries noise 1.64 times too large, but in the directions off the data the
-# score is about $-n/\sigma_i^2$ for a noise component $n$, so one step multiplies the excess by
-# $1 - \varepsilon_i/\sigma_i^2 = 1 - 3\times10^{-5}/0.01^2 = 0.7$: after 20 steps it is
-# $0.7^{20}\approx10^{-3}$ of what it was. This relaxation analysis is NCSNv2's Technique 4,
-# which chooses the step and the number of steps per level so that the chain's variance is
-# relaxed to the level's within each level; the overlap rule (their Technique 2) is about how
-# well the score is trained where each level starts, a separate concern.
+# **The chains at the end of each level, although the shells do not overlap.** The last two
+# columns show the score's size at the chains' states next to its size at held-out digits noised
+# to the same level. σ‖s‖/√d stays near 1 at every level: the network's scores scale as 1/σ, as
+# true scores must ($\sigma\nabla\log p_\sigma(\tilde x) = -\mathbb E[z\mid\tilde x]$, whose norm
+# is at most about $\sqrt d$). At the end of each level the score's size at the chains matches its
+# size at noised real digits within 10%, the chains' being the larger, as ULA's bias would make it
+# (lesson 05 §1: at ε/σ² = 0.3 the stationary noise is $\sqrt{2/(2-0.3)}\approx1.08$ times σ).
+# That is consistent with a relaxation picture which this lesson does not test: a chain entering
+# level i carries noise 1.64 times too large; if in the directions off the data the score is
+# about $-n/\sigma_i^2$ for a noise component $n$, one step multiplies the excess by
+# $1 - \varepsilon_i/\sigma_i^2 = 1 - 3\times10^{-5}/0.01^2 = 0.7$, and 20 steps by
+# $0.7^{20}\approx10^{-3}$. This relaxation analysis is NCSNv2's Technique 4, which chooses the
+# step and the number of steps per level so that the chain's variance is relaxed to the level's
+# within each level; the overlap rule (their Technique 2) is about how well the score is trained
+# where each level starts, which is not measured here.
 #
 # ### 5c. Fewer evaluations: EDM's Heun sampler, with maximum churn
 #
@@ -746,10 +773,9 @@ for k, s in enumerate(tweedie_levels):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-if split is not None:
-    print(f"{'σ':>6s} {'σ²':>8s} {'MSE noisy':>10s} {'MSE Tweedie':>12s}   (per pixel, 500 held-out digits)")
-    for s, (_, _, before, after) in denoising.items():
-        print(f"{s:6.3f} {s**2:8.4f} {before:10.4f} {after:12.4f}")
+print(f"{'σ':>6s} {'σ²':>8s} {'MSE noisy':>10s} {'MSE Tweedie':>12s}   (per pixel, 500 held-out digits)")
+for s, (_, _, before, after) in denoising.items():
+    print(f"{s:6.3f} {s**2:8.4f} {before:10.4f} {after:12.4f}")
 
 # %%
 fig, axes = plt.subplots(2, len(tweedie_levels) + 1, figsize=(13, 3.6), layout="constrained")
@@ -765,9 +791,10 @@ fig.suptitle(r"Denoising in one step: $\hat x = \tilde x + \sigma^2 s_\theta(\ti
 plt.show()
 
 # %% [markdown]
-# At small σ the estimate is close to the clean digit. At σ ≈ 2 the noise hides the digit's
-# identity, and the posterior *mean* averages over the digits it could have been: a blurred,
-# plausible-on-average image — the best guess in squared error, not a sample.
+# At small σ the estimate is close to the clean digit. At σ ≈ 2 the noise partly hides the
+# digit's identity (some of the estimates show another digit), and the posterior *mean* averages
+# over the digits it could have been: a blurred, plausible-on-average image — the best guess in
+# squared error, not a sample.
 #
 # ## 8. In-painting: filling in the lower half
 #
@@ -924,10 +951,14 @@ fig.suptitle("The same sampler, start and noise: 15 levels × 5 steps + denoisin
 plt.show()
 
 # %% [markdown]
-# A few hundred steps give blobs with a hint of strokes: the network is far from converged, and
-# no sampler fixes an inaccurate score (lesson 05 §4c). The shipped network had far more steps,
-# on a larger U-Net. If you have the time, raise `CAPSTONE_STEPS` and watch the samples
-# improve.
+# With the same sampler, start and noise, a few hundred steps give blobs with a hint of strokes,
+# and the loss is still falling at the end; no sampler fixes an inaccurate score (lesson 05 §4c).
+# The shipped network differs in more than its training time: wider channels, and EDM's recipe
+# (continuous σ, preconditioning and weighting, section 4b) with an EMA of its weights and
+# reduced-precision arithmetic (`checkpoints/README.md`). Its digits here look rougher than in
+# section 5's grid, consistent with 5 steps per level instead of 20: in section 5b's relaxation
+# picture a level leaves $0.7^5\approx0.17$ of the excess noise instead of $10^{-3}$. If you
+# have the time, raise `CAPSTONE_STEPS` and watch your samples change.
 #
 # ### Exercise 4 (written, 3 points): how low can the loss go?
 #
@@ -967,14 +998,19 @@ plt.show()
 # <details><summary>Model answer</summary>
 #
 # With σ₁ = 1 (the 2019 paper's choice), two typical digits are practically never confused at
-# the first level (Φ(−Δ/2σ) ≈ 0 at σ = 1 in section 1's table): the chains would choose their
-# digit according to where the uniform start happens to put them, not according to the data's
-# proportions — the wrong-weights failure of lesson 05 §4b, and the score at σ = 1 would be
-# evaluated far from where it was trained. With σ₁ = 100, the first levels are pure noise: the
-# noise (length σ√d = 100 · 28) dwarfs every distance between digits, those levels only teach the
-# network to predict noise, and with the same L the ratio between levels grows (from 1.64 to
-# $(10^4)^{1/14}$), leaving fewer levels in the range σ ≈ 3–0.3 where the digits are actually chosen
-# (section 5b) and making the jump from one level to the next larger.
+# the first level (Φ(−Δ/2σ) ≈ 0 at σ = 1 in section 1's table), and in section 5b the chains'
+# digits became readable mostly below σ ≈ 1.4. So the choice between digits would be made from
+# the start, at levels where noisy versions of two typical digits are no longer confusable. Lesson
+# 05 §4b shows how chains that rarely cross between modes can end with the wrong weights; whether
+# the digits' proportions come out wrong here is an empirical question this lesson does not
+# measure (with σ₁ = 1, Song & Ermon 2019 show varied MNIST samples). With σ₁ = 100 and the same
+# 15 levels, the ratio between levels grows from 1.64 to $(10^4)^{1/14}\approx1.93$: the first
+# four levels lie above σ = 10, where the two digits of section 1 are confused more than a third
+# of the time ($0.36\le\Phi(-\Delta/2\sigma)\le0.48$; at σ = 10 our chains' digits were not yet
+# readable), and only two
+# levels (1.0 and 0.52) fall in the range σ ≈ 1.4 to 0.3 where section 5b sees the digits become
+# readable, against four in our schedule. What that does to the samples this lesson does not
+# measure either.
 #
 # </details>
 #
@@ -1002,9 +1038,9 @@ plt.show()
 # change each level's minimiser. In one Langevin step the drift is $\varepsilon_i s$ and the noise
 # $\sqrt{2\varepsilon_i}z$, so the ratio of their sizes is $\propto\sqrt{\varepsilon_i}/\sigma_i$: it is the
 # same at every level exactly when $\varepsilon_i/\sigma_i^2$ is (Song & Ermon 2019, §4.3).
-# Equivalently, in the directions off the data the score is about $-n/\sigma_i^2$ for a noise
-# component $n$, and one step multiplies $n$ by $1 - \varepsilon_i/\sigma_i^2$: a fixed ratio gives every
-# level the same contraction per step (0.7 here), so 20 steps relax each level equally well.
+# Equivalently, where the score off the data is about $-n/\sigma_i^2$ for a noise component $n$
+# (section 5b's relaxation picture), one step multiplies $n$ by $1 - \varepsilon_i/\sigma_i^2$: a fixed
+# ratio gives every level the same contraction per step (0.7 here).
 #
 # </details>
 #
@@ -1015,7 +1051,7 @@ plt.show()
 #
 # Tweedie returns the posterior *mean* of all clean digits compatible with the noisy image: an
 # average, hence blurry. The sampler never jumps to that mean; it takes small steps plus fresh
-# noise, which keeps it a *sample* of $p_{\sigma}$ at each level, and as σ shrinks it commits
+# noise, which keeps it approximately a *sample* of $p_{\sigma}$ at each level, and as σ shrinks it commits
 # step by step to one of the compatible digits (section 5b: the label settles between σ ≈ 1.4
 # and 0.3). Only at σ_L, where the posterior is concentrated on one digit, is the final Tweedie
 # step taken, and there the mean is sharp.
@@ -1042,26 +1078,28 @@ plt.show()
 # ## Summary
 #
 # - One σ is not enough: small σ is accurate only near the data, large σ blurs, and plain
-#   Langevin gets mode weights wrong. NCSN (Song & Ermon 2019) learns the scores of
+#   Langevin, in a run short in Langevin time, gets the weights of separated modes wrong. NCSN (Song & Ermon 2019) learns the scores of
 #   $p_{\sigma_1},\dots,p_{\sigma_L}$ with one network and samples by annealing.
 # - The schedule is geometric, largest first: σ₁ comparable to the distances between training
 #   points (noisy digits become confusable: error Φ(−Δ/2σ); NCSNv2 takes the largest distance),
-#   σ_L invisible. 15 levels 1.64× apart suffice here because 20 steps per level relax the noise
-#   to each new level (NCSNv2's Technique 4).
-# - $s_\theta(x,\sigma) = f_\theta(x,\log\sigma)/\sigma$ with σ entering through an embedding (the
+#   σ_L invisible. 15 levels 1.64× apart gave digits here although neighbouring noise shells do
+#   not overlap; the score's size at the chains is consistent with 20 steps per level relaxing
+#   the noise to each new level (NCSNv2's Technique 4).
+# - $s_\theta(x,\sigma) = f_\theta(x,\log\sigma)/\sigma$ with σ entering through an embedding too (the
 #   division by σ is NCSNv2's): the body always predicts −z, of size one.
 # - Level σ's DSM term is of order $d/\sigma^2$; weighting it by σ² gives
 #   $\tfrac12\mathbb E\|\sigma s_\theta + z\|^2$, of the same scale at every level (d/2 for the
 #   zero model): the weight balances the levels. $J_\mathrm{NCSN}$ averages these over randomly
 #   drawn levels.
 # - EDM (Karras et al. 2022) trains one network on a continuum of σ, with a preconditioning that
-#   gives its body an input and a target of unit variance at every σ, and a weighting that is
-#   the σ² one times 1 + σ²/σ_d².
+#   gives its body an input and a target of unit RMS at every σ (σ_d is the data's RMS), and a
+#   weighting that is the σ² one times 1 + σ²/σ_d².
 # - The shipped checkpoint gives digits with 301 evaluations of annealed Langevin and the final
-#   denoising step of Jolicoeur-Martineau et al. (2020), and digits that look rougher with 35
+#   denoising step of Jolicoeur-Martineau et al. (2020), and, to the eye, rougher digits with 35
 #   evaluations of EDM's Heun sampler with churn; the annealed ones are not copies of training digits. The Fréchet distance
 #   in a classifier's feature space measures quality, only against real digits scored at the
 #   same n. The same network denoises (Tweedie, one evaluation) and in-paints (annealed Langevin
 #   with the known pixels held at the data perturbed to the current level).
-# - A few minutes of training with your own loss, step and sampler give blobs: the recipe is
-#   right, the budget is not.
+# - A few minutes of training with your own loss, step and sampler give blobs with a hint of
+#   strokes, where the same sampler draws digits from the shipped network, trained longer, wider
+#   and with EDM's recipe.

@@ -31,9 +31,9 @@
 # 3. sample by the reverse SDE, by predictor–corrector (and see that lesson 05's annealed Langevin
 #    is the corrector alone), and by the ODE, and compare them at equal numbers of score
 #    evaluations;
-# 4. encode data into noise and back with the ODE, and compute exact log-likelihoods with the
-#    instantaneous change of variables, the divergence exact in 2-D and by Hutchinson (lesson 03)
-#    in 784-D;
+# 4. encode data into noise and back with the ODE, and compute log-likelihoods with the
+#    instantaneous change of variables, up to the solver's error: with the exact divergence in
+#    2-D, and in 784-D as an unbiased estimate by Hutchinson's trick (lesson 03);
 # 5. write the continuous-time training objective and relate it to lesson 06's losses, and turn
 #    a VE score network into a DDPM-style ε-predictor by a change of variables;
 # 6. bound the likelihood a VE model can reach, and read an MNIST estimate against that bound.
@@ -89,13 +89,15 @@ split = mnist_train_heldout()  # the MNIST test split ships with the course (dat
 # ## 1. From many σ to a continuum
 #
 # Lesson 06 perturbed data at levels σ₁ > … > σ_L. Order them the other way, from small to large,
-# and build the noisy versions *one from the other*: starting from a data point $x_0$,
+# and build the noisy versions *one from the other*: starting from a point $x_0$,
 #
 # $$x_i = x_{i-1} + \sqrt{\sigma_i^2 - \sigma_{i-1}^2}\;z_i,\qquad z_i\sim\mathcal N(0, I),$$
 #
-# adds independent Gaussian noise whose variances sum to $\sigma_i^2$, so $x_i$ is distributed as
-# $p_{\sigma_i}$ (with $\sigma_0 = 0$). Now let the levels fill an interval: $\sigma_i = \sigma(t_i)$
-# with $t_i = i/N$ and $N\to\infty$. The increment's variance is
+# adds independent Gaussian noise whose variances sum to $\sigma_i^2 - \sigma_0^2$, so if $x_0$ is
+# distributed as $p_{\sigma_0}$ ($\sigma_0 = 0$: the data itself), $x_i$ is distributed as
+# $p_{\sigma_i}$. Now let the levels fill an interval: $\sigma_i = \sigma(t_i)$ with $t_i = i/N$,
+# $i = 0, \dots, N$, and $N\to\infty$; the chain then starts from $p_{\sigma(0)} = p_{\sigma_{\min}}$.
+# The increment's variance is
 # $\sigma^2(t+\Delta t) - \sigma^2(t) \approx \frac{d\sigma^2}{dt}\Delta t$, the variance of a
 # Brownian increment $\sqrt{d\sigma^2/dt}\;dW$. The chain becomes the **variance-exploding (VE) SDE**
 #
@@ -209,25 +211,33 @@ N_CHAINS = 4000
 x1_1d = sde.prior_sample((N_CHAINS, 1), make_generator(2), dtype=torch.float64)
 x1_2d = sde.prior_sample((N_CHAINS, 2), make_generator(3), dtype=torch.float64)
 score1, score2 = noisy_score(p1), noisy_score(p2)
+# the yardstick: the same error for exact samples of each mixture, 40 independent draws of N_CHAINS
+N_EXACT = 40
+exact_floor = {name: np.array([sample_errors(p, p.sample(N_CHAINS, make_generator(500 + k), dtype=torch.float64)).weight
+                               for k in range(N_EXACT)]) for name, p in (("1-D", p1), ("2-D", p2))}
 reverse_by_steps = {n: (sample_errors(p1, reverse_sde_sample(score1, sde, x1_1d, n, generator=make_generator(4))),
                         sample_errors(p2, reverse_sde_sample(score2, sde, x1_2d, n, generator=make_generator(5))))
                     for n in (10, 30, 100)}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"Monte-Carlo standard error of a weight with {N_CHAINS} chains: about {math.sqrt(0.25 / N_CHAINS):.3f}")
+print(f"max weight error of {N_CHAINS} exact samples, {N_EXACT} draws: "
+      + "; ".join(f"{name} mixture mean {e.mean():.3f}, 95th percentile {np.percentile(e, 95):.3f}"
+                  for name, e in exact_floor.items()))
 print("reverse SDE, N steps  | 1-D 1:9 mixture                            | 2-D mixture")
 for n, (e1, e2) in reverse_by_steps.items():
     print(f"N = {n:3d}               | {e1} | {e2}")
 
 # %% [markdown]
-# With 100 steps the weights of both mixtures are right within 0.011, under two Monte-Carlo
-# standard errors, and the 1:9 mixture, of which plain Langevin put 40% in the light mode in lesson 05
-# (§4b), comes out 1:9. Ten steps are too coarse: each step multiplies σ by
-# $5000^{1/10}\approx 2.3$.
+# The first line is the yardstick: even exact samples of 4,000 points miss the weights by that
+# much (sampling noise, and points that the largest responsibility assigns to the wrong
+# component). With 100 steps the largest weight errors, 0.004 (1-D) and 0.011 (2-D), are within
+# the exact samples' 95th percentile, and the 1:9 mixture, of which plain Langevin put 40% in the
+# light mode in lesson 05 (§4b), comes out 1:9. With 30 steps the 1-D error, 0.024, is well
+# beyond it. Ten steps are too coarse: each step multiplies σ by $5000^{1/10}\approx 2.3$.
 #
-# Paths of the reverse SDE on the 1:9 mixture over the density $p_t$ (the colour: $p_t(x)$ along
-# each vertical line):
+# Paths of the reverse SDE on the 1:9 mixture over the density $p_t$ (the colour: $\sqrt{p_t(x)}$,
+# on one scale for the whole image):
 
 # %%
 x_paths, sde_paths = reverse_sde_sample(score1, sde, x1_1d[:12], 200, generator=make_generator(6), record_every=1)
@@ -293,13 +303,14 @@ for (name, n), errors in predictor_runs.items():
           f"        {np.mean(errors['reverse_diffusion']):8.3f}        {diff:+.3f} ± {se:.3f}")
 
 # %% [markdown]
-# With exact scores, the reverse-diffusion predictor is *worse* than Euler–Maruyama at 24 steps on
-# both mixtures, by many standard errors of the paired difference; at 100 steps the gap is small
-# on the 1-D mixture and not resolved on the 2-D one. Matching the forward kernel's variance does
-# not make a reverse step exact — the Gaussian calculation above shows the exact-variance step
-# overshooting by $(\sigma^2 - \sigma'^2)^2/(v + \sigma^2)$ — and on these targets Euler–Maruyama's
-# errors happen to be smaller; why, this lesson does not measure. PC below uses the
-# reverse-diffusion predictor, as Song et al. do.
+# With exact scores, the reverse-diffusion predictor gets the mode weights *worse* than
+# Euler–Maruyama at 24 steps on both mixtures, by many standard errors of the paired
+# difference; at 100 steps the gap is small on the 1-D mixture and not resolved on the 2-D one.
+# Matching the forward kernel's variance does not make a reverse step exact — the Gaussian
+# calculation above shows the exact-variance step overshooting by
+# $(\sigma^2 - \sigma'^2)^2/(v + \sigma^2)$ — and on these targets Euler–Maruyama's weight errors
+# are smaller; why, this lesson does not measure. PC below uses the reverse-diffusion predictor,
+# as Song et al. do.
 #
 # ## 3. Predictor–corrector, and where lesson 05 fits in
 #
@@ -335,9 +346,10 @@ for n, (e1, e2) in pc_by_steps.items():
 # %% [markdown]
 # The two samplers are the same to the last bit — as they must be, since both run the same
 # Langevin steps on the same levels with the same random numbers: this checks the library, the
-# identity itself holds by definition. With a predictor, 100 evaluations of PC put the weights
-# within 0.024 (1-D) and 0.018 (2-D), two to three Monte-Carlo standard errors, in this run;
-# section 6 compares the samplers at several budgets.
+# identity itself holds by definition. With a predictor and 100 evaluations, PC's largest weight
+# error in this run is 0.024 on the 1-D mixture, well beyond the exact samples' 95th percentile
+# (section 2): still biased; on the 2-D mixture, 0.018 is at the edge of that range. Section 6
+# compares the samplers at several budgets.
 
 # %% [markdown]
 # ## 4. The probability-flow ODE
@@ -350,10 +362,10 @@ for n, (e1, e2) in pc_by_steps.items():
 # Points that move along this **probability-flow ODE** (Song et al. 2021, §4.3) have exactly the
 # SDE's marginals, with no noise at all. Compared with the reverse SDE the drift has a ½: the SDE
 # pushes twice as hard towards high density and its noise spreads the points out again; the ODE
-# does neither. Solving it from t = 1 to 0 maps prior samples to data (`ode_sample`, Heun's
-# second-order method, 2 evaluations per step); solving it from 0 to 1 maps data to noise
-# (`ode_encode`). Section 2's figure (right) showed its smooth paths. Three checks: the samples,
-# the round trip, and what the prior costs.
+# pushes at half the strength, without noise. Solving it from t = 1 to 0 maps prior samples to
+# data (`ode_sample`, Heun's second-order method, 2 evaluations per step); solving it from 0 to 1
+# maps data to noise (`ode_encode`). Section 2's figure (right) showed its smooth paths. Three
+# checks: the samples, the round trip, and what the prior costs.
 
 # %%
 ode_by_steps = {n: (sample_errors(p1, ode_sample(score1, sde, x1_1d, n)), sample_errors(p2, ode_sample(score2, sde, x1_2d, n)))
@@ -384,10 +396,11 @@ print(f"  prediction for a Gaussian, m·√(v/(v + σ_max²)): σ_max = 10: {m *
       f"{abs(exact_start.mean().item() - m):.3f}")
 
 # %% [markdown]
-# At 100 evaluations the ODE's weights are within about two Monte-Carlo standard errors, like
-# the SDE's. Encoding and decoding with 100 Heun steps returns every one of 1,000 points within
-# the printed distance (30 steps are not enough), and the code has a standard deviation close to
-# σ_max (whether it is Gaussian noise would need a test of its own). The last lines show a cost of determinism. The prior
+# At 100 evaluations the ODE's largest weight error is within the exact samples' 95th
+# percentile on the 1-D mixture (0.006) and just beyond it on the 2-D one (0.017). Encoding and
+# decoding with 100 Heun steps returns every one of 1,000 points within the printed distance (30
+# steps are not enough), and the code has a standard deviation close to σ_max (whether it is
+# Gaussian noise would need a test of its own). The last lines show a cost of determinism. The prior
 # $\mathcal N(0, \sigma_{\max}^2)$ is centred at 0, while $p_{\sigma_{\max}}$ is centred at the
 # data's mean m = 2.4. The ODE carries that error all the way down, shrunk by
 # $\sqrt{(v+\sigma_{\min}^2)/(v+\sigma_{\max}^2)}$ for a Gaussian, whose flow is linear; the
@@ -544,10 +557,11 @@ check_divergence_integrand(divergence_integrand)
 # On the 2-D mixture, at about 30, 100 and 300 score evaluations per chain: the reverse SDE (N
 # Euler–Maruyama steps), PC (N/2 steps of the reverse-diffusion predictor, one corrector step
 # each), the ODE (N/2 Heun steps) and annealed Langevin (10 of the SDE's levels, N/10 steps each,
-# ε = 0.2σ², lesson 05's ratio), and the ODE once more from another 4,000 starting points. Errors are from 4,000
-# chains, whose Monte-Carlo standard error for a weight is about 0.008; the scores are exact, so
-# this compares samplers, not networks. (`benchmarks/sde.py` has the same table for both mixtures
-# up to 1,000 evaluations.)
+# ε = 0.2σ² at each level: lesson 05's rule εᵢ ∝ σᵢ², with a smaller constant than its ε = σ²),
+# and the ODE once more from another 4,000 starting points. Each row is one draw of 4,000 chains;
+# the yardstick is section 2's exact samples of the same size (the lines in the figure). The
+# scores are exact, so this compares samplers, not networks. (`benchmarks/sde.py` has the same
+# table for both mixtures up to 1,000 evaluations.)
 
 # %%
 budgets = (30, 100, 300)
@@ -578,7 +592,8 @@ for ax, (name, x) in zip(axes, last_samples.items()):
     ax.set(title=f"{name}, 100 evaluations", xlim=(-5, 5), ylim=(-5, 5))
 for name, errs in cost_table.items():
     axes[3].loglog(budgets, [max(e.weight, 1e-3) for e in errs], "o-", label=name)
-axes[3].axhline(math.sqrt(0.25 / N_CHAINS), color="k", ls=":", label="Monte-Carlo s.e.")
+axes[3].axhline(exact_floor["2-D"].mean(), color="k", ls=":", label="exact samples: mean")
+axes[3].axhline(np.percentile(exact_floor["2-D"], 95), color="k", ls="--", lw=0.8, label="exact samples: 95th percentile")
 axes[3].set(xlabel="score evaluations per chain", ylabel="max weight error", title="Weights against cost",
             xticks=budgets, xticklabels=[str(n) for n in budgets])
 axes[3].minorticks_off()
@@ -586,17 +601,17 @@ axes[3].legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# One draw each: at 30 evaluations the reverse SDE (30 steps) is well ahead of PC (15 steps); at
-# 100 the reverse SDE, PC and the ODE are within about two Monte-Carlo standard errors of the
-# weights, and annealed Langevin on 10 levels is three times further off; at 300 the reverse SDE
-# and PC reach the Monte-Carlo floor. Annealed Langevin is handicapped here: it starts from N(0, 50²) while
-# its first level is σ(t₉) = 21.3 (section 3), and at 30 evaluations it has only three steps per
-# level to relax. The ODE's errors stop changing after
-# 100 evaluations: once the solver is accurate, a deterministic map's error is that of its 4,000
-# starting points, and another draw of them (the row below it) gives other values. Annealed
-# Langevin keeps improving as its steps per level grow. This ranking holds for exact
-# scores; with a learned score the sampler also decides *where* the network is asked, and the
-# comparison can change.
+# One draw each, so only gaps larger than a draw's noise are resolved. Two are: at 30
+# evaluations the reverse SDE (30 steps, 0.017) is well ahead of PC (15 steps, 0.063); and
+# annealed Langevin on 10 levels is beyond the exact samples' range at every budget, about three
+# times further off than the others at 100. At 100 and 300 evaluations the reverse SDE, PC and
+# the ODE lie between 0.007 and 0.022, from inside the exact samples' range to a little beyond
+# its 95th percentile; the two ODE rows, one sampler from two sets of starting points, differ by
+# up to 0.005, so one draw does not rank these three there. The ODE's errors stop changing after 100
+# evaluations: once the solver is accurate, a deterministic map's error is fixed by its starting
+# points. Annealed Langevin is handicapped here: it starts from N(0, 50²) while its first level
+# is σ(t₉) = 21.3 (section 3), and at 30 evaluations it has only three steps per level to relax.
+# The scores are exact; with a learned score the comparison can change.
 #
 # ## 7. The training objective in continuous time, and DDPM as a change of variables
 #
@@ -617,8 +632,9 @@ plt.show()
 # $\int \lambda(\sigma)\,\pi(\sigma)\,\mathbb E\|\dots\|^2 d\sigma$ for a density π of the levels, and
 # lesson 06's $J_\mathrm{EDM}$ is the member with $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$ for π and
 # $\sigma^2(1 + \sigma^2/\sigma_d^2)$ for the weight (together with the preconditioning of the network).
-# The three objectives share their minimiser, the score of every $p_\sigma$; they differ in how
-# they spend the network's capacity across σ.
+# Given unlimited capacity, each is minimised by the score of $p_\sigma$ at every level it draws
+# ($J_\mathrm{NCSN}$ on 15 levels pins only those); with a finite network they differ in how
+# they spend its capacity across σ.
 #
 # **DDPM.** Ho, Jain & Abbeel's DDPM (2020) perturbs data as $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$
 # and trains a network $\varepsilon_\theta(x_t, t)$ to predict ε with $\|\varepsilon_\theta - \varepsilon\|^2$. Song et al.
@@ -677,6 +693,9 @@ for t, (a, s_ve, s_vp, err) in vp_check.items():
 training = ck.meta["training"]
 print(f"checkpoint trained with ln σ ~ N({training['p_mean']:g}, {training['p_std']:g}²), "
       f"σ_d = {training['sigma_data']:.3f}; as an SDE: {mnist_sde}")
+below, above = (0.5 * math.erfc(sign * (math.log(s) - training["p_mean"]) / (training["p_std"] * math.sqrt(2)))
+                for sign, s in ((-1, mnist_sde.sigma_min), (1, mnist_sde.sigma_max)))
+print(f"fraction of its training levels below σ_min: {below:.4f}, above σ_max: {above:.1e}")
 for t, (a, s_ve, rel) in eps_check.items():
     print(f"DDPM's t = {t:4.2f} (VE σ = {s_ve:5.2f}): ‖ε̂ − ε‖² / ‖ε‖² = {rel:.3f} on 64 held-out digits")
 
@@ -694,21 +713,22 @@ for t, (a, s_ve, rel) in eps_check.items():
 #
 # **Which network.** Lesson 06's shipped checkpoint was trained on a continuum of levels,
 # $\ln\sigma\sim\mathcal N(-1.2, 1.2^2)$, with EDM's preconditioning (lesson 06 §4b), so it can be asked
-# at every σ(t). Every sampler starts from the same draws of $\mathcal N(0, 40^2 I)$, the prior of
-# the VE SDE with σ_max = 40 (the value of the course's `SAMPLERS["heun"]` settings), and the first
-# three end with lesson 06's denoising step $x + \sigma_{\min}^2 s_\theta(x, \sigma_{\min})$ from σ_min = 0.01.
-# The fourth is EDM's solver of the same probability-flow ODE (Karras et al. 2022): Heun's method
-# with σ itself as the time variable, $dx/d\sigma = -\sigma\,s_\theta(x, \sigma)$, on levels packed
-# towards small σ (`karras_sigmas`, ρ = 7), ending with an Euler step from σ = 0.002 to 0, a
-# Tweedie step from a smaller level. No churn here: this is the deterministic solver. The
-# parameters:
+# at every σ(t), though it saw the ends of the range rarely: 0.23% of its training levels fall
+# below σ_min and almost none above σ_max (printed above). Every sampler starts from the same
+# draws of $\mathcal N(0, 40^2 I)$, the prior of the VE SDE with σ_max = 40 (the value of the
+# course's `SAMPLERS["heun"]` settings), and the first three end with lesson 06's denoising step
+# $x + \sigma_{\min}^2 s_\theta(x, \sigma_{\min})$ from σ_min = 0.01. The fourth is EDM's solver
+# of the same probability-flow ODE (Karras et al. 2022): Heun's method with σ itself as the time
+# variable, $dx/d\sigma = -\sigma\,s_\theta(x, \sigma)$, on levels packed towards small σ
+# (`karras_sigmas`, ρ = 7), ending with an Euler step from σ = 0.002 to 0, a Tweedie step from a
+# smaller level. No churn here: this is the deterministic solver. The parameters:
 
 # %%
 N_DIGITS = 16  # samples per sampler
 EVALS = 50  # network evaluations per sampler (+1 for the denoising step)
 N_LIKELIHOOD = 3  # held-out digits whose likelihood is computed
-LIKELIHOOD_STEPS = (12, 25)  # Heun steps (each evaluates the network 4 times, 2 of them with a vector-Jacobian product)
-N_PROBES = 4  # independent Hutchinson probes on the first digit, at the larger step count
+LIKELIHOOD_STEPS = (50, 100)  # Heun steps (each evaluates the network 4 times, 2 of them with a vector-Jacobian product)
+N_PROBES = 4  # independent Hutchinson probes on the first digit, at the smaller step count
 
 # %%
 mnist_samplers = {
@@ -734,10 +754,11 @@ plt.show()
 # %% [markdown]
 # The two ODE solvers, geometric steps in t and EDM's steps in σ, draw almost the same digit
 # from each starting point (compare the bottom grids square by square): two discretisations of
-# one deterministic map. Which sampler draws better digits is a question for many samples and
-# repeated draws: with 16 samples a Fréchet distance (lesson 06 §5) would be dominated by its
-# small-sample bias. `benchmarks/mnist/quality.py` scores these samplers on 1,000 samples
-# against real digits at the same n (`benchmarks/RESULTS.md`).
+# one deterministic map. To the eye PC's digits look the worst, with broken strokes and specks,
+# an impression from 16 digits, not a measurement. Which sampler draws better digits is a
+# question for many samples and repeated draws: with 16 samples a Fréchet distance (lesson 06 §5)
+# would be dominated by its small-sample bias. `benchmarks/mnist/quality.py` scores these samplers
+# on 1,000 samples against real digits at the same n (`benchmarks/RESULTS.md`).
 #
 # **Likelihood in bits per dimension.** The pixels are 256 grey levels scaled to [0, 1]. Adding
 # uniform noise of one grey level (dequantisation) turns them into continuous data, and a density
@@ -758,11 +779,13 @@ clean = split.heldout[-N_LIKELIHOOD:]
 dequantised = (clean * 255 + torch.rand(clean.shape, generator=g)) / 256
 bpd = {}
 for n in LIKELIHOOD_STEPS:
-    # at the larger step count, N_PROBES − 1 more copies of the first digit: each sample gets its own probe v
-    batch = dequantised if n != LIKELIHOOD_STEPS[-1] else torch.cat([dequantised, dequantised[:1].repeat(N_PROBES - 1, 1, 1, 1)])
+    # at the smaller step count, N_PROBES − 1 more copies of the first digit: each sample gets its own probe v
+    # (the same generator at both step counts: the three digits keep their probes)
+    batch = dequantised if n != LIKELIHOOD_STEPS[0] else torch.cat([dequantised, dequantised[:1].repeat(N_PROBES - 1, 1, 1, 1)])
     log_p = bits_per_dim(ode_log_likelihood(ck.model, mnist_sde, batch, n, "hutchinson", make_generator(41)), 28 * 28)
     bpd[n] = log_p[:N_LIKELIHOOD]
-probes = torch.cat([bpd[LIKELIHOOD_STEPS[-1]][:1], log_p[N_LIKELIHOOD:]])
+    if n == LIKELIHOOD_STEPS[0]:
+        probes = torch.cat([log_p[:1], log_p[N_LIKELIHOOD:]])
 floor = 8 + 0.5 * math.log2(2 * math.pi * mnist_sde.sigma_min**2)
 # the same floor from the library's conversion: log p_σmin ≤ −(d/2)·log(2πσ_min²)
 floor_check = bits_per_dim(torch.tensor([-(28 * 28 / 2) * math.log(2 * math.pi * mnist_sde.sigma_min**2)]), 28 * 28)
@@ -773,20 +796,27 @@ print(f"floor for any exact model of p_σmin, σ_min = {mnist_sde.sigma_min:g}: 
       f"bits/dim (via bits_per_dim: {floor_check.item():.3f})")
 for n, b in bpd.items():
     print(f"Heun, {n:3d} steps: bits/dim of {N_LIKELIHOOD} held-out digits {np.round(b.numpy(), 2)}, mean {b.mean():.2f}")
-print(f"the first digit with {N_PROBES} independent probes ({LIKELIHOOD_STEPS[-1]} steps): {np.round(probes.numpy(), 3)}, "
+print(f"the first digit with {N_PROBES} independent probes ({LIKELIHOOD_STEPS[0]} steps): {np.round(probes.numpy(), 3)}, "
       f"SD {probes.std():.3f}")
+change = (bpd[LIKELIHOOD_STEPS[1]] - bpd[LIKELIHOOD_STEPS[0]]).abs().max()
+gap = floor - bpd[LIKELIHOOD_STEPS[1]]
+print(f"largest change from {LIKELIHOOD_STEPS[0]} to {LIKELIHOOD_STEPS[1]} steps: {change:.3f} bits/dim; "
+      f"below the floor by {gap.min():.2f} to {gap.max():.2f}")
 
 # %% [markdown]
-# The floor is 2.682 bits/dim: no exact model of $p_{\sigma_{\min}}$ can give less. All six
-# estimates lie below it, from 1.84 to 2.36. Hutchinson's noise does not explain that: four
-# independent probes on the first digit spread by SD 0.003. The solver might: going from 12 to
-# 25 steps raises every estimate, by about 0.1 (the mean from 2.04 to 2.14), so it has not
-# converged, and these numbers cannot say where a converged estimate lies. If it too lay below
-# the floor, that would show a model error: the network's ODE maps the prior to a proper density,
-# but then not to one of the form $q * \mathcal N(0, \sigma_{\min}^2 I)$, so not to an exact model
-# of $p_{\sigma_{\min}}$. Either way, from an unconverged solver and a model of $p_{\sigma_{\min}}$,
-# they do not measure how well the network compresses the digits; a VE likelihood worth comparing
-# with the published flows would need a much smaller σ_min and a network trained for likelihood.
+# The floor is 2.682 bits/dim: no exact model of $p_{\sigma_{\min}}$ can give less. Every estimate
+# lies below it. Hutchinson's noise does not explain that: four independent probes on the first
+# digit spread by SD 0.003. Nor does the solver: doubling the steps from 50 to 100 changes no
+# estimate by more than 0.012, while the gap to the floor is 0.28 to 0.71. So this is a model
+# error: the network's ODE maps the prior to a proper density, but not to one of the form
+# $q * \mathcal N(0, \sigma_{\min}^2 I)$. The bound says where it must fail. Every σ-smoothed density
+# has $\nabla_x^2\log p_\sigma = -I/\sigma^2 + \operatorname{Cov}[y\mid x]/\sigma^4$, so
+# $\operatorname{tr}\nabla_x\log p_\sigma \ge -d/\sigma^2$; put into the integral of section 5, with the
+# prior at most its peak, this gives exactly the floor. An estimate below the floor therefore
+# needs $\sigma^2\operatorname{tr}\nabla_x s_\theta/d < -1$ somewhere along the path: the network's
+# flow contracts space faster than any smoothed density's would. These numbers measure that
+# error, not how well the network compresses the digits; a VE likelihood comparable with the
+# published flows would need a σ_min whose floor lies below them.
 #
 # ### Exercise 5 (written, 3 points): the σ_min floor
 #
@@ -805,9 +835,11 @@ print(f"the first digit with {N_PROBES} independent probes ({LIKELIHOOD_STEPS[-1
 # $8 + \tfrac12\log_2(2\pi\sigma_{\min}^2)$ bits/dim; for σ_min = 0.01,
 # $8 + \tfrac12\log_2(2\pi\cdot10^{-4}) \approx 2.68$. An estimate below the floor — beyond
 # the estimator's own noise and the solver's error — cannot come from the score of a
-# Gaussian-smoothed density: the learned score is wrong (for example, the flow contracts space
-# more than any smoothed density allows, $\operatorname{tr}\nabla_x s < -d/\sigma^2$ somewhere), so the
-# number measures the model's error, not a likelihood of the data.
+# Gaussian-smoothed density: every such density has $\operatorname{tr}\nabla_x\log p_\sigma \ge -d/\sigma^2$
+# (its Hessian is $-I/\sigma^2$ plus a covariance over $\sigma^4$), and that bound, integrated along the
+# ODE's path with the prior at its peak, is the floor; so the learned score necessarily has
+# $\operatorname{tr}\nabla_x s < -d/\sigma^2$ somewhere along the path, and the number measures the
+# model's error, not a likelihood of the data.
 #
 # <!-- RUBRIC -->
 # - 1 point: bounds the convolution by the Gaussian's peak (2πσ²)^(−d/2), using that q integrates to one.
@@ -851,8 +883,11 @@ print(f"the first digit with {N_PROBES} independent probes ({LIKELIHOOD_STEPS[-1
 # The predictor moves the samples from $p_t$ to (approximately) $p_{t-\Delta t}$ in one step; the
 # corrector alone must do that by Langevin mixing at each level, which takes many steps when
 # neighbouring levels differ a lot (section 6: annealed Langevin on 10 levels needs more
-# evaluations). The corrector, in turn, reduces the predictor's discretisation error by pulling the
-# samples towards the right marginal at each level, at one extra evaluation per step.
+# evaluations). The corrector is meant to reduce the predictor's discretisation error, pulling
+# the samples towards the right marginal at each level, at one extra evaluation per step. This
+# lesson does not isolate that effect, and in its measurements the extra evaluation does not pay:
+# at equal cost PC is worse than the reverse SDE at 30 evaluations (0.063 against 0.017 in
+# section 6) and level with it at 100 and 300.
 #
 # </details>
 #
@@ -894,10 +929,11 @@ print(f"the first digit with {N_PROBES} independent probes ({LIKELIHOOD_STEPS[-1
 # Up to the input scaling, the noise-level map and the sign, yes (section 7): a VE network asked at
 # $x_t/\sqrt{\bar\alpha_t}$ and at the level $\sigma = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ gives
 # $\hat\varepsilon = -\sigma s_\theta$, and DDPM's loss on it is the σ²-weighted DSM loss. Two things
-# differ in practice: the VP network sees inputs of bounded variance $x_t$ rather than
-# $x_t/\sqrt{\bar\alpha_t}$, whose variance grows like $1/\bar\alpha_t$, and the two are trained with
-# different distributions of levels and weights (section 7's objective), so they are not the same
-# trained network.
+# differ in practice: the VP network sees inputs of bounded variance $x_t$, while a raw VE network
+# would see $x_t/\sqrt{\bar\alpha_t}$, whose variance grows like $1/\bar\alpha_t$ (EDM's input scaling
+# $c_\mathrm{in}$, used by lesson 06's network, removes that difference); and the two are trained
+# with different distributions of levels and weights (section 7's objective), so they are not the
+# same trained network.
 #
 # </details>
 #
@@ -910,14 +946,16 @@ print(f"the first digit with {N_PROBES} independent probes ({LIKELIHOOD_STEPS[-1
 #   same marginals; both sample from the prior $\mathcal N(0, \sigma_{\max}^2I)$.
 # - Predictor–corrector adds Langevin steps after each reverse-SDE step; without the predictor it
 #   *is* annealed Langevin (checked draw for draw).
-# - With exact scores, the reverse SDE, PC and the ODE get the mixtures' weights close to right
-#   with about 100 evaluations; the ODE encodes and decodes, and it carries any error of the prior
-#   down to the data.
+# - With exact scores and about 100 evaluations, the reverse SDE and the ODE get the mixtures'
+#   weights within or close to the error of exact samples; PC still misses the 1-D mixture's
+#   weights there. The ODE encodes and decodes, and it carries any error of the prior down to
+#   the data.
 # - Two discretisations of the reverse SDE: Euler–Maruyama and the reverse-diffusion predictor
 #   (Song et al.'s Algorithm 2, `pc_sample`'s default); section 2b compares them with paired draws.
-# - The instantaneous change of variables gives the flow model's $\log p_0$ exactly (up to the
-#   solver), with the divergence exact in 2-D or by Hutchinson in 784-D. A VE model of
-#   $p_{\sigma_{\min}}$ cannot go below $8 + \tfrac12\log_2(2\pi\sigma_{\min}^2)$ bits/dim.
+# - The instantaneous change of variables gives the flow model's $\log p_0$ up to the solver's
+#   error, with the divergence exact in 2-D or estimated without bias by Hutchinson in 784-D. A
+#   VE model of $p_{\sigma_{\min}}$ cannot go below $8 + \tfrac12\log_2(2\pi\sigma_{\min}^2)$
+#   bits/dim; the MNIST network's estimates do, with a converged solver: a model error.
 # - The continuous-time objective with λ = σ² is $J_\mathrm{NCSN}$ over a continuum of levels;
 #   $J_\mathrm{EDM}$ is another choice of level density and weight. DDPM is the VP SDE, and a VE
 #   score network becomes its ε-predictor at $x_t/\sqrt{\bar\alpha_t}$ and σ = √((1 − ᾱ)/ᾱ).

@@ -26,10 +26,11 @@ class SigmaExplorer(Explorer):
     ``learned_score(x, σ)`` (x of shape (n, 1), e.g. a σ-conditioned ``ScoreMLP``), shades
     where :math:`p_\sigma < 10^{-3}\max p_\sigma` (few noisy training samples there), and, in a
     third panel, the scaled error :math:`\sigma\,|s_\theta - \nabla\log p_\sigma|` on a log
-    scale: the quantity the σ²-weighted loss holds level across σ, so that the score error itself
-    grows like 1/σ as σ falls, near the data too. ``message`` reports the blur TV(p, p_σ), the mean
-    score error under :math:`p_\sigma` (where the data are), σ times it, and the largest error in
-    the shaded region. Artists:
+    scale: the error of the network's output f = σ·s_θ, which the σ²-weighted loss charges the
+    same at every level. Where that error stays about level as σ falls (within a factor of a few
+    in lesson 04's run), the score error itself grows about like 1/σ, near the data too.
+    ``message`` reports the blur TV(p, p_σ), the mean score error under :math:`p_\sigma` (where
+    the data are), σ times it, and the largest error in the shaded region. Artists:
     ``density_line``, ``true_score_line``, ``learned_score_line``, ``error_line``.
     """
 

@@ -95,7 +95,7 @@ DSM_LOSS = register(Exercise(
 # --------------------------------------------------------------------------- written
 GAUSSIAN_DSM_CONSTANT = register(Written(
     name="gaussian_dsm_constant", lesson="04_denoising_score_matching",
-    summary="Vincent's constant C in closed form for Gaussian data, and why C ≥ 0", points=3))
+    summary="Vincent's constant C in closed form for Gaussian data, and why C ≥ 0", points=4))
 
 
 # --------------------------------------------------------------------------- tweedie_denoiser
@@ -246,7 +246,7 @@ DSM_TRAINING_STEP = register(Exercise(
             "back-propagate, take one optimizer step, return the loss (a tensor) computed before the step",
     reference=training_step_reference,
     forbidden=(train,),
-    points=4,
+    points=3,
     cases=_step_cases,
     description="Check ``dsm_training_step(model, optimizer, x, sigma, z)``: the loss it returns, then the "
                 "parameters after the step, against zero_grad → DSM loss → backward → step (SGD, stale "
