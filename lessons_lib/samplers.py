@@ -19,9 +19,9 @@ schedule σ₁ > … > σ_L (largest first), with the score of the perturbed den
 .. math:: \varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2 ,
 
 so ε (``step_size``; ermongroup/ncsn's ``step_lr``) is the step at the last, smallest level.
-(Song & Ermon's argument for
-εᵢ ∝ σᵢ²: with ‖∇log p_σ‖ ∝ 1/σ, the ratio of the drift εᵢ·s to the noise √(2εᵢ)·z in one step
-is the same at every level.) An optional final denoising step (Tweedie's formula) returns
+(Song & Ermon's argument for εᵢ ∝ σᵢ²: where ‖∇log p_σ‖ ∝ 1/σ, as it is near a thin data set
+or for σ well above the data's spread, the ratio of the drift εᵢ·s to the noise √(2εᵢ)·z in one
+step is the same at every level.) An optional final denoising step (Tweedie's formula) returns
 :math:`x + \sigma_L^2\, s(x, \sigma_L)`, the posterior mean of the clean sample given the
 noisy one; it is not in the 2019 paper, it comes with Song & Ermon 2020 ("Improved techniques
 for training score-based generative models", NCSNv2), after Jolicoeur-Martineau et al. 2020.

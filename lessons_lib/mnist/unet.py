@@ -1,8 +1,8 @@
 r"""The noise-conditional score network for 1×28×28 images (MNIST).
 
 :class:`NCSNUNet` is a compact U-Net whose residual blocks are modulated by an embedding of
-log σ, wrapped in one of two preconditionings: NCSNv2's output scaling s(x, σ) = F(x, log σ)/σ
-(Song & Ermon 2020) or EDM's denoiser D = c_skip·x + c_out·F(c_in·x, log σ) (Karras et al.
+log σ, wrapped in one of two preconditionings: NCSNv2's output scaling by 1/σ (Song & Ermon 2020),
+s(x, σ) = F(x, log σ)/σ, or EDM's denoiser D = c_skip·x + c_out·F(c_in·x, log σ) (Karras et al.
 2022). The parameter names are the keys of the state dict in ``checkpoints/ncsn_mnist.pt``.
 """
 
@@ -63,9 +63,10 @@ class NCSNUNet(nn.Module):
     ``forward(x, sigma)``: σ a number (one level for the batch) or a (B,) tensor. :meth:`unet` is
     F itself. How F's output becomes a score is the ``preconditioning``:
 
-    * ``"ncsnv2"``: s_θ(x, σ) = F(x, log σ)/σ, the output scaling of Song & Ermon 2020 (NCSNv2;
-      the 2019 NCSN told its network the level's index instead). F predicts −z for x = y + σz,
-      a target of order one at every level.
+    * ``"ncsnv2"``: s_θ(x, σ) = F(x, log σ)/σ. The division by σ is Song & Ermon 2020's (NCSNv2,
+      whose network F(x) is not told σ at all; the 2019 NCSN told its network the level's index);
+      feeding F log σ as well is this course's choice. F predicts −z for x = y + σz, a target of
+      order one at every level.
     * ``"edm"`` (Karras, Aittala, Aila & Laine 2022, "Elucidating the design space of
       diffusion-based generative models", Table 1): a denoiser
       D(x, σ) = c_skip·x + c_out·F(c_in·x, log σ) with c_skip = σ_d²/(σ² + σ_d²),

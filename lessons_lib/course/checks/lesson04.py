@@ -130,7 +130,7 @@ TWEEDIE_DENOISER = register(Exercise(
     lesson="04_denoising_score_matching",
     signature="(score_fn, x_noisy, sigma)",
     summary="Tweedie's posterior mean x̃ + σ²·s(x̃)",
-    formula="E[x | x̃] = x̃ + σ²·score_fn(x̃), one row per noisy point",
+    formula="E[x | x̃] written through x̃, σ and score_fn(x̃), one row per noisy point",
     reference=tweedie_reference,
     forbidden=(tweedie_denoise, GaussianMixture.posterior_mean),
     points=2,
@@ -138,14 +138,15 @@ TWEEDIE_DENOISER = register(Exercise(
     description="Check ``tweedie_denoiser(score_fn, x_noisy, sigma)`` against "
                 ":func:`lessons_lib.noise.tweedie_denoise` at σ = 0.5, 1.5 and 3.",
     mistakes=[
-        Mistake("it uses σ instead of σ²: Tweedie's step is σ²·score (the score has units 1/σ²·distance)",
-                _tweedie_like(lambda s: s)),
-        Mistake("wrong sign: the denoiser moves *up* the score, x̃ + σ²·score", _tweedie_like(lambda s: -s**2)),
-        Mistake("it returns the correction σ²·score alone; add it to the noisy point x̃",
+        Mistake("it uses σ instead of σ²: compare the units of the score (1/distance) with those of a "
+                "shift of x̃ (distance)", _tweedie_like(lambda s: s)),
+        Mistake("wrong sign: the posterior mean lies on the side of x̃ where p_σ is higher",
+                _tweedie_like(lambda s: -s**2)),
+        Mistake("it returns the correction σ²·score alone, a shift rather than a point",
                 _tweedie_like(lambda s: s**2, keep_x=0.0)),
-        Mistake("it divides the score by σ²: multiply, x̃ + σ²·score", _tweedie_like(lambda s: 1 / s**2)),
-        Mistake("it uses σ⁴: that is the factor between the denoising and the DSM *losses*; the denoiser "
-                "itself is x̃ + σ²·score", _tweedie_like(lambda s: s**4)),
+        Mistake("it divides the score by σ² where the derivation multiplies", _tweedie_like(lambda s: 1 / s**2)),
+        Mistake("it uses σ⁴: that is the factor between the denoising and the DSM *losses*, not a factor "
+                "of the denoiser", _tweedie_like(lambda s: s**4)),
         Mistake("the score is not multiplied by σ²", _tweedie_like(lambda s: 1.0)),
     ],
 ))
