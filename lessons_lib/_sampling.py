@@ -54,7 +54,14 @@ def evaluate_score(score_fn: Callable, x: Tensor, *args) -> Tensor:
     the score is wrong there, whatever the step size."""
     require_callable(score_fn, "score_fn")
     with torch.no_grad():
-        s = require_same_shape(score_fn(x, *args), x, "score_fn").detach()
+        s = score_fn(x, *args)
+    return checked_score(s, x, *args)
+
+
+def checked_score(s: Tensor, x: Tensor, *args) -> Tensor:
+    """``s``, the output of ``score_fn(x, *args)``, detached, once it has x's shape and is finite
+    (:func:`evaluate_score`'s checks, for a caller that needed the graph of the same evaluation)."""
+    s = require_same_shape(s, x, "score_fn").detach()
     if s.is_floating_point() and not torch.isfinite(s).all():
         at = "".join(f", σ = {a:.3g}" if isinstance(a, float) else ", σ per sample" for a in args)
         bad = int((~torch.isfinite(s)).sum())

@@ -88,7 +88,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._sampling import DivergenceError, Trajectory, evaluate_score
+from ._sampling import DivergenceError, Trajectory, checked_score, evaluate_score
 from ._validate import (
     as_tensor,
     require_batch,
@@ -487,26 +487,29 @@ def _needs_graph(out: Tensor) -> Tensor:
     return out
 
 
-def _divergence_fn(score_fn, x: Tensor, divergence: str, n_projections: int, generator):
-    """tr ∇ₓ s(x, σ) per sample, as a function of (x, σ): exact, or Hutchinson with fixed v."""
+def _score_and_trace_fn(score_fn, x: Tensor, divergence: str, n_projections: int, generator):
+    """(s(x, σ), tr ∇ₓ s(x, σ) per sample) as a function of (x, σ): the trace exact, or Hutchinson
+    with fixed v, whose forward pass also gives the score (one network evaluation, not two)."""
     if divergence == "exact":
-        def trace(y: Tensor, sigma: float) -> Tensor:
-            return jacobian_trace(lambda u: score_fn(u, sigma), y).detach()
+        def score_and_trace(y: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
+            return evaluate_score(score_fn, y, sigma), jacobian_trace(lambda u: score_fn(u, sigma), y).detach()
 
         with torch.enable_grad():  # one probe: torch.func would silently return zeros under no_grad
             _needs_graph(score_fn(x[:1].detach().requires_grad_(True), 1.0))
-        return trace
+        return score_and_trace
     if divergence == "hutchinson":
         n_projections = require_count(n_projections, "n_projections")
         v = sample_projections((n_projections, *x.shape), "rademacher", generator, x.dtype, x.device)
 
-        def trace(y: Tensor, sigma: float) -> Tensor:
+        def score_and_trace(y: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
             with torch.enable_grad():
                 y_in = y.detach().requires_grad_(True)
                 out = _needs_graph(score_fn(y_in, sigma))
-                total = sum(projected_jacobian(out, y_in, v[k], create_graph=False) for k in range(n_projections))
-            return total / n_projections
-        return trace
+                score = checked_score(out, y, sigma)
+                total = sum(projected_jacobian(out, y_in, v[k], create_graph=False)
+                            for k in range(n_projections))
+            return score, total / n_projections
+        return score_and_trace
     require_choice(divergence, "divergence", ("exact", "hutchinson"))
 
 
@@ -540,20 +543,22 @@ def ode_log_likelihood(
     x = _start(x, "x")
     require_callable(score_fn, "score_fn")
     n_projections = require_count(n_projections, "n_projections")
-    trace = _divergence_fn(score_fn, x, divergence, n_projections, generator)
+    score_and_trace = _score_and_trace_fn(score_fn, x, divergence, n_projections, generator)
 
-    def div_f(y: Tensor, t: float) -> Tensor:
-        return -0.5 * sde.g(t) ** 2 * trace(y, sde.sigma(t))
+    def velocity_and_divergence(y: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        """f = −½g²s and ∇·f = −½g²·tr∇ₓs at (y, t), from one evaluation of the network."""
+        score, trace = score_and_trace(y, sde.sigma(t))
+        return -0.5 * sde.g(t) ** 2 * score, -0.5 * sde.g(t) ** 2 * trace
 
     integral = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     n = len(grid) - 1
     guard = _trajectory(sde, x, None, "probability-flow ODE (likelihood)")
     for k in range(n):
         t, t_next = grid[k], grid[k + 1]
-        f, div = _drift(score_fn, sde, x, t), div_f(x, t)
+        f, div = velocity_and_divergence(x, t)
         x_euler = x + (t_next - t) * f
         if method == "heun":
-            f2, div2 = _drift(score_fn, sde, x_euler, t_next), div_f(x_euler, t_next)
+            f2, div2 = velocity_and_divergence(x_euler, t_next)
             x = x + 0.5 * (t_next - t) * (f + f2)
             integral = integral + 0.5 * (t_next - t) * (div + div2)
         else:
