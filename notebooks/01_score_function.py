@@ -81,8 +81,8 @@ generator = seed_everything(0)
 #
 # Equivalently: multiplying $p$ by any constant, or adding a constant to $E$, leaves the score
 # unchanged. An energy with finite $Z$ is therefore a model of the density up to its normaliser,
-# and its score $-\nabla E$ is all that Langevin dynamics needs to sample it (section 5 shows
-# it; lesson 5 studies it).
+# and its score $-\nabla E$ is all the information Langevin dynamics uses (whether the
+# discretised chain then samples $p$ is section 5's question; lesson 5 studies it).
 #
 # The converse needs care. A score model $s_\theta$ that is built as $-\nabla E_\theta$ is a
 # gradient field (a *conservative* field) by construction. From lesson 2 on we will mostly use
@@ -111,7 +111,7 @@ with torch.no_grad():  # we only want values here, not a graph to train through
     score_autograd = score_from_energy(energy)(xs)
 
 # %% [markdown]
-# The normaliser is only needed to *draw* $p$; here, in one dimension, we can afford to compute
+# The normaliser is needed to *draw* $p$ (and for any value of $p$, such as a likelihood); here, in one dimension, we can afford to compute
 # it by quadrature. For contrast, the integral of $e^{-E}$ for $E(x) = \tfrac12\log(1+x^2)$ over
 # $[-R, R]$ keeps growing with $R$ (like $2\log R$): that energy has no normaliser.
 
@@ -387,14 +387,16 @@ kick = ((4 + 4 / step_size) ** 0.5 - 2) / (2 * step_size) ** 0.5
 print(f"from x = −2, one step lands beyond −√(4 + 4/ε) only with a noise z below −{kick:.0f} (standard deviations)")
 
 # %% [markdown]
-# Past that threshold the chain diverges. The Gaussian noise reaches every interval with positive
-# probability, so from every start and for every $\varepsilon$ the chain eventually escapes: that is
-# why it has no stationary law. From inside the wells, though, escape needs an astronomically
-# unlikely excursion: from $x = -2$ a single step gets there only with a kick of about 128
-# standard deviations. So the chain is *metastable*: until it escapes, it is the same chain as ULA
-# on a score changed only far outside the wells to grow linearly, a Lipschitz score whose chain
-# has a stationary law within $O(\varepsilon)$ of $p$, and on any practical horizon it does not
-# escape. We run 20 000
+# Past that threshold the chain almost surely diverges. The Gaussian kicks are unbounded, so from
+# any bounded region and for any $\varepsilon$ a step lands past the threshold with a probability
+# bounded below, and from there the chain does not come back: it has no stationary law (Roberts &
+# Tweedie 1996 show this transience for scores that grow faster than linearly). From inside the
+# wells, though, escape needs an astronomically unlikely excursion: from $x = -2$ a single step
+# gets there only with a kick of about 128 standard deviations. So the chain is *metastable*:
+# until it escapes, it moves exactly as ULA on a score changed outside some radius to grow only
+# linearly. How close that chain's law is to $p$ depends on $\varepsilon$ against the changed
+# score's steepness, which no bound here settles for $\varepsilon = 0.01$; the run below measures
+# it, and on any practical horizon it does not escape. We run 20 000
 # chains, all in the left well at $x = -2$, with the exact double-well score and no $Z$ anywhere. We record the fraction of chains in the right well,
 # $P(x > 0)$, every 50 steps; it is ½ by symmetry once the chains have mixed.
 
@@ -443,9 +445,8 @@ plt.show()
 #   enough to show a shortfall of that size (several standard errors), so it does detect
 #   incomplete mixing. It cannot detect the step-size bias: the chain with $\varepsilon = 0.01$ is
 #   symmetric too, so the fraction under its metastable law is exactly ½.
-# - $E[x^2]$ does carry a bias of order $\varepsilon$, but at $\varepsilon = 0.01$ it is too
-#   small for this standard error to resolve; the agreement with quadrature says only that the
-#   bias is not much larger than one standard error.
+# - $E[x^2]$ may carry a bias of order $\varepsilon$; the agreement with quadrature says only
+#   that the bias is no larger than about two standard errors.
 #
 # ## 6. Explore
 #
@@ -656,8 +657,8 @@ print("eigenvalues of Σ:", [round(v, 4) for v in lam.tolist()])
 #   lighter than exponential (Gaussian), stays bounded without vanishing for exponential tails
 #   (Laplace) and tends to zero for heavier tails (Student-t).
 # - On a connected support the score determines $\log p$ up to a constant: integrating it across
-#   the gap recovered $P(x < 0)$ of the 1-D mixture, which the 1 : 9 weights set. Near each mode it only sees the local
-#   shape.
+#   the gap recovered $P(x < 0)$ of the 1-D mixture, which the 1 : 9 weights set. Near each mode it is almost blind to
+#   the weights (exponentially small effects, Think 2).
 # - Langevin dynamics (ULA, the Euler–Maruyama scheme for $dX = \nabla\log p\,dt + \sqrt2\,dW$)
 #   samples a density approximately from its score alone, given enough steps to mix between the
 #   modes (3000 steps were too few for the double well). For a globally Lipschitz score that
