@@ -25,9 +25,10 @@
 # **After this lesson you can**
 # 1. write the variance-exploding SDE $dx = g(t)\,dW$ with $g^2 = d\sigma^2/dt$, and show that
 #    its marginal at time t is the perturbed density $p_{\sigma(t)}$ of lesson 04;
-# 2. derive from the Fokker–Planck equation both the reverse-time SDE
-#    $dx = -g^2\nabla\log p_t\,dt + g\,d\bar W$ (Anderson 1982) and the probability-flow ODE
-#    $dx/dt = -\tfrac12 g^2\nabla\log p_t$, and implement one step of each;
+# 2. derive from the Fokker–Planck equation two processes with the same marginals $p_t$, the
+#    reverse-time SDE $dx = -g^2\nabla\log p_t\,dt + g\,d\bar W$ and the probability-flow ODE
+#    $dx/dt = -\tfrac12 g^2\nabla\log p_t$, and implement one step of each (Anderson 1982 shows
+#    that the SDE is the time reversal of the whole process, paths included);
 # 3. sample by the reverse SDE, by predictor–corrector (and see that lesson 05's annealed Langevin
 #    is the corrector alone), and by the ODE, and compare them at equal numbers of score
 #    evaluations;
@@ -139,24 +140,27 @@ for k in range(n_fwd):
         t_next = (k + 1) / n_fwd
         p_t = p2.perturbed(sde.sigma(t_next))
         left_point = sum(sde.g(j / n_fwd) ** 2 / n_fwd for j in range(k + 1))  # Σ g(t_j)²Δt, the variance EM adds
-        forward_check[t_next] = (sde.sigma(t_next), x.var(0).tolist(), torch.diagonal(p_t.covariance()).tolist(),
+        exact = torch.diagonal(p_t.covariance())
+        em_prediction = exact - (sde.sigma(t_next) ** 2 - sde.sigma_min**2) + left_point  # Var p_σmin + Σ g²Δt
+        forward_check[t_next] = (sde.sigma(t_next), x.var(0).tolist(), exact.tolist(), em_prediction.tolist(),
                                  left_point / (sde.sigma(t_next) ** 2 - sde.sigma_min**2))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(sde, f"· g(0) = {sde.g(0.0):.4f}, g(1) = {sde.g(1.0):.1f}")
-print(f"{'t':>5s} {'σ(t)':>7s}   variance of x(t) per coordinate   exact for p_σ(t)    Σg²Δt / (σ²(t) − σ_min²)")
-for t, (s, measured, exact, ratio) in forward_check.items():
+print(f"{'t':>5s} {'σ(t)':>7s}   variance of x(t) per coordinate   exact for p_σ(t)    Euler–Maruyama's    "
+      "Σg²Δt / (σ²(t) − σ_min²)")
+for t, (s, measured, exact, em, ratio) in forward_check.items():
     print(f"{t:5.2f} {s:7.3f}   {measured[0]:8.3f} {measured[1]:8.3f}            {exact[0]:8.3f} {exact[1]:8.3f}"
-          f"    {ratio:.3f}")
+          f"   {em[0]:8.3f} {em[1]:8.3f}    {ratio:.3f}")
 
 # %% [markdown]
-# The simulated variances agree with $\operatorname{Var} p + \sigma^2(t)$ within a few percent: the
-# Monte-Carlo error of a variance estimated from 20,000 points is $\sqrt{2/20000}\approx1\%$, and the
-# scheme has a bias of its own. Euler–Maruyama takes g at the left end of each step, so the
-# variance it adds, $\sum_j g(t_j)^2\Delta t$, falls short of the exact $\sigma^2(t) - \sigma_{\min}^2$ by
-# the factor in the last column; the exact increments $\sqrt{\sigma^2(t_{j+1}) - \sigma^2(t_j)}\,z$ of
-# section 1 have no such bias. The explorer
+# The simulated variances agree with $\operatorname{Var} p + \sigma^2(t)$ to about 1%, the
+# Monte-Carlo error of a variance estimated from 20,000 points ($\sqrt{2/20000}$). Euler–Maruyama
+# takes g at the left end of each step, so the variance it adds, $\sum_j g(t_j)^2\Delta t$, falls
+# short of the exact $\sigma^2(t) - \sigma_{\min}^2$ by the factor in the last column; its
+# prediction is the third pair of columns. 20,000 points do not tell the two apart. The exact
+# increments $\sqrt{\sigma^2(t_{j+1}) - \sigma^2(t_j)}\,z$ of section 1 have no such bias. The explorer
 # shows $p_t$ and the direction of its score on the 2-D mixture, with 300 data points pushed
 # through the SDE's kernel: as t grows the three components merge into one broad bump and the
 # score field points at its centre. The arrows are normalised; the message line gives the largest
@@ -194,10 +198,17 @@ for t in (0.0, 0.3, 0.5, 0.7):
 #
 # $$dx = -g^2(t)\,\nabla\log p_t(x)\,dt + g(t)\,d\bar W_t ,\qquad t: 1\to 0,$$
 #
-# the special case, for an SDE without drift, of Anderson's (1982) general result
-# $dx = [f - g^2\nabla\log p_t]\,dt + g\,d\bar W$. Started from $p_1$ at t = 1, it has the same
-# marginals $p_t$ all the way down to $p_0$. Only the score is needed: the score network *is* a
-# generative model.
+# where $\bar W$ is a Brownian motion run backwards in time: over a step from t to t − Δt its
+# increment is $\mathcal N(0, \Delta t\,I)$, independent of the state at t. Started from $p_1$ at
+# t = 1, it has the marginals $p_t$ all the way down to $p_0$. Only the score is needed: the score
+# network *is* a generative model.
+#
+# This argument shows only that the SDE has the right marginals, and it is not the only one that
+# does: splitting $\tfrac12 g^2\Delta p$ in other proportions gives the family
+# $dx = -\tfrac12(1+\lambda^2)g^2\nabla\log p_t\,dt + \lambda g\,d\bar W$, λ ≥ 0; λ = 0 is the ODE
+# of section 4. Anderson (1982) proves more for λ = 1: it is the time reversal of the whole
+# forward process, paths included. His result holds for any forward SDE $dx = f\,dt + g\,dW$,
+# whose reversal is $dx = [f - g^2\nabla\log p_t]\,dt + g\,d\bar W$.
 #
 # **Euler–Maruyama**, with a step Δt > 0 from t to t − Δt, and z ~ N(0, I):
 #
@@ -211,8 +222,8 @@ N_CHAINS = 4000
 x1_1d = sde.prior_sample((N_CHAINS, 1), make_generator(2), dtype=torch.float64)
 x1_2d = sde.prior_sample((N_CHAINS, 2), make_generator(3), dtype=torch.float64)
 score1, score2 = noisy_score(p1), noisy_score(p2)
-# the yardstick: the same error for exact samples of each mixture, 40 independent draws of N_CHAINS
-N_EXACT = 40
+# the yardstick: the same error for exact samples of each mixture, 200 independent draws of N_CHAINS
+N_EXACT = 200
 exact_floor = {name: np.array([sample_errors(p, p.sample(N_CHAINS, make_generator(500 + k), dtype=torch.float64)).weight
                                for k in range(N_EXACT)]) for name, p in (("1-D", p1), ("2-D", p2))}
 reverse_by_steps = {n: (sample_errors(p1, reverse_sde_sample(score1, sde, x1_1d, n, generator=make_generator(4))),
@@ -273,13 +284,39 @@ plt.show()
 # has exactly the kernel's variance. That is not the same as an exact step: for data
 # $\mathcal N(m, v)$ and x drawn from $p_\sigma = \mathcal N(m, v + \sigma^2)$, one step gives the variance
 # $(v+\sigma'^2)^2/(v+\sigma^2) + \sigma^2 - \sigma'^2$, which exceeds the target $v + \sigma'^2$ by
-# $(\sigma^2 - \sigma'^2)^2/(v + \sigma^2)$ (expand it). Which discretisation is better is therefore a
-# question for a measurement: both predictors, at equal numbers of steps (one evaluation each),
-# eight independent draws of 4,000 chains on each mixture, paired by their starting points and
-# noise seed.
+# $(\sigma^2 - \sigma'^2)^2/(v + \sigma^2)$ (expand it).
+#
+# Both predictors are $x \leftarrow x + a\,s + \sqrt a\,z$, with $a = g^2(t)\Delta t$ (Euler–Maruyama,
+# EM) or $a = \sigma^2 - \sigma'^2$ (reverse diffusion, RD). For Gaussian data the score $-(x - m)/(v + \sigma^2)$ is linear,
+# so one step maps a variance V to $(1 - a/(v+\sigma^2))^2\,V + a$. Iterated over the time grid
+# from $V = v + \sigma_{\max}^2$, this predicts each sampler's final variance. The next cell
+# computes it for N(0, 1) data and checks it with 100,000 chains started from the exact
+# $p_{\sigma_{\max}}$. Then the mixtures: both predictors at equal numbers of steps (one
+# evaluation each), eight independent draws of 4,000 chains on each mixture, paired by their
+# starting points and noise seed.
 
 # %%
+start = time.perf_counter()
 h24 = 2 * sde.log_ratio / 24
+
+
+def predicted_variance(n, predictor, v=1.0):
+    """The final variance of a predictor on data N(0, v), from V = v + σ_max² at t = 1: V ← (1 − a/(v + σ²))²V + a."""
+    times = sde.time_grid(n).tolist()
+    var = v + sde.sigma_max**2
+    for k in range(n, 0, -1):
+        sigma, sigma_next = sde.sigma(times[k]), sde.sigma(times[k - 1])
+        a = sde.g(times[k]) ** 2 * (times[k] - times[k - 1]) if predictor == "euler_maruyama" else sigma**2 - sigma_next**2
+        var = (1 - a / (v + sigma**2)) ** 2 * var + a
+    return var
+
+
+N_GAUSS = 100_000
+x1_gauss = math.sqrt(1 + sde.sigma_max**2) * torch.randn(N_GAUSS, 1, generator=make_generator(16), dtype=torch.float64)
+gaussian_runs = {(n, pred): (predicted_variance(n, pred),
+                             reverse_sde_sample(lambda x, s: -x / (1 + s**2), sde, x1_gauss, n, make_generator(17),
+                                                predictor=pred).var().item())
+                 for n in (24, 100) for pred in PREDICTORS}
 predictor_runs = {}
 for name, p, score in (("1-D", p1, score1), ("2-D", p2, score2)):
     for n in (24, 100):
@@ -290,12 +327,18 @@ for name, p, score in (("1-D", p1, score1), ("2-D", p2, score2)):
                 x_end = reverse_sde_sample(score, sde, x_start, n, make_generator(200 + seed), predictor=pred)
                 errors[pred].append(sample_errors(p, x_end).weight)
         predictor_runs[name, n] = errors
+print(f"predictor comparison: {time.perf_counter() - start:.1f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
 overshoot = h24 / (1 - math.exp(-h24))
 print(f"Euler–Maruyama's noise variance over the kernel's, 24 steps: h/(1 − e^(−h)) = {overshoot:.3f} "
       f"({overshoot - 1:.0%} too much)")
+print(f"data N(0, 1), target variance 1 + σ_min² = {1 + sde.sigma_min**2:.4f}; "
+      f"final variance predicted by the recursion / measured on {N_GAUSS:,} chains (s.e. ≈ {math.sqrt(2 / N_GAUSS):.4f}·V):")
+for n in (24, 100):
+    print(f"  {n:3d} steps: " + ";  ".join(f"{pred} {gaussian_runs[n, pred][0]:.4f} / {gaussian_runs[n, pred][1]:.4f}"
+                                           for pred in PREDICTORS))
 print("max weight error, mean over 8 draws:  Euler–Maruyama  reverse diffusion   paired difference (RD − EM) ± s.e.")
 for (name, n), errors in predictor_runs.items():
     diff, se = mean_and_se([b - a for a, b in zip(errors["euler_maruyama"], errors["reverse_diffusion"])])
@@ -303,14 +346,16 @@ for (name, n), errors in predictor_runs.items():
           f"        {np.mean(errors['reverse_diffusion']):8.3f}        {diff:+.3f} ± {se:.3f}")
 
 # %% [markdown]
-# With exact scores, the reverse-diffusion predictor gets the mode weights *worse* than
-# Euler–Maruyama at 24 steps on both mixtures, by many standard errors of the paired
-# difference; at 100 steps the gap is small on the 1-D mixture and not resolved on the 2-D one.
-# Matching the forward kernel's variance does not make a reverse step exact — the Gaussian
-# calculation above shows the exact-variance step overshooting by
-# $(\sigma^2 - \sigma'^2)^2/(v + \sigma^2)$ — and on these targets Euler–Maruyama's weight errors
-# are smaller; why, this lesson does not measure. PC below uses the reverse-diffusion predictor,
-# as Song et al. do.
+# On N(0, 1) data the recursion predicts a final variance of 1.040 (EM) against 1.456 (RD) at
+# 24 steps, and 1.0025 against 1.090 at 100; the runs agree with it within their standard
+# error. Matching the forward kernel's variance does not make a reverse step exact. EM's steps
+# are longer than the kernel's in both pull and noise, and on a Gaussian the extra pull
+# outweighs the extra noise.
+#
+# The mixtures' weight errors rank the predictors the same way. At 24 steps RD is worse on
+# both mixtures, by many standard errors of the paired difference. At 100 steps the gap is
+# still resolved on the 1-D mixture, where RD's error is twice EM's, and not resolved on the 2-D
+# one. PC below uses the reverse-diffusion predictor, as Song et al. do.
 #
 # ## 3. Predictor–corrector, and where lesson 05 fits in
 #
@@ -348,7 +393,7 @@ for n, (e1, e2) in pc_by_steps.items():
 # Langevin steps on the same levels with the same random numbers: this checks the library, the
 # identity itself holds by definition. With a predictor and 100 evaluations, PC's largest weight
 # error in this run is 0.024 on the 1-D mixture, well beyond the exact samples' 95th percentile
-# (section 2): still biased; on the 2-D mixture, 0.018 is at the edge of that range. Section 6
+# (section 2): still biased; on the 2-D mixture, 0.018 is just beyond it. Section 6
 # compares the samplers at several budgets.
 
 # %% [markdown]
@@ -393,20 +438,22 @@ print(f"1-D mixture, mean {m:.1f}: mean error of the ODE's samples from N(0, σ_
       + ", ".join(f"{k}: {e:.3f}" for k, e in mean_error_prior.items()))
 print(f"  prediction for a Gaussian, m·√(v/(v + σ_max²)): σ_max = 10: {m * math.sqrt(v / (v + 100)):.3f}, "
       f"σ_max = 50: {m * math.sqrt(v / (v + 2500)):.3f}; from the exact p_σmax instead (σ_max = 10): "
-      f"{abs(exact_start.mean().item() - m):.3f}")
+      f"{abs(exact_start.mean().item() - m):.3f}; SD of the mean of {N_CHAINS} exact samples, √(v/N): "
+      f"{math.sqrt(v / N_CHAINS):.3f}")
 
 # %% [markdown]
 # At 100 evaluations the ODE's largest weight error is within the exact samples' 95th
-# percentile on the 1-D mixture (0.006) and just beyond it on the 2-D one (0.017). Encoding and
-# decoding with 100 Heun steps returns every one of 1,000 points within the printed distance (30
-# steps are not enough), and the code has a standard deviation close to σ_max (whether it is
+# percentile on the 1-D mixture (0.006) and about at it on the 2-D one (0.017). Encoding and
+# decoding brings each of 1,000 points back to within 0.0053 of its start with 100 Heun steps,
+# against 0.17 with 30. The code has a standard deviation close to σ_max (whether it is
 # Gaussian noise would need a test of its own). The last lines show a cost of determinism. The prior
 # $\mathcal N(0, \sigma_{\max}^2)$ is centred at 0, while $p_{\sigma_{\max}}$ is centred at the
 # data's mean m = 2.4. The ODE carries that error all the way down, shrunk by
 # $\sqrt{(v+\sigma_{\min}^2)/(v+\sigma_{\max}^2)}$ for a Gaussian, whose flow is linear; the
 # mixture's errors are of that size (its weights add their own Monte-Carlo error to the mean).
 # So σ_max must be large compared with the data's distance from the origin, not only with its
-# spread. Started from the exact $p_{\sigma_{\max}}$, the error is gone.
+# spread. Started from the exact $p_{\sigma_{\max}}$, the error falls to the sampling noise of a
+# mean of 4,000 samples.
 #
 # ### Exercise 1 (2 points): one reverse-SDE step
 #
@@ -556,7 +603,7 @@ check_divergence_integrand(divergence_integrand)
 #
 # On the 2-D mixture, at about 30, 100 and 300 score evaluations per chain: the reverse SDE (N
 # Euler–Maruyama steps), PC (N/2 steps of the reverse-diffusion predictor, one corrector step
-# each), the ODE (N/2 Heun steps) and annealed Langevin (10 of the SDE's levels, N/10 steps each,
+# each; once more with the Euler–Maruyama predictor), the ODE (N/2 Heun steps) and annealed Langevin (10 of the SDE's levels, N/10 steps each,
 # ε = 0.2σ² at each level: lesson 05's rule εᵢ ∝ σᵢ², with a smaller constant than its ε = σ²),
 # and the ODE once more from another 4,000 starting points. Each row is one draw of 4,000 chains;
 # the yardstick is section 2's exact samples of the same size (the lines in the figure). The
@@ -564,10 +611,13 @@ check_divergence_integrand(divergence_integrand)
 # table for both mixtures up to 1,000 evaluations.)
 
 # %%
+start = time.perf_counter()
 budgets = (30, 100, 300)
 equal_cost = {
     "reverse SDE": lambda n: reverse_sde_sample(score2, sde, x1_2d, n, generator=make_generator(14)),
     "PC": lambda n: pc_sample(score2, sde, x1_2d, n // 2, 1, 0.16, generator=make_generator(14)),
+    "PC, Euler–Maruyama predictor": lambda n: pc_sample(score2, sde, x1_2d, n // 2, 1, 0.16, generator=make_generator(14),
+                                                        predictor="euler_maruyama"),
     "ODE (Heun)": lambda n: ode_sample(score2, sde, x1_2d, n // 2),
     "ODE, other starting points": lambda n: ode_sample(score2, sde, sde.prior_sample((N_CHAINS, 2), make_generator(15),
                                                                                    dtype=torch.float64), n // 2),
@@ -576,6 +626,7 @@ equal_cost = {
 }
 cost_table = {name: [sample_errors(p2, run(n)) for n in budgets] for name, run in equal_cost.items()}
 last_samples = {name: equal_cost[name](100) for name in ("reverse SDE", "PC", "ODE (Heun)")}
+print(f"samplers at equal cost: {time.perf_counter() - start:.1f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -602,14 +653,16 @@ plt.show()
 
 # %% [markdown]
 # One draw each, so only gaps larger than a draw's noise are resolved. Two are: at 30
-# evaluations the reverse SDE (30 steps, 0.017) is well ahead of PC (15 steps, 0.063); and
+# evaluations the reverse SDE (30 steps, 0.017) is well ahead of PC (15 steps, 0.063), and
+# still ahead of PC with the Euler–Maruyama predictor (0.047), so the gap is not only the
+# predictor's; and
 # annealed Langevin on 10 levels is beyond the exact samples' range at every budget, about three
 # times further off than the others at 100. At 100 and 300 evaluations the reverse SDE, PC and
 # the ODE lie between 0.007 and 0.022, from inside the exact samples' range to a little beyond
 # its 95th percentile; the two ODE rows, one sampler from two sets of starting points, differ by
 # up to 0.005, so one draw does not rank these three there. The ODE's errors stop changing after 100
 # evaluations: once the solver is accurate, a deterministic map's error is fixed by its starting
-# points. Annealed Langevin is handicapped here: it starts from N(0, 50²) while its first level
+# points and by the prior's mismatch (section 4). Annealed Langevin is handicapped here: it starts from N(0, 50²) while its first level
 # is σ(t₉) = 21.3 (section 3), and at 30 evaluations it has only three steps per level to relax.
 # The scores are exact; with a learned score the comparison can change.
 #
@@ -651,8 +704,8 @@ plt.show()
 # the VP score is $\nabla\log p^\mathrm{VP}_t(x_t) = \bar\alpha_t^{-1/2}\,s_\theta(x_t/\sqrt{\bar\alpha_t}, \sigma)$.
 # DDPM's loss is then $\|\hat\varepsilon - \varepsilon\|^2 = \|\sigma s_\theta + \varepsilon\|^2$, the σ²-weighted one.
 # Check both on the 2-D mixture, whose VP marginal is known in closed form (every component
-# scaled by $\sqrt{\bar\alpha}$, covariances $\bar\alpha C + (1 - \bar\alpha)I$), with DDPM's linear β
-# from 0.1 to 20 ($\bar\alpha(t) = e^{-\int_0^t\beta}$); then the ε-predictor built from lesson 06's network
+# scaled by $\sqrt{\bar\alpha}$, covariances $\bar\alpha C + (1 - \bar\alpha)I$), with DDPM's linear
+# schedule in Song et al.'s continuous form, β(t) from 0.1 to 20 ($\bar\alpha(t) = e^{-\int_0^t\beta}$); then the ε-predictor built from lesson 06's network
 # on held-out digits.
 
 # %%
@@ -676,14 +729,19 @@ torch.set_num_threads(THREADS)  # the MNIST network: all threads
 ck = load_checkpoint()
 mnist_sde = VESDE(sigma_max=SAMPLERS["heun"].sigma_max, sigma_min=float(ck.sigmas[-1]))
 digits = split.heldout[:64]
+mean_digit = split.train.mean(0)
 eps_check = {}
 for k, t in enumerate((0.05, 0.2, 0.5)):
     a = alpha_bar(t)
     sigma_ve = math.sqrt((1 - a) / a)
     eps = torch.randn(digits.shape, generator=make_generator(20 + k))
     x_t = math.sqrt(a) * digits + math.sqrt(1 - a) * eps  # DDPM's forward process
-    eps_hat = -sigma_ve * ck.score(x_t / math.sqrt(a), sigma_ve)  # the VE network as an ε-predictor
-    eps_check[t] = (a, sigma_ve, ((eps_hat - eps).pow(2).mean() / eps.pow(2).mean()).item())
+    predictors = {
+        "network": -sigma_ve * ck.score(x_t / math.sqrt(a), sigma_ve),  # the VE network as an ε-predictor
+        "mean digit": (x_t / math.sqrt(a) - mean_digit) / sigma_ve,  # a control that knows only the mean image
+        "wrong level": -math.sqrt(1 - a) * ck.score(x_t, math.sqrt(1 - a)),  # the network at √(1 − ᾱ), x_t unscaled
+    }
+    eps_check[t] = (a, sigma_ve, {name: ((e - eps).pow(2).mean() / eps.pow(2).mean()).item() for name, e in predictors.items()})
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -696,16 +754,24 @@ print(f"checkpoint trained with ln σ ~ N({training['p_mean']:g}, {training['p_s
 below, above = (0.5 * math.erfc(sign * (math.log(s) - training["p_mean"]) / (training["p_std"] * math.sqrt(2)))
                 for sign, s in ((-1, mnist_sde.sigma_min), (1, mnist_sde.sigma_max)))
 print(f"fraction of its training levels below σ_min: {below:.4f}, above σ_max: {above:.1e}")
+print("‖ε̂ − ε‖² / ‖ε‖² on 64 held-out digits: the network at x_t/√ᾱ and σ; (x_t/√ᾱ − mean digit)/σ; "
+      "the network at x_t and √(1 − ᾱ)")
 for t, (a, s_ve, rel) in eps_check.items():
-    print(f"DDPM's t = {t:4.2f} (VE σ = {s_ve:5.2f}): ‖ε̂ − ε‖² / ‖ε‖² = {rel:.3f} on 64 held-out digits")
+    print(f"DDPM's t = {t:4.2f} (VE σ = {s_ve:5.2f}):   " + "   ".join(f"{name} {r:.4f}" for name, r in rel.items()))
 
 # %% [markdown]
 # The VP score obtained from the VE score matches the closed form to rounding: the two SDEs are
 # one family of perturbed densities seen in two coordinates. At small t the VE σ and DDPM's
-# $\sqrt{1-\bar\alpha}$ are close; by t = 0.6 they differ many times over, so a network asked at
-# the wrong one is asked about the wrong level. Built from lesson 06's network, the ε-predictor
-# leaves 5% of the noise's squared norm unexplained at t = 0.05 and 0.5% at t = 0.5 (the last
-# lines). Part of the error no network can remove:
+# $\sqrt{1-\bar\alpha}$ are close; by t = 0.6 they differ many times over.
+#
+# The last lines score the ε-predictor built from lesson 06's network against two controls: the
+# mean digit, $(\tilde x - \bar x)/\sigma$ with $\tilde x = x_t/\sqrt{\bar\alpha}$ and $\bar x$ the mean
+# training image, and the network asked at the wrong level, $\sqrt{1-\bar\alpha}$, with the
+# unscaled $x_t$. At t = 0.05 the network leaves 5.3% of the noise's squared norm unexplained,
+# against 217% for the mean digit; the wrong level does as well there, since the two levels
+# nearly coincide. At t = 0.5 the network's 0.49% is barely below the mean digit's 0.56%, so at
+# that level the number tests little; the wrong level gives 1.6%, worse than the mean digit.
+# Part of the error no network can remove:
 # at best $\hat\varepsilon - \varepsilon = (x_0 - \mathbb E[x_0\mid\tilde x])/\sigma$, the uncertainty about the clean
 # image divided by σ.
 #
@@ -727,7 +793,7 @@ for t, (a, s_ve, rel) in eps_check.items():
 N_DIGITS = 16  # samples per sampler
 EVALS = 50  # network evaluations per sampler (+1 for the denoising step)
 N_LIKELIHOOD = 3  # held-out digits whose likelihood is computed
-LIKELIHOOD_STEPS = (50, 100)  # Heun steps (each evaluates the network 4 times, 2 of them with a vector-Jacobian product)
+LIKELIHOOD_STEPS = (50, 100)  # Heun steps (each evaluates the network twice, both with a vector-Jacobian product)
 N_PROBES = 4  # independent Hutchinson probes on the first digit, at the smaller step count
 
 # %%
@@ -774,6 +840,7 @@ plt.show()
 # step counts of the ODE solver:
 
 # %%
+start = time.perf_counter()
 g = make_generator(40)
 clean = split.heldout[-N_LIKELIHOOD:]
 dequantised = (clean * 255 + torch.rand(clean.shape, generator=g)) / 256
@@ -789,6 +856,7 @@ for n in LIKELIHOOD_STEPS:
 floor = 8 + 0.5 * math.log2(2 * math.pi * mnist_sde.sigma_min**2)
 # the same floor from the library's conversion: log p_σmin ≤ −(d/2)·log(2πσ_min²)
 floor_check = bits_per_dim(torch.tensor([-(28 * 28 / 2) * math.log(2 * math.pi * mnist_sde.sigma_min**2)]), 28 * 28)
+print(f"likelihoods in {time.perf_counter() - start:.0f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -811,7 +879,7 @@ print(f"largest change from {LIKELIHOOD_STEPS[0]} to {LIKELIHOOD_STEPS[1]} steps
 # error: the network's ODE maps the prior to a proper density, but not to one of the form
 # $q * \mathcal N(0, \sigma_{\min}^2 I)$. The bound says where it must fail. Every σ-smoothed density
 # has $\nabla_x^2\log p_\sigma = -I/\sigma^2 + \operatorname{Cov}[y\mid x]/\sigma^4$, so
-# $\operatorname{tr}\nabla_x\log p_\sigma \ge -d/\sigma^2$; put into the integral of section 5, with the
+# $\operatorname{tr}\nabla_x^2\log p_\sigma \ge -d/\sigma^2$; put into the integral of section 5, with the
 # prior at most its peak, this gives exactly the floor. An estimate below the floor therefore
 # needs $\sigma^2\operatorname{tr}\nabla_x s_\theta/d < -1$ somewhere along the path: the network's
 # flow contracts space faster than any smoothed density's would. These numbers measure that
@@ -835,7 +903,7 @@ print(f"largest change from {LIKELIHOOD_STEPS[0]} to {LIKELIHOOD_STEPS[1]} steps
 # $8 + \tfrac12\log_2(2\pi\sigma_{\min}^2)$ bits/dim; for σ_min = 0.01,
 # $8 + \tfrac12\log_2(2\pi\cdot10^{-4}) \approx 2.68$. An estimate below the floor — beyond
 # the estimator's own noise and the solver's error — cannot come from the score of a
-# Gaussian-smoothed density: every such density has $\operatorname{tr}\nabla_x\log p_\sigma \ge -d/\sigma^2$
+# Gaussian-smoothed density: every such density has $\operatorname{tr}\nabla_x^2\log p_\sigma \ge -d/\sigma^2$
 # (its Hessian is $-I/\sigma^2$ plus a covariance over $\sigma^4$), and that bound, integrated along the
 # ODE's path with the prior at its peak, is the floor; so the learned score necessarily has
 # $\operatorname{tr}\nabla_x s < -d/\sigma^2$ somewhere along the path, and the number measures the
@@ -887,7 +955,7 @@ print(f"largest change from {LIKELIHOOD_STEPS[0]} to {LIKELIHOOD_STEPS[1]} steps
 # the samples towards the right marginal at each level, at one extra evaluation per step. This
 # lesson does not isolate that effect, and in its measurements the extra evaluation does not pay:
 # at equal cost PC is worse than the reverse SDE at 30 evaluations (0.063 against 0.017 in
-# section 6) and level with it at 100 and 300.
+# section 6; 0.047 with the Euler–Maruyama predictor) and level with it at 100 and 300.
 #
 # </details>
 #
@@ -922,7 +990,8 @@ print(f"largest change from {LIKELIHOOD_STEPS[0]} to {LIKELIHOOD_STEPS[1]} steps
 #
 # </details>
 #
-# 6. DDPM predicts ε, lesson 06 predicts −σ·s. Are these the same network?
+# 6. DDPM's network predicts ε; lesson 06's network gives a score s, hence $\hat\varepsilon = -\sigma s$.
+#    Are these the same network?
 #
 # <details><summary>Model answer</summary>
 #
@@ -942,8 +1011,9 @@ print(f"largest change from {LIKELIHOOD_STEPS[0]} to {LIKELIHOOD_STEPS[1]} steps
 # - The VE SDE $dx = g\,dW$, $g^2 = d\sigma^2/dt$, is lesson 06's noise levels as a continuum: its
 #   marginal at time t is $p_{\sigma(t)}$, so a σ-conditioned score network scores every $p_t$.
 # - The Fokker–Planck equation gives both the reverse-time SDE $dx = -g^2\nabla\log p_t\,dt + g\,d\bar W$
-#   (Anderson 1982) and the probability-flow ODE $dx/dt = -\tfrac12g^2\nabla\log p_t$, with the
-#   same marginals; both sample from the prior $\mathcal N(0, \sigma_{\max}^2I)$.
+#   and the probability-flow ODE $dx/dt = -\tfrac12g^2\nabla\log p_t$, with the same marginals
+#   (Anderson 1982: the SDE reverses the paths too); both sample from the prior
+#   $\mathcal N(0, \sigma_{\max}^2I)$.
 # - Predictor–corrector adds Langevin steps after each reverse-SDE step; without the predictor it
 #   *is* annealed Langevin (checked draw for draw).
 # - With exact scores and about 100 evaluations, the reverse SDE and the ODE get the mixtures'
@@ -951,11 +1021,12 @@ print(f"largest change from {LIKELIHOOD_STEPS[0]} to {LIKELIHOOD_STEPS[1]} steps
 #   weights there. The ODE encodes and decodes, and it carries any error of the prior down to
 #   the data.
 # - Two discretisations of the reverse SDE: Euler–Maruyama and the reverse-diffusion predictor
-#   (Song et al.'s Algorithm 2, `pc_sample`'s default); section 2b compares them with paired draws.
+#   (Song et al.'s Algorithm 2, `pc_sample`'s default). A Gaussian recursion predicts that EM ends
+#   closer to the target variance, and paired draws on the mixtures rank them the same way.
 # - The instantaneous change of variables gives the flow model's $\log p_0$ up to the solver's
 #   error, with the divergence exact in 2-D or estimated without bias by Hutchinson in 784-D. A
 #   VE model of $p_{\sigma_{\min}}$ cannot go below $8 + \tfrac12\log_2(2\pi\sigma_{\min}^2)$
 #   bits/dim; the MNIST network's estimates do, with a converged solver: a model error.
 # - The continuous-time objective with λ = σ² is $J_\mathrm{NCSN}$ over a continuum of levels;
-#   $J_\mathrm{EDM}$ is another choice of level density and weight. DDPM is the VP SDE, and a VE
+#   $J_\mathrm{EDM}$ is another choice of level density and weight. DDPM discretises the VP SDE, and a VE
 #   score network becomes its ε-predictor at $x_t/\sqrt{\bar\alpha_t}$ and σ = √((1 − ᾱ)/ᾱ).
