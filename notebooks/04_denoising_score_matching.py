@@ -28,14 +28,14 @@
 #    $-(\tilde x - x)/\sigma^2$;
 # 2. derive Vincent's identity $J_\mathrm{DSM}(\theta) = J_\mathrm{ESM}(\theta; p_\sigma) + C$,
 #    say what the constant $C$ is, and check the identity with numbers;
-# 3. state Tweedie's formula $\mathbb E[x\mid\tilde x] = \tilde x + \sigma^2\nabla\log p_\sigma(\tilde x)$,
-#    its assumptions, and why a denoising autoencoder is a score model;
+# 3. express the posterior mean $\mathbb E[x\mid\tilde x]$ through the score of $p_\sigma$
+#    (Tweedie's formula), state its assumptions, and say why a denoising autoencoder is a score
+#    model;
 # 4. fit a small network by DSM and recover a density from the learned score;
-# 5. say what the σ² weight of the noise-conditional loss does to the levels' gradients; that σ
-#    trades bias (blur) against the learned score's error, which in the run here grows as σ falls
-#    because the network's output $f_\theta = \sigma s_\theta$, whose error is no larger at small σ
-#    than at large, is divided by σ; measure how much averaging the weights (EMA) removes from the error of the last
-#    training iterate; and say how DSM's gradient variance grows as σ → 0.
+# 5. train one network for all noise levels with the σ²-weighted loss, and read its error
+#    table: absolute against relative error, the blur at large σ, the last training iterate
+#    against an average of the weights (EMA);
+# 6. say how DSM's gradient variance grows as σ → 0, and what the σ² weight does to it.
 #
 # **Conventions.** Losses carry the papers' ½, sum over dimensions and average over the
 # batch. $\tilde x = x + \sigma z$ with $z \sim \mathcal N(0, I)$.
@@ -330,7 +330,8 @@ print("Monte-Carlo C for x ~ N(0, I), d = 2, σ = 0.5: {:.3f} ± {:.3f}".format(
 #
 # The best denoiser in the mean-square sense returns the posterior mean $\mathbb E[x\mid\tilde x]$.
 # For Gaussian noise of known σ it can be computed from the score of $p_\sigma$ alone, without
-# knowing $p$: this is Tweedie's formula, which Exercise 3 asks you to derive.
+# knowing $p$. This is Tweedie's formula. Exercise 3 asks you to find it; its derivation follows
+# the exercise.
 #
 # ### Exercise 3 (2 points): Tweedie's denoiser
 #
@@ -370,8 +371,9 @@ check_tweedie_denoiser(tweedie_denoiser)
 # Gaussian noise of known σ, independent of $x$; $p$ can be anything. The best denoiser in the
 # mean-square sense is one step along the noisy score. Differentiating once more gives the
 # posterior covariance, $\operatorname{Cov}[x\mid\tilde x] = \sigma^2\big(I + \sigma^2\nabla^2\log p_\sigma(\tilde x)\big)$:
-# where $\log p_\sigma$ is strongly concave (inside a mode) the posterior is narrow, where it is flat
-# or convex (between modes) it is wide.
+# where $\log p_\sigma$ is strongly concave (inside a mode) the posterior is narrower than the
+# noise; where it is flat its variance is σ², the noise's; where it is convex (between
+# well-separated modes) it is wider.
 #
 # **The denoising-autoencoder link.** Train a denoiser $D_\theta$ with
 # $\tfrac12\mathbb E\|D_\theta(\tilde x) - x\|^2$; its optimum is $\mathbb E[x\mid\tilde x]$.
@@ -428,13 +430,30 @@ with torch.no_grad():
         dae = 0.5 * ((x_s + s**2 * mlp(x_s) - x_mc[:50_000]) ** 2).sum(1).mean()
         dae_ratio[s] = (dae / losses.dsm_loss(mlp, x_mc[:50_000], s, generator=make_generator(6))).item()
 
+# the posterior at σ = 3, x̃ = -3: its component weights, and its variance computed from the mixture
+# and by the second-order formula σ²(1 + σ² ∂²log p_σ)
+sigma_far, x_far = 3.0, torch.tensor([[-3.0]], dtype=torch.float64)
+post_weights = p.perturbed(sigma_far).responsibilities(x_far)[0]
+gain = p.covs[:, 0, 0] / (p.covs[:, 0, 0] + sigma_far**2)  # v / (v + σ²) for each component
+comp_means, comp_var = p.means[:, 0] + gain * (x_far[0, 0] - p.means[:, 0]), gain * sigma_far**2
+post_var = (post_weights * (comp_var + comp_means**2)).sum() - (post_weights * comp_means).sum() ** 2
+x_req = x_far.clone().requires_grad_(True)
+(score_slope,) = torch.autograd.grad(p.perturbed(sigma_far).score(x_req).sum(), x_req)
+# 95 % quantile of the largest of 48 independent |N(0, 1)|
+z_max_95 = torch.special.ndtri(torch.tensor((1 + 0.95 ** (1 / 48)) / 2, dtype=torch.float64)).item()
+
 # %%
 # NBVAL_CHECK_OUTPUT
 for s, err in tweedie_error.items():
     print(f"σ = {s}: max |posterior_mean - (x̃ + σ²∇log p_σ)| < 1e-12: {err < 1e-12}")
-print(f"brute-force bin means vs exact, σ = 1: largest |z-score| over {len(z_scores)} bins = {z_scores.abs().max():.1f}")
+print(f"brute-force bin means vs exact, σ = 1: largest |z-score| over {len(z_scores)} bins = {z_scores.abs().max():.1f} "
+      f"(for independent bins, chance alone stays below {z_max_95:.2f} in 95 % of repeats)")
 for s, r in dae_ratio.items():
     print(f"σ = {s}: DAE loss / DSM loss = {r:.6f};  σ⁴ = {s**4:.6f}, σ² = {s**2:.6f}")
+print(f"σ = 3, x̃ = -3: posterior weights of the components at -3 and +3 = {post_weights[0]:.2f} : {post_weights[1]:.2f}; "
+      f"posterior variance {post_var:.2f} (from the mixture), "
+      f"{(sigma_far**2 * (1 + sigma_far**2 * score_slope)).item():.2f} (σ²(1 + σ²∂²log p_σ)), "
+      f"{comp_var[0]:.2f} within one component")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
@@ -449,9 +468,10 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# With little noise the denoiser barely moves $\tilde x$; with σ = 3 it pulls most
-# observations (all but those far out on the left) towards the big mode at $+3$, because a noisy point near $-3$ is then more likely
-# to have come from the heavy right component than from the light left one.
+# With little noise the denoiser barely moves $\tilde x$. With σ = 3 it pulls most observations
+# (all but those far out on the left) towards the big mode at $+3$. Even a noisy point at $-3$
+# then comes from the heavy right component with posterior probability 0.60, against 0.40 for
+# the light left one (printed above).
 #
 # %% [markdown]
 # ## 4. Fitting the 1-D mixture by DSM, then recovering its density
@@ -534,7 +554,7 @@ steps = np.arange(1, len(fit.losses) + 1)
 ax.plot(steps, fit.losses, color="C0", alpha=0.3, lw=0.6, label="loss of each batch (256 samples)")
 ax.plot(steps[99:], np.convolve(fit.losses, np.ones(100) / 100, mode="valid"), color="C0", label="mean of the last 100 batches")
 ax.axhline(floor, color="k", ls="--", label=f"floor C = {floor:.2f} (true score of $p_\\sigma$)")
-ax.set(xlabel="training step", ylabel="DSM loss", ylim=(floor - 2, floor + 6), title="DSM at σ = 0.3: the batch loss scatters around C, not 0")
+ax.set(xlabel="training step", ylabel="DSM loss", ylim=(0, floor + 6), title="DSM at σ = 0.3: the batch loss scatters around C, not 0")
 ax.legend(fontsize=8)
 plt.show()
 
@@ -708,22 +728,20 @@ plt.show()
 #   = \tfrac12\,\mathbb E_\sigma\mathbb E\big\|\sigma\,s_\theta(x+\sigma z, \sigma) + z\big\|^2 .$$
 #
 # The network sees $\log\sigma$ and divides its output by σ, $s_\theta = f_\theta(x, \log\sigma)/\sigma$.
+# At the optimum $f_\theta = \sigma\nabla\log p_\sigma = -\mathbb E[z\mid\tilde x]$ (section 2):
+# up to its sign, $f_\theta$ predicts the noise, like the ε-prediction network of Ho et al. (2020).
 # Dividing by σ is Technique 3 of Song & Ermon (2020, NCSNv2), whose network does not see σ at
 # all; feeding it $\log\sigma$ as well is what Song et al. (2021) do in NCSN++. Lesson 06 builds
 # on this loss.
 #
 # **What the weight asks for.** By Vincent's identity, level σ contributes
 # $\sigma^2 J_\mathrm{ESM}(\theta; p_\sigma) = \tfrac12\,\mathbb E_{p_\sigma}\|\sigma s_\theta - \sigma\nabla\log p_\sigma\|^2$
-# (plus a constant): the loss charges errors of $\sigma s_\theta$ the same at every level. That
-# does not say how large each level's error ends up; we measure it below, for one training run
-# and two sets of its weights: the last iterate of Adam (constant learning rate) and an
-# exponential moving average (EMA, decay 0.999) of the iterates. There is no run without the
-# weight here, so the table shows how the error behaves, not which part of the set-up causes
-# it. (Lesson 05 samples with steps $\varepsilon_i\propto\sigma_i^2$. *If* the score error
-# $\delta s_i$ at level $i$ scales like $1/\sigma_i$, that is if $\sigma_i s_\theta$ is about equally
-# accurate at every level, the displacement that the error causes in one step,
-# $\varepsilon_i\,\delta s_i \propto \sigma_i^2/\sigma_i$, is proportional to σᵢ, like the step's
-# noise $\sqrt{2\varepsilon_i}$. The table below shows how far that holds in this run.)
+# plus a constant. So the loss charges an *absolute* error of the network's output
+# $f_\theta = \sigma s_\theta$ the same at every level. That does not say how large each level's
+# error ends up. We measure it below for one training run, at two sets of its weights: the last
+# iterate of Adam (constant learning rate), and an exponential moving average (EMA, decay 0.999)
+# of the iterates. There is no run without the weight, so the table describes the errors; it
+# does not say what causes them.
 
 # %%
 sigmas = geometric_sigmas(5.0, 0.02, 30)
@@ -741,17 +759,17 @@ p_blur = torch.exp(p.log_prob(xs_blur[:, None]))
 
 
 def tradeoff(s, model):
-    """Blur, the extent of the region where p_σ ≥ 10⁻³ of its peak, and the learned score's error."""
+    """Blur, the extent of the region where p_σ ≥ 10⁻³ of its peak, and the learned score's mean
+    absolute error under p_σ, with the mean size of the target score for comparison."""
     s_noisy = p.perturbed(s)
-    dens = torch.exp(s_noisy.log_prob(xs[:, None]))
+    dens = torch.exp(s_noisy.log_prob(xs_blur[:, None]))
+    score = s_noisy.score(xs_blur[:, None])[:, 0]
     with torch.no_grad():
-        err = (model(xs[:, None], s) - s_noisy.score(xs[:, None]))[:, 0].abs()
+        err = (model(xs_blur[:, None].float(), s)[:, 0].double() - score).abs()
     covered = dens >= 1e-3 * dens.max()
-    heavy = (xs - 3).abs() < 1
-    blur = total_variation_1d(torch.exp(s_noisy.log_prob(xs_blur[:, None])), p_blur, xs_blur)
-    return dict(blur=blur, lo=xs[covered].min().item(), hi=xs[covered].max().item(),
-                heavy=err[heavy].mean().item(), covered=torch.trapezoid(dens * err, xs).item(),
-                grey=err[~covered].mean().item() if (~covered).any() else None)
+    return dict(blur=total_variation_1d(dens, p_blur, xs_blur), lo=xs_blur[covered].min().item(),
+                hi=xs_blur[covered].max().item(), size=torch.trapezoid(dens * score.abs(), xs_blur).item(),
+                error=torch.trapezoid(dens * err, xs_blur).item())
 
 
 table_sigmas = (0.02, 0.05, 0.1, 0.3, 1.0, 3.0)
@@ -760,41 +778,45 @@ table_final = {s: tradeoff(s, ncsn_final) for s in table_sigmas}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("EMA weights unless marked; E|error| = E_p_σ |s_θ - ∇log p_σ|; TV(p, p_σ) on [-30, 30]")
-print(f"{'σ':>5s} {'TV(p, p_σ)':>10s} {'p_σ ≥ 1e-3·max on':>18s} {'E|error|':>9s} {'σ·E|error|':>11s}"
-      f" {'σ·E|error|, last iterate':>25s} {'heavy mode |x-3|<1':>19s} {'σ·that':>7s} {'grey region':>12s}")
+print(f"p(0) / max p = {p_blur[xs_blur.abs().argmin()] / p_blur.max():.3f}  (the density between the modes)")
+print(f"{'σ':>5s} {'TV(p, p_σ)':>10s} {'p_σ ≥ 1e-3·max p_σ on':>22s}")
 for s, r in table.items():
-    grey = "—" if r["grey"] is None else f"{r['grey']:.2f}"
-    extent = "[{:.2f}, {:.2f}]".format(r["lo"], r["hi"])
-    print(f"{s:5.2f} {r['blur']:10.2f} {extent:>18s} {r['covered']:9.3f} {s * r['covered']:11.3f}"
-          f" {s * table_final[s]['covered']:25.3f} {r['heavy']:19.3f} {s * r['heavy']:7.3f} {grey:>12s}")
+    print(f"{s:5.2f} {r['blur']:10.2f} {'[{:.2f}, {:.2f}]'.format(r['lo'], r['hi']):>22s}")
+print()
+print("errors under p_σ, EMA weights unless marked; relative error = E|error| / E|∇log p_σ|")
+print(f"{'σ':>5s} {'E|∇log p_σ|':>12s} {'E|error|':>9s} {'σ·E|error|':>11s} {'relative error':>15s}"
+      f" {'σ·E|error|, last iterate':>25s}")
+for s, r in table.items():
+    print(f"{s:5.2f} {r['size']:12.3f} {r['error']:9.3f} {s * r['error']:11.3f} {100 * r['error'] / r['size']:13.0f} %"
+          f" {s * table_final[s]['error']:25.3f}")
 
 # %% [markdown]
-# **The network's output and the score.** σ·E|error| is the mean error of what the network
-# outputs before the division, $f_\theta = \sigma s_\theta$, against its target
-# $\sigma\nabla\log p_\sigma$. With the EMA weights it stays between 0.005 and 0.029 at every σ
-# in the table, and is lowest at small σ (0.011, 0.005, 0.010 at σ ≤ 0.1). The score error
-# E|error| is that divided by σ, so it grows as σ falls, from 0.010 at σ = 3 and 0.063 at
-# σ = 0.3 to 0.537 at σ = 0.02, not steadily (0.096 and 0.104 at σ = 0.05 and 0.1). In this run
-# the score error grows because an error of $f_\theta$ that is no larger at small σ than at large
-# is divided by σ, not because $f_\theta$ fits worse at small σ. The region the noisy data cover (the third column)
-# hardly moves. Going up from σ = 0.3 the blur grows instead (TV(p, p_σ), the *bias*: the model
-# learns a blurred density). "Grey region" is the mean score error where $p_\sigma$ is below
-# $10^{-3}$ of its peak, on the plotted range (— where there is none).
+# **Blur.** The first table is about the density alone. Going up from σ = 0.3 the blur grows
+# (TV(p, p_σ), the *bias*: the model learns a blurred density). For σ ≤ 0.3 the region where
+# $p_\sigma$ is above $10^{-3}$ of its peak hardly moves.
 #
-# **The last iterate.** The sixth column is σ·E|error| for the last iterate of the same run,
-# without the average: 0.030 or 0.031 at every σ ≤ 0.1, about 3 to 6 times the EMA's there; at
-# σ = 0.3, 1 and 3 it is 0.049, 0.039 and 0.025 against the EMA's 0.019, 0.029 and 0.029.
-# Averaging the weights removed most of the last iterate's error at small σ, in this one
-# training seed; we have not measured what makes the last iterate worse. Everything after the
-# table uses the EMA weights.
+# **Absolute and relative error.** σ·E|error| is the absolute error of the network's output
+# before the division, $f_\theta = \sigma s_\theta$, against its target
+# $\sigma\nabla\log p_\sigma$. This is the error the σ² weight charges equally at every level.
+# With the EMA weights it varies far less than its target: between 0.005 and 0.036 at all six
+# levels, lowest at small σ. But the target of $f_\theta$ shrinks with σ here. E|∇log p_σ| stays near 0.79 for
+# σ ≤ 0.1, so σ times it falls like σ. Relative to its target, $f_\theta$ is therefore much
+# worse at small σ. Its relative error, which is also that of $s_\theta$, is 5 % at σ = 3 and
+# 68 % at σ = 0.02. The score error E|error| grows from 0.012 at σ = 3 to 0.537 at σ = 0.02,
+# though not steadily (0.096 and 0.104 at σ = 0.05 and 0.1).
+#
+# **The last iterate.** The last column is σ·E|error| for the last iterate of the same run,
+# without the average. At σ ≤ 0.1 it is 0.030 or 0.031, against the EMA's 0.005 to 0.011; at
+# σ = 3 the two are about equal (0.035 and 0.036). This is one training seed, so the table does
+# not say how large the gap is in general. Everything after the table uses the EMA weights.
 #
 # **The σ explorer.** Move σ and watch $p_\sigma$ (top), the true and learned scores (middle,
 # grey where $p_\sigma < 10^{-3}$ of its peak), and σ times the error, the error of
 # $f_\theta$, on a log scale (bottom).
 # The message gives the mean error where the data are and σ times it. The explorer and the
 # figure below show the EMA weights. Training once makes every slider move a single forward
-# pass.
+# pass. In the figure, at σ = 0.05, the learned score is far off in the grey tails and is
+# smoother than the true score's steep rise between the modes.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -830,27 +852,29 @@ plt.show()
 # %% [markdown]
 # ## 6. The gradient noise of DSM at small σ
 #
-# The target $-z/\sigma$ has size $\sqrt d/\sigma$. Split DSM's per-sample gradient into its
-# mean given $\tilde x$ and the rest:
-# $\big(s_\theta - \nabla\log p_\sigma\big)^\top\partial_\theta s_\theta + \big(\nabla\log p_\sigma + z/\sigma\big)^\top\partial_\theta s_\theta$.
-# The second term has mean zero (section 2: $\mathbb E[-z/\sigma\mid\tilde x] = \nabla\log p_\sigma$)
-# and a target part of size about $1/\sigma$; the first carries the gradient we want. How the
-# mini-batch gradient's **noise-to-signal ratio** (the noise's size over the mean's) depends on
-# σ is not fixed by this split, since both terms also depend on the network's error and on
-# $\partial_\theta s_\theta$. What is fixed: a constant factor in front of the
-# loss, such as the weight σ², multiplies the mean and the noise alike and cannot change the
-# ratio at any one level, and the ratio falls like $1/\sqrt B$ with the batch size $B$.
+# For the σ-conditioned network, $s_\theta = f_\theta/\sigma$, one sample's DSM gradient at
+# level σ is
 #
-# We measure it for the σ-conditioned network of section 5 (its EMA weights) at six of its levels: the total
-# variance of the gradient over 100 batches of 128 (summed over parameters), and the squared
-# length of its mean, estimated without the noise's bias by the dot product $u\cdot v$ of the
-# gradients of two independent large batches ($\mathbb E[u\cdot v] = \|\mathbb E u\|^2$ when
-# $u, v$ are independent; it can come out negative when the mean is small). Four such pairs give
-# a mean and its standard error, with 3 degrees of freedom: a ratio is reported only when the
-# squared mean is above the two-sided 95 % t quantile for 3 degrees of freedom times its
-# standard error (printed), and its ± is carried over from that standard error alone (the
-# variance's own sampling error is left out). Beside it, for reference, σδ, with δ the
-# network's RMS score error under $p_\sigma$.
+# $$\nabla_\theta\,\tfrac12\Big\|s_\theta + \frac z\sigma\Big\|^2 = \frac1{\sigma^2}\,(f_\theta + z)^\top\partial_\theta f_\theta .$$
+#
+# $f_\theta + z$ has size about one, since $z$ does. So the gradient's variance should grow like
+# $\sigma^{-4}$: one $\sigma^{-2}$ from the target $-z/\sigma$, one from the division by σ.
+#
+# What matters for training is the noise relative to the mean gradient, the
+# **noise-to-signal ratio**. A constant factor in front of the loss, such as the weight σ²,
+# multiplies the mean and the noise alike, so it cannot change this ratio at any one level. The
+# ratio falls like $1/\sqrt B$ with the batch size $B$.
+#
+# We measure both at six levels, for the network of section 5 (EMA weights):
+# - the total variance of the gradient over 100 batches of 128, summed over parameters, and σ⁴
+#   times it;
+# - the squared length of the mean gradient. The dot product $u\cdot v$ of the gradients of two
+#   independent large batches has mean $\|\mathbb E u\|^2$, free of the noise's bias (it can
+#   come out negative when the mean is small). Four pairs give a mean and its standard error,
+#   with 3 degrees of freedom.
+#
+# A ratio is shown only where the squared mean exceeds the two-sided 95 % t quantile times its
+# standard error. Its ± comes from that standard error alone.
 
 # %%
 T_95_3DOF = 3.182  # two-sided 95 % quantile of Student's t with 3 degrees of freedom (four pairs)
@@ -876,16 +900,8 @@ def gradient_noise(s, n_batches=100, batch_size=128, n_pairs=4, big=16_384):
     return variance, signal2, signal2_se, ratio, ratio * signal2_se / (2 * signal2)  # ratio ± s.e. (delta method)
 
 
-def rms_error(s):
-    s_noisy = p.perturbed(s)
-    dens = torch.exp(s_noisy.log_prob(xs[:, None]))
-    with torch.no_grad():
-        err2 = (ncsn_model(xs[:, None], s) - s_noisy.score(xs[:, None]))[:, 0] ** 2
-    return math.sqrt(torch.trapezoid(dens * err2, xs).item())
-
-
 noise_sigmas = (0.02, 0.05, 0.1, 0.3, 1.0, 3.0)
-noise_rows = {s: (*gradient_noise(s), rms_error(s)) for s in noise_sigmas}
+noise_rows = {s: gradient_noise(s) for s in noise_sigmas}
 variances = [r[0] for r in noise_rows.values()]
 slope = np.polyfit(np.log(noise_sigmas[:4]), np.log(variances[:4]), 1)[0]
 
@@ -894,31 +910,25 @@ slope = np.polyfit(np.log(noise_sigmas[:4]), np.log(variances[:4]), 1)[0]
 print(f"log-log slope of the gradient variance for σ ≤ 0.3: {slope:.1f}")
 print(f"a ratio is shown where ‖mean gradient‖² > {T_95_3DOF:.2f} × its s.e. "
       "(two-sided 95 % quantile of t, 3 degrees of freedom)")
-print(f"{'σ':>5s} {'gradient variance':>18s} {'‖mean gradient‖²':>22s} {'noise / signal':>15s} {'σ·δ':>6s}")
-for s, (var, m2, m2_se, ratio, ratio_se, delta) in noise_rows.items():
+print(f"{'σ':>5s} {'gradient variance':>18s} {'σ⁴ × that':>10s} {'‖mean gradient‖²':>22s} {'noise / signal':>15s}")
+for s, (var, m2, m2_se, ratio, ratio_se) in noise_rows.items():
     shown = "not resolved" if ratio is None else f"{ratio:.1f} ± {ratio_se:.1f}"
-    print(f"{s:5.2f} {var:18.3g} {f'{m2:.3g} ± {m2_se:.2g}':>22s} {shown:>15s} {s * delta:6.3f}")
+    print(f"{s:5.2f} {var:18.3g} {s**4 * var:10.3f} {f'{m2:.3g} ± {m2_se:.2g}':>22s} {shown:>15s}")
 
 # %% [markdown]
-# The variance grows like $\sigma^{-4}$ here (the slope above): $\sigma^{-2}$ from the target's
-# size and $\sigma^{-2}$ more because the network's output is divided by σ. At the EMA weights
-# the mean gradient is small next to the noise. At σ = 3, 1 and 0.3 it is resolved, and the
-# noise-to-signal ratio at a batch of 128 grows as σ falls: 2.9 ± 0.1, 5.1 ± 0.2 and
-# 10.2 ± 1.4. At σ ≤ 0.1 four pairs of large batches do not resolve the mean (at σ = 0.02 it
-# is three standard errors above zero, short of the t quantile), so this run does not say how
-# the ratio goes on below σ = 0.3. These numbers are for one level's loss at fixed weights;
-# training takes its steps on the σ²-weighted loss with a random level for each sample, and we
-# have not measured the noise of those steps. Small σ does make the loss itself noisy ($C$ and
-# its scatter grow like $1/\sigma^2$), which is Think 1's problem.
+# The log-log slope is −3.9, and σ⁴ times the variance stays between 0.024 and 0.060: the
+# variance grows about like $\sigma^{-4}$, as the formula above says. The mean gradient is
+# resolved at σ = 3, 1 and 0.3. There the noise-to-signal ratio at a batch of 128 grows as σ
+# falls: 2.9 ± 0.1, 5.1 ± 0.2 and 10.2 ± 1.4. At σ ≤ 0.1 four pairs do not resolve the mean,
+# so this run does not say how the ratio goes on below σ = 0.3. These numbers are for one
+# level's loss at fixed weights, not for the training steps, which mix levels.
 #
 # **So what does the σ² weight do?** It balances the levels *against each other*. Without it,
-# the size of level σ's gradient (noise and mean alike) would scale like the square root of the
-# variance column above, about four orders of magnitude from σ = 3 to σ = 0.02, and in a sum
-# over levels the smallest σ would decide every step. With it,
-# the gradient is multiplied by σ² (its variance by σ⁴), every level's term is
-# $\tfrac12\mathbb E\|\sigma s_\theta + z\|^2$, and all are on the same scale (lesson 06 §3
-# checks this on MNIST). The weight fixes the *mixture* of levels; it does not make any
-# single level's gradient less noisy.
+# the gradient noise of level σ would scale like the square root of the variance column: about
+# four orders of magnitude from σ = 3 to σ = 0.02, so the smallest σ would dominate every step.
+# With it, each level's gradient is multiplied by σ² and its variance by σ⁴: the σ⁴ column,
+# within a factor of three across the six levels (lesson 06 §3 checks this on MNIST). The
+# weight does not make any single level's gradient less noisy.
 #
 # ## Think
 #
@@ -929,20 +939,19 @@ for s, (var, m2, m2_se, ratio, ratio_se, delta) in noise_rows.items():
 # <details><summary>Model answer</summary>
 #
 # The loss is $C + J_\mathrm{ESM}(\theta; p_\sigma)$, and only the second term measures the model.
-# $C$ is unknown in practice, large at small σ (5.10 here at σ = 0.3, with a per-sample standard
-# deviation of 7.2), and a batch's loss scatters around it by far more than the ESM term still
-# to be gained: a flat, noisy curve cannot tell "converged" from "stuck". How fast $C$ grows as
-# σ falls depends on the data: $C = \tfrac12\mathbb E\operatorname{tr}\operatorname{Cov}[x\mid\tilde x]/\sigma^4$
-# (Exercise 2), so for data with a density in $d$ dimensions, whose posterior at small σ has
-# covariance about $\sigma^2 I$, $C\approx d/(2\sigma^2)$; for data on a thin set of dimension
-# $k$, $\tilde x$ pins down the directions across the set and $C$ grows about like
-# $k/(2\sigma^2)$ (for a finite training set, $k = 0$, it goes to zero). Better monitors: the
-# loss on a fixed held-out set with fixed noise (the same draw every time, so that its changes
-# come from the model only); implicit or sliced score matching on *noisy* held-out samples
-# $x + \sigma z$, which estimates $J_\mathrm{ESM}(\theta; p_\sigma)$ up to a constant without
-# the $1/\sigma^2$ target noise (at the cost of a Jacobian trace or its projections; on noisy
-# samples, not clean ones: for data on a thin set $p$ has no score to match, section 1); or what
-# the score is for — the quality of denoised images (Tweedie) or of samples.
+# $C$ is unknown in practice and large at small σ: 5.10 here at σ = 0.3, with a per-sample
+# standard deviation of 7.2. A batch's loss scatters around $C$ by far more than the ESM term
+# still to be gained, so a flat, noisy curve cannot tell "converged" from "stuck". How fast $C$
+# grows as σ falls depends on the data, since
+# $C = \tfrac12\mathbb E\operatorname{tr}\operatorname{Cov}[x\mid\tilde x]/\sigma^4$ (Exercise 2).
+# For data with a density in $d$ dimensions the posterior covariance is about $\sigma^2 I$ at
+# small σ, so $C\approx d/(2\sigma^2)$; for a finite training set $C$ goes to zero.
+#
+# Better monitors:
+# - the DSM loss on a fixed held-out set with *fixed* noise: the same $z$, drawn once and
+#   reused at every evaluation, so that its changes come from the model only. Compare it over
+#   time, not with $C$: one fixed draw can even land below $C$ (section 4);
+# - what the score is for: the quality of denoised samples (Tweedie, section 3) or of samples.
 #
 # </details>
 #
@@ -951,22 +960,29 @@ for s, (var, m2, m2_se, ratio, ratio_se, delta) in noise_rows.items():
 #
 # <details><summary>Model answer</summary>
 #
-# As σ → 0: (a) the target $\nabla\log p_\sigma$ tends to the score of $p$, which for data on a
-# thin set does not exist (section 1: off the circle it blows up like (distance)/σ²). (b) The
-# learned score's error grows as σ falls: with the EMA weights, under $p_\sigma$, 0.010, 0.029
-# and 0.063 at σ = 3, 1 and 0.3, then 0.104, 0.096 and 0.537 at σ = 0.1, 0.05 and 0.02. The
-# error of the network's output $f_\theta = \sigma s_\theta$ stays between 0.005 and 0.029 at all
-# six levels, so in this run the growth is the division $s_\theta = f_\theta/\sigma$ of an error
-# that is no larger at small σ than at large, not a worse fit at small σ. (c) The loss and its gradient get noisy in
-# absolute terms ($C\approx d/(2\sigma^2)$ for data with a density, a gradient-variance slope of
-# −3.9), and the gradient's noise-to-signal ratio at a batch of 128 grew as σ fell from 3 to 0.3
-# (2.9 ± 0.1, 5.1 ± 0.2, 10.2 ± 1.4); below σ = 0.3 four pairs of large batches did not
-# resolve it. (d) At σ ≤ 0.1 the last iterate of constant-learning-rate Adam had σ times its
-# error at 0.030, 0.030 and 0.031 against the EMA's 0.011, 0.005 and 0.010 (σ = 0.02, 0.05,
-# 0.1). What the example does not show: the region the noisy data cover shrinking as σ falls
-# (section 5's third column hardly moves), since this $p$ has a density everywhere. As σ
-# grows: bias — the model learns the score of a blurred density, TV(p, p_σ) = 0.17 at σ = 1 and
-# 0.46 at σ = 3, so samples from it would be blurred too.
+# As σ → 0:
+#
+# (a) The target $\nabla\log p_\sigma$ tends to the score of $p$, which for data on a thin set
+# does not exist (section 1: off the circle it blows up like (distance)/σ²).
+#
+# (b) The learned score's error grows as σ falls (section 5, EMA weights): from 0.012 at σ = 3
+# to 0.537 at σ = 0.02. The absolute error of $f_\theta = \sigma s_\theta$ stays between 0.005
+# and 0.036, but its target shrinks like σ here, so the relative error grows from 5 % to 68 %.
+#
+# (c) The loss and its gradient get noisy: $C\approx d/(2\sigma^2)$ for data with a density,
+# and the gradient variance grows about like $\sigma^{-4}$ (slope −3.9). The noise-to-signal
+# ratio at a batch of 128 grew from 2.9 ± 0.1 at σ = 3 to 10.2 ± 1.4 at σ = 0.3; below that
+# it was not resolved.
+#
+# (d) At σ ≤ 0.1 the last iterate of constant-learning-rate Adam had σ·E|error| of 0.030 or
+# 0.031, against the EMA's 0.005 to 0.011, in one training seed.
+#
+# What the example does not show: the region the noisy data cover shrinking as σ falls. It
+# hardly moves (section 5's first table), because even between the modes $p$ stays at 1.2 % of
+# its peak, above the $10^{-3}$ threshold (p(0)/max p is printed there).
+#
+# As σ grows: bias. The model learns the score of a blurred density, TV(p, p_σ) = 0.17 at σ = 1
+# and 0.46 at σ = 3, so samples from it would be blurred too.
 #
 # </details>
 #
@@ -975,11 +991,11 @@ for s, (var, m2, m2_se, ratio, ratio_se, delta) in noise_rows.items():
 #
 # <details><summary>Model answer</summary>
 #
-# Not by its own criterion: the posterior mean minimises the expected squared error, and when
-# $\tilde x = -3$ is about as likely to come from the light mode at −3 as from the heavy one at
-# +3, the squared-error-optimal guess hedges between them (the posterior covariance
-# $\sigma^2(1 + \sigma^2\,\partial^2\log p_\sigma)$ is large there). It is a bad *sample*: it is not a
-# plausible clean point. A denoiser that must return a plausible point (the posterior mode, or
+# Not by its own criterion: the posterior mean minimises the expected squared error. At σ = 3,
+# $\tilde x = -3$ comes from the light mode at −3 with posterior probability 0.40 and from the
+# heavy one at +3 with 0.60 (section 3). The squared-error-optimal guess hedges between them.
+# Its posterior variance is 7.91, against 0.90 if $\tilde x$ were known to come from one
+# component. It is a bad *sample*: it is not a plausible clean point. A denoiser that must return a plausible point (the posterior mode, or
 # a draw from the posterior) trades a larger expected error for plausibility. Lesson 05 samples
 # with Langevin dynamics, which aims at draws from $p_\sigma$ rather than at a conditional mean.
 #
@@ -1050,9 +1066,10 @@ for s in (0.02, 0.3, 1.0, 5.0):
 # $\tfrac12\mathbb E\|f_\theta + z\|^2$, a target of size one at every level, and its gradient
 # with respect to the output, $f_\theta + z$, has noise of size one; with the raw output the
 # same term's gradient with respect to $s_\theta$ is $\sigma(\sigma s_\theta + z)$, of size σ.
-# The price: an error of $s_\theta$ is an error of $f_\theta$ divided by σ, which is how the
-# score error of section 5's table grows at small σ. Likewise $\log\sigma$ (from about −4 to 2)
-# is a well-scaled input, whereas σ itself would squeeze all the small levels into
+# The price: an error of $s_\theta$ is an error of $f_\theta$ divided by σ. For this smooth
+# mixture the target of $f_\theta$ is small at small σ (RMS 0.020 at σ = 0.02), so a small
+# absolute error of $f_\theta$ is a large relative error there (section 5). Likewise
+# $\log\sigma$ (from about −4 to 2) is a well-scaled input, whereas σ itself would squeeze all the small levels into
 # [0.02, 0.1], where the network could hardly tell them apart.
 #
 # </details>
@@ -1072,12 +1089,15 @@ for s in (0.02, 0.3, 1.0, 5.0):
 #   (Vincent 2011; Alain & Bengio 2014 on what a denoising autoencoder learns as σ → 0).
 # - In 1-D a score determines its density: integrate and normalise.
 # - σ trades bias (blur) against the learned score's error. In one run of the σ²-weighted
-#   noise-conditional loss the error of the network's output $\sigma s_\theta$ was no larger at
-#   small σ than at large, so the score error, that divided by σ, grew as σ fell. The last iterate of constant-learning-rate
-#   Adam had 3 to 6 times the error of its EMA at σ ≤ 0.1.
-# - DSM's gradient variance grew about like $\sigma^{-4}$ as σ fell; at a batch of 128 its noise
-#   was several times its mean where that was resolved, and more so at smaller σ from σ = 3 to
-#   0.3. The σ² weight does not change any level's noise-to-signal ratio: it balances the levels
-#   against each other. Song & Ermon (2019, §3)
-#   motivate many noise levels and annealed sampling by the manifold hypothesis, poorly covered
-#   low-density regions and slow mixing between modes (lessons 05 and 06).
+#   noise-conditional loss, the absolute error of the network's output $\sigma s_\theta$ stayed
+#   between 0.005 and 0.036 at every σ. Its target shrinks like σ for this smooth $p$, so the relative error
+#   (the same for $\sigma s_\theta$ and $s_\theta$) grew as σ fell, to 68 % at σ = 0.02. In that
+#   run the last iterate of constant-learning-rate Adam was worse than its EMA at σ ≤ 0.1.
+# - For the network $s_\theta = f_\theta/\sigma$, DSM's gradient variance grew about like
+#   $\sigma^{-4}$ as σ fell: $\sigma^{-2}$ from the target, $\sigma^{-2}$ from the division. At a
+#   batch of 128 the noise was several times the mean gradient where that was resolved, and
+#   more so at smaller σ. The σ² weight does not change any level's noise-to-signal ratio: it
+#   balances the levels against each other.
+# - Song & Ermon (2019, §3) motivate many noise levels and annealed sampling by the manifold
+#   hypothesis, poorly covered low-density regions and slow mixing between modes (lessons 05
+#   and 06).
