@@ -15,16 +15,16 @@
 # %% [markdown]
 # # Lesson 5 — Langevin dynamics
 #
-# Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$ (lesson 02 from the true score,
-# lessons 03–04 from samples alone). This lesson turns a score back into **samples**: Langevin
-# dynamics needs nothing but the score. We derive it, run it, measure where it fails, and
-# repair the mode weights with annealing over noise levels. Song & Ermon (2019, §3.2.2) showed
-# that Langevin dynamics, even with the exact score, mixes slowly between modes separated by a
-# region of low density and so gets their relative weights wrong; we measure both. A learned
-# score fails in a third way: Song & Ermon's §3.2.1 is a score that is inaccurate where data are
-# scarce; we measure a relative of it, a DSM score made inaccurate at small σ by its noisy
-# target (with the training used here). Their §3.1, data on a thin set, is lesson 04 §1 and
-# lesson 06.
+# Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$: lesson 02 from the true score and,
+# by implicit score matching, from samples; lessons 03–04 from samples. This lesson turns a
+# score back into **samples**: Langevin dynamics needs nothing but the score. We derive it, run
+# it, measure where it fails, and see how far annealing over noise levels repairs the mode
+# weights. Song & Ermon (2019, §3.2.2) showed that Langevin dynamics, even with the exact score,
+# mixes slowly between modes separated by a region of low density, and so gets their relative
+# weights wrong; we measure both. A learned score fails in a third way. Song & Ermon's §3.2.1 is
+# a score that is inaccurate where data are scarce; we measure a relative of it, a DSM score
+# made inaccurate at small σ by its noisy target. Their §3.1, data on a thin set, is lesson 04
+# §1 and lesson 06.
 #
 # **After this lesson you can**
 # 1. derive the unadjusted Langevin algorithm (ULA) from the Langevin diffusion, show with the
@@ -34,8 +34,8 @@
 #    speed, and remove the bias with a Metropolis correction (MALA) when $\log p$ is known;
 # 3. measure three failure modes: slow mixing between separated modes, wrong mode weights, and
 #    inaccurate learned scores;
-# 4. fix the mode weights with annealed Langevin dynamics over a σ schedule, and finish with
-#    Tweedie's denoising step.
+# 4. measure how far annealed Langevin dynamics over a σ schedule repairs the mode weights, and
+#    finish with Tweedie's denoising step.
 #
 # **Conventions used throughout the course:** the step size ε of a Langevin step is the time
 # step of the Langevin diffusion of §1 (Song & Ermon's Algorithm 1 calls 2ε its step α). σ
@@ -81,7 +81,8 @@ def binomial_se(fraction, n):
 # density $\rho_t$ of $X_t$ in one dimension. Mass is conserved, so $\partial_t\rho = -\partial_x J$
 # for a flux $J$. The drift $b = \partial_x\log p$ carries mass at speed $b$ (flux $\rho b$);
 # the noise $\sqrt2\,dW$ spreads it like heat, from high density to low, with flux
-# $-\partial_x\rho$ (Fick's law; the $\sqrt 2$ makes the diffusion coefficient 1). So
+# $-\partial_x\rho$ (Fick's law with diffusion coefficient 1: heat with coefficient $D$ spreads
+# with variance $2Dt$, and $\sqrt2\,W_t$ has variance $2t$). So
 # $J = \rho\,\partial_x\log p - \partial_x\rho = -\rho\,\partial_x\log(\rho/p)$, and in $d$
 # dimensions the **Fokker–Planck equation** reads
 #
@@ -125,8 +126,9 @@ check_langevin_step(langevin_step)
 # which is this step in a loop (plus a check that the chain stays finite).
 #
 # "Unadjusted" because there is no Metropolis accept/reject step: for finite ε the chain's
-# stationary density, when it has one, is not $p$. (For light tails such as $p\propto e^{-x^4}$,
-# ULA started far enough out diverges at any step size: Roberts & Tweedie 1996.) A Gaussian
+# stationary density, when it has one, is not $p$. (If the tails are lighter than Gaussian, i.e.
+# the score grows faster than linearly, as for $p\propto e^{-x^4}$, ULA started far enough out
+# diverges at any step size: Roberts & Tweedie 1996.) A Gaussian
 # $\mathcal N(0, v)$ makes the bias exact: with $s(x) = -x/v$ the step is
 # $x_{k+1} = (1-\varepsilon/v)\,x_k + \sqrt{2\varepsilon}\,z_k$, whose stationary variance
 # solves $V = (1-\varepsilon/v)^2V + 2\varepsilon$:
@@ -135,7 +137,7 @@ check_langevin_step(langevin_step)
 # \qquad\text{and the chain diverges when }|1-\varepsilon/v| > 1,\text{ i.e. } \varepsilon > 2v .$$
 #
 # The bias is first order in ε/v. Check with $v = 1$: the variance of 10,000 chains after
-# 1,000 steps against $V_\varepsilon$. Every row uses the same noise (one seed), so the rows are
+# 500 steps against $V_\varepsilon$. Every row uses the same noise (one seed), so the rows are
 # not independent of each other.
 
 # %%
@@ -143,10 +145,10 @@ gauss = Gaussian([0.0], 1.0)
 x0 = torch.zeros(10_000, 1, dtype=torch.float64)
 ula_variance = {}
 for eps in (0.01, 0.1, 0.5, 1.0, 1.5):
-    x = langevin(gauss.score, x0, eps, 1000, generator=make_generator(1))
+    x = langevin(gauss.score, x0, eps, 500, generator=make_generator(1))
     ula_variance[eps] = (x.var().item(), 2 / (2 - eps), math.sqrt(2 / (len(x) - 1)) * x.var().item())
 try:
-    langevin(gauss.score, x0, 2.5, 1000, generator=make_generator(1))
+    langevin(gauss.score, x0, 2.5, 500, generator=make_generator(1))
 except DivergenceError as err:
     divergence = str(err)
 
@@ -228,10 +230,10 @@ plt.show()
 # ## 3. The step size: bias, blow-up, and a correction
 #
 # For one Gaussian the chain diverges beyond $2v$. The narrowest direction of a component here
-# has $v = 0.2$ (the third one's), so $2v = 0.4$. A mixture is not one Gaussian: a chain thrown
-# out of that component lands where the other components set the score. We measure, on the
-# setting of the interactive explorer shown after the table (500 chains, its seed, 200 steps),
-# where the chains actually blow up and what the weights are before that.
+# has $v = 0.2$ (the third one's), so $2v = 0.4$. A mixture is not one Gaussian, so its chains
+# need not blow up there. We measure, on the setting of the interactive explorer shown after the
+# table (500 chains, its seed, 200 steps), where the chains actually blow up and what the
+# weights are before that.
 
 # %%
 explorer_start = start[:500]
@@ -331,8 +333,8 @@ for eps, (f_ula, f_mala, acceptance) in ula_vs_mala.items():
 
 # %% [markdown]
 # In 300 steps ULA's bias moves mass between the components as ε grows: at ε = 0.3 the third
-# component (weight 0.2; variances 0.8 and 0.2 along the axes, the most anisotropic of the
-# three) holds 0.13, at ε = 0.6 the three are about even. MALA keeps the weights within about
+# component (weight 0.2, the narrowest of the three: $v = 0.2$, so $\varepsilon/v = 1.5$) holds
+# 0.13, at ε = 0.6 the three are about even. MALA keeps the weights within about
 # two standard errors at every ε, and pays with a falling acceptance rate (a rejected step is a
 # wasted score evaluation). A score network gives no acceptance ratio, so score-based samplers
 # usually run unadjusted and keep the bias down with a step that is small compared with the
@@ -433,15 +435,15 @@ print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomi
 # ### 4c. Inaccurate learned scores
 #
 # A *learned* score adds errors of its own. Song & Ermon's pitfall is a score that is inaccurate
-# where data are scarce; this section shows a related failure, DSM's variance at small σ, and a
-# control separates it from scarcity. Train a small network by DSM (lesson 04) at a small
-# noise level, σ = 0.05, where the DSM gradient is noisy (lesson 04 §6), with 3,000 steps of
-# 256 fresh samples: Adam at the constant learning rate `lr=3e-3` and no moving average (EMA) of
-# the weights, so each network is the last iterate of its run. As a control, train the same
-# network on the same noisy samples by regression on the exact score of $p_\sigma$ (explicit
-# score matching, lesson 02): the two runs differ only in the target. Two more DSM runs, with
-# training seeds 1 and 2, show how much of the result is the seed. We compare both with the true score of $p_\sigma$ region by
-# region: the light mode ($|x + 3| < 1$), the gap ($|x| < 1$, where $p_\sigma$ falls to the
+# where data are scarce. This section measures a relative of it: DSM's noisy target at small σ.
+# Train a small network by DSM (lesson 04) at σ = 0.05, where the DSM gradient is noisy
+# (lesson 04 §6), with 3,000 steps of 256 fresh samples: Adam at the constant learning rate
+# `lr=3e-3` and no moving average (EMA) of the weights, so each network is the last iterate of
+# its run. As a control, train the same network on the same noisy samples by regression on the
+# exact score of $p_\sigma$ (explicit score matching, lesson 02). The two runs differ only in the
+# target, so the control shows what the same scarce data do with an exact target. Two more DSM
+# runs, with training seeds 1 and 2, show how much of the result is the seed. We compare the
+# scores with the true score of $p_\sigma$ region by region: the light mode ($|x + 3| < 1$), the gap ($|x| < 1$, where $p_\sigma$ falls to the
 # fraction of its peak printed below), the heavy mode ($|x - 3| < 1$), and the far tails where
 # $p_\sigma < 10^{-3}$ of its peak.
 
@@ -537,22 +539,25 @@ plt.show()
 # %% [markdown]
 # With this training (constant learning rate, last iterate, no EMA) the DSM network's errors are
 # large and depend on the training seed (initialisation and data, last table): in the heavy
-# mode the mean error ranges from 0.04 to 0.45 over the three seeds.
-# What holds on all three is that, of the three regions around the modes, the error is largest
-# in the gap (the far tails are worse still). The control (seed 0), trained on the same kind of
-# noisy samples for the same steps, is accurate in both modes and in the gap, and the density it
-# implies has the right left-mode mass. So with the exact target the samples the gap
-# received (printed above; the far tails about 150) suffice, and with DSM's noisy target and
-# this training they do not; a decaying learning rate or an EMA, not tried here, might do
-# better. At σ = 0.05 the DSM target $-z/\sigma$ has variance $1/\sigma^2$ per
-# sample, far above the size of the score itself, and its gradient noise swamps the signal
-# (lesson 04 §6); explicit regression has no such noise, but needs the true score.
+# mode the mean error ranges from 0.04 to 0.45 over the three seeds. On all three, of the
+# three regions around the modes, the gap has the largest error or nearly so, and the far tails
+# are worse still. These are the regions with the fewest samples.
+#
+# The control (seed 0), trained on the same kind of noisy samples for the same steps, is
+# accurate in both modes and in the gap (errors 0.00 to 0.04), and the density it implies has
+# the right left-mode mass. So with an exact target the samples the gap received suffice; only
+# in the far tails, with about 150 samples, does its error reach 0.17. Scarce data hurt here
+# through DSM's noisy target: the two act together. At σ = 0.05 the DSM target $-z/\sigma$ has
+# variance $1/\sigma^2$ per sample, far above the size of the score itself, and its gradient
+# noise swamps the signal (lesson 04 §6). Explicit regression has no such noise, but needs the
+# true score. A decaying learning rate or an EMA, not tried here, might help DSM.
+#
 # The weights the DSM score implies depend on the seed too: the implied left-mode mass goes from
 # 0.003 (seed 0, the light mode nearly lost) to 0.139 (seed 1), against 0.10. Run long enough,
-# Langevin with the true score gets the weights right; with the DSM score of seed 0, in one
-# dimension (where every score is the derivative of some log-density), it samples *the density
-# its score implies* once mixed — and a score wrong between the modes and inside them implies
-# wrong weights, which no amount of sampling can fix.
+# Langevin with the true score gets the weights right. With the DSM score of seed 0 it samples
+# *the density its score implies*, once mixed (in one dimension every score is the derivative of
+# some log-density). A score wrong between the modes and inside them implies wrong weights,
+# which no amount of sampling can fix.
 #
 # %% [markdown]
 # ## 5. Annealed Langevin dynamics
@@ -600,13 +605,19 @@ check_annealed_langevin_loop(annealed_langevin_loop)
 # the same loop with the noise drawn from a `generator` (and a check that the chains stay
 # finite).
 #
-# Two other numbers say more about what a level does. One is ULA's bias there: for one Gaussian
-# bump it is small when $\varepsilon_i/\operatorname{Var}p_{\sigma_i}\ll 1$ (§1: the variance comes
-# out $2/(2 - \varepsilon_i/\operatorname{Var})$ times too large); once $p_{\sigma_i}$ has two modes,
-# the variance to compare $\varepsilon_i$ with is a mode's ($1 + \sigma_i^2$ here), not
-# $\operatorname{Var}p_{\sigma_i}$, which also holds the distance between the modes. The other is
-# the level's Langevin time $T\varepsilon_i$ compared with its relaxation time (§4a), which says
-# how far the level equilibrates (this one does not depend on how the time is cut into steps).
+# Two other numbers say more about what a level does. One is the level's Langevin time
+# $T\varepsilon_i$ against its relaxation time (§4a): it says how far the level equilibrates. The
+# other is ULA's bias there. It is small when $\varepsilon_i/v_i\ll 1$, where $v_i$ is the variance
+# of one bump of $p_{\sigma_i}$ (§1). While $p_{\sigma_i}$ has one mode, $v_i = \operatorname{Var}p_{\sigma_i}$.
+# Once it has two, $v_i$ is a mode's variance, $1 + \sigma_i^2$ here, not $\operatorname{Var}p_{\sigma_i}$,
+# which also holds the distance between the modes.
+#
+# To see the bias itself, we compute ULA's stationary law at each level, with the exact score
+# and the level's step. In one dimension this is cheap. On a fine grid, one ULA step is a
+# transition matrix (from $x$ to $\mathcal N(x + \varepsilon_i s(x), 2\varepsilon_i)$), and its
+# stationary vector solves a linear system. One printed line checks the grid against §1's
+# formula.
+#
 # Here step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We use the exact
 # $\nabla\log p_\sigma$ (a learned one comes in 5b), from the same broad start and with the same
 # number of score evaluations as 4b: 10 levels × 100 steps = 1,000. Equal evaluations are not
@@ -634,38 +645,69 @@ def n_modes(s):
     return int(((d[1:-1] > d[:-2]) & (d[1:-1] > d[2:])).sum())
 
 
+def ula_stationary(score, eps, centre, half, n=500):
+    """ULA's stationary law at step eps for a 1-D score: n grid cells on centre ± half (0 on a cell
+    edge), and their probabilities. One step moves a chain at x to N(x + eps·s(x), 2 eps); on the grid
+    that is a transition matrix K, and the stationary vector solves π = Kᵀπ with Σπ = 1."""
+    h = 2 * half / n
+    x = h * (torch.arange(n, dtype=torch.float64) + 0.5 + round((centre - half) / h))
+    mean = x + eps * score(x[:, None])[:, 0]
+    kernel = torch.softmax(-(x[None, :] - mean[:, None]) ** 2 / (4 * eps), dim=1)  # row j: one step from x_j
+    system = kernel.T - torch.eye(n, dtype=torch.float64)
+    system[-1] = 1.0  # Σπ = 1 in place of one of the (linearly dependent) balance equations
+    return x, torch.linalg.solve(system, torch.eye(n, dtype=torch.float64)[-1])
+
+
+def variance_of(x, prob):
+    return (prob * (x - (prob * x).sum()) ** 2).sum().item()
+
+
+grid_check = variance_of(*ula_stationary(gauss.score, 0.5, 0.0, 12.0))  # §1: 2v/(2 - ε/v) = 1.333 at v = 1
+centre = p1.mean().item()
 per_level = []
 for i, s in enumerate(sigmas.tolist()):
     eps = 0.01 * (s / sigmas[-1].item()) ** 2
     at = p1.perturbed(s).sample(20_000, generator=make_generator(10))
     rms_score = p1_noisy_score(at, s).pow(2).mean().sqrt().item()
-    ratio = eps / (var_p + s**2)
-    gaussian = 2 / (2 - ratio) if n_modes(s) == 1 else None  # §1's formula holds for one Gaussian bump only
-    per_level.append((s, ratio, levels[i + 1].var().item() / (var_p + s**2), gaussian, s * rms_score,
-                      (levels[i + 1] < 0).double().mean().item(), mass_left_of_0(s)))
+    modes = n_modes(s)
+    v = var_p + s**2 if modes == 1 else p1.covs[0, 0, 0].item() + s**2  # a bump's variance
+    grid, prob = ula_stationary(p1.perturbed(s).score, eps, centre, 4 + 10 * math.sqrt(1 + s**2))
+    per_level.append(dict(sigma=s, modes=modes, ratio=eps / v, spread=levels[i + 1].var().item() / (var_p + s**2),
+                          spread_ula=variance_of(grid, prob) / (var_p + s**2), sigma_rms=s * rms_score,
+                          left=(levels[i + 1] < 0).double().mean().item(), left_ula=prob[grid < 0].sum().item(),
+                          left_p=mass_left_of_0(s)))
 
 # Plain Langevin from the same start with the same 1,000 evaluations, at larger steps than 4b's ε = 0.01.
 plain_by_eps = {0.01: plain}
 for eps in (0.1, 0.3, 1.0):
     plain_by_eps[eps] = langevin(p1.score, broad, eps, 1000, generator=make_generator(7))
+plain_left_ula = {}
+for eps in plain_by_eps:
+    grid, prob = ula_stationary(p1.score, eps, centre, 14.0)
+    plain_left_ula[eps] = prob[grid < 0].sum().item()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("                     spread of the chains           |  split: fraction left of 0")
-print(f"{'σᵢ':>6s} {'εᵢ/Var p_σᵢ':>12s} {'Var/Var p_σᵢ':>13s} {'one Gaussian':>13s} {'σᵢ·RMS s':>9s} |"
-      f" {'chains':>7s} {'p_σᵢ':>7s}")
-for s, ratio, spread, gaussian, sigma_rms, left, own in per_level:
-    predicted = f"{gaussian:13.2f}" if gaussian is not None else f"{'(two modes)':>13s}"
-    print(f"{s:6.2f} {ratio:12.3f} {spread:13.2f} {predicted} {sigma_rms:9.2f} | {left:7.3f} {own:7.3f}")
+print(f"grid check, ULA's stationary variance for N(0, 1) at ε = 0.5: {grid_check:.3f} (§1's formula {2 / 1.5:.3f})")
+print("vᵢ: Var p_σᵢ at one-mode levels, a mode's variance 1 + σᵢ² at two-mode levels")
+print("                          Var / Var p_σᵢ          |      fraction left of 0")
+print(f"{'σᵢ':>6s} {'modes':>5s} {'εᵢ/vᵢ':>6s} {'chains':>7s} {'ULA stationary':>15s} {'σᵢ·RMS s':>9s} |"
+      f" {'chains':>7s} {'ULA stationary':>15s} {'p_σᵢ':>6s}")
+for r in per_level:
+    print(f"{r['sigma']:6.2f} {r['modes']:5d} {r['ratio']:6.2f} {r['spread']:7.2f} {r['spread_ula']:15.2f}"
+          f" {r['sigma_rms']:9.2f} | {r['left']:7.3f} {r['left_ula']:15.3f} {r['left_p']:6.3f}")
+z = [(r["left"] - r["left_ula"]) / binomial_se(r["left_ula"], n_chains) for r in per_level]
+print(f"chains' split minus ULA's stationary split, in binomial s.e.: from {min(z):+.1f} to {max(z):+.1f} over the levels")
 f_annealed = (annealed < 0).double().mean().item()
 print(f"\nannealed Langevin, 1,000 evaluations: fraction left {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
       f" (true weight 0.10); Langevin time Σ T·εᵢ = {100 * (sigmas**2).sum().item():,.0f}")
 print("plain Langevin, same start, 1,000 evaluations:")
-print(f"{'ε':>6s} {'Langevin time':>14s} {'fraction left':>16s} {'right-mode Var ± s.e.':>22s}")
+print(f"{'ε':>6s} {'Langevin time':>14s} {'fraction left':>16s} {'ULA stationary':>15s} {'right-mode Var ± s.e.':>22s}")
 for eps, x in plain_by_eps.items():
     f, right = (x < 0).double().mean().item(), x[x > 0]
     se_var = math.sqrt(2 / len(right)) * right.var().item()  # a Gaussian's variance, as in §1
-    print(f"{eps:6.2f} {1000 * eps:14.0f} {f:8.3f} ± {binomial_se(f, n_chains):.3f} {right.var().item():14.3f} ± {se_var:.3f}")
+    print(f"{eps:6.2f} {1000 * eps:14.0f} {f:8.3f} ± {binomial_se(f, n_chains):.3f} {plain_left_ula[eps]:15.3f}"
+          f" {right.var().item():14.3f} ± {se_var:.3f}")
 best_eps = min(plain_by_eps, key=lambda e: abs((plain_by_eps[e] < 0).double().mean().item() - 0.1))
 edge, edge_se = mean_and_se((plain_by_eps[best_eps] < 0).double() - (annealed < 0).double())
 print(f"best of these: ε = {best_eps}; its fraction left minus annealing's, paired by start: {edge:.3f} ± {edge_se:.3f}")
@@ -677,55 +719,52 @@ ax_h.hist(annealed[:, 0], bins=bins, density=True, alpha=0.5, label="annealed La
 ax_h.plot(xs, torch.exp(p1.log_prob(xs[:, None])), color="k", lw=1, label="$p$")
 ax_h.set(xlabel="$x$", ylabel="density", title="1,000 evaluations each, same broad start")
 ax_h.legend()
-ax_l.semilogx(sigmas, [r[5] for r in per_level], "o-", label="annealed chains after each level")
-ax_l.semilogx(sigmas, [r[6] for r in per_level], "k^:", label=r"$p_{\sigma_i}$'s own mass left of 0")
+ax_l.semilogx(sigmas, [r["left"] for r in per_level], "o-", label="annealed chains after each level")
+ax_l.semilogx(sigmas, [r["left_ula"] for r in per_level], "s--", color="C1", mfc="none",
+              label="ULA's stationary split at εᵢ (exact score)")
+ax_l.semilogx(sigmas, [r["left_p"] for r in per_level], "k^:", label=r"$p_{\sigma_i}$'s own mass left of 0")
 ax_l.axhline(0.1, color="k", ls=":", lw=0.8, label="weight of the left mode")
 ax_l.invert_xaxis()
 ax_l.set(xlabel="noise level σ (decreasing →)", ylabel="fraction with $x < 0$",
-         title="The split after each level and $p_\\sigma$'s own (one noise draw)")
+         title="The split after each level (one noise draw)")
 ax_l.legend()
 plt.show()
 
 # %% [markdown]
-# Read the spread columns top down. At σ = 10 the step is almost the whole variance
-# (εᵢ/Var ≈ 1) and $p_{10}$ is nearly one Gaussian, so §1's formula applies: the chains come out
-# with about twice the variance of $p_{10}$, as the one-Gaussian column predicts, and more of
-# them sit left of 0 than $p_{10}$ has there. The chains stay close to the formula down to
-# σ = 3.59; at σ = 2.15, where $p_\sigma$ is still one bump but a skewed one, they are wider than
-# it says, and where $p_\sigma$ has two modes it is not printed. The lower levels pull the
-# spread back towards 1 as εᵢ/Var falls.
+# Read the table top down. At σ = 10 the step is almost the whole variance (εᵢ/vᵢ = 0.96).
+# ULA's stationary law is then about twice as wide as $p_{10}$ (1.92, as §1's formula says for
+# one Gaussian), and the chains have that spread (1.88). A wider law also puts more mass on the
+# far side of 0 from the mean, so ULA's split is above $p_{10}$'s: 0.435 against 0.406.
 #
-# The split lags behind $p_{\sigma_i}$'s own: after σ = 0.77 it is 0.120 against 0.107, nearly
-# three binomial standard errors (0.005). From σ = 0.46 on, the two differ by less than two
-# standard errors, so whether the lag lasts to the last levels is not resolved by these 4,000
-# chains. The last levels hardly move chains *between* the modes; within a mode they still move
-# them by about its width (100 steps of εᵢ = σᵢ², 0.01 to 0.08, are 1 to 8 time units, as long
-# as or longer than a mode's relaxation time, $v = 1$ time unit).
+# At every level the chains' split is within 1.3 binomial standard errors of ULA's stationary
+# split, and the spreads agree to within 0.1. So the chains do not lag behind $p_{\sigma_i}$:
+# each level brings them to ULA's own law at that level, and that law is biased. The bias falls
+# with the per-mode ratio εᵢ/vᵢ, 0.63, 0.37 and 0.18 at σ = 1.29, 0.77 and 0.46, where ULA's
+# split is 0.178, 0.127 and 0.108 against $p_\sigma$'s 0.127, 0.107 and 0.103. From σ = 0.28 on,
+# εᵢ/vᵢ is below 0.1 and ULA's split is within 0.002 of $p_\sigma$'s.
 #
 # Since εᵢ = σᵢ² here, the drift-to-noise ratio $\sqrt{\varepsilon_i/2}\,\mathrm{RMS}\,s$ is
-# $\sigma_i\,\mathrm{RMS}\,s/\sqrt2$: it is the same at every level only where the σᵢ·RMS s
-# column is constant, i.e. $\|\nabla\log p_\sigma\|\propto1/\sigma$: here for σ ≳ 3. Below that,
-# in one dimension with modes of width 1, the score of $p_\sigma$ tends to the score of $p$ and
-# stops growing. In high dimension, with data on a thin set, the $1/\sigma$ law holds down to
+# $\sigma_i\,\mathrm{RMS}\,s/\sqrt2$. It is the same at every level only where the σᵢ·RMS s
+# column is constant, i.e. where $\|\nabla\log p_\sigma\|\propto1/\sigma$: here for σ ≳ 3. Below
+# that, in one dimension with modes of width 1, the score of $p_\sigma$ tends to the score of $p$
+# and stops growing. In high dimension, with data on a thin set, the $1/\sigma$ law holds down to
 # small σ (lesson 06 measures it on MNIST).
 #
-# **What annealing bought here, at equal evaluations.** Against 4b's plain Langevin (0.404) a
-# lot; but 4b's ε = 0.01 was chosen for a negligible bias, not for speed. With larger steps the
-# same 1,000 evaluations cover more Langevin time: at ε = 0.3 they are 300 time units, several
-# relaxation times (Exercise 3), and plain Langevin ends at 0.116 ± 0.005, about three standard
-# errors above the weight 0.10, with its right mode widened to a variance of 1.178 ± 0.028,
-# §1's $2/(2 - 0.3) = 1.18$ for $v = 1$: at this step ULA is biased. At ε = 1 the right mode's
-# variance is 1.88 ± 0.05 and the split, 0.212, is further off. Annealing's 0.102 ± 0.005 is
-# within one standard error of 0.10. Paired by start, the best plain run minus annealing is
-# 0.014 ± 0.007, about two standard errors, and ε = 0.3 was picked as the best after looking at
-# the results. So in this one noise draw the plain run's error is resolved, its difference from
-# annealing is not. Equal evaluations are not equal Langevin time either: annealing's levels add
-# up to 15,609 time units, most of them at the top levels, where a time unit is small against
-# Var $p_\sigma$ ≈ σ². With the exact score, this toy tests only part of Song & Ermon's case for
-# annealing (2019, §3): a score learned from data is accurate only where the data are, and
-# noise at a large σ spreads them everywhere; Langevin dynamics mixes poorly between modes
-# separated by regions of low density, and so gets their weights wrong, and at a large σ the
-# modes are joined (5b adds a learned score).
+# **What annealing bought here, at equal evaluations.** Against 4b's plain Langevin (0.404), a
+# lot. But 4b's ε = 0.01 was chosen for a negligible bias, not for speed. Larger steps cover more
+# Langevin time with the same 1,000 evaluations, and the plain table's stationary column tells
+# the two errors apart. At ε = 0.1 the chains have not mixed: 0.151, against ULA's stationary
+# 0.103. At ε = 0.3 (300 time units, several relaxation times) they end at 0.116 ± 0.005, near
+# ULA's stationary 0.113: what is left is ULA's bias. Their right mode is widened to a variance
+# of 1.178 ± 0.028, §1's $2/(2 - 0.3) = 1.18$ for $v = 1$. At ε = 1 the bias is larger (0.212;
+# stationary 0.204). Annealing's 0.102 ± 0.005 is within one standard error of 0.10.
+#
+# Paired by start, the best plain run minus annealing is 0.014 ± 0.007, about two standard
+# errors, and ε = 0.3 was picked as the best after looking at the results. So in this one noise
+# draw the plain run's error is resolved; its difference from annealing is not. Equal
+# evaluations are not equal Langevin time either: annealing's levels add up to 15,609 time
+# units, most of them at the top levels. With the exact score, this toy tests only the mixing
+# half of Song & Ermon's case for annealing (2019, §3); 5b adds a learned score.
 #
 # ### 5b. Annealing with a learned score
 #
@@ -756,12 +795,13 @@ with torch.no_grad():
 f_learned_annealed = (annealed_learned < 0).double().mean().item()
 print(f"fraction left after annealing: exact scores {f_annealed:.3f}, learned σ-conditioned network "
       f"{f_learned_annealed:.3f} (binomial s.e. {binomial_se(0.1, n_chains):.3f}; true weight 0.10)")
-print("                fraction left of 0      |  relative error of the network")
+print("                fraction left of 0      |  relative error of the network:")
+print("                                        |  RMS on the chains, mean |·| in the gap")
 print(f"{'σᵢ':>6s} {'exact':>8s} {'learned':>8s} {'exact - learned':>16s} | {'on the chains':>13s} {'in the gap':>10s}")
 for s, exact_row, lev, exact_lev, (on_chains, in_gap) in zip(sigmas.tolist(), per_level, levels_learned[1:],
                                                              levels[1:], err_by_level):
     d, d_se = mean_and_se((exact_lev < 0).double() - (lev < 0).double())  # paired: same start, same noise
-    print(f"{s:6.2f} {exact_row[5]:8.3f} {(lev < 0).double().mean().item():8.3f} {d:9.3f} ± {d_se:.3f} |"
+    print(f"{s:6.2f} {exact_row['left']:8.3f} {(lev < 0).double().mean().item():8.3f} {d:9.3f} ± {d_se:.3f} |"
           f" {on_chains:13.2f} {in_gap:10.2f}")
 
 # %% [markdown]
@@ -790,27 +830,33 @@ swapped = {0: annealed, **{k: learned_then_exact(k) for k in (5, 6, 7)}, len(sig
 # %%
 # NBVAL_CHECK_OUTPUT
 print("the network at the top k levels, the exact score below; same start and noise (paired by chain)")
-print(f"{'k':>3s} {'network down to σ':>18s} {'fraction left':>14s} {'exact run - this':>17s} {'row above - this':>17s}")
+print(f"{'k':>3s} {'network down to σ':>18s} {'fraction left':>14s} {'exact run - this':>17s} {'row above - this':>17s}"
+      f" {'largest |x - x_exact|':>22s}")
 above = None
 for k, x in swapped.items():
     left = (x < 0).double()
     d, d_se = mean_and_se((annealed < 0).double() - left)
     step = "" if above is None else "{:9.3f} ± {:.3f}".format(*mean_and_se(above - left))
     lowest = f"{sigmas[k - 1].item():.2f}" if k else "(exact)"
-    print(f"{k:3d} {lowest:>18s} {left.mean().item():14.3f} {d:9.3f} ± {d_se:.3f} {step:>17s}")
+    apart = (x - annealed).abs().max().item()  # the chain farthest from its partner in the exact run
+    print(f"{k:3d} {lowest:>18s} {left.mean().item():14.3f} {d:9.3f} ± {d_se:.3f} {step:>17s} {apart:22.3f}")
     above = left
 
 # %% [markdown]
-# With the network at the top five levels (down to σ = 1.29) and the exact score below, every
-# chain ends on the same side of 0 as in the exact run: the levels below undo the top levels'
-# error. With the network down to σ = 0.77 the final split is 0.094, 0.007 ± 0.002 below the
-# exact run; down to σ = 0.46 it is 0.075, and the network at the last three levels as well
-# changes it by less than one standard error. So in this run the shortfall comes from
-# σ ≈ 0.77 and, mostly, 0.46. These are the last levels at which the exact split still moves
-# appreciably (0.184, 0.120, 0.110, then 0.105 and 0.102: table of §5), and the levels at which
-# the network's relative error in the gap has risen from 0.05 (σ = 1.29) to 0.15 and 0.27.
-# Whether its error in the gap or inside the modes costs the weight, an ablation that swaps
-# whole levels cannot tell (Think 5).
+# With the network at the top five levels (down to σ = 1.29) and the exact score below, the
+# final split is the exact run's, 0.102. Chain by chain the two runs even end at the same place:
+# no chain is more than 0.005 from its partner in the exact run. That per-chain agreement comes
+# from the shared noise, not from annealing: two chains driven by the same noise through the
+# same exact levels come together (they *coalesce*). What the row measures is where the error is
+# undone: the network's error down to σ = 1.29 leaves no trace once the levels below are exact.
+#
+# With the network down to σ = 0.77 the final split is 0.094, 0.007 ± 0.002 below the exact
+# run. Down to σ = 0.46 it is 0.075, and the network at the last three levels as well changes it
+# by less than one standard error. So in this run the shortfall comes from σ ≈ 0.77 and, mostly,
+# 0.46. These are the last levels at which the exact split still moves appreciably (0.184,
+# 0.120, 0.110, then 0.105 and 0.102: table of §5). They are also where the network's relative
+# error in the gap rises from 0.05 (σ = 1.29) to 0.15 and 0.27. Whether its error in the gap or
+# inside the modes costs the weight, an ablation that swaps whole levels cannot tell (Think 5).
 #
 # ### 5c. The final denoising step
 #
@@ -856,14 +902,13 @@ for s, (before, after, *_) in denoising.items():
 # %% [markdown]
 # Both predictions hold within about one standard error. The step removes the leftover noise and
 # returns a posterior mean, which is *less* spread than a sample of $p$ ($v = 1$). Stopped at
-# σ_L = 0.46 the error in the variance therefore changes sign, from +0.315 to −0.107 (printed
-# above); exact samples of $p_\sigma$ would go from +0.215 to −0.177. These chains arrive wider
-# than $p_\sigma$, as ULA's bias at that level predicts, so the step leaves them closer to $v$.
-# At σ_L = 0.1 there is no sign change to see: before and after the step the error (−0.008,
-# then −0.027) is within the sampling error of these chains (0.023), and so is that of exact
-# samples of $p_\sigma$ (±0.010). The step pays off where
-# the leftover noise is what one sees, as on images, where it improves sample quality scores
-# (Jolicoeur-Martineau et al. 2020; lesson 06 shows it on MNIST).
+# σ_L = 0.46, the error in the variance therefore changes sign, from +0.315 to −0.107; exact
+# samples of $p_\sigma$ would go from +0.215 to −0.177. These chains arrive wider than $p_\sigma$,
+# as ULA's bias at that level predicts, so the step leaves them closer to $v$. At σ_L = 0.1
+# there is no sign change to see. The error goes from −0.008 to −0.027, about one standard
+# error of these chains (0.023); exact samples of $p_\sigma$ would go from +0.010 to −0.010. The
+# step pays off where the leftover noise is what one sees, as on images, where it improves
+# sample quality scores (Jolicoeur-Martineau et al. 2020; lesson 06 shows it on MNIST).
 #
 # ## Think
 #
@@ -889,7 +934,7 @@ for s, (before, after, *_) in denoising.items():
 # discrete step pulls by $1-\varepsilon/v$ in *standard deviation*, so the variance is multiplied
 # by $(1-\varepsilon/v)^2 = 1 - 2\varepsilon/v + \varepsilon^2/v^2$, a factor larger than the
 # $1 - 2\varepsilon/v$ the noise is calibrated for: the variance shrinks less per step than the
-# noise adds back at $v$, and the balance sits above $v$ (measured: 1.327 ± 0.019 at
+# noise adds back at $v$, and the balance sits above $v$ (measured: 1.330 ± 0.019 at
 # ε = 0.5 against the formula's 1.333).
 #
 # </details>
@@ -935,18 +980,18 @@ for s, (before, after, *_) in denoising.items():
 #
 # <details><summary>Model answer</summary>
 #
-# A level hands on nothing but where its chains are. Down to σ = 1.29 the split is still moving
-# fast (0.444 after σ = 10, 0.184 after σ = 1.29, 0.120 after σ = 0.77 in the exact run): chains
-# are still changing sides, so the levels below decide the split afresh from wherever they
-# start. The learned run was 0.015 ± 0.002 below after σ = 1.29, and with exact levels below,
-# every chain ended on the side of 0 it has in the exact run. From σ ≈ 0.46 on the split barely
-# moves (0.110, 0.105, 0.102, 0.102), so what the levels around 0.77 and 0.46 decide stays. A
-# top-level error would survive if the levels below could not undo it in their time: chains
-# sent where no later level moves them between the modes, or later levels with too few steps
-# to cross. To tell the gap from the modes, swap by region at σ = 0.77 and 0.46: the network
-# only in $|x| < 1$ and the exact score elsewhere, then the reverse, every other level exact,
-# with the same start and noise, and compare each final split with the exact run's by the
-# paired difference.
+# A level hands on nothing but where its chains are. Down to σ = 1.29 the split still moves fast
+# (0.444 after σ = 10, 0.184 after σ = 1.29, 0.120 after σ = 0.77 in the exact run). Chains still
+# change sides, and each level brings them near ULA's stationary law at that level (§5's table).
+# A level that equilibrates forgets where its chains started. So the learned run's deficit after
+# σ = 1.29 (0.015 ± 0.002) is gone by the end. That every chain also ends where its partner in
+# the exact run does is another matter: it comes from the shared noise, under which the chains
+# of the two runs coalesce. After the σ = 0.46 level the exact split barely moves (0.105, 0.102, 0.102), so what the levels around
+# 0.77 and 0.46 decide stays. A top-level error would survive if the levels below had too few
+# steps to move chains between the modes. To tell the gap from the modes, swap by region at
+# σ = 0.77 and 0.46: the network only in $|x| < 1$ and the exact score elsewhere, then the
+# reverse, every other level exact, with the same start and noise. Compare each final split with
+# the exact run's by the paired difference.
 #
 # </details>
 #
@@ -986,19 +1031,23 @@ for s, (before, after, *_) in denoising.items():
 #   (steps × ε ≪ τ), the relative weight of separated modes is set by the starting point. At
 #   σ = 0.05, trained with a constant learning rate and no EMA, a DSM network's errors are large
 #   and depend on the training seed (three seeds); of the regions around the modes they are
-#   largest in the gap (the far tails are worse still), and the mode weights its score implies
-#   vary with the seed. The same network regressed on the exact score of $p_\sigma$ from the same
-#   kind of samples is accurate. In one dimension (or for any gradient field), once mixed,
-#   Langevin samples the density a wrong score implies.
+#   largest, or nearly so, in the gap (the far tails are worse still), and the mode weights its
+#   score implies vary with the seed. The same network regressed on the exact score of $p_\sigma$
+#   from the same kind of samples is accurate: scarce data hurt through DSM's noisy target. In
+#   one dimension (or for any gradient field), once mixed and at
+#   small ε, Langevin samples the density a wrong score implies, if that density can be
+#   normalised.
 # - Annealed Langevin runs over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$. Song & Ermon's
 #   case for it (2019, §3): a score learned from data is accurate only where the noisy data are,
 #   and a large σ puts them everywhere; Langevin dynamics mixes poorly between modes separated by
 #   low-density regions, and so gets their weights wrong, and a large σ joins the modes. In this
 #   1-D toy, from the broad start at 1,000 score evaluations, the exact score gives 0.102 ± 0.005
 #   for the left mode's weight 0.10 (one noise draw); plain Langevin gives 0.404 at ε = 0.01 and
-#   0.116 ± 0.005 at ε = 0.3, about three standard errors off (the best step, picked after the
-#   fact), and its paired difference from annealing, 0.014 ± 0.007, is not resolved.
+#   0.116 ± 0.005 at ε = 0.3 (the best step, picked after the fact), close to ULA's stationary
+#   0.113 there. Its paired difference from annealing, 0.014 ± 0.007, is not resolved.
+# - At each level the annealed chains follow ULA's own stationary law, computed on a grid. With
+#   step_size/σ_L² = 1 that law is wider than $p_\sigma$ and puts too much mass left of 0 while
+#   the per-mode ratio εᵢ/vᵢ is large.
 # - A learned σ-conditioned network, for one training seed, ends at 0.076; swapping in the exact
-#   score level by level puts the shortfall at σ ≈ 0.77 and 0.46, not at the top levels. With
-#   step_size/σ_L² = 1 the top levels over-disperse, as §1 predicts. A final Tweedie step
-#   removes the last level's noise.
+#   score level by level puts the shortfall at σ ≈ 0.77 and 0.46, not at the top levels. A final
+#   Tweedie step removes the last level's noise.
