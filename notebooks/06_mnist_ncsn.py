@@ -94,8 +94,8 @@ print(split.source)
 # but the noisy training points stay close to the data, so the learned score is accurate only
 # there: digits occupy a thin set in $[0,1]^{784}$, and a Langevin chain started from noise
 # begins exactly where the network has never been trained. With a *large* σ the noisy points
-# fill the space and the score is reliable everywhere — but of a blurred density, whose samples
-# are blurred digits. Lesson 05 added a third, even with exact scores: plain Langevin crosses
+# lie on a shell of radius about σ√d around the data, far wider than the data, but the score is
+# that of a blurred density, whose samples are blurred digits. Lesson 05 added a third, even with exact scores: plain Langevin crosses
 # between separated modes only rarely, so a run short in Langevin time gets their *weights*
 # wrong (after 1,000 steps of ε = 0.01 the 1 : 9 mixture was near 4 : 6), while annealing over
 # σ₁ > … > σ_L with as many evaluations gave 1 : 9. So we learn the score at many levels and
@@ -192,7 +192,8 @@ for s, (measured, predicted) in confusion.items():
 # are expectations under $p$, nothing to learn from where a chain started from noise begins.
 # Adding noise gives $p_\sigma$ a positive density everywhere, whose score points back to the
 # data. The picture shows it for points on a circle in 2-D (a 1-D "manifold"): the score of $p_\sigma$ (here of the Parzen
-# density of 200 points) is defined everywhere and has size about distance/σ² near the circle.
+# density of 200 points) is defined everywhere and has size about distance/σ² while the distance
+# is small against the circle's radius.
 
 # %%
 angles = torch.linspace(0, 2 * math.pi, 201)[:-1]
@@ -245,8 +246,9 @@ plt.show()
 #
 # Why: for $\tilde x = x + \sigma z$ the DSM target is $-z/\sigma$, whose size ranges over three
 # orders of magnitude across our levels. With the division, the network body $f_\theta$ always
-# predicts $-z$, a target of size one at every level. Check on a fresh (untrained) network:
-# $s_\theta$ scales like 1/σ, while $\sigma s_\theta = f_\theta$ stays of order one.
+# predicts $-z$, a target of size one at every level. The division is in the code, so
+# $s_\theta \propto 1/\sigma$ by construction; the check on a fresh (untrained) network shows that
+# the body's output $\sigma s_\theta = f_\theta$ is of order one at every σ.
 
 # %%
 seed_everything(0)
@@ -447,8 +449,9 @@ for s, c_skip, c_out, rms_in, rms_target, rms_plain, extra in edm_scales:
 # that the held-out digits' RMS (0.336) matches the training digits' σ_d (0.338). Section 2's body has a target of unit
 # size too (−z, at every σ); what EDM changes is the input, whose RMS there runs from 0.34 at
 # σ = 0.01 to 10 at σ = 10 (the "§2" column), and the target at large σ, the clean digit instead
-# of the noise. The last column is how much more EDM weighs each level than section 3 does: 1.001
-# at σ = 0.01, about 900 at σ = 10.
+# of the noise. The last column is how much more EDM weighs each sample at a level than section 3
+# does: 1.001 at σ = 0.01, about 900 at σ = 10 (a level's weight in training is also multiplied by
+# how often σ is drawn there).
 # %% [markdown]
 # ## 5. Sampling with the shipped checkpoint
 #
@@ -456,7 +459,7 @@ for s, c_skip, c_out, rms_in, rms_target, rms_plain, extra in edm_scales:
 # $i$, 20 steps of $x\leftarrow x+\varepsilon_i s_\theta(x,\sigma_i)+\sqrt{2\varepsilon_i}z$ with
 # $\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2$, ε = 3e-5, then one Tweedie step
 # $x + \sigma_L^2 s_\theta(x,\sigma_L)$ that removes the last noise (section 7). That final
-# denoising step is Jolicoeur-Martineau et al.'s (2020), adopted by NCSNv2; the 2019 sampler has
+# denoising step is Jolicoeur-Martineau et al.'s (2020; cf. Saremi & Hyvärinen's 2019 walk-jump), adopted by NCSNv2; the 2019 sampler has
 # none. 301 network evaluations (the library's `SAMPLERS["annealed"]` settings;
 # `benchmarks/mnist/SCHEDULE.md` chose them), where Song & Ermon (2019) took 100 steps on each of
 # their 10 levels, 1,000 in all. We keep the state at the end of every level, for section 5b.
@@ -548,9 +551,9 @@ print(f"  the 64 annealed samples above                    {frechet_distance(fea
 
 # %% [markdown]
 # The 64 real digits score far above the 1,000: that is the small-sample bias. The samples' FD is
-# one draw; the real rows' SD over draws is a guide to its sampling spread, so only a gap of
-# several such SDs over the 64-digit real row says the samples differ from real digits in these
-# features. `python -m benchmarks.mnist.quality` scores every sampler of lessons 06 and 07 on
+# one draw; the real rows' SD over draws is a guide to its sampling spread. At n = 64 that spread
+# is too large to tell the samples from real digits, and this lesson does not decide it.
+# `python -m benchmarks.mnist.quality` scores every sampler of lessons 06 and 07 on
 # 1,000 samples against this reference (`benchmarks/RESULTS.md`).
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
@@ -675,9 +678,11 @@ plt.show()
 #
 # **The chains at the end of each level, although the shells do not overlap.** The last two
 # columns show the score's size at the chains' states next to its size at held-out digits noised
-# to the same level. σ‖s‖/√d stays near 1 at every level: the network's scores scale as 1/σ, as
-# true scores must ($\sigma\nabla\log p_\sigma(\tilde x) = -\mathbb E[z\mid\tilde x]$, whose norm
-# is at most about $\sqrt d$). At the end of each level the score's size at the chains matches its
+# to the same level. σ‖s‖/√d stays near 1 at every level. For the true score,
+# $\sigma\nabla\log p_\sigma(\tilde x) = -\mathbb E[z\mid\tilde x]$ gives only
+# $\mathbb E\,\sigma^2\|\nabla\log p_\sigma\|^2 \le d$; it stays near $d$ where the noise can be read
+# off $\tilde x$: at large σ for any data, and at small σ only for data near a thin set, as digits
+# are (for data with a density it falls to 0 as σ → 0; Exercise 4). At the end of each level the score's size at the chains matches its
 # size at noised real digits within 10%, the chains' being the larger, as ULA's bias would make it
 # (lesson 05 §1: at ε/σ² = 0.3 the stationary noise is $\sqrt{2/(2-0.3)}\approx1.08$ times σ).
 # That is consistent with a relaxation picture which this lesson does not test: a chain entering
@@ -1032,8 +1037,10 @@ plt.show()
 #
 # <details><summary>Model answer</summary>
 #
-# Because the true score of $p_\sigma$ has size ∝ 1/σ: $\sigma\nabla\log p_\sigma(\tilde x) = -\mathbb E[z\mid\tilde x]$
-# is of order one at every level (section 5b measures σ‖s‖/√d for the network). This is also why
+# Because for digits the score of $p_\sigma$ has size about $\sqrt d/\sigma$ at every level:
+# $\sigma\nabla\log p_\sigma(\tilde x) = -\mathbb E[z\mid\tilde x]$, and where the noise can be read off
+# $\tilde x$ (large σ; data near a thin set, as digits are) its size is about $\sqrt d$ (section
+# 5b measures σ‖s‖/√d for the network; it is not a law for all data, see Exercise 4). This is also why
 # Song & Ermon weight the levels by λ = σ², to balance them in the loss; the weighting does not
 # change each level's minimiser. In one Langevin step the drift is $\varepsilon_i s$ and the noise
 # $\sqrt{2\varepsilon_i}z$, so the ratio of their sizes is $\propto\sqrt{\varepsilon_i}/\sigma_i$: it is the
@@ -1069,8 +1076,8 @@ plt.show()
 # depends on the whole image — is unreliable. With $x + \sigma_i z$ the known pixels are a draw of
 # the noisy image's marginal on those pixels, and the whole image looks like a training input at
 # level $\sigma_i$; the completion is still only approximately a sample of the conditional
-# distribution (replacing pixels ignores how the known half should steer the unknown one;
-# Song et al. 2021 discuss this). The noise must also be the current level's: known pixels at the
+# distribution (the chain conditions on one fresh noisy draw of the known pixels at each step,
+# not on the clean pixels themselves; Song et al. 2021 discuss this). The noise must also be the current level's: known pixels at the
 # previous level's noise would be 1.64 times too noisy for $s_\theta(\cdot,\sigma_i)$.
 #
 # </details>
@@ -1095,8 +1102,7 @@ plt.show()
 #   gives its body an input and a target of unit RMS at every σ (σ_d is the data's RMS), and a
 #   weighting that is the σ² one times 1 + σ²/σ_d².
 # - The shipped checkpoint gives digits with 301 evaluations of annealed Langevin and the final
-#   denoising step of Jolicoeur-Martineau et al. (2020), and, to the eye, rougher digits with 35
-#   evaluations of EDM's Heun sampler with churn; the annealed ones are not copies of training digits. The Fréchet distance
+#   denoising step of Jolicoeur-Martineau et al. (2020); the annealed ones are not copies of training digits. The Fréchet distance
 #   in a classifier's feature space measures quality, only against real digits scored at the
 #   same n. The same network denoises (Tweedie, one evaluation) and in-paints (annealed Langevin
 #   with the known pixels held at the data perturbed to the current level).
