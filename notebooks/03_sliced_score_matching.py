@@ -394,8 +394,8 @@ for name in ("SSM", "SSM-VR"):
 print(f"ESM of the zero model (C by quadrature): {C:.3f}")
 
 # %% [markdown]
-# In these five seeds SSM ends above ISM in four, by amounts from about a tenth to about double
-# (the relative line), and below it in one; the paired mean difference is positive but its $t$
+# In these five seeds SSM ends above ISM in four, by 12 % to 109 % of ISM's ESM (the relative
+# line), and below it in one; the paired mean difference is positive but its $t$
 # is below the 5 % threshold, so five seeds at this training length do not establish that SSM is
 # worse. SSM-VR − ISM changes sign from seed to seed and its $t$ is smaller still. The
 # Monte-Carlo error of each evaluation is far smaller than either standard error: what limits the
@@ -503,8 +503,14 @@ print(f"median diagonal share of the symmetric Jacobian at the trained model: {s
 # a single sample a Gaussian projection's *trace estimate* is several times noisier than a
 # Rademacher one (section 2's ratio formula). The Gaussian rows measure what that costs in the
 # minibatch gradient: each is noisier than its Rademacher counterpart in every set of batches.
-# SSM-VR's excess over ISM grows two- to six-fold yet stays a fraction of ISM's own variance,
-# diluted by the data noise; plain SSM with Gaussian projections has the noisiest gradient.
+# SSM-VR's excess over ISM grows severalfold (three sets of 40 batches estimate an excess of a
+# few per cent only roughly) yet stays a fraction of ISM's own variance, diluted by the data
+# noise; plain SSM with Gaussian projections has the noisiest gradient.
+#
+# The last column does not rank the objectives as their gradients do. With Gaussian projections
+# plain SSM's per-sample *loss* is slightly less spread than SSM-VR's (7.46 against 7.58: the
+# covariance of section 3 is negative here), while its *gradient* variance is about four times
+# ISM's against SSM-VR's 1.2–1.3. The spread of a loss's values is not the noise of its gradient.
 #
 # **A dimension where the exact trace is too slow.** The exact trace needs all $d$ diagonal
 # entries of the Jacobian, one projection needs one vector–Jacobian product, so the saving grows
@@ -540,12 +546,15 @@ print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}"
 # %% [markdown]
 # In the same wall-clock time SSM-VR took many times as many steps as exact ISM (the printed counts).
 # ISM's exact trace needs 100 Jacobian rows per sample, about 100 times the arithmetic of one
-# projection; `torch.func.vmap` batches those rows, so an ISM step costs less than 100 SSM-VR
-# steps, but still many. In this run SSM-VR reached the lower ESM, while ISM had moved only part
+# projection; an ISM step costs fewer than 100 SSM-VR steps, but still many (`torch.func.vmap`
+# batches the rows, and both steps share costs that do not grow with $d$: the forward pass, the
+# optimiser, Python). In this run SSM-VR reached the lower ESM, while ISM had moved only part
 # of the way from the zero model. Both objectives have the same expectation; how much noisier an
 # SSM-VR gradient is than an ISM gradient in $d = 100$ is not measured here (section 4's ratios
 # are for the 2-D model). The target has independent coordinates, so its score's Jacobian is
-# diagonal: by section 2 the most favourable case for Rademacher projections. This is one seed,
+# diagonal; the model's Jacobian, which the projections probe, is not diagonal at the start of
+# training, and the θ-gradient keeps off-diagonal noise even where the trace's value is nearly
+# exact (Think 1). This is one seed,
 # and the step counts depend on the machine and its load.
 #
 # ## 5. Cost per step against dimension
@@ -758,10 +767,10 @@ check_ssm_vr_loss(ssm_vr_loss)
 # model of section 4, SSM-VR's $P$ is a few per cent of $D$ and plain SSM's $P \approx D$: there a
 # larger batch is the better buy unless a projection costs much less than a new sample (not timed
 # here). Where $P \gg D$ — it depends on the size of the θ-gradients of the Jacobian's
-# off-diagonal terms, which this lesson measures only in 2-D — the two options give nearly the same variance, so the cheaper one, more projections,
+# off-diagonal terms, which this lesson measures only through the total gradient variance, and
+# only in 2-D — the two options give nearly the same variance, so the cheaper one, more projections,
 # can win. The fix for SSM's extra noise that costs nothing is SSM-VR, which removes the
 # $(v^\top s_\theta)^2$ part of $P$.
-# Numbers measured on an untrained model would not tell you this: its Jacobian and score are small.
 #
 # </details>
 #
