@@ -348,9 +348,13 @@ for (name, n), errors in predictor_runs.items():
 # %% [markdown]
 # On N(0, 1) data the recursion predicts a final variance of 1.040 (EM) against 1.456 (RD) at
 # 24 steps, and 1.0025 against 1.090 at 100; the runs agree with it within their standard
-# error. Matching the forward kernel's variance does not make a reverse step exact. EM's steps
-# are longer than the kernel's in both pull and noise, and on a Gaussian the extra pull
-# outweighs the extra noise.
+# error. Matching the forward kernel's variance does not make a reverse step exact. RD's mean,
+# $x + (\sigma_i^2 - \sigma_{i-1}^2)\,s$, is the exact posterior mean $\mathbb E[x' \mid x]$ of one
+# step of the forward chain (Tweedie's formula for that step), so RD's whole error is its noise:
+# it adds the step's forward variance $\sigma_i^2 - \sigma_{i-1}^2$, where the posterior's is
+# smaller, $(\sigma_i^2 - \sigma_{i-1}^2)(v + \sigma_{i-1}^2)/(v + \sigma_i^2)$ for Gaussian data.
+# EM's steps are longer than the kernel's in both pull and noise; its extra pull removes part of
+# its extra variance, and on a Gaussian it ends closer.
 #
 # The mixtures' weight errors rank the predictors the same way. At 24 steps RD is worse on
 # both mixtures, by many standard errors of the paired difference. At 100 steps the gap is
@@ -446,7 +450,8 @@ print(f"  prediction for a Gaussian, m·√(v/(v + σ_max²)): σ_max = 10: {m *
 # percentile on the 1-D mixture (0.006) and about at it on the 2-D one (0.017). Encoding and
 # decoding brings each of 1,000 points back to within 0.0053 of its start with 100 Heun steps,
 # against 0.17 with 30. The code has a standard deviation close to σ_max (whether it is
-# Gaussian noise would need a test of its own). The last lines show a cost of determinism. The prior
+# Gaussian noise would need a test of its own). The last lines show what a wrong prior costs the
+# ODE. The prior
 # $\mathcal N(0, \sigma_{\max}^2)$ is centred at 0, while $p_{\sigma_{\max}}$ is centred at the
 # data's mean m = 2.4. The ODE carries that error all the way down, shrunk by
 # $\sqrt{(v+\sigma_{\min}^2)/(v+\sigma_{\max}^2)}$ for a Gaussian, whose flow is linear; the
