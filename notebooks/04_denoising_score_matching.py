@@ -778,7 +778,9 @@ table_final = {s: tradeoff(s, ncsn_final) for s in table_sigmas}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"p(0) / max p = {p_blur[xs_blur.abs().argmin()] / p_blur.max():.3f}  (the density between the modes)")
+between = xs_blur.abs() <= 3
+print(f"lowest p between the modes / max p = {p_blur[between].min() / p_blur.max():.4f}"
+      f"  (at x = {xs_blur[between][p_blur[between].argmin()]:.2f})")
 print(f"{'σ':>5s} {'TV(p, p_σ)':>10s} {'p_σ ≥ 1e-3·max p_σ on':>22s}")
 for s, r in table.items():
     print(f"{s:5.2f} {r['blur']:10.2f} {'[{:.2f}, {:.2f}]'.format(r['lo'], r['hi']):>22s}")
@@ -802,13 +804,12 @@ for s, r in table.items():
 # levels, lowest at small σ. But the target of $f_\theta$ shrinks with σ here. E|∇log p_σ| stays near 0.79 for
 # σ ≤ 0.1, so σ times it falls like σ. Relative to its target, $f_\theta$ is therefore much
 # worse at small σ. Its relative error, which is also that of $s_\theta$, is 5 % at σ = 3 and
-# 68 % at σ = 0.02. The score error E|error| grows from 0.012 at σ = 3 to 0.537 at σ = 0.02,
-# though not steadily (0.096 and 0.104 at σ = 0.05 and 0.1).
+# 68 % at σ = 0.02. The score error E|error| grows from 0.012 at σ = 3 to 0.537 at σ = 0.02.
 #
 # **The last iterate.** The last column is σ·E|error| for the last iterate of the same run,
-# without the average. At σ ≤ 0.1 it is 0.030 or 0.031, against the EMA's 0.005 to 0.011; at
-# σ = 3 the two are about equal (0.035 and 0.036). This is one training seed, so the table does
-# not say how large the gap is in general. Everything after the table uses the EMA weights.
+# without the average. At σ ≤ 0.1 it is 0.030 or 0.031, against the EMA's 0.005 to 0.011. This
+# is one training seed, so the table says neither how large the gap is in general nor whether it
+# depends on σ. Everything after the table uses the EMA weights.
 #
 # **The σ explorer.** Move σ and watch $p_\sigma$ (top), the true and learned scores (middle,
 # grey where $p_\sigma < 10^{-3}$ of its peak), and σ times the error, the error of
@@ -974,12 +975,9 @@ for s, (var, m2, m2_se, ratio, ratio_se) in noise_rows.items():
 # ratio at a batch of 128 grew from 2.9 ± 0.1 at σ = 3 to 10.2 ± 1.4 at σ = 0.3; below that
 # it was not resolved.
 #
-# (d) At σ ≤ 0.1 the last iterate of constant-learning-rate Adam had σ·E|error| of 0.030 or
-# 0.031, against the EMA's 0.005 to 0.011, in one training seed.
-#
 # What the example does not show: the region the noisy data cover shrinking as σ falls. It
-# hardly moves (section 5's first table), because even between the modes $p$ stays at 1.2 % of
-# its peak, above the $10^{-3}$ threshold (p(0)/max p is printed there).
+# hardly moves (section 5's first table), because even at its lowest between the modes $p$
+# stays at 0.0069 of its peak (at x = −0.41), above the $10^{-3}$ threshold (printed there).
 #
 # As σ grows: bias. The model learns the score of a blurred density, TV(p, p_σ) = 0.17 at σ = 1
 # and 0.46 at σ = 3, so samples from it would be blurred too.
@@ -1092,7 +1090,8 @@ for s in (0.02, 0.3, 1.0, 5.0):
 #   noise-conditional loss, the absolute error of the network's output $\sigma s_\theta$ stayed
 #   between 0.005 and 0.036 at every σ. Its target shrinks like σ for this smooth $p$, so the relative error
 #   (the same for $\sigma s_\theta$ and $s_\theta$) grew as σ fell, to 68 % at σ = 0.02. In that
-#   run the last iterate of constant-learning-rate Adam was worse than its EMA at σ ≤ 0.1.
+#   run the last iterate of constant-learning-rate Adam was worse than its EMA at σ ≤ 0.1 (one
+#   seed: whether the gap depends on σ is not measured).
 # - For the network $s_\theta = f_\theta/\sigma$, DSM's gradient variance grew about like
 #   $\sigma^{-4}$ as σ fell: $\sigma^{-2}$ from the target, $\sigma^{-2}$ from the division. At a
 #   batch of 128 the noise was several times the mean gradient where that was resolved, and
