@@ -95,10 +95,11 @@ print(split.source)
 # there: digits occupy a thin set in $[0,1]^{784}$, and a Langevin chain started from noise
 # begins exactly where the network has never been trained. With a *large* σ the noisy points
 # lie on a shell of radius about σ√d around the data, far wider than the data, but the score is
-# that of a blurred density, whose samples are blurred digits. Lesson 05 added a third, even with exact scores: plain Langevin crosses
+# that of a heavily smoothed density, whose samples are digits buried in noise. Lesson 05 added a third, even with exact scores: plain Langevin crosses
 # between separated modes only rarely, so a run short in Langevin time gets their *weights*
-# wrong (after 1,000 steps of ε = 0.01 the 1 : 9 mixture was near 4 : 6), while annealing over
-# σ₁ > … > σ_L with as many evaluations gave 1 : 9. So we learn the score at many levels and
+# wrong (after 1,000 steps of ε = 0.01 the 1 : 9 mixture was near 4 : 6; annealing over
+# σ₁ > … > σ_L with as many evaluations gave 1 : 9, and plain Langevin with a larger step came
+# close to it, a difference lesson 05 could not resolve). So we learn the score at many levels and
 # anneal.
 #
 # **The geometric σ schedule.** Song & Ermon (2019) choose
@@ -192,8 +193,8 @@ for s, (measured, predicted) in confusion.items():
 # are expectations under $p$, nothing to learn from where a chain started from noise begins.
 # Adding noise gives $p_\sigma$ a positive density everywhere, whose score points back to the
 # data. The picture shows it for points on a circle in 2-D (a 1-D "manifold"): the score of $p_\sigma$ (here of the Parzen
-# density of 200 points) is defined everywhere and has size about distance/σ² while the distance
-# is small against the circle's radius.
+# density of 200 points) is defined everywhere and has size about distance/σ² wherever the
+# distance is large against σ²/(2R), R the circle's radius (the curvature term of lesson 04 §1).
 
 # %%
 angles = torch.linspace(0, 2 * math.pi, 201)[:-1]
@@ -450,7 +451,7 @@ for s, c_skip, c_out, rms_in, rms_target, rms_plain, extra in edm_scales:
 # size too (−z, at every σ); what EDM changes is the input, whose RMS there runs from 0.34 at
 # σ = 0.01 to 10 at σ = 10 (the "§2" column), and the target at large σ, the clean digit instead
 # of the noise. The last column is how much more EDM weighs each sample at a level than section 3
-# does: 1.001 at σ = 0.01, about 900 at σ = 10 (a level's weight in training is also multiplied by
+# does: 1.001 at σ = 0.01, about 880 at σ = 10 (a level's weight in training is also multiplied by
 # how often σ is drawn there).
 # %% [markdown]
 # ## 5. Sampling with the shipped checkpoint
@@ -557,7 +558,7 @@ print(f"  the 64 annealed samples above                    {frechet_distance(fea
 # 1,000 samples against this reference (`benchmarks/RESULTS.md`).
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
-# the DSM optimum is the score of the Parzen density of the training set (lesson 04 §1), whose
+# the DSM optimum is the score of the Parzen density of the training set (lesson 04 §1 and §4), whose
 # samples are copies of training digits plus a little noise; so compare each sample's distance
 # to its nearest training digit with the same distance for held-out real digits. And run plain
 # Langevin at the smallest level σ_L with as many evaluations (300 steps of ε = 3e-5, then the
@@ -603,7 +604,7 @@ plt.show()
 # %% [markdown]
 # The samples are not copies: their nearest training digits are a little farther away than those
 # of held-out real digits (the medians above), the closest sample is about as far from its
-# neighbour as the closest held-out digit, and the pairs in the panel differ visibly. Plain
+# neighbour as the closest held-out digit, and the pairs in the panel differ in their strokes. Plain
 # Langevin at σ_L with the same budget produces textures, not digits, far from every training
 # digit. Not for lack of movement: its chains moved 0.33 per pixel from their start, more than
 # twice all the noise they were given (0.13), so the drift carried them. At their end Tweedie's
@@ -687,9 +688,9 @@ plt.show()
 # (lesson 05 §1: at ε/σ² = 0.3 the stationary noise is $\sqrt{2/(2-0.3)}\approx1.08$ times σ).
 # That is consistent with a relaxation picture which this lesson does not test: a chain entering
 # level i carries noise 1.64 times too large; if in the directions off the data the score is
-# about $-n/\sigma_i^2$ for a noise component $n$, one step multiplies the excess by
+# about $-n/\sigma_i^2$ for a noise component $n$, one step multiplies the excess component's amplitude by
 # $1 - \varepsilon_i/\sigma_i^2 = 1 - 3\times10^{-5}/0.01^2 = 0.7$, and 20 steps by
-# $0.7^{20}\approx10^{-3}$. This relaxation analysis is NCSNv2's Technique 4, which chooses the
+# $0.7^{20}\approx10^{-3}$ (the excess variance by the squares). This relaxation analysis is NCSNv2's Technique 4, which chooses the
 # step and the number of steps per level so that the chain's variance is relaxed to the level's
 # within each level; the overlap rule (their Technique 2) is about how well the score is trained
 # where each level starts, which is not measured here.
@@ -961,8 +962,9 @@ plt.show()
 # The shipped network differs in more than its training time: wider channels, and EDM's recipe
 # (continuous σ, preconditioning and weighting, section 4b) with an EMA of its weights and
 # reduced-precision arithmetic (`checkpoints/README.md`). Its digits here look rougher than in
-# section 5's grid, consistent with 5 steps per level instead of 20: in section 5b's relaxation
-# picture a level leaves $0.7^5\approx0.17$ of the excess noise instead of $10^{-3}$. If you
+# section 5's grid, in one draw; the sampler here also runs 5 steps per level instead of 20, a
+# quarter of the Langevin time at each level, and this lesson does not measure which difference
+# makes them rougher. If you
 # have the time, raise `CAPSTONE_STEPS` and watch your samples change.
 #
 # ### Exercise 4 (written, 3 points): how low can the loss go?
@@ -1059,7 +1061,7 @@ plt.show()
 # Tweedie returns the posterior *mean* of all clean digits compatible with the noisy image: an
 # average, hence blurry. The sampler never jumps to that mean; it takes small steps plus fresh
 # noise, which keeps it approximately a *sample* of $p_{\sigma}$ at each level, and as σ shrinks it commits
-# step by step to one of the compatible digits (section 5b: the label settles between σ ≈ 1.4
+# step by step to one of the compatible digits (section 5b: the label becomes readable between σ ≈ 1.4
 # and 0.3). Only at σ_L, where the posterior is concentrated on one digit, is the final Tweedie
 # step taken, and there the mean is sharp.
 #
@@ -1076,7 +1078,7 @@ plt.show()
 # depends on the whole image — is unreliable. With $x + \sigma_i z$ the known pixels are a draw of
 # the noisy image's marginal on those pixels, and the whole image looks like a training input at
 # level $\sigma_i$; the completion is still only approximately a sample of the conditional
-# distribution (the chain conditions on one fresh noisy draw of the known pixels at each step,
+# distribution (the chain conditions on one noisy draw of the known pixels per level, or per step with `known_noise="per_step"`,
 # not on the clean pixels themselves; Song et al. 2021 discuss this). The noise must also be the current level's: known pixels at the
 # previous level's noise would be 1.64 times too noisy for $s_\theta(\cdot,\sigma_i)$.
 #
@@ -1084,7 +1086,7 @@ plt.show()
 #
 # ## Summary
 #
-# - One σ is not enough: small σ is accurate only near the data, large σ blurs, and plain
+# - One σ is not enough: small σ is accurate only near the data, large σ learns a smoothed density whose samples are noisy, and plain
 #   Langevin, in a run short in Langevin time, gets the weights of separated modes wrong. NCSN (Song & Ermon 2019) learns the scores of
 #   $p_{\sigma_1},\dots,p_{\sigma_L}$ with one network and samples by annealing.
 # - The schedule is geometric, largest first: σ₁ comparable to the distances between training
