@@ -741,13 +741,12 @@ plt.show()
 # far side of 0 from the mean, so ULA's split is above $p_{10}$'s: 0.435 against 0.406.
 #
 # At every level the chains' split is within 1.3 binomial standard errors of ULA's stationary
-# split, and the spreads agree to within 0.1. What that shows depends on how long a level lasts.
-# Down to σ = 0.77 a level lasts 59.9 or more time units (the T·εᵢ column), longer than the
-# relaxation time τ between the modes of $p$ itself (Exercise 3 reads it off section 4's trace;
-# noise lowers the barrier, so it is shorter at these levels): there each level brings the chains to
-# ULA's own law at that level, and that law is biased. Below, a level is too short for chains to
-# cross (21.5 time units at σ = 0.46, 1.0 at σ = 0.10), and the agreement says only that the split
-# they arrive with is already close to targets that barely move (0.108 to 0.101). The bias falls
+# split, and the spreads agree to within 0.1. What that shows depends on how long a level lasts
+# (the T·εᵢ column). At the upper levels, 59.9 time units or more down to σ = 0.77, and still at
+# σ = 0.46, where the split moves from 0.120 to 0.110 towards ULA's 0.108, the chains follow ULA's
+# own law at each level, and that law is biased. From σ = 0.28 down a level lasts at most 7.7 time
+# units and the targets barely move (0.103 to 0.101), so there the agreement mostly says that the
+# split the chains arrive with is already close. The bias falls
 # with the per-mode ratio εᵢ/vᵢ, 0.63, 0.37 and 0.18 at σ = 1.29, 0.77 and 0.46, where ULA's
 # split is 0.178, 0.127 and 0.108 against $p_\sigma$'s 0.127, 0.107 and 0.103. From σ = 0.28 on,
 # εᵢ/vᵢ is below 0.1 and ULA's split is within 0.002 of $p_\sigma$'s.
@@ -927,8 +926,10 @@ for s, (before, after, *_) in denoising.items():
 # <details><summary>Model answer</summary>
 #
 # With drift $b = \nabla p$ the flux is $J = \rho\nabla p - \nabla\rho = -\rho\,\nabla(\log\rho - p)$,
-# which vanishes at $\rho\propto e^{p}$: the chain would sample $e^{p}$, not $p$, and since
-# $p = \tilde p/Z$ the result would depend on the normaliser $Z$. With $\nabla\log p = \nabla\tilde p/\tilde p$,
+# which vanishes at $\rho\propto e^{p}$. But $e^{p}\to1$ far from the data, so it cannot be
+# normalised on $\mathbb R^d$: the chain has no stationary distribution at all (far out its
+# drift is nearly zero and it wanders off like a Brownian motion). Even on a bounded domain it
+# would sample $e^{\tilde p/Z}$, which depends on the normaliser $Z$ of $p = \tilde p/Z$. With $\nabla\log p = \nabla\tilde p/\tilde p$,
 # $Z$ cancels in the ratio.
 #
 # </details>
@@ -1042,7 +1043,8 @@ for s, (before, after, *_) in denoising.items():
 #   and depend on the training seed (three seeds); of the regions around the modes they are
 #   largest, or nearly so, in the gap (the far tails are worse still), and the mode weights its
 #   score implies vary with the seed. The same network regressed on the exact score of $p_\sigma$
-#   from the same kind of samples is accurate: scarce data hurt through DSM's noisy target. In
+#   from the same kind of samples is accurate: at σ = 0.05 it is DSM's noisy target, not the
+#   amount of data alone, that fails. In
 #   one dimension (or for any gradient field), once mixed and at
 #   small ε, Langevin samples the density a wrong score implies, if that density can be
 #   normalised.
@@ -1054,9 +1056,9 @@ for s, (before, after, *_) in denoising.items():
 #   for the left mode's weight 0.10 (one noise draw); plain Langevin gives 0.404 at ε = 0.01 and
 #   0.116 ± 0.005 at ε = 0.3 (the best step, picked after the fact), close to ULA's stationary
 #   0.113 there. Its paired difference from annealing, 0.014 ± 0.007, is not resolved.
-# - At the levels long enough for a chain to cross between the modes (σ ≥ 0.77 here), the
-#   annealed chains reach ULA's own stationary law, computed on a grid; below, they keep the
-#   split they arrive with, already close to targets that barely move. With
+# - The annealed chains' split stays within 1.3 binomial standard errors of ULA's own stationary
+#   law at every level, computed on a grid; down to σ ≈ 0.46 the levels are long enough for the
+#   split to move towards it, below that the targets barely move. With
 #   step_size/σ_L² = 1 that law is wider than $p_\sigma$ and puts too much mass left of 0 while
 #   the per-mode ratio εᵢ/vᵢ is large.
 # - A learned σ-conditioned network, for one training seed, ends at 0.076; swapping in the exact
