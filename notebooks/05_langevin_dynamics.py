@@ -609,7 +609,10 @@ check_annealed_langevin_loop(annealed_langevin_loop)
 # finite).
 #
 # Two other numbers say more about what a level does. One is the level's Langevin time
-# $T\varepsilon_i$ against its relaxation time (§4a): it says how far the level equilibrates. The
+# $T\varepsilon_i$ against that level's relaxation time: it says how far the level equilibrates.
+# §4a measures a relaxation time only for $p$ itself; at the upper levels, where the noise lowers
+# the barrier between the modes, it is shorter, and this lesson does not measure it level by
+# level. The
 # other is ULA's bias there. It is small when $\varepsilon_i/v_i\ll 1$, where $v_i$ is the variance
 # of one bump of $p_{\sigma_i}$ (§1). While $p_{\sigma_i}$ has one mode, $v_i = \operatorname{Var}p_{\sigma_i}$.
 # Once it has two, $v_i$ is a mode's variance, $1 + \sigma_i^2$ here, not $\operatorname{Var}p_{\sigma_i}$,
@@ -928,7 +931,8 @@ for s, (before, after, *_) in denoising.items():
 # With drift $b = \nabla p$ the flux is $J = \rho\nabla p - \nabla\rho = -\rho\,\nabla(\log\rho - p)$,
 # which vanishes at $\rho\propto e^{p}$. But $e^{p}\to1$ far from the data, so it cannot be
 # normalised on $\mathbb R^d$: the chain has no stationary distribution at all (far out its
-# drift is nearly zero and it wanders off like a Brownian motion). Even on a bounded domain it
+# drift is nearly zero and it moves like a Brownian motion, which has no stationary probability
+# distribution either). Even on a bounded domain it
 # would sample $e^{\tilde p/Z}$, which depends on the normaliser $Z$ of $p = \tilde p/Z$. With $\nabla\log p = \nabla\tilde p/\tilde p$,
 # $Z$ cancels in the ratio.
 #
@@ -1063,4 +1067,5 @@ for s, (before, after, *_) in denoising.items():
 #   the per-mode ratio εᵢ/vᵢ is large.
 # - A learned σ-conditioned network, for one training seed, ends at 0.076; swapping in the exact
 #   score level by level puts the shortfall at σ ≈ 0.77 and 0.46, not at the top levels. A final
-#   Tweedie step removes the last level's noise.
+#   Tweedie step replaces each sample by its posterior mean: it removes the last level's noise
+#   and narrows each mode slightly (§5c).
