@@ -574,8 +574,9 @@ print("two random halves of the held-out digits: FD", re.search(r"the FD is ([\d
 
 # %% [markdown]
 # At n = 1,000 annealed Langevin scores 24.5 and the course's Heun sampler 26.9, against
-# 12.2 ± 3.4 between two random halves of the real digits: both are about twice that floor, and
-# they are within one split-to-split SD of each other.
+# 12.2 ± 3.4 between two random halves of the real digits: both are about twice that floor. The
+# two samplers were scored against the same reference digits, one draw of samples each, and no
+# error bar for their difference was recorded, so these rows do not rank them.
 #
 # **Are the samples new digits, and why anneal at all?** Two checks. On a finite training set
 # the DSM optimum is the score of the Parzen density of the training set (lesson 04 §1 and §4), whose
@@ -757,8 +758,8 @@ plt.show()
 # With 35 evaluations, about a ninth of annealed Langevin's 301, the digits are recognisable,
 # though to the eye more of them are malformed than in section 5's grid; the FD of these 64 is
 # about two SDs of the 64-real-digit row above that row (148.1 against 107.6 ± 19.8), where the
-# annealed samples scored 108.4. One draw of 64 cannot rank the two samplers, and at n = 1,000
-# (section 5) they are within one split-to-split SD (26.9 against 24.5); `churn=0` is the
+# annealed samples scored 108.4. One draw of 64 cannot rank the two samplers, nor do the
+# 1,000-sample rows of section 5 (26.9 against 24.5, without an error bar for the difference); `churn=0` is the
 # plain ODE solver of lesson 07, and `benchmarks/mnist/quality.py` scores all three, beside the
 # other samplers, on 1,000 samples.
 #
@@ -786,7 +787,8 @@ for k in (0, 5, 10, n_states - 1):
 # gives us $\nabla\log p_\sigma$ at every level of its schedule. Add noise to 500 held-out digits
 # (never seen in training) at four levels and denoise in one network evaluation each. For
 # the noisy images the mean squared error per pixel is σ² on average; Tweedie's estimate should
-# be far below.
+# be far below, though σ² is a weak yardstick at large σ, where even the mean training image
+# does far better.
 
 # %%
 tweedie_levels = [float(ck.sigmas[k]) for k in (9, 7, 5, 3)]
