@@ -787,8 +787,8 @@ for k in (0, 5, 10, n_states - 1):
 # gives us $\nabla\log p_\sigma$ at every level of its schedule. Add noise to 500 held-out digits
 # (never seen in training) at four levels and denoise in one network evaluation each. For
 # the noisy images the mean squared error per pixel is σ² on average; Tweedie's estimate should
-# be far below, though σ² is a weak yardstick at large σ, where even the mean training image
-# does far better.
+# be far below, though σ² is a weak yardstick at large σ: any denoiser that shrinks towards the
+# data's mean beats it there.
 
 # %%
 tweedie_levels = [float(ck.sigmas[k]) for k in (9, 7, 5, 3)]
