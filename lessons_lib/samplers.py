@@ -48,15 +48,17 @@ from ._validate import (
     as_tensor,
     require_batch,
     require_bool,
+    require_callable,
     require_choice,
     require_count,
     require_positive,
+    require_real,
     require_same_shape,
 )
 from .noise import validate_sigmas
 
 __all__ = ["langevin", "mala", "mala_log_acceptance", "annealed_langevin", "annealed_inpainting", "langevin_step",
-           "DivergenceError"]
+           "ula_stationary_1d", "DivergenceError"]
 
 Tensor = torch.Tensor
 
@@ -110,6 +112,31 @@ def langevin(
         x = langevin_step(x, s, eps, z)
         trajectory.add(x, t)
     return trajectory.result(x)
+
+
+def ula_stationary_1d(score_fn: Callable[[Tensor], Tensor], step_size: float, centre: float, half_width: float,
+                      n_cells: int = 500) -> tuple[Tensor, Tensor]:
+    r"""ULA's stationary law in one dimension, computed rather than sampled: ``(x, prob)``, the
+    centres of ``n_cells`` equal cells covering centre ± ``half_width`` (shifted so that 0 is a cell
+    edge) and their probabilities (float64, summing to 1).
+
+    One step moves a chain at x to :math:`\mathcal N(x + \varepsilon s(x), 2\varepsilon)`; on the grid
+    that is a transition matrix K (row j: a softmax of the Gaussian log-density from cell j), and
+    the stationary vector solves :math:`\pi = K^\top\pi`, :math:`\sum\pi = 1`. For a Gaussian of
+    variance v it has variance :math:`2v/(2 - \varepsilon/v)`, the Gaussian analysis of lesson 05.
+    The grid must cover the law's mass: a chain leaving it is not represented."""
+    require_callable(score_fn, "score_fn")
+    eps = require_positive(step_size, "step_size")
+    centre = require_real(centre, "centre")
+    half = require_positive(half_width, "half_width")
+    n = require_count(n_cells, "n_cells", minimum=2)
+    h = 2 * half / n
+    x = h * (torch.arange(n, dtype=torch.float64) + 0.5 + round((centre - half) / h))
+    mean = x + eps * require_same_shape(score_fn(x[:, None]), x[:, None], "score_fn")[:, 0].double()
+    kernel = torch.softmax(-(x[None, :] - mean[:, None]) ** 2 / (4 * eps), dim=1)
+    system = kernel.T - torch.eye(n, dtype=torch.float64)
+    system[-1] = 1.0  # Σπ = 1 in place of one of the (linearly dependent) balance equations
+    return x, torch.linalg.solve(system, torch.eye(n, dtype=torch.float64)[-1])
 
 
 def mala_log_acceptance(log_prob: Callable[[Tensor], Tensor], score_fn: Callable[[Tensor], Tensor], x: Tensor,

@@ -546,7 +546,7 @@ def ode_log_likelihood(
     score_and_trace = _score_and_trace_fn(score_fn, x, divergence, n_projections, generator)
 
     def velocity_and_divergence(y: Tensor, t: float) -> tuple[Tensor, Tensor]:
-        """f = −½g²s and ∇·f = −½g²·tr∇ₓs at (y, t), from one evaluation of the network."""
+        """f = −½g²s and ∇·f = −½g²·tr∇ₓs at (y, t); with Hutchinson, from one network evaluation."""
         score, trace = score_and_trace(y, sde.sigma(t))
         return -0.5 * sde.g(t) ** 2 * score, -0.5 * sde.g(t) ** 2 * trace
 

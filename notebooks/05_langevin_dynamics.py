@@ -55,7 +55,7 @@ from lessons_lib.explorers import LangevinExplorer
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import plot_density_2d, plot_samples
-from lessons_lib.samplers import DivergenceError, annealed_langevin, langevin, mala
+from lessons_lib.samplers import DivergenceError, annealed_langevin, langevin, mala, ula_stationary_1d
 from lessons_lib.stats import mean_and_se
 from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.training import train
@@ -621,8 +621,8 @@ check_annealed_langevin_loop(annealed_langevin_loop)
 # To see the bias itself, we compute ULA's stationary law at each level, with the exact score
 # and the level's step. In one dimension this is cheap. On a fine grid, one ULA step is a
 # transition matrix (from $x$ to $\mathcal N(x + \varepsilon_i s(x), 2\varepsilon_i)$), and its
-# stationary vector solves a linear system. One printed line checks the grid against §1's
-# formula.
+# stationary vector solves a linear system (`ula_stationary_1d`, tested against §1's formula and
+# against long chains). One printed line repeats the check against §1's formula.
 #
 # Here step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We use the exact
 # $\nabla\log p_\sigma$ (a learned one comes in 5b), from the same broad start and with the same
@@ -651,24 +651,11 @@ def n_modes(s):
     return int(((d[1:-1] > d[:-2]) & (d[1:-1] > d[2:])).sum())
 
 
-def ula_stationary(score, eps, centre, half, n=500):
-    """ULA's stationary law at step eps for a 1-D score: n grid cells on centre ± half (0 on a cell
-    edge), and their probabilities. One step moves a chain at x to N(x + eps·s(x), 2 eps); on the grid
-    that is a transition matrix K, and the stationary vector solves π = Kᵀπ with Σπ = 1."""
-    h = 2 * half / n
-    x = h * (torch.arange(n, dtype=torch.float64) + 0.5 + round((centre - half) / h))
-    mean = x + eps * score(x[:, None])[:, 0]
-    kernel = torch.softmax(-(x[None, :] - mean[:, None]) ** 2 / (4 * eps), dim=1)  # row j: one step from x_j
-    system = kernel.T - torch.eye(n, dtype=torch.float64)
-    system[-1] = 1.0  # Σπ = 1 in place of one of the (linearly dependent) balance equations
-    return x, torch.linalg.solve(system, torch.eye(n, dtype=torch.float64)[-1])
-
-
 def variance_of(x, prob):
     return (prob * (x - (prob * x).sum()) ** 2).sum().item()
 
 
-grid_check = variance_of(*ula_stationary(gauss.score, 0.5, 0.0, 12.0))  # §1: 2v/(2 - ε/v) = 1.333 at v = 1
+grid_check = variance_of(*ula_stationary_1d(gauss.score, 0.5, 0.0, 12.0))  # §1: 2v/(2 - ε/v) = 1.333 at v = 1
 centre = p1.mean().item()
 per_level = []
 for i, s in enumerate(sigmas.tolist()):
@@ -677,7 +664,7 @@ for i, s in enumerate(sigmas.tolist()):
     rms_score = p1_noisy_score(at, s).pow(2).mean().sqrt().item()
     modes = n_modes(s)
     v = var_p + s**2 if modes == 1 else p1.covs[0, 0, 0].item() + s**2  # a bump's variance
-    grid, prob = ula_stationary(p1.perturbed(s).score, eps, centre, 4 + 10 * math.sqrt(1 + s**2))
+    grid, prob = ula_stationary_1d(p1.perturbed(s).score, eps, centre, 4 + 10 * math.sqrt(1 + s**2))
     per_level.append(dict(sigma=s, modes=modes, ratio=eps / v, time=100 * eps, spread=levels[i + 1].var().item() / (var_p + s**2),
                           spread_ula=variance_of(grid, prob) / (var_p + s**2), sigma_rms=s * rms_score,
                           left=(levels[i + 1] < 0).double().mean().item(), left_ula=prob[grid < 0].sum().item(),
@@ -689,7 +676,7 @@ for eps in (0.1, 0.3, 1.0):
     plain_by_eps[eps] = langevin(p1.score, broad, eps, 1000, generator=make_generator(7))
 plain_left_ula = {}
 for eps in plain_by_eps:
-    grid, prob = ula_stationary(p1.score, eps, centre, 14.0)
+    grid, prob = ula_stationary_1d(p1.score, eps, centre, 14.0)
     plain_left_ula[eps] = prob[grid < 0].sum().item()
 
 # %%

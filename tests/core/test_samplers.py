@@ -7,7 +7,14 @@ import torch
 
 from lessons_lib.densities import Gaussian
 from lessons_lib.noise import geometric_sigmas
-from lessons_lib.samplers import DivergenceError, annealed_inpainting, annealed_langevin, langevin, langevin_step
+from lessons_lib.samplers import (
+    DivergenceError,
+    annealed_inpainting,
+    annealed_langevin,
+    langevin,
+    langevin_step,
+    ula_stationary_1d,
+)
 from lessons_lib.toy_data import mixture_1d
 
 
@@ -264,3 +271,31 @@ def test_annealed_inpainting_rejects_bad_masks():
         annealed_inpainting(score, torch.zeros(2, 3), torch.tensor([0.5, 1.0, 0.0]), [1.0, 0.5])
     with pytest.raises(ValueError, match="broadcast"):
         annealed_inpainting(score, torch.zeros(2, 3), torch.ones(4), [1.0, 0.5])
+
+
+@pytest.mark.parametrize("v, eps", [(1.0, 0.5), (0.3, 0.1), (2.0, 0.01)])
+def test_ula_stationary_1d_has_the_gaussian_closed_form(v, eps):
+    x, prob = ula_stationary_1d(lambda y: -y / v, eps, 0.0, 12 * math.sqrt(v))
+    assert prob.sum().item() == pytest.approx(1.0, abs=1e-12)
+    mean = (prob * x).sum()
+    assert mean.item() == pytest.approx(0.0, abs=1e-9)
+    assert (prob * (x - mean) ** 2).sum().item() == pytest.approx(2 * v / (2 - eps / v), rel=1e-4)
+
+
+def test_ula_stationary_1d_matches_long_chains_on_the_mixture():
+    target, eps = mixture_1d(), 0.3
+    x, prob = ula_stationary_1d(target.score, eps, target.mean().item(), 14.0)
+    g = torch.Generator().manual_seed(3)
+    chains = langevin(target.score, target.sample(20_000, generator=g), eps, 2000, generator=g)
+    left = (chains < 0).double().mean().item()
+    assert prob[x < 0].sum().item() == pytest.approx(left, abs=4 * math.sqrt(left * (1 - left) / 20_000))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(step_size=0.0), "step_size"), (dict(half_width=-1.0), "half_width"), (dict(n_cells=1), "n_cells"),
+    (dict(score_fn=lambda y: y[:, :0]), "score_fn"),
+])
+def test_ula_stationary_1d_refuses_bad_input(kwargs, match):
+    args = dict(score_fn=lambda y: -y, step_size=0.1, centre=0.0, half_width=5.0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        ula_stationary_1d(**args)
