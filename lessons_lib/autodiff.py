@@ -4,8 +4,8 @@ r"""Derivatives that score matching needs: scores by autograd, and the trace of 
   :math:`s_\theta(x) = -\nabla_x E_\theta(x)`: the normaliser :math:`Z_\theta` does not depend on
   :math:`x`, so it vanishes under :math:`\nabla_x`.
 * Implicit score matching needs :math:`\operatorname{tr}\nabla_x s_\theta(x)`, the divergence of
-  the score field. :func:`jacobian_trace` computes it exactly with ``torch.func`` (one
-  Jacobian of size D×D per sample); :func:`hutchinson_trace` estimates it with random
+  the score field. :func:`jacobian_trace` computes it exactly (D vector-Jacobian products per
+  sample, one batched backward call); :func:`hutchinson_trace` estimates it with random
   projections, :math:`\operatorname{tr}A = \mathbb E_v[v^\top A v]` for any :math:`v` with
   :math:`\mathbb E[vv^\top] = I` (Rademacher ±1 entries or standard Gaussian).
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.func import jacrev, vmap
 
 from ._validate import (
     as_tensor,
@@ -77,16 +76,6 @@ def score_from_energy(energy: Callable[[Tensor], Tensor]) -> Callable[[Tensor], 
     return score
 
 
-def _per_sample(f: Callable[[Tensor], Tensor]) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
-    """Wrap a batch function as a single-sample one returning (output, output) for has_aux."""
-
-    def single(xi: Tensor):
-        out = f(xi.unsqueeze(0)).squeeze(0)
-        return out, out
-
-    return single
-
-
 def jacobian_trace(
     f: Callable[[Tensor], Tensor],
     x: Tensor,
@@ -96,18 +85,39 @@ def jacobian_trace(
 ):
     """Exact tr(∂f/∂x) for every sample in the batch: shape (B,).
 
-    Uses ``vmap(jacrev(f))`` from torch.func, so the cost is D backward passes per sample and
-    the memory D² numbers per sample (D = number of entries in one sample); ``chunk_size``
-    bounds how many of the D rows are computed at once. The result is differentiable with
-    respect to the parameters of ``f`` (it can be used in a loss). With ``return_output=True``
-    returns ``(trace, f(x))`` from the same evaluation.
+    One evaluation of ``f`` on the batch, then D vector-Jacobian products with the basis vectors
+    e₁ … e_D (D = number of entries in one sample), batched into one backward call
+    (``is_grads_batched``); the i-th product's entry i is ∂fᵢ/∂xᵢ for every sample at once,
+    because each output row depends only on its own input row. The cost is D backward passes per
+    sample and the memory D² numbers per sample; ``chunk_size`` bounds how many of the D products
+    are computed at once. Where gradients are enabled the result is differentiable with respect
+    to the parameters of ``f`` (it can be used in a loss). With ``return_output=True`` returns
+    ``(trace, f(x))`` from the same evaluation.
     """
     x = require_batch(x)
     require_callable(f, "f")
-    jac, out = vmap(jacrev(_per_sample(f), has_aux=True, chunk_size=chunk_size))(x)
-    require_same_shape(out, x, "f")
-    d = x[0].numel()
-    trace = jac.reshape(x.shape[0], d, d).diagonal(dim1=-2, dim2=-1).sum(-1)
+    if chunk_size is not None:
+        chunk_size = require_count(chunk_size, "chunk_size")
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        x_in = x if x.requires_grad else x.detach().requires_grad_(True)
+        out = require_same_shape(f(x_in), x_in, "f")
+        b, d = x.shape[0], x[0].numel()
+        step = chunk_size or d
+        if not out.requires_grad:  # f does not depend on x
+            return (torch.zeros(b, dtype=out.dtype, device=out.device), out) if return_output else out.new_zeros(b)
+        diagonal = []
+        for start in range(0, d, step):
+            rows = torch.arange(start, min(start + step, d), device=x.device)
+            basis = torch.zeros(len(rows), b, d, dtype=out.dtype, device=out.device)
+            basis[torch.arange(len(rows)), :, rows] = 1.0
+            (vjp,) = torch.autograd.grad(out, x_in, grad_outputs=basis.reshape(len(rows), *out.shape),
+                                         create_graph=create_graph, retain_graph=True, is_grads_batched=True,
+                                         allow_unused=True, materialize_grads=True)
+            diagonal.append(vjp.reshape(len(rows), b, d)[torch.arange(len(rows)), :, rows])
+        trace = torch.cat(diagonal).sum(0)
+    if not create_graph:
+        out = out.detach()
     return (trace, out) if return_output else trace
 
 

@@ -674,7 +674,7 @@ print("ReLU energy: max |autograd Laplacian| over 1 000 samples:",
 # The term $\operatorname{tr}\nabla_x s_\theta(x) = \sum_{i=1}^d \partial s_{\theta,i}/\partial x_i$
 # needs the diagonal of the $d\times d$ Jacobian. Reverse-mode autodiff produces one *row* of it
 # per backward pass, so the exact trace costs $d$ backward passes per sample
-# (`jacobian_trace` batches them with `torch.func.vmap(jacrev(...))`, but the work is still
+# (`jacobian_trace` hands all $d$ of them to one batched backward call, but the work is still
 # there). For an MLP of width $h$, one backward pass costs $O(dh + h^2)$, so an ISM step costs
 # $O(d^2 h + d h^2)$: between linear and quadratic in $d$.
 #
@@ -715,7 +715,7 @@ plt.show()
 
 # %% [markdown]
 # For small $d$ an ISM step already costs more than a DSM step: the double backward pass has a cost of
-# its own, and so does the vmapped Jacobian's bookkeeping (this lesson does not separate the two);
+# its own, and so does the batched backward call's bookkeeping (this lesson does not separate the two);
 # at small $d$ such fixed costs dominate, and the local slopes there say little. As $d$ grows the
 # curve steepens. The operation count $2d^2h + dh^2$ (one backward pass through the layers
 # $d\to h$, $h\to h$ and $h\to d$ costs about $2dh + h^2$, and there are $d$ of them) predicts the
@@ -723,7 +723,7 @@ plt.show()
 # of 5 timed steps, so this lesson cannot say how much of their difference from the count is
 # noise and how much is real (materialising $B\cdot d$ copies of the activations and $B\cdot d^2$
 # Jacobian entries would add cost the count leaves out); what the printout shows is that at large
-# $d$ the time grows roughly like $d^2$.
+# $d$ the time grows much faster than $d$, with a slope of the same size as the count's.
 # The grey reference lines are drawn through the $d = 512$ point, so they meet the curve there
 # by construction: only their slopes carry information. A 28×28 image has $d = 784$, where exact
 # ISM is expensive; a 256×256 colour image has $d\approx 2\times10^5$, where it is out of reach.
@@ -913,13 +913,13 @@ check_ebm_ism_loss(ebm_ism_loss)
 #
 # <details><summary>Model answer</summary>
 #
-# At the largest dimensions timed the time grows roughly like $d^2$ or a little faster, so from the
-# time $t_{512}$ printed for $d = 512$ a step at $d = 784$ costs about
-# $(784/512)^{2}\,t_{512} \approx 2.3\,t_{512}$ to $(784/512)^{2.2}\,t_{512} \approx 2.6\,t_{512}$ — on
+# At the largest dimensions timed the printed local slope is near 2 (the operation count's is
+# below 2), so from the time $t_{512}$ printed for $d = 512$ a step at $d = 784$ costs about
+# $(784/512)^{2}\,t_{512} \approx 2.3\,t_{512}$ or a little less — on
 # the order of seconds for this small MLP on one thread (with a convolutional network and a
 # realistic batch, far more), so thousands of steps take hours. The printed timings are for the
-# library's batched `vmap(jacrev(...))`; a Python loop of $d$ backward passes, like yours, was not
-# timed and may be faster or slower. Instead, estimate the trace
+# library's single batched backward call; a Python loop of $d$ backward passes, like yours, was
+# not timed and may be faster or slower. Instead, estimate the trace
 # with random projections (sliced score matching, lesson 3: one backward pass per projection),
 # or avoid it entirely with denoising score matching (lesson 4).
 #

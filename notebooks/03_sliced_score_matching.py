@@ -517,8 +517,8 @@ print(f"median diagonal share of the symmetric Jacobian at the trained model: {s
 # with $d$ (section 5 times one step against $d$). In $d = 100$, fit `ScoreMLP(100, hidden=128)`
 # to a Gaussian with independent coordinates
 # (variances from 0.5 to 2, so the true score is known) by ISM and by SSM-VR, giving each **the
-# same wall-clock time** (after one untimed warm-up step each, which also absorbs `torch.func`'s
-# first-call cost), and grade both with ESM on 5 000 fresh samples (the zero model's ESM is the
+# same wall-clock time** (after one untimed warm-up step each, which also absorbs one-off
+# first-call costs), and grade both with ESM on 5 000 fresh samples (the zero model's ESM is the
 # last number). The times and numbers depend on the machine and its load, and are not checked.
 
 # %%
@@ -546,8 +546,8 @@ print(f"zero model: ESM {0.5 * (big.score(x_big_test) ** 2).sum(-1).mean():.3f}"
 # %% [markdown]
 # In the same wall-clock time SSM-VR took many times as many steps as exact ISM (the printed counts).
 # ISM's exact trace needs 100 Jacobian rows per sample, about 100 times the arithmetic of one
-# projection; an ISM step costs fewer than 100 SSM-VR steps, but still many (`torch.func.vmap`
-# batches the rows, and both steps share costs that do not grow with $d$: the forward pass, the
+# projection; an ISM step costs fewer than 100 SSM-VR steps, but still many (one batched
+# backward call computes the rows, and both steps share costs that do not grow with $d$: the forward pass, the
 # optimiser, Python). In this run SSM-VR reached the lower ESM, while ISM had moved only part
 # of the way from the zero model. Both objectives have the same expectation; how much noisier an
 # SSM-VR gradient is than an ISM gradient in $d = 100$ is not measured here (section 4's ratios

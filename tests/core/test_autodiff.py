@@ -79,6 +79,15 @@ def test_exact_trace_of_a_linear_map_is_its_matrix_trace():
     torch.testing.assert_close(jacobian_trace(lambda v: v @ a.T, x), expected)
 
 
+def test_exact_trace_of_a_constant_map_is_zero_and_differentiable_in_x():
+    x = torch.randn(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(jacobian_trace(lambda v: torch.ones_like(v), x), torch.zeros(3, dtype=torch.float64))
+    # f(x) = x³ entrywise: tr ∂f/∂x = 3 Σ xᵢ², whose gradient in x is 6x
+    x.requires_grad_(True)
+    jacobian_trace(lambda v: v**3, x).sum().backward()
+    torch.testing.assert_close(x.grad, 6 * x.detach())
+
+
 def test_exact_trace_is_differentiable_in_the_parameters():
     torch.manual_seed(2)
     model = ScoreMLP(3, hidden=8).double()
