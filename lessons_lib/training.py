@@ -126,7 +126,7 @@ def train(
         raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     dev = get_device(device)
     model.to(dev).train()
-    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr, foreach=True)  # one kernel per update, same numbers
+    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     if ema is None and ema_decay is not None:
         ema = ema_model(model, ema_decay)
     rank, world = process_rank()
