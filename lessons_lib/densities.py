@@ -325,7 +325,10 @@ def density_from_score_1d(score_fn, xs: torch.Tensor) -> torch.Tensor:
     .. math:: \log p(x) = \log p(x_0) + \int_{x_0}^{x} s(u)\,du ,
 
     and the constant is fixed by :math:`\int p = 1`. Both integrals use the trapezoid rule on
-    ``xs``, so the grid must cover the mass and be fine enough for the score.
+    ``xs``, so the grid must cover the mass and be fine enough for the score. The normalisation is
+    over the grid only: for a score whose :math:`e^{\int s}` is not integrable on the line (a
+    learned score that turns back towards −∞ or +∞ far from the data), the result depends on the
+    grid's range, and masses read off it describe that window, not a density.
 
     ``score_fn`` maps points of shape (n, 1) to scores of shape (n, 1) (a ``ScoreMLP(1)``, a
     density's ``score``...); ``xs`` is a strictly increasing grid of shape (n,). Returns the

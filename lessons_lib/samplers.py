@@ -58,7 +58,7 @@ from ._validate import (
 from .noise import validate_sigmas
 
 __all__ = ["langevin", "mala", "mala_log_acceptance", "annealed_langevin", "annealed_inpainting", "langevin_step",
-           "ula_stationary_1d", "DivergenceError"]
+           "ula_stationary_1d", "ula_relaxation_time_1d", "DivergenceError"]
 
 Tensor = torch.Tensor
 
@@ -114,6 +114,19 @@ def langevin(
     return trajectory.result(x)
 
 
+def _ula_grid_kernel_1d(score_fn, step_size, centre, half_width, n_cells):
+    """The cell centres x, ULA's transition matrix K on them (row j: where a chain at x_j goes) and ε."""
+    require_callable(score_fn, "score_fn")
+    eps = require_positive(step_size, "step_size")
+    centre = require_real(centre, "centre")
+    half = require_positive(half_width, "half_width")
+    n = require_count(n_cells, "n_cells", minimum=2)
+    h = 2 * half / n
+    x = h * (torch.arange(n, dtype=torch.float64) + 0.5 + round((centre - half) / h))
+    mean = x + eps * require_same_shape(score_fn(x[:, None]), x[:, None], "score_fn")[:, 0].double()
+    return x, torch.softmax(-(x[None, :] - mean[:, None]) ** 2 / (4 * eps), dim=1), eps
+
+
 def ula_stationary_1d(score_fn: Callable[[Tensor], Tensor], step_size: float, centre: float, half_width: float,
                       n_cells: int = 500) -> tuple[Tensor, Tensor]:
     r"""ULA's stationary law in one dimension, computed rather than sampled: ``(x, prob)``, the
@@ -125,18 +138,28 @@ def ula_stationary_1d(score_fn: Callable[[Tensor], Tensor], step_size: float, ce
     the stationary vector solves :math:`\pi = K^\top\pi`, :math:`\sum\pi = 1`. For a Gaussian of
     variance v it has variance :math:`2v/(2 - \varepsilon/v)`, the Gaussian analysis of lesson 05.
     The grid must cover the law's mass: a chain leaving it is not represented."""
-    require_callable(score_fn, "score_fn")
-    eps = require_positive(step_size, "step_size")
-    centre = require_real(centre, "centre")
-    half = require_positive(half_width, "half_width")
-    n = require_count(n_cells, "n_cells", minimum=2)
-    h = 2 * half / n
-    x = h * (torch.arange(n, dtype=torch.float64) + 0.5 + round((centre - half) / h))
-    mean = x + eps * require_same_shape(score_fn(x[:, None]), x[:, None], "score_fn")[:, 0].double()
-    kernel = torch.softmax(-(x[None, :] - mean[:, None]) ** 2 / (4 * eps), dim=1)
+    x, kernel, _ = _ula_grid_kernel_1d(score_fn, step_size, centre, half_width, n_cells)
+    n = len(x)
     system = kernel.T - torch.eye(n, dtype=torch.float64)
     system[-1] = 1.0  # Σπ = 1 in place of one of the (linearly dependent) balance equations
     return x, torch.linalg.solve(system, torch.eye(n, dtype=torch.float64)[-1])
+
+
+def ula_relaxation_time_1d(score_fn: Callable[[Tensor], Tensor], step_size: float, centre: float,
+                           half_width: float, n_cells: int = 500) -> float:
+    r"""ULA's relaxation time in one dimension, in Langevin time (steps × ε), from the same grid
+    kernel K as :func:`ula_stationary_1d`:
+
+    .. math:: \tau = -\varepsilon / \ln|\lambda_2|,
+
+    λ₂ the eigenvalue of K of second-largest modulus (the largest is 1). After n steps the chain's
+    law is within a multiple of :math:`|\lambda_2|^n = e^{-n\varepsilon/\tau}` of the stationary
+    law. For a Gaussian of variance v one step multiplies x − μ by 1 − ε/v, so
+    :math:`\tau = -\varepsilon/\ln|1 - \varepsilon/v|`: v as ε → 0 (the diffusion's), shorter
+    for large ε. Between two separated modes τ is the time scale of crossings."""
+    _, kernel, eps = _ula_grid_kernel_1d(score_fn, step_size, centre, half_width, n_cells)
+    second = torch.linalg.eigvals(kernel).abs().sort(descending=True).values[1].item()
+    return math.inf if second >= 1.0 else (0.0 if second == 0.0 else -eps / math.log(second))
 
 
 def mala_log_acceptance(log_prob: Callable[[Tensor], Tensor], score_fn: Callable[[Tensor], Tensor], x: Tensor,

@@ -55,7 +55,8 @@ from lessons_lib.explorers import LangevinExplorer
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import plot_density_2d, plot_samples
-from lessons_lib.samplers import DivergenceError, annealed_langevin, langevin, mala, ula_stationary_1d
+from lessons_lib.samplers import (DivergenceError, annealed_langevin, langevin, mala, ula_relaxation_time_1d,
+                                  ula_stationary_1d)
 from lessons_lib.stats import mean_and_se
 from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.training import train
@@ -348,7 +349,8 @@ for eps, (f_ula, f_mala, acceptance) in ula_vs_mala.items():
 # ## 4. Failure modes, measured
 #
 # The running 1-D example $p = 0.1\,\mathcal N(-3,1) + 0.9\,\mathcal N(3,1)$ has two modes
-# separated by a region of low density: $p(0)/p(3)\approx e^{-4.5}$.
+# separated by a region of low density: between them $p$ falls to $0.007$ of its peak (at
+# $x\approx-0.4$).
 #
 # ### 4a. Slow mixing between modes
 #
@@ -452,7 +454,7 @@ print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomi
 sigma = 0.05
 seed_everything(0)
 small_sigma_model = ScoreMLP(1, hidden=64)
-fit = train(small_sigma_model, lambda model, batch, g: losses.dsm_loss(model, batch, sigma, generator=g), p1.sample,
+train(small_sigma_model, lambda model, batch, g: losses.dsm_loss(model, batch, sigma, generator=g), p1.sample,
             n_steps=1500, batch_size=256, lr=3e-3, progress=False)
 p1_sigma = p1.perturbed(sigma)
 
@@ -467,6 +469,7 @@ seed_everything(0)
 control_model = ScoreMLP(1, hidden=64)
 train(control_model, esm_on_noisy, p1.sample, n_steps=1500, batch_size=256, lr=3e-3, progress=False)
 xs = torch.linspace(-8, 8, 801)
+wide = torch.linspace(-40, 40, 4001)
 with torch.no_grad():
     learned = small_sigma_model(xs[:, None])[:, 0]
     control = control_model(xs[:, None])[:, 0]
@@ -480,45 +483,57 @@ scale_sigma = (p1.covs[:, 0, 0] + sigma**2).sqrt()
 gap_mass = (p1.weights * (torch.special.ndtr((1 - p1.means[:, 0]) / scale_sigma)
                           - torch.special.ndtr((-1 - p1.means[:, 0]) / scale_sigma))).sum().item()  # p_σ(|x| < 1)
 tail_mass = torch.trapezoid(torch.where(sparse, density, 0.0), xs).item()
-implied = density_from_score_1d(small_sigma_model, xs)
-implied_left = torch.trapezoid(implied[xs < 0], xs[xs < 0].double()).item()
-implied_control = density_from_score_1d(control_model, xs)
-implied_left_control = torch.trapezoid(implied_control[xs < 0], xs[xs < 0].double()).item()
-long_start = broad[:1000]
-with torch.no_grad():
-    learned_long = langevin(small_sigma_model, long_start, 0.05, 4000, generator=make_generator(8))
-true_long = langevin(p1.score, long_start, 0.05, 4000, generator=make_generator(8))
-dsm_by_seed = {0: (learned - true, implied_left)}  # the DSM run above: initialisation and data seed 0
+
+
+def left_mass(grid, prob):
+    return torch.trapezoid(prob[grid < 0], grid[grid < 0].double()).item()
+
+
+def implied_by(model):
+    """The score's errors per region, and what exp ∫ s implies: its mass left of 0 normalised on [-8, 8] and on
+    [-40, 40], and the largest x < -4 where the score is ≤ 0 (pointing away from the data; nan if none)."""
+    with torch.no_grad():
+        error = model(xs[:, None])[:, 0] - true
+        far = wide[wide < -4]
+        turns = far[model(far[:, None])[:, 0] <= 0]
+    return dict(error=error, left=left_mass(xs, density_from_score_1d(model, xs)),
+                left_wide=left_mass(wide, density_from_score_1d(model, wide)),
+                turn=turns.max().item() if len(turns) else math.nan)
+
+
+by_run = {"DSM, seed 0": implied_by(small_sigma_model), "control": implied_by(control_model)}
 with torch.random.fork_rng(devices=[]):  # two more training seeds, leaving the global generator as it was
     for train_seed in (1, 2):
         seed_everything(train_seed)
         other = ScoreMLP(1, hidden=64)
         train(other, lambda model, batch, g: losses.dsm_loss(model, batch, sigma, generator=g), p1.sample,
               n_steps=1500, batch_size=256, lr=3e-3, seed=train_seed, progress=False)
-        with torch.no_grad():
-            other_error = other(xs[:, None])[:, 0] - true
-        other_implied = density_from_score_1d(other, xs)
-        dsm_by_seed[train_seed] = (other_error, torch.trapezoid(other_implied[xs < 0], xs[xs < 0].double()).item())
+        by_run[f"DSM, seed {train_seed}"] = implied_by(other)
+implied = density_from_score_1d(small_sigma_model, xs)
+density_wide = torch.exp(p1_sigma.log_prob(wide[:, None]))
+long_start = broad[:1000]
+with torch.no_grad():
+    learned_long = langevin(small_sigma_model, long_start, 0.05, 4000, generator=make_generator(8))
+true_long = langevin(p1.score, long_start, 0.05, 4000, generator=make_generator(8))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"mean |learned - true score| {'DSM':>21s} {'control (exact target)':>23s}")
-for name, where in regions.items():
-    print(f"{name:24s} {(learned - true)[where].abs().mean():9.2f} {(control - true)[where].abs().mean():23.2f}")
 print(f"lowest p_σ in the gap, relative to its peak: {density[xs.abs() < 1].min() / density.max():.4f}")
 print(f"noisy training samples expected in the gap |x| < 1: {gap_mass * n_train_samples:,.0f}, in the far tails: "
       f"{tail_mass * n_train_samples:,.0f}, of {n_train_samples:,}")
-print(f"left-mode mass of the density the score implies: DSM {implied_left:.3f}, control {implied_left_control:.3f}"
-      "  (true 0.10)")
+print("mean |learned - true score| per region; exp ∫ s normalised on a window: its mass left of 0;")
+print(f"and the largest x < -4 where the score is ≤ 0 (nan: none). The true p_σ: left mass {left_mass(xs, density):.3f}"
+      f" on [-8, 8], {left_mass(wide, density_wide):.3f} on [-40, 40]")
+print(f"{'run':12s} " + " ".join(f"{name:>11s}" for name in ("light mode", "gap", "heavy mode", "tails"))
+      + f" {'left, [-8, 8]':>14s} {'[-40, 40]':>10s} {'score ≤ 0 at':>13s}")
+for name in ("DSM, seed 0", "DSM, seed 1", "DSM, seed 2", "control"):
+    r = by_run[name]
+    print(f"{name:12s} " + " ".join(f"{r['error'][where].abs().mean():11.2f}" for where in regions.values())
+          + f" {r['left']:14.3f} {r['left_wide']:10.3f} {r['turn']:13.1f}")
 f_true, f_learned = (true_long < 0).double().mean().item(), (learned_long < 0).double().mean().item()
 print(f"fraction left after 4000 steps of ε = 0.05, 1000 chains: true score {f_true:.3f} ± {binomial_se(f_true, 1000):.3f}, "
-      f"learned score {f_learned:.3f} ± {binomial_se(max(f_learned, 1e-3), 1000):.3f}")
-print("DSM by training seed: mean |learned - true score| per region, and the implied left-mode mass")
-print(f"{'seed':>4s} " + " ".join(f"{name:>12s}" for name in ("light mode", "gap", "heavy mode", "tails"))
-      + f" {'left mass':>10s}")
-for train_seed, (error, left) in dsm_by_seed.items():
-    print(f"{train_seed:4d} " + " ".join(f"{error[where].abs().mean():12.2f}" for where in regions.values())
-          + f" {left:10.3f}")
+      f"DSM seed 0 {f_learned:.3f} ± {binomial_se(max(f_learned, 1e-3), 1000):.3f};"
+      f" chains outside [-8, 8]: {(true_long.abs() > 8).sum().item()} and {(learned_long.abs() > 8).sum().item()}")
 
 # %%
 bins = np.linspace(-8, 8, 81)
@@ -530,16 +545,16 @@ ax_s.plot(xs, control, color="C2", ls=":", label="control: regression on the tru
 ax_s.set(xlabel="$x$", ylabel="score", ylim=(-8, 8), title="The DSM score at σ = 0.05 (training seed 0)")
 ax_s.legend(fontsize=8, loc="lower left")
 ax_h.hist(true_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, true score")
-ax_h.hist(learned_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, learned score")
+ax_h.hist(learned_long[:, 0], bins=bins, density=True, alpha=0.5, label="Langevin, DSM score")
 ax_h.plot(xs, density, color="k", lw=1, label=r"$p_\sigma$, σ = 0.05")
-ax_h.plot(xs, implied, color="C3", lw=1, ls="--", label="density implied by the learned score")
-ax_h.set(xlabel="$x$", ylabel="density", title="A long run samples the density the score implies")
+ax_h.plot(xs, implied, color="C3", lw=1, ls="--", label=r"$e^{\int s}$ of the DSM score, normalised on $[-8, 8]$")
+ax_h.set(xlabel="$x$", ylabel="density", title="After 4,000 steps of ε = 0.05 from the broad start")
 ax_h.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
 # With this training (constant learning rate, last iterate, no EMA) the DSM network's errors are
-# large and depend on the training seed (initialisation and data, last table): in the light
+# large and depend on the training seed (initialisation and data, the table): in the light
 # mode the mean error ranges from 0.26 to 0.70 over the three seeds. In all three, of the
 # three regions around the modes, the gap has the largest error, and the far tails are worse
 # still. These are the regions with the fewest samples; the gap is also where the true score
@@ -556,14 +571,20 @@ plt.show()
 # noise swamps the signal (lesson 04 §6). Explicit regression has no such noise, but needs the
 # true score. A decaying learning rate or an EMA, not tried here, might help DSM.
 #
-# The weights the DSM score implies are wrong for all three seeds: the implied left-mode mass
-# is 0.010 to 0.039, against 0.10 (for seeds 0 and 1 the light mode is nearly lost). Run long
-# enough, Langevin with the true score gets the weights right (0.100 ± 0.009). With the DSM
-# score of seed 0 it samples *the density its score implies*, once mixed: 0.008 ± 0.003 of the
-# chains end left of 0, against the implied 0.011 (in one dimension every score is the
-# derivative of some log-density). A score wrong between the modes and inside them implies
-# wrong weights,
-# which no amount of sampling can fix.
+# On the window [−8, 8], the density the DSM score implies ($e^{\int s}$ normalised there) puts
+# 0.010 to 0.039 on the left mode, against 0.10: for seeds 0 and 1 the light mode is nearly
+# lost. That is a statement about the window only. Far left of the data every DSM score turns
+# negative again (at $x$ = −21.2, −9.6 and −35.4), so $e^{\int s}$ grows without bound towards
+# −∞ and cannot be normalised on the line, and the windowed mass depends on the window: on
+# [−40, 40] it is 0.036, 1.000 and 0.039. The control's score has no such turn, and its implied
+# mass is 0.105 on both windows.
+#
+# Langevin with the true score gets the weights right in 4,000 steps (0.100 ± 0.009). With the
+# DSM score of seed 0 the same run ends with 0.008 ± 0.003 of the chains left of 0, and 5 of the
+# 1,000 chains have left [−8, 8]. The light mode is nearly lost in sampling too, and since
+# $e^{\int s}$ cannot be normalised, the Langevin diffusion with this score has no stationary
+# distribution for a longer run to approach. The error is in the score; sampling with it longer
+# cannot put the weights right.
 #
 # %% [markdown]
 # ## 5. Annealed Langevin dynamics
@@ -585,6 +606,9 @@ plt.show()
 #
 # (b) Write the sampler. `noise` has shape (L, T, *x.shape): use `noise[i, t]` at step t of
 # level i. `sigmas` is listed largest first. Return x after the last step of the last level.
+#
+# The check grades (a) through (b): it runs your sampler with the steps you chose. The paragraph
+# after the check derives them.
 
 # %%
 def annealed_langevin_loop(score_fn, x, sigmas, step_size, noise):
@@ -611,21 +635,22 @@ check_annealed_langevin_loop(annealed_langevin_loop)
 # the same loop with the noise drawn from a `generator` (and a check that the chains stay
 # finite).
 #
-# Two other numbers say more about what a level does. One is the level's Langevin time
-# $T\varepsilon_i$ against that level's relaxation time: it says how far the level equilibrates.
-# §4a measures a relaxation time only for $p$ itself; at the upper levels, where the noise lowers
-# the barrier between the modes, it is shorter, and this lesson does not measure it level by
-# level. The
-# other is ULA's bias there. It is small when $\varepsilon_i/v_i\ll 1$, where $v_i$ is the variance
-# of one bump of $p_{\sigma_i}$ (§1). While $p_{\sigma_i}$ has one mode, $v_i = \operatorname{Var}p_{\sigma_i}$.
-# Once it has two, $v_i$ is a mode's variance, $1 + \sigma_i^2$ here, not $\operatorname{Var}p_{\sigma_i}$,
-# which also holds the distance between the modes.
+# Two other numbers say more about what a level does. One is how many relaxation times it
+# lasts, its Langevin time $T\varepsilon_i$ over ULA's relaxation time $\tau_i$ at that level's step.
+# The other is ULA's bias there. It is small when $\varepsilon_i/v_i\ll 1$, where $v_i$ is the
+# variance of one bump of $p_{\sigma_i}$ (§1). While $p_{\sigma_i}$ has one mode,
+# $v_i = \operatorname{Var}p_{\sigma_i}$. Once it has two, $v_i$ is a mode's variance, $1 + \sigma_i^2$
+# here, not $\operatorname{Var}p_{\sigma_i}$, which also holds the distance between the modes.
 #
-# To see the bias itself, we compute ULA's stationary law at each level, with the exact score
-# and the level's step. In one dimension this is cheap. On a fine grid, one ULA step is a
-# transition matrix (from $x$ to $\mathcal N(x + \varepsilon_i s(x), 2\varepsilon_i)$), and its
-# stationary vector solves a linear system (`ula_stationary_1d`, tested against §1's formula and
-# against long chains). One printed line repeats the check against §1's formula.
+# In one dimension both can be computed rather than sampled. On a fine grid, one ULA step is a
+# transition matrix $K$ (from $x$ to $\mathcal N(x + \varepsilon_i s(x), 2\varepsilon_i)$). Its
+# stationary vector is ULA's stationary law (`ula_stationary_1d`, tested against §1's formula
+# and against long chains). Its eigenvalue of second-largest modulus $\lambda_2$ says how fast
+# any start approaches that law, by a factor $|\lambda_2|$ per step, hence
+# $\tau_i = -\varepsilon_i/\ln|\lambda_2|$ (`ula_relaxation_time_1d`). For a Gaussian of variance
+# $v$, $\lambda_2 = 1 - \varepsilon/v$: τ is close to $v$ for a small step and shorter for a large one.
+# Two printed lines check the grid, against §1's formula and against the τ that Exercise 3
+# reads off a trace.
 #
 # Here step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We use the exact
 # $\nabla\log p_\sigma$ (a learned one comes in 5b), from the same broad start and with the same
@@ -667,8 +692,11 @@ for i, s in enumerate(sigmas.tolist()):
     rms_score = p1_noisy_score(at, s).pow(2).mean().sqrt().item()
     modes = n_modes(s)
     v = var_p + s**2 if modes == 1 else p1.covs[0, 0, 0].item() + s**2  # a bump's variance
-    grid, prob = ula_stationary_1d(p1.perturbed(s).score, eps, centre, 4 + 10 * math.sqrt(1 + s**2))
-    per_level.append(dict(sigma=s, modes=modes, ratio=eps / v, time=100 * eps, spread=levels[i + 1].var().item() / (var_p + s**2),
+    half_width = 4 + 10 * math.sqrt(1 + s**2)
+    grid, prob = ula_stationary_1d(p1.perturbed(s).score, eps, centre, half_width)
+    tau = ula_relaxation_time_1d(p1.perturbed(s).score, eps, centre, half_width)
+    per_level.append(dict(sigma=s, modes=modes, eps=eps, ratio=eps / v, time=100 * eps, tau=tau,
+                          spread=levels[i + 1].var().item() / (var_p + s**2),
                           spread_ula=variance_of(grid, prob) / (var_p + s**2), sigma_rms=s * rms_score,
                           left=(levels[i + 1] < 0).double().mean().item(), left_ula=prob[grid < 0].sum().item(),
                           left_p=mass_left_of_0(s)))
@@ -677,33 +705,41 @@ for i, s in enumerate(sigmas.tolist()):
 plain_by_eps = {0.01: plain}
 for eps in (0.1, 0.3, 1.0):
     plain_by_eps[eps] = langevin(p1.score, broad, eps, 1000, generator=make_generator(7))
-plain_left_ula = {}
+plain_left_ula, plain_tau = {}, {}
 for eps in plain_by_eps:
     grid, prob = ula_stationary_1d(p1.score, eps, centre, 14.0)
     plain_left_ula[eps] = prob[grid < 0].sum().item()
+    plain_tau[eps] = ula_relaxation_time_1d(p1.score, eps, centre, 14.0)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"grid check, ULA's stationary variance for N(0, 1) at ε = 0.5: {grid_check:.3f} (§1's formula {2 / 1.5:.3f})")
-print("vᵢ: Var p_σᵢ at one-mode levels, a mode's variance 1 + σᵢ² at two-mode levels")
-print("T·εᵢ: the Langevin time a level lasts (T = 100 steps)")
-print("                                 Var / Var p_σᵢ          |      fraction left of 0")
-print(f"{'σᵢ':>6s} {'modes':>5s} {'T·εᵢ':>6s} {'εᵢ/vᵢ':>6s} {'chains':>7s} {'ULA stationary':>15s} {'σᵢ·RMS s':>9s} |"
-      f" {'chains':>7s} {'ULA stationary':>15s} {'p_σᵢ':>6s}")
+print(f"grid check, ULA's relaxation time for p at ε = 0.01: {plain_tau[0.01]:.1f} (Exercise 3 reads it off a trace)")
+print("vᵢ: Var p_σᵢ at one-mode levels, a mode's variance 1 + σᵢ² at two-mode levels;"
+      " T·εᵢ: the Langevin time a level lasts (T = 100 steps)")
+print("τᵢ: ULA's relaxation time at step εᵢ, from the grid kernel; T·εᵢ/τᵢ: the relaxation times a level lasts")
+print(f"{'σᵢ':>6s} {'modes':>5s} {'εᵢ':>8s} {'T·εᵢ':>8s} {'τᵢ':>6s} {'T·εᵢ/τᵢ':>8s} {'εᵢ/vᵢ':>6s} {'σᵢ·RMS s':>9s}")
 for r in per_level:
-    print(f"{r['sigma']:6.2f} {r['modes']:5d} {r['time']:6.1f} {r['ratio']:6.2f} {r['spread']:7.2f} {r['spread_ula']:15.2f}"
-          f" {r['sigma_rms']:9.2f} | {r['left']:7.3f} {r['left_ula']:15.3f} {r['left_p']:6.3f}")
+    print(f"{r['sigma']:6.2f} {r['modes']:5d} {r['eps']:8.3f} {r['time']:8.1f} {r['tau']:6.1f} {r['time'] / r['tau']:8.2f}"
+          f" {r['ratio']:6.2f} {r['sigma_rms']:9.2f}")
+print("\n            Var / Var p_σᵢ          |      fraction left of 0")
+print(f"{'σᵢ':>6s} {'chains':>7s} {'ULA stationary':>15s} | {'chains':>7s} {'ULA stationary':>15s} {'p_σᵢ':>6s}")
+for r in per_level:
+    print(f"{r['sigma']:6.2f} {r['spread']:7.2f} {r['spread_ula']:15.2f} | {r['left']:7.3f} {r['left_ula']:15.3f}"
+          f" {r['left_p']:6.3f}")
 z = [(r["left"] - r["left_ula"]) / binomial_se(r["left_ula"], n_chains) for r in per_level]
 print(f"chains' split minus ULA's stationary split, in binomial s.e.: from {min(z):+.1f} to {max(z):+.1f} over the levels")
 f_annealed = (annealed < 0).double().mean().item()
 print(f"\nannealed Langevin, 1,000 evaluations: fraction left {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
       f" (true weight 0.10); Langevin time Σ T·εᵢ = {100 * (sigmas**2).sum().item():,.0f}")
 print("plain Langevin, same start, 1,000 evaluations:")
-print(f"{'ε':>6s} {'Langevin time':>14s} {'fraction left':>16s} {'ULA stationary':>15s} {'right-mode Var ± s.e.':>22s}")
+print(f"{'ε':>6s} {'Langevin time':>14s} {'time / τ':>9s} {'fraction left':>16s} {'ULA stationary':>15s}"
+      f" {'right-mode Var ± s.e.':>22s}")
 for eps, x in plain_by_eps.items():
     f, right = (x < 0).double().mean().item(), x[x > 0]
     se_var = math.sqrt(2 / len(right)) * right.var().item()  # a Gaussian's variance, as in §1
-    print(f"{eps:6.2f} {1000 * eps:14.0f} {f:8.3f} ± {binomial_se(f, n_chains):.3f} {plain_left_ula[eps]:15.3f}"
+    print(f"{eps:6.2f} {1000 * eps:14.0f} {1000 * eps / plain_tau[eps]:9.1f} {f:8.3f} ± {binomial_se(f, n_chains):.3f}"
+          f" {plain_left_ula[eps]:15.3f}"
           f" {right.var().item():14.3f} ± {se_var:.3f}")
 best_eps = min(plain_by_eps, key=lambda e: abs((plain_by_eps[e] < 0).double().mean().item() - 0.1))
 edge, edge_se = mean_and_se((plain_by_eps[best_eps] < 0).double() - (annealed < 0).double())
@@ -728,21 +764,28 @@ ax_l.legend()
 plt.show()
 
 # %% [markdown]
-# Read the table top down. At σ = 10 the step is almost the whole variance (εᵢ/vᵢ = 0.96).
+# Read the tables top down. At σ = 10 the step is almost the whole variance (εᵢ/vᵢ = 0.96).
 # ULA's stationary law then has about twice the variance of $p_{10}$ (1.92, as §1's formula says for
 # one Gaussian), and the chains have that spread (1.88). A wider law also puts more mass on the
 # far side of 0 from the mean, so ULA's split is above $p_{10}$'s: 0.435 against 0.406.
 #
-# At every level the chains' split is within 1.3 binomial standard errors of ULA's stationary
-# split, and the spreads agree to within 0.1. What that shows depends on how long a level lasts
-# (the T·εᵢ column). At the upper levels, 59.9 time units or more down to σ = 0.77, and still at
-# σ = 0.46, where the split moves from 0.120 to 0.110 towards ULA's 0.108, the chains follow ULA's
-# own law at each level, and that law is biased. From σ = 0.28 down a level lasts at most 7.7 time
-# units and the targets barely move (0.103 to 0.101), so there the agreement mostly says that the
-# split the chains arrive with is already close. The bias falls
-# with the per-mode ratio εᵢ/vᵢ, 0.63, 0.37 and 0.18 at σ = 1.29, 0.77 and 0.46, where ULA's
-# split is 0.178, 0.127 and 0.108 against $p_\sigma$'s 0.127, 0.107 and 0.103. From σ = 0.28 on,
-# εᵢ/vᵢ is below 0.1 and ULA's split is within 0.002 of $p_\sigma$'s.
+# How far each level equilibrates is the T·εᵢ/τᵢ column. With εᵢ ∝ σᵢ² a top level's step is
+# comparable to its variance, so one step does most of a relaxation (at σ = 10, τᵢ = 31.7
+# against εᵢ = 100), and the top levels last hundreds of relaxation times. Down to σ = 0.77
+# every level lasts at least 3.5, so the chains end each level near ULA's stationary law for
+# it, and that law is biased. The σ = 0.46 level lasts 0.8 relaxation times: its split moves
+# from 0.120 to 0.110, towards ULA's 0.108. From σ = 0.28 down a level lasts 0.2 relaxation
+# times or less and the targets barely move (0.103 to 0.101). So the chains' agreement with
+# ULA's split, within 1.3 binomial standard errors at every level, is equilibration down to
+# σ = 0.77; below σ = 0.46 it mostly says that the split the chains arrive with is already
+# close.
+#
+# At the two-mode levels the bias falls with the per-mode ratio εᵢ/vᵢ: 0.63, 0.37 and 0.18 at
+# σ = 1.29, 0.77 and 0.46, where ULA's split is 0.178, 0.127 and 0.108 against $p_\sigma$'s
+# 0.127, 0.107 and 0.103. From σ = 0.28 on, εᵢ/vᵢ is below 0.1 and ULA's split is within 0.002
+# of $p_\sigma$'s. At the one-mode levels the ratio is no guide to the split: it falls from 0.96
+# to 0.52 while ULA's split moves further from $p_\sigma$'s (0.435 against 0.406 at σ = 10, 0.262
+# against 0.183 at σ = 2.15).
 #
 # Since εᵢ = σᵢ² here, the drift-to-noise ratio $\sqrt{\varepsilon_i/2}\,\mathrm{RMS}\,s$ is
 # $\sigma_i\,\mathrm{RMS}\,s/\sqrt2$. It is the same at every level only where the σᵢ·RMS s
@@ -752,20 +795,23 @@ plt.show()
 # small σ (lesson 06 measures it on MNIST).
 #
 # **What annealing bought here, at equal evaluations.** Against 4b's plain Langevin (0.404), a
-# lot. But 4b's ε = 0.01 was chosen for a negligible bias, not for speed. Larger steps cover more
-# Langevin time with the same 1,000 evaluations, and the plain table's stationary column tells
-# the two errors apart. At ε = 0.1 the chains have not mixed: 0.151, against ULA's stationary
-# 0.103. At ε = 0.3 (300 time units, several relaxation times) they end at 0.116 ± 0.005, near
-# ULA's stationary 0.113: what is left is ULA's bias. Their right mode is widened to a variance
-# of 1.178 ± 0.028, §1's $2/(2 - 0.3) = 1.18$ for $v = 1$. At ε = 1 the bias is larger (0.212;
-# stationary 0.204). Annealing's 0.102 ± 0.005 is within one standard error of 0.10.
+# lot. But 4b's ε = 0.01 was chosen for a negligible bias, not for speed: its 1,000 steps last
+# 0.2 relaxation times. Larger steps cover more Langevin time with the same 1,000 evaluations,
+# and the plain table's stationary column tells the two errors apart. At ε = 0.1 (2.1
+# relaxation times) the chains have not finished mixing: 0.151, against ULA's stationary 0.103.
+# At ε = 0.3 (6.8 relaxation times) they end at 0.116 ± 0.005, near ULA's stationary 0.113:
+# what is left is ULA's bias. Their right mode is widened to a variance of 1.178 ± 0.028, §1's
+# $2/(2 - 0.3) = 1.18$ for $v = 1$. At ε = 1 the bias is larger (0.212; stationary 0.204).
+# Annealing's 0.102 ± 0.005 is within one standard error of 0.10.
 #
 # Paired by start, the best plain run minus annealing is 0.014 ± 0.007, about two standard
-# errors, and ε = 0.3 was picked as the best after looking at the results. So in this one noise
-# draw the plain run's error is resolved; its difference from annealing is not. Equal
-# evaluations are not equal Langevin time either: annealing's levels add up to 15,609 time
-# units, most of them at the top levels. With the exact score, this toy tests only the mixing
-# half of Song & Ermon's case for annealing (2019, §3); 5b adds a learned score.
+# errors, and ε = 0.3 was picked as the best after looking at the results. ULA's stationary
+# splits at ε = 0.3 and at annealing's last level differ by $0.113 - 0.101 \approx 0.012$; this
+# one noise draw agrees with that, at two standard errors from zero.
+# Equal evaluations are not equal Langevin time either: annealing's levels add up to 15,609 time
+# units, most of them at the top levels. With the exact score, this toy tests only one of the two
+# problems that Song & Ermon's annealing addresses (2019, §3.2), slow mixing between modes
+# separated by low density; the other, a learned score that is inaccurate there, comes in 5b.
 #
 # ### 5b. Annealing with a learned score
 #
@@ -838,17 +884,18 @@ for k, x in swapped.items():
     left = (x < 0).double()
     d, d_se = mean_and_se((annealed < 0).double() - left)
     step = "" if above is None else "{:9.3f} ± {:.3f}".format(*mean_and_se(above - left))
-    lowest = f"{sigmas[k - 1].item():.2f}" if k else "(exact)"
+    lowest = {0: "none: exact run", len(sigmas): "0.10: 5b's run"}.get(k, f"{sigmas[k - 1].item():.2f}")
     apart = (x - annealed).abs().max().item()  # the chain farthest from its partner in the exact run
     print(f"{k:3d} {lowest:>18s} {left.mean().item():14.3f} {d:9.3f} ± {d_se:.3f} {step:>17s} {apart:22.3f}")
     above = left
 
 # %% [markdown]
-# With the network at the top five levels (down to σ = 1.29) and the exact score below, the
+# The first and last rows are the two runs themselves, the ends of the scale. With the network
+# at the top five levels (down to σ = 1.29) and the exact score below, the
 # final split is the exact run's, 0.102. Chain by chain the two runs even end at the same place:
 # no chain is more than 0.005 from its partner in the exact run. That per-chain agreement comes
-# from the shared noise, not from annealing: two chains driven by the same noise through the
-# same exact levels come together (they *coalesce*). What the row measures is where the error is
+# from the shared noise, not from annealing: in this run, pairs of chains driven by the same
+# noise through the same exact levels came together (they *coalesced*). What the row measures is where the error is
 # undone: the network's error down to σ = 1.29 leaves no trace once the levels below are exact.
 #
 # With the network down to σ = 0.77 the final split is 0.094, 0.007 ± 0.002 below the exact
@@ -906,8 +953,9 @@ for s, (before, after, *_) in denoising.items():
 # σ_L = 0.46, the error in the variance therefore changes sign, from +0.315 to −0.107; exact
 # samples of $p_\sigma$ would go from +0.215 to −0.177. These chains arrive wider than $p_\sigma$,
 # as ULA's bias at that level predicts, so the step leaves them closer to $v$. At σ_L = 0.1
-# the predicted change is smaller than one standard error. The error goes from −0.008 to −0.027, about one standard
-# error of these chains (0.023); exact samples of $p_\sigma$ would go from +0.010 to −0.010. The
+# the step moves the variance from 0.992 to 0.973, as predicted (1.015 to 0.995): a change
+# smaller than the standard error of either variance (0.023), so at this level the step matters
+# less than the sampling noise in the variance itself. Exact samples of $p_\sigma$ would go from +0.010 to −0.010. The
 # step pays off where the leftover noise is what one sees, as on images, where it improves
 # sample quality scores (Jolicoeur-Martineau et al. 2020; lesson 06 shows it on MNIST).
 #
@@ -951,10 +999,10 @@ for s, (before, after, *_) in denoising.items():
 # The line integral $\int_0^1 s_\theta(x + t(y - x))^\top(y - x)\,dt$ is a difference of log-densities
 # only if $s_\theta$ is a gradient field. A network's output generally is not (its Jacobian is not
 # symmetric), so the integral depends on the path and defines no density. Even where it is
-# (in one dimension every function is a derivative: `density_from_score_1d` does exactly this
-# integral), the acceptance step would make the chain sample the density $s_\theta$ implies, not
-# $p$ — the same target as ULA with $s_\theta$ at small ε (§4c) — at the price of a quadrature,
-# several score evaluations, per step.
+# (in one dimension every continuous function is a derivative: `density_from_score_1d` does
+# exactly this integral), the acceptance step would target $e^{\int s_\theta}$, not $p$, and
+# only if $e^{\int s_\theta}$ can be normalised, which §4c's DSM scores show it need not be.
+# The price is a quadrature, several score evaluations, per step.
 #
 # </details>
 #
@@ -986,11 +1034,13 @@ for s, (before, after, *_) in denoising.items():
 #
 # A level hands on nothing but where its chains are. Down to σ = 1.29 the split still moves fast
 # (0.444 after σ = 10, 0.184 after σ = 1.29, 0.120 after σ = 0.77 in the exact run). Chains still
-# change sides, and each level brings them near ULA's stationary law at that level (§5's table).
-# A level that equilibrates forgets where its chains started. So the learned run's deficit after
-# σ = 1.29 (0.015 ± 0.002) is gone by the end. That every chain also ends where its partner in
-# the exact run does is another matter: it comes from the shared noise, under which the chains
-# of the two runs coalesce. After the σ = 0.46 level the exact split barely moves (0.105, 0.102, 0.102), so what the levels around
+# change sides, and each level lasts enough relaxation times (16 or more down to σ = 1.29, §5's
+# table) to bring them near ULA's stationary law at that level. A level that equilibrates
+# forgets where its chains started. So the learned run's deficit after σ = 1.29
+# (0.015 ± 0.002) is gone by the end. That every chain also ends where its partner in the exact
+# run does is another matter: it comes from the shared noise, under which the chains of the two
+# runs came together in this run. After the σ = 0.46 level the exact split barely moves (0.105,
+# 0.102, 0.102), so what the levels around
 # 0.77 and 0.46 decide stays. A top-level error would survive if the levels below had too few
 # steps to move chains between the modes. To tell the gap from the modes, swap by region at
 # σ = 0.77 and 0.46: the network only in $|x| < 1$ and the exact score elsewhere, then the
@@ -1035,24 +1085,24 @@ for s, (before, after, *_) in denoising.items():
 #   (steps × ε ≪ τ), the relative weight of separated modes is set by the starting point. At
 #   σ = 0.05, trained with a constant learning rate and no EMA, a DSM network's errors are large
 #   and depend on the training seed (three seeds); of the regions around the modes they are
-#   largest in the gap (the far tails are worse still), and the mode weights its score implies
-#   are wrong for every seed. The same network regressed on the exact score of $p_\sigma$
-#   from the same kind of samples is accurate: at σ = 0.05 it is DSM's noisy target, not the
-#   amount of data alone, that fails. In
-#   one dimension (or for any gradient field), once mixed and at
-#   small ε, Langevin samples the density a wrong score implies, if that density can be
-#   normalised.
+#   largest in the gap (the far tails are worse still). On the window [−8, 8] the mode weights
+#   its score implies are wrong for every seed; far from the data each DSM score turns back,
+#   so $e^{\int s}$ cannot be normalised on the line. The same network regressed on the exact
+#   score of $p_\sigma$ from the same kind of samples is accurate: at σ = 0.05 it is DSM's noisy
+#   target, not the amount of data alone, that fails.
 # - Annealed Langevin runs over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$. Song & Ermon's
-#   case for it (2019, §3): a score learned from data is accurate only where the noisy data are,
+#   case for it (2019, §3.2): a score learned from data is accurate only where the noisy data are,
 #   and a large σ puts them everywhere; Langevin dynamics mixes poorly between modes separated by
 #   low-density regions, and so gets their weights wrong, and a large σ joins the modes. In this
 #   1-D toy, from the broad start at 1,000 score evaluations, the exact score gives 0.102 ± 0.005
 #   for the left mode's weight 0.10 (one noise draw); plain Langevin gives 0.404 at ε = 0.01 and
 #   0.116 ± 0.005 at ε = 0.3 (the best step, picked after the fact), close to ULA's stationary
-#   0.113 there. Its paired difference from annealing, 0.014 ± 0.007, is not resolved.
+#   0.113 there. Its paired difference from annealing, 0.014 ± 0.007, is two standard errors
+#   from zero.
 # - The annealed chains' split stays within 1.3 binomial standard errors of ULA's own stationary
-#   law at every level, computed on a grid; down to σ ≈ 0.46 the levels are long enough for the
-#   split to move towards it, below that the targets barely move. With
+#   law at every level, computed on a grid. Down to σ = 0.77 each level lasts several of ULA's
+#   relaxation times, also computed on the grid, and the chains equilibrate; below σ = 0.46 the
+#   levels are short and the targets barely move. With
 #   step_size/σ_L² = 1 that law is wider than $p_\sigma$ and puts too much mass left of 0 while
 #   the per-mode ratio εᵢ/vᵢ is large.
 # - A learned σ-conditioned network, for one training seed, ends at 0.076; swapping in the exact

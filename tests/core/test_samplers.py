@@ -13,6 +13,7 @@ from lessons_lib.samplers import (
     annealed_langevin,
     langevin,
     langevin_step,
+    ula_relaxation_time_1d,
     ula_stationary_1d,
 )
 from lessons_lib.toy_data import mixture_1d
@@ -299,3 +300,41 @@ def test_ula_stationary_1d_refuses_bad_input(kwargs, match):
     args = dict(score_fn=lambda y: -y, step_size=0.1, centre=0.0, half_width=5.0) | kwargs
     with pytest.raises(ValueError, match=match):
         ula_stationary_1d(**args)
+
+
+@pytest.mark.parametrize("v, eps", [(1.0, 0.5), (0.3, 0.1), (2.0, 0.01), (1.0, 1.5)])
+def test_ula_relaxation_time_1d_has_the_gaussian_closed_form(v, eps):
+    """One step multiplies x − μ by 1 − ε/v (negative for ε > v: the chain overshoots)."""
+    tau = ula_relaxation_time_1d(lambda y: -y / v, eps, 0.0, 12 * math.sqrt(v * 2 / abs(2 - eps / v)))
+    assert tau == pytest.approx(-eps / math.log(abs(1 - eps / v)), rel=1e-6)
+
+
+def test_ula_relaxation_time_1d_is_the_decay_rate_of_the_mixture_split():
+    """Chains started in the right mode: their fraction left of 0 approaches ULA's stationary split
+    as e^{-t/τ} (here computed by propagating the start through the grid kernel, n steps)."""
+    target, eps = mixture_1d(), 0.3
+    centre = target.mean().item()
+    tau = ula_relaxation_time_1d(target.score, eps, centre, 14.0)
+    x, prob = ula_stationary_1d(target.score, eps, centre, 14.0)
+    kernel = torch.softmax(-(x[None, :] - (x + eps * target.score(x[:, None])[:, 0].double())[:, None]) ** 2
+                           / (4 * eps), dim=1)
+    law = torch.exp(-(x - 3.0) ** 2 / 2)
+    law = law / law.sum()
+    w = prob[x < 0].sum().item()
+    gap = []
+    for n in range(1, 601):
+        law = law @ kernel
+        if n in (300, 600):
+            gap.append(w - law[x < 0].sum().item())
+    assert gap[1] / gap[0] == pytest.approx(math.exp(-300 * eps / tau), rel=1e-3)
+    # and long chains agree: after 300 steps (90 time units, about 2τ)
+    g = torch.Generator().manual_seed(4)
+    chains = langevin(target.score, 3.0 + torch.randn(20_000, 1, generator=g, dtype=torch.float64), eps, 300,
+                      generator=g)
+    left = (chains < 0).double().mean().item()
+    assert left == pytest.approx(w - gap[0], abs=4 * math.sqrt(left * (1 - left) / 20_000))
+
+
+def test_ula_relaxation_time_1d_refuses_bad_input():
+    with pytest.raises(ValueError, match="step_size"):
+        ula_relaxation_time_1d(lambda y: -y, -0.1, 0.0, 5.0)
