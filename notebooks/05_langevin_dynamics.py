@@ -55,8 +55,14 @@ from lessons_lib.explorers import LangevinExplorer
 from lessons_lib.nets import ScoreMLP
 from lessons_lib.noise import geometric_sigmas
 from lessons_lib.plotting import plot_density_2d, plot_samples
-from lessons_lib.samplers import (DivergenceError, annealed_langevin, langevin, mala, ula_relaxation_time_1d,
-                                  ula_stationary_1d)
+from lessons_lib.samplers import (
+    DivergenceError,
+    annealed_langevin,
+    langevin,
+    mala,
+    ula_relaxation_time_1d,
+    ula_stationary_1d,
+)
 from lessons_lib.stats import mean_and_se
 from lessons_lib.toy_data import mixture_1d, mixture_2d
 from lessons_lib.training import train
