@@ -32,8 +32,8 @@
 #    bias for a Gaussian;
 # 2. sample a 2-D mixture from its analytic score, say how the step size trades bias for
 #    speed, and remove the bias with a Metropolis correction (MALA) when $\log p$ is known;
-# 3. measure three failure modes: slow mixing between separated modes, wrong mode weights, and
-#    inaccurate learned scores;
+# 3. measure how Langevin dynamics fails with the exact score (slow mixing between separated
+#    modes, and the wrong mode weights it leaves) and with a learned score that is inaccurate;
 # 4. measure how far annealed Langevin dynamics over a σ schedule repairs the mode weights, and
 #    finish with Tweedie's denoising step.
 #
@@ -141,7 +141,9 @@ check_langevin_step(langevin_step)
 # solves $V = (1-\varepsilon/v)^2V + 2\varepsilon$:
 #
 # $$V_\varepsilon = \frac{2v}{2 - \varepsilon/v} = v\Big(1 + \frac{\varepsilon}{2v} + O(\varepsilon^2)\Big),
-# \qquad\text{and the chain diverges when }|1-\varepsilon/v| > 1,\text{ i.e. } \varepsilon > 2v .$$
+# \qquad\text{a stationary law only for }|1-\varepsilon/v| < 1,\text{ i.e. } \varepsilon < 2v$$
+#
+# (beyond $2v$ the variance of $x_k$ grows geometrically, at $2v$ linearly).
 #
 # The bias is first order in ε/v. Check with $v = 1$: the variance of 10,000 chains after
 # 500 steps against $V_\varepsilon$. Every row uses the same noise (one seed), so the rows are
@@ -340,7 +342,8 @@ for eps, (f_ula, f_mala, acceptance) in ula_vs_mala.items():
 
 # %% [markdown]
 # In 300 steps ULA's bias moves mass between the components as ε grows: at ε = 0.3 the third
-# component (weight 0.2, the narrowest of the three: $v = 0.2$, so $\varepsilon/v = 1.5$) holds
+# component (weight 0.2; along $x_2$ its variance is $v = 0.2$, the smallest of any component in
+# any direction, so $\varepsilon/v = 1.5$) holds
 # 0.13, at ε = 0.6 the three are about even. MALA keeps the weights within about
 # two standard errors at every ε, as it must from exact samples (it leaves $p$ invariant, so
 # this column checks the code, not how fast MALA mixes), and pays with a falling acceptance rate (a rejected step is a
@@ -418,7 +421,7 @@ plt.show()
 # ### 4b. Wrong mode weights
 #
 # Now start from a broad uniform distribution on $[-8, 8]$, so about half the chains begin on
-# each side, and run a typical budget of 1,000 steps. Within a mode each chain quickly follows
+# each side, and run 1,000 steps. Within a mode each chain quickly follows
 # the local score; but the score *inside* a mode says nothing about how heavy that mode is
 # relative to the other — only the rare crossings of 4a carry that information, and 1,000
 # steps of ε = 0.01 are a fraction of τ. The step is small on purpose: ε/v = 0.01 keeps ULA's
@@ -460,8 +463,8 @@ print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomi
 sigma = 0.05
 seed_everything(0)
 small_sigma_model = ScoreMLP(1, hidden=64)
-train(small_sigma_model, lambda model, batch, g: losses.dsm_loss(model, batch, sigma, generator=g), p1.sample,
-            n_steps=1500, batch_size=256, lr=3e-3, progress=False)
+small_sigma_ema = train(small_sigma_model, lambda model, batch, g: losses.dsm_loss(model, batch, sigma, generator=g),
+                        p1.sample, n_steps=1500, batch_size=256, lr=3e-3, ema_decay=0.995, progress=False).ema.module
 p1_sigma = p1.perturbed(sigma)
 
 
@@ -497,17 +500,20 @@ def left_mass(grid, prob):
 
 def implied_by(model):
     """The score's errors per region, and what exp ∫ s implies: its mass left of 0 normalised on [-8, 8] and on
-    [-40, 40], and the largest x < -4 where the score is ≤ 0 (pointing away from the data; nan if none)."""
+    [-40, 40], the largest x < -4 where the score is ≤ 0 (pointing away from the data; nan if none), and the
+    score at x = -1e3 and -1e4."""
     with torch.no_grad():
         error = model(xs[:, None])[:, 0] - true
         far = wide[wide < -4]
         turns = far[model(far[:, None])[:, 0] <= 0]
+        very_far = model(torch.tensor([[-1e3], [-1e4]]))[:, 0]
     return dict(error=error, left=left_mass(xs, density_from_score_1d(model, xs)),
                 left_wide=left_mass(wide, density_from_score_1d(model, wide)),
-                turn=turns.max().item() if len(turns) else math.nan)
+                turn=turns.max().item() if len(turns) else math.nan, very_far=very_far.tolist())
 
 
-by_run = {"DSM, seed 0": implied_by(small_sigma_model), "control": implied_by(control_model)}
+by_run = {"DSM, seed 0": implied_by(small_sigma_model), "DSM 0, EMA": implied_by(small_sigma_ema),
+          "control": implied_by(control_model)}
 with torch.random.fork_rng(devices=[]):  # two more training seeds, leaving the global generator as it was
     for train_seed in (1, 2):
         seed_everything(train_seed)
@@ -531,11 +537,12 @@ print("mean |learned - true score| per region; exp ∫ s normalised on a window:
 print(f"and the largest x < -4 where the score is ≤ 0 (nan: none). The true p_σ: left mass {left_mass(xs, density):.3f}"
       f" on [-8, 8], {left_mass(wide, density_wide):.3f} on [-40, 40]")
 print(f"{'run':12s} " + " ".join(f"{name:>11s}" for name in ("light mode", "gap", "heavy mode", "tails"))
-      + f" {'left, [-8, 8]':>14s} {'[-40, 40]':>10s} {'score ≤ 0 at':>13s}")
-for name in ("DSM, seed 0", "DSM, seed 1", "DSM, seed 2", "control"):
+      + f" {'left, [-8, 8]':>14s} {'[-40, 40]':>10s} {'score ≤ 0 at':>13s} {'s(-1e3)':>8s} {'s(-1e4)':>8s}")
+for name in ("DSM, seed 0", "DSM, seed 1", "DSM, seed 2", "DSM 0, EMA", "control"):
     r = by_run[name]
     print(f"{name:12s} " + " ".join(f"{r['error'][where].abs().mean():11.2f}" for where in regions.values())
-          + f" {r['left']:14.3f} {r['left_wide']:10.3f} {r['turn']:13.1f}")
+          + f" {r['left']:14.3f} {r['left_wide']:10.3f} {r['turn']:13.1f}"
+          + "".join(f" {value:8.0f}" for value in r["very_far"]))
 f_true, f_learned = (true_long < 0).double().mean().item(), (learned_long < 0).double().mean().item()
 print(f"fraction left after 4000 steps of ε = 0.05, 1000 chains: true score {f_true:.3f} ± {binomial_se(f_true, 1000):.3f}, "
       f"DSM seed 0 {f_learned:.3f} ± {binomial_se(max(f_learned, 1e-3), 1000):.3f};"
@@ -559,34 +566,40 @@ ax_h.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# With this training (constant learning rate, last iterate, no EMA) the DSM network's errors are
-# large and depend on the training seed (initialisation and data, the table): in the light
-# mode the mean error ranges from 0.26 to 0.70 over the three seeds. In all three, of the
-# three regions around the modes, the gap has the largest error, and the far tails are worse
-# still. These are the regions with the fewest samples; the gap is also where the true score
-# changes fastest.
+# With this training (constant learning rate, last iterate) the DSM network's errors are large
+# and depend on the training seed (initialisation and data, the table): in the light mode the
+# mean error ranges from 0.26 to 0.70 over the three seeds. In all three, of the three regions
+# around the modes, the gap has the largest error, and the far tails are worse still. These are
+# the regions with the fewest samples; the gap is also where the true score changes fastest.
+# An exponential moving average (EMA, decay 0.995) of seed 0's weights, kept during the same run,
+# cuts the heavy-mode error from 0.32 to 0.06 and implies a left mass of 0.083 on [−8, 8]: part
+# of the last iterate's error is the noise of its final steps. The gap error stays (1.08), and
+# so does the light-mode error (0.31).
 #
-# The control (seed 0), trained on the same kind of noisy samples for the same steps, is
-# accurate in both modes (errors 0.02 and 0.01), its gap error is 0.10 against DSM's 0.87, and
-# the density it implies has the right left-mode mass (0.105). So with an exact target the
-# samples the gap received go most of the way; in the far tails, with about 75 samples, its
-# error is 0.13. What the control rules out
-# is scarcity alone: with DSM's noisy target the same samples do not suffice. Whether the gap's
-# DSM error comes from its few samples or from its steep score, this run does not separate. At σ = 0.05 the DSM target $-z/\sigma$ has
+# The control (seed 0, last iterate), trained on the same kind of noisy samples for the same
+# steps, is accurate in both modes (errors 0.02 and 0.01), its gap error is 0.10 against DSM's
+# 0.87 (1.08 with the EMA), and the density it implies has the right left-mode mass (0.105). So
+# with an exact target the samples the gap received go most of the way; in the far tails, with
+# about 75 samples, its error is 0.13. For the gap, then, the control rules out scarcity alone
+# under this training (1,500 steps at a constant rate, last iterate or EMA): with DSM's noisy
+# target the same samples do not suffice. Whether the gap's DSM error comes from its few samples
+# or from its steep score, these runs do not separate. At σ = 0.05 the DSM target $-z/\sigma$ has
 # variance $1/\sigma^2$ per sample, far above the size of the score itself, and its gradient
 # noise swamps the signal (lesson 04 §6). Explicit regression has no such noise, but needs the
-# true score. A decaying learning rate or an EMA, not tried here, might help DSM.
+# true score. A decaying learning rate or longer training, not tried here, might help DSM.
 #
 # On the window [−8, 8], the density the DSM score implies ($e^{\int s}$ normalised there) puts
-# 0.010 to 0.039 on the left mode, against 0.10: for seeds 0 and 1 the light mode is nearly
-# lost. That is a statement about the window only. Far left of the data every DSM score turns
-# negative again (at $x$ = −21.2, −9.6 and −35.4), so $e^{\int s}$ grows without bound towards
-# −∞ and cannot be normalised on the line, and the windowed mass depends on the window: on
-# [−40, 40] it is 0.036, 1.000 and 0.039. The control's score has no such turn, and its implied
-# mass is 0.105 on both windows.
+# 0.010 to 0.039 on the left mode for the three last iterates, against 0.10: for seeds 0 and 1
+# the light mode is nearly lost. That is a statement about the window only. Far left of the data
+# every DSM score, the EMA's included, turns negative again (at $x$ = −21.2, −9.6, −35.4 and
+# −12.7) and is still negative at $x = -10^4$, about ten times its value at $-10^3$: the score grows
+# linearly out there, as a SiLU network's output does far from its data. So $\int s$ grows like
+# $x^2$ towards −∞, $e^{\int s}$ cannot be normalised on the line, and the windowed mass depends
+# on the window: on [−40, 40] it is 0.036, 1.000 and 0.039 for the three seeds and 1.000 for the
+# EMA. The control's score has no such turn, and its implied mass is 0.105 on both windows.
 #
 # Langevin with the true score gets the weights right in 4,000 steps (0.100 ± 0.009). With the
-# DSM score of seed 0 the same run ends with 0.008 ± 0.003 of the chains left of 0, and 5 of the
+# DSM score of seed 0 (last iterate) the same run ends with 0.008 ± 0.003 of the chains left of 0, and 5 of the
 # 1,000 chains have left [−8, 8]. The light mode is nearly lost in sampling too, and since
 # $e^{\int s}$ cannot be normalised, the Langevin diffusion with this score has no stationary
 # distribution for a longer run to approach. The error is in the score; sampling with it longer
@@ -613,7 +626,7 @@ plt.show()
 # (b) Write the sampler. `noise` has shape (L, T, *x.shape): use `noise[i, t]` at step t of
 # level i. `sigmas` is listed largest first. Return x after the last step of the last level.
 #
-# The check grades (a) through (b): it runs your sampler with the steps you chose. The paragraph
+# The check grades both (a) and (b): it runs your sampler with the steps you chose. The paragraph
 # after the check derives them.
 
 # %%
@@ -652,9 +665,10 @@ check_annealed_langevin_loop(annealed_langevin_loop)
 # transition matrix $K$ (from $x$ to $\mathcal N(x + \varepsilon_i s(x), 2\varepsilon_i)$). Its
 # stationary vector is ULA's stationary law (`ula_stationary_1d`, tested against §1's formula
 # and against long chains). Its eigenvalue of second-largest modulus $\lambda_2$ says how fast
-# any start approaches that law, by a factor $|\lambda_2|$ per step, hence
+# any start approaches that law, asymptotically by a factor $|\lambda_2|$ per step, hence
 # $\tau_i = -\varepsilon_i/\ln|\lambda_2|$ (`ula_relaxation_time_1d`). For a Gaussian of variance
-# $v$, $\lambda_2 = 1 - \varepsilon/v$: τ is close to $v$ for a small step and shorter for a large one.
+# $v$, $\lambda_2 = 1 - \varepsilon/v$: τ is close to $v$ for a small step, shortest near
+# $\varepsilon = v$ (where one step forgets the start), and grows again as ε approaches $2v$.
 # Two printed lines check the grid, against §1's formula and against the τ that Exercise 3
 # reads off a trace.
 #
@@ -776,8 +790,8 @@ plt.show()
 # far side of 0 from the mean, so ULA's split is above $p_{10}$'s: 0.435 against 0.406.
 #
 # How far each level equilibrates is the T·εᵢ/τᵢ column. With εᵢ ∝ σᵢ² a top level's step is
-# comparable to its variance, so one step does most of a relaxation (at σ = 10, τᵢ = 31.7
-# against εᵢ = 100), and the top levels last hundreds of relaxation times. Down to σ = 0.77
+# comparable to its variance, so one step spans more than three relaxation times (at σ = 10,
+# τᵢ = 31.7 against εᵢ = 100), and the top levels last hundreds of relaxation times. Down to σ = 0.77
 # every level lasts at least 3.5, so the chains end each level near ULA's stationary law for
 # it, and that law is biased. The σ = 0.46 level lasts 0.8 relaxation times: its split moves
 # from 0.120 to 0.110, towards ULA's 0.108. From σ = 0.28 down a level lasts 0.2 relaxation
@@ -901,7 +915,8 @@ for k, x in swapped.items():
 # final split is the exact run's, 0.102. Chain by chain the two runs even end at the same place:
 # no chain is more than 0.005 from its partner in the exact run. That per-chain agreement comes
 # from the shared noise, not from annealing: in this run, pairs of chains driven by the same
-# noise through the same exact levels came together (they *coalesced*). What the row measures is where the error is
+# noise through the same exact levels came together (they *coalesced*), as chains under shared
+# noise do where the steps contract distances. What the row measures is where the error is
 # undone: the network's error down to σ = 1.29 leaves no trace once the levels below are exact.
 #
 # With the network down to σ = 0.77 the final split is 0.094, 0.007 ± 0.002 below the exact
@@ -1083,19 +1098,20 @@ for s, (before, after, *_) in denoising.items():
 # - ULA $x\leftarrow x + \varepsilon s(x) + \sqrt{2\varepsilon}z$ is the Euler–Maruyama
 #   discretisation of the Langevin diffusion, whose stationary density is $p$ (Fokker–Planck);
 #   it needs only the score, and its own stationary law is biased (Gaussian: variance
-#   $2v/(2-\varepsilon/v)$; divergence beyond ε = 2v).
+#   $2v/(2-\varepsilon/v)$, a stationary law only for ε < 2v).
 # - In a mixture the bias moves mass between components well before the chain blows up; MALA
 #   removes it exactly, but needs $\log p$, which a score network does not give.
 # - Failure modes: crossing low-density gaps is slow (a relaxation time τ of order 50 time
 #   units here, τ/ε steps: thousands at ε = 0.01); while the steps cover much less than τ
 #   (steps × ε ≪ τ), the relative weight of separated modes is set by the starting point. At
-#   σ = 0.05, trained with a constant learning rate and no EMA, a DSM network's errors are large
+#   σ = 0.05, trained 1,500 steps at a constant learning rate, a DSM network's errors are large
 #   and depend on the training seed (three seeds); of the regions around the modes they are
 #   largest in the gap (the far tails are worse still). On the window [−8, 8] the mode weights
-#   its score implies are wrong for every seed; far from the data each DSM score turns back,
-#   so $e^{\int s}$ cannot be normalised on the line. The same network regressed on the exact
-#   score of $p_\sigma$ from the same kind of samples is accurate: at σ = 0.05 it is DSM's noisy
-#   target, not the amount of data alone, that fails.
+#   its last iterate implies are wrong for every seed; an EMA of the weights comes closer, but
+#   its gap error stays. Far from the data each DSM score turns back, so $e^{\int s}$ cannot be
+#   normalised on the line. The same network regressed on the exact score of $p_\sigma$ from the
+#   same kind of samples is accurate, in the gap too: there it is DSM's noisy target, not the
+#   amount of data alone, that fails.
 # - Annealed Langevin runs over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$. Song & Ermon's
 #   case for it (2019, §3.2): a score learned from data is accurate only where the noisy data are,
 #   and a large σ puts them everywhere; Langevin dynamics mixes poorly between modes separated by
@@ -1109,8 +1125,8 @@ for s, (before, after, *_) in denoising.items():
 #   law at every level, computed on a grid. Down to σ = 0.77 each level lasts several of ULA's
 #   relaxation times, also computed on the grid, and the chains equilibrate; below σ = 0.46 the
 #   levels are short and the targets barely move. With
-#   step_size/σ_L² = 1 that law is wider than $p_\sigma$ and puts too much mass left of 0 while
-#   the per-mode ratio εᵢ/vᵢ is large.
+#   step_size/σ_L² = 1 that law is wider than $p_\sigma$ and puts too much mass left of 0 down to
+#   σ ≈ 0.46 (0.435 against 0.406 at σ = 10, 0.262 against 0.183 at σ = 2.15).
 # - A learned σ-conditioned network, for one training seed, ends at 0.076; swapping in the exact
 #   score level by level puts the shortfall at σ ≈ 0.77 and 0.46, not at the top levels. A final
 #   Tweedie step replaces each sample by its posterior mean: it removes the last level's noise
