@@ -915,8 +915,8 @@ for k, x in swapped.items():
 # final split is the exact run's, 0.102. Chain by chain the two runs even end at the same place:
 # no chain is more than 0.005 from its partner in the exact run. That per-chain agreement comes
 # from the shared noise, not from annealing: in this run, pairs of chains driven by the same
-# noise through the same exact levels came together (they *coalesced*), as chains under shared
-# noise do where the steps contract distances. What the row measures is where the error is
+# noise through the same exact levels came together (they *coalesced*), as chains driven by
+# one noise do where the steps contract distances. What the row measures is where the error is
 # undone: the network's error down to σ = 1.29 leaves no trace once the levels below are exact.
 #
 # With the network down to σ = 0.77 the final split is 0.094, 0.007 ± 0.002 below the exact
