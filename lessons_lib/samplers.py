@@ -58,7 +58,8 @@ from ._validate import (
 from .noise import validate_sigmas
 
 __all__ = ["langevin", "mala", "mala_log_acceptance", "annealed_langevin", "annealed_inpainting", "langevin_step",
-           "ula_stationary_1d", "ula_relaxation_time_1d", "DivergenceError"]
+           "ula_stationary_1d", "ula_relaxation_time_1d", "annealed_langevin_law_1d",
+           "DivergenceError"]
 
 Tensor = torch.Tensor
 
@@ -114,8 +115,15 @@ def langevin(
     return trajectory.result(x)
 
 
+def _ula_kernel_on(score_fn, eps, x):
+    """ULA's transition matrix on the cell centres x (row j: where a chain at x_j goes, a softmax of
+    the Gaussian log-density of N(x_j + ε s(x_j), 2ε), so that mass leaving the cells is put back in them)."""
+    mean = x + eps * require_same_shape(score_fn(x[:, None]), x[:, None], "score_fn")[:, 0].double()
+    return torch.softmax(-(x[None, :] - mean[:, None]) ** 2 / (4 * eps), dim=1)
+
+
 def _ula_grid_kernel_1d(score_fn, step_size, centre, half_width, n_cells):
-    """The cell centres x, ULA's transition matrix K on them (row j: where a chain at x_j goes) and ε."""
+    """The cell centres x, ULA's transition matrix K on them and ε."""
     require_callable(score_fn, "score_fn")
     eps = require_positive(step_size, "step_size")
     centre = require_real(centre, "centre")
@@ -123,8 +131,66 @@ def _ula_grid_kernel_1d(score_fn, step_size, centre, half_width, n_cells):
     n = require_count(n_cells, "n_cells", minimum=2)
     h = 2 * half / n
     x = h * (torch.arange(n, dtype=torch.float64) + 0.5 + round((centre - half) / h))
-    mean = x + eps * require_same_shape(score_fn(x[:, None]), x[:, None], "score_fn")[:, 0].double()
-    return x, torch.softmax(-(x[None, :] - mean[:, None]) ** 2 / (4 * eps), dim=1), eps
+    return x, _ula_kernel_on(score_fn, eps, x), eps
+
+
+def _lattice_window(centre, half_width, cell_width):
+    """The first index k₀ and the centres h(k + ½) of the lattice cells that cover centre ± half_width."""
+    first = math.floor((centre - half_width) / cell_width)
+    k = torch.arange(first, math.ceil((centre + half_width) / cell_width), dtype=torch.float64)
+    return first, cell_width * (k + 0.5)
+
+
+def _start_law(start_density, x):
+    weights = require_same_shape(torch.as_tensor(start_density(x[:, None])), x[:, None], "start_density")[:, 0]
+    weights = weights.double()
+    if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError("start_density must return finite, non-negative weights, not all zero, on the cells")
+    return weights / weights.sum()
+
+
+def annealed_langevin_law_1d(score_fn: Callable[[Tensor, float], Tensor], start_density: Callable[[Tensor], Tensor],
+                             sigmas, n_steps_each: int, step_size: float, centre: float, half_widths,
+                             cell_width: float = 0.05) -> list[tuple[Tensor, Tensor]]:
+    r"""The law of :func:`annealed_langevin`'s chains in one dimension, computed rather than sampled:
+    what infinitely many chains from ``start_density`` would give, with the same schedule and steps
+    :math:`arepsilon_i = arepsilon\,\sigma_i^2/\sigma_L^2`.
+
+    The line is cut into cells of width ``cell_width`` (0 is a cell edge). Level i keeps the cells
+    that cover centre ± ``half_widths[i]``, builds ULA's transition matrix :math:`K_i` on them, as
+    :func:`ula_stationary_1d` does, with the score ``score_fn(x, σᵢ)``, and applies it
+    ``n_steps_each`` times: :math:`\pi \leftarrow \pi K_i`. Returns L + 1 pairs ``(x, prob)``, the
+    start (on level 1's cells) and the law after each level. Each window must hold its level's
+    mass: more than 10⁻⁶ of the mass outside the next level's window is refused."""
+    require_callable(score_fn, "score_fn")
+    require_callable(start_density, "start_density")
+    sigmas = validate_sigmas(sigmas).tolist()
+    n_steps = require_count(n_steps_each, "n_steps_each")
+    eps = require_positive(step_size, "step_size")
+    centre = require_real(centre, "centre")
+    h = require_positive(cell_width, "cell_width")
+    halves = [require_positive(w, "half_widths") for w in (half_widths if hasattr(half_widths, "__len__") else [])]
+    if len(halves) != len(sigmas):
+        raise ValueError(f"half_widths must give one window per level ({len(sigmas)}), got {half_widths!r}")
+    first, x = _lattice_window(centre, halves[0], h)
+    laws = [(x, _start_law(start_density, x))]
+    prob = laws[0][1]
+    for sigma, half in zip(sigmas, halves):
+        new_first, new_x = _lattice_window(centre, half, h)
+        moved = torch.zeros(len(new_x), dtype=torch.float64)
+        lo, hi = max(first, new_first), min(first + len(x), new_first + len(new_x))
+        if hi > lo:
+            moved[lo - new_first:hi - new_first] = prob[lo - first:hi - first]
+        if 1.0 - moved.sum().item() > 1e-6:
+            raise ValueError(f"half_widths[{sigmas.index(sigma)}] = {half:g} leaves {1.0 - moved.sum().item():.2g} of "
+                             "the chains' mass outside that level's cells: widen it")
+        kernel = _ula_kernel_on(lambda y, s=sigma: score_fn(y, s), eps * sigma**2 / sigmas[-1] ** 2, new_x)
+        prob = moved / moved.sum()
+        for _ in range(n_steps):
+            prob = prob @ kernel
+        first, x = new_first, new_x
+        laws.append((x, prob))
+    return laws
 
 
 def ula_stationary_1d(score_fn: Callable[[Tensor], Tensor], step_size: float, centre: float, half_width: float,

@@ -11,6 +11,7 @@ from lessons_lib.samplers import (
     DivergenceError,
     annealed_inpainting,
     annealed_langevin,
+    annealed_langevin_law_1d,
     langevin,
     langevin_step,
     ula_relaxation_time_1d,
@@ -338,3 +339,46 @@ def test_ula_relaxation_time_1d_is_the_decay_rate_of_the_mixture_split():
 def test_ula_relaxation_time_1d_refuses_bad_input():
     with pytest.raises(ValueError, match="step_size"):
         ula_relaxation_time_1d(lambda y: -y, -0.1, 0.0, 5.0)
+
+
+def test_annealed_langevin_law_1d_has_the_gaussian_closed_form():
+    """For p_σ = N(m, 1 + σ²) one step maps x to (1 − εᵢ/vᵢ)x + εᵢm/vᵢ plus N(0, 2εᵢ) noise, so the
+    chains stay Gaussian; their mean and variance follow a scalar recursion step by step."""
+    m, sigmas, n_steps, step = 1.5, [3.0, 1.0, 0.3], 20, 0.05
+    laws = annealed_langevin_law_1d(lambda y, s: -(y - m) / (1 + s**2), lambda y: torch.exp(-(y + 2.0) ** 2 / 2),
+                                    sigmas, n_steps, step, m, [40.0, 30.0, 20.0], cell_width=0.02)
+    mean, var = -2.0, 1.0
+    for sigma, (x, prob) in zip(sigmas, laws[1:]):
+        eps, v = step * sigma**2 / sigmas[-1] ** 2, 1 + sigma**2
+        for _ in range(n_steps):
+            mean, var = mean + eps * (m - mean) / v, (1 - eps / v) ** 2 * var + 2 * eps
+        grid_mean = (prob * x).sum().item()
+        assert prob.sum().item() == pytest.approx(1.0, abs=1e-12)
+        assert grid_mean == pytest.approx(mean, abs=1e-4)
+        assert (prob * (x - grid_mean) ** 2).sum().item() == pytest.approx(var, rel=1e-3)
+
+
+def test_annealed_langevin_law_1d_matches_annealed_chains_on_the_mixture():
+    target, sigmas = mixture_1d(), geometric_sigmas(5.0, 0.5, 4)
+    score = lambda y, s: target.perturbed(s).score(y)  # noqa: E731
+    halves = [4 + 10 * math.sqrt(1 + s**2) for s in [sigmas[0].item(), *sigmas[:-1].tolist()]]
+    laws = annealed_langevin_law_1d(score, lambda y: ((y > -8) & (y < 8)).double(), sigmas, 30, 0.05,
+                                    target.mean().item(), halves, cell_width=0.05)
+    g = torch.Generator().manual_seed(5)
+    start = 16 * torch.rand(20_000, 1, generator=g, dtype=torch.float64) - 8
+    _, levels = annealed_langevin(score, start, sigmas, n_steps_each=30, step_size=0.05, generator=g, record_every=30)
+    for (x, prob), chains in zip(laws, levels):
+        left = (chains < 0).double().mean().item()
+        assert prob[x < 0].sum().item() == pytest.approx(left, abs=4 * math.sqrt(left * (1 - left) / 20_000))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(half_widths=[30.0]), "one window per level"), (dict(half_widths=[30.0, 2.0]), "widen"),
+    (dict(start_density=lambda y: -torch.ones_like(y)), "non-negative"), (dict(sigmas=[0.5, 2.0]), "largest"),
+    (dict(step_size=-0.1), "step_size"), (dict(cell_width=0.0), "cell_width"),
+])
+def test_annealed_langevin_law_1d_refuses_bad_input(kwargs, match):
+    args = dict(score_fn=lambda y, s: -y / (1 + s**2), start_density=lambda y: torch.exp(-y**2), sigmas=[2.0, 0.5],
+                n_steps_each=5, step_size=0.1, centre=0.0, half_widths=[30.0, 20.0]) | kwargs
+    with pytest.raises(ValueError, match=match):
+        annealed_langevin_law_1d(**args)
