@@ -154,7 +154,7 @@ def annealed_langevin_law_1d(score_fn: Callable[[Tensor, float], Tensor], start_
                              cell_width: float = 0.05) -> list[tuple[Tensor, Tensor]]:
     r"""The law of :func:`annealed_langevin`'s chains in one dimension, computed rather than sampled:
     what infinitely many chains from ``start_density`` would give, with the same schedule and steps
-    :math:`arepsilon_i = arepsilon\,\sigma_i^2/\sigma_L^2`.
+    :math:`\varepsilon_i = \varepsilon\,\sigma_i^2/\sigma_L^2`.
 
     The line is cut into cells of width ``cell_width`` (0 is a cell edge). Level i keeps the cells
     that cover centre ± ``half_widths[i]``, builds ULA's transition matrix :math:`K_i` on them, as

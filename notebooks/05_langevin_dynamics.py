@@ -42,6 +42,7 @@
 # schedules are listed from largest to smallest.
 
 # %%
+import copy
 import math
 
 import matplotlib.pyplot as plt
@@ -58,6 +59,7 @@ from lessons_lib.plotting import plot_density_2d, plot_samples
 from lessons_lib.samplers import (
     DivergenceError,
     annealed_langevin,
+    annealed_langevin_law_1d,
     langevin,
     mala,
     ula_relaxation_time_1d,
@@ -216,8 +218,10 @@ for ax in (ax_a, ax_b):
     ax.set(xlabel="$x_1$", ylabel="$x_2$", xlim=(-6, 6), ylim=(-6, 6))
 for i in range(6):
     line, = ax_a.plot(path[:, i, 0], path[:, i, 1], lw=0.6, marker=".", ms=2, alpha=0.6)
-    ax_a.plot(*path[0, i], "o", color=line.get_color(), ms=8, mfc="white", mew=2, label="start" if i == 0 else None)
-    ax_a.plot(*path[-1, i], "*", color=line.get_color(), ms=14, mec="k", label="end (step 500)" if i == 0 else None)
+    ax_a.plot(*path[0, i], "o", color=line.get_color(), ms=8, mfc="white", mew=2, zorder=5,
+              label="start" if i == 0 else None)
+    ax_a.plot(*path[-1, i], "*", color=line.get_color(), ms=14, mec="k", zorder=5,
+              label="end (step 500)" if i == 0 else None)
 ax_a.legend(loc="upper right")
 ax_a.set_title("Six Langevin trajectories (every 5th step); contours of $p$")
 plot_samples(ax_b, samples, s=3, color="C3", label="Langevin samples")
@@ -438,7 +442,8 @@ boundary = between[p1.score(between)[:, 0].abs().argmin()].item()
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"basin boundary (score = 0 between the modes): x = {boundary:.2f}")
-print(f"fraction starting left of the boundary:  {(broad < boundary).double().mean():.3f}")
+print(f"fraction starting left of the boundary:  {(broad < boundary).double().mean():.3f};"
+      f" left of 0: {(broad < 0).double().mean():.3f}")
 f_plain = (plain < 0).double().mean().item()
 print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomial_se(f_plain, n_chains):.3f}"
       "   (true weight 0.10)")
@@ -450,8 +455,8 @@ print(f"fraction left of 0 after 1000 steps, ε = 0.01: {f_plain:.3f} ± {binomi
 # where data are scarce. This section measures a relative of it: DSM's noisy target at small σ.
 # Train a small network by DSM (lesson 04) at σ = 0.05, where the DSM gradient is noisy
 # (lesson 04 §6), with 1,500 steps of 256 fresh samples: Adam at the constant learning rate
-# `lr=3e-3` and no moving average (EMA) of the weights, so each network is the last iterate of
-# its run. As a control, train the same network on the same noisy samples by regression on the
+# `lr=3e-3`; each network is the last iterate of its run (seed 0's run also keeps a moving
+# average, an EMA, of its weights, below). As a control, train the same network on the same noisy samples by regression on the
 # exact score of $p_\sigma$ (explicit score matching, lesson 02). The two runs differ only in the
 # target, so the control shows what the same scarce data do with an exact target. Two more DSM
 # runs, with training seeds 1 and 2, show how much of the result is the seed. We compare the
@@ -547,6 +552,8 @@ f_true, f_learned = (true_long < 0).double().mean().item(), (learned_long < 0).d
 print(f"fraction left after 4000 steps of ε = 0.05, 1000 chains: true score {f_true:.3f} ± {binomial_se(f_true, 1000):.3f}, "
       f"DSM seed 0 {f_learned:.3f} ± {binomial_se(max(f_learned, 1e-3), 1000):.3f};"
       f" chains outside [-8, 8]: {(true_long.abs() > 8).sum().item()} and {(learned_long.abs() > 8).sum().item()}")
+escaped = sorted(learned_long[learned_long.abs() > 8].tolist())
+print("where the DSM run's chains outside [-8, 8] are:", ", ".join(f"{x:.1f}" for x in escaped))
 
 # %%
 bins = np.linspace(-8, 8, 81)
@@ -573,8 +580,8 @@ plt.show()
 # the regions with the fewest samples; the gap is also where the true score changes fastest.
 # An exponential moving average (EMA, decay 0.995) of seed 0's weights, kept during the same run,
 # cuts the heavy-mode error from 0.32 to 0.06 and implies a left mass of 0.083 on [−8, 8]: part
-# of the last iterate's error is the noise of its final steps. The gap error stays (1.08), and
-# so does the light-mode error (0.31).
+# of the last iterate's error is the noise of its final steps. The gap error does not fall (0.87 to 1.08),
+# nor does the light-mode error (0.31).
 #
 # The control (seed 0, last iterate), trained on the same kind of noisy samples for the same
 # steps, is accurate in both modes (errors 0.02 and 0.01), its gap error is 0.10 against DSM's
@@ -600,7 +607,7 @@ plt.show()
 #
 # Langevin with the true score gets the weights right in 4,000 steps (0.100 ± 0.009). With the
 # DSM score of seed 0 (last iterate) the same run ends with 0.008 ± 0.003 of the chains left of 0, and 5 of the
-# 1,000 chains have left [−8, 8]. The light mode is nearly lost in sampling too, and since
+# 1,000 chains have left [−8, 8] (four beyond 8 on the right, one at −9.5). The light mode is nearly lost in sampling too, and since
 # $e^{\int s}$ cannot be normalised, the Langevin diffusion with this score has no stationary
 # distribution for a longer run to approach. The error is in the score; sampling with it longer
 # cannot put the weights right.
@@ -646,11 +653,13 @@ def annealed_langevin_loop(score_fn, x, sigmas, step_size, noise):
 check_annealed_langevin_loop(annealed_langevin_loop)
 
 # %% [markdown]
-# **Why εᵢ ∝ σᵢ²** (Song & Ermon 2019, §4.3): the ratio of drift to noise in one step is
-# $\sqrt{\varepsilon_i/2}\,\|s\|/\|z\|$. Where $\|\nabla\log p_\sigma\|\propto 1/\sigma$ (σ large
-# compared with the data's spread, or, in high dimension, data on a thin set: lesson 06),
-# $\sqrt{\varepsilon_i}\propto\sigma_i$ keeps it the same at every level, hence
-# εᵢ = step_size · σᵢ²/σ_L². From here on the notebook uses the library's `annealed_langevin`,
+# **Why εᵢ ∝ σᵢ².** The ratio of drift to noise in one step is
+# $\sqrt{\varepsilon_i/2}\,\|s\|/\|z\|$. Song & Ermon (2019, §4.3) make it the same at every
+# level, resting on their observation that a well-trained network has
+# $\|s_\theta(x,\sigma)\|\propto 1/\sigma$; then $\sqrt{\varepsilon_i}\propto\sigma_i$, hence
+# εᵢ = step_size · σᵢ²/σ_L². When the *exact* score scales like that is this course's gloss: for
+# σ large compared with the data's spread (the σᵢ·RMS s column below measures it here) and, in
+# high dimension, for data on a thin set (lesson 06). From here on the notebook uses the library's `annealed_langevin`,
 # the same loop with the noise drawn from a `generator` (and a check that the chains stay
 # finite).
 #
@@ -671,6 +680,13 @@ check_annealed_langevin_loop(annealed_langevin_loop)
 # $\varepsilon = v$ (where one step forgets the start), and grows again as ε approaches $2v$.
 # Two printed lines check the grid, against §1's formula and against the τ that Exercise 3
 # reads off a trace.
+#
+# The same kernels give the chains' law itself. Push the start's law (uniform on [−8, 8]) through
+# level 1's kernel T times, then level 2's, and so on (`annealed_langevin_law_1d`, tested
+# against the Gaussian recursion and against chains). That is what infinitely many chains would
+# give; we call its split the *expected* split (halving the cells leaves the final one unchanged
+# to four digits, printed below). A run of 4,000 chains is one noise draw of it,
+# and the expected split is what a comparison between samplers should be about.
 #
 # Here step_size = 0.01 and σ_L = 0.1, so $\varepsilon_i = \sigma_i^2$. We use the exact
 # $\nabla\log p_\sigma$ (a learned one comes in 5b), from the same broad start and with the same
@@ -703,8 +719,20 @@ def variance_of(x, prob):
     return (prob * (x - (prob * x).sum()) ** 2).sum().item()
 
 
+def uniform_on_broad(x):
+    """The law of `broad`, uniform on [-8, 8]."""
+    return ((x >= -8) & (x <= 8)).double()
+
+
 grid_check = variance_of(*ula_stationary_1d(gauss.score, 0.5, 0.0, 12.0))  # §1: 2v/(2 - ε/v) = 1.333 at v = 1
 centre = p1.mean().item()
+# The chains' exact law after each level: the start's law pushed through each level's grid kernel 100 times.
+# Level i's cells must hold what arrives from level i - 1, spread like p at the σ before.
+windows = [4 + 10 * math.sqrt(1 + s**2) for s in [sigmas[0].item(), *sigmas[:-1].tolist()]]
+expected = annealed_langevin_law_1d(p1_noisy_score, uniform_on_broad, sigmas, n_steps_each=100, step_size=0.01,
+                                    centre=centre, half_widths=windows, cell_width=0.1)
+fine_x, fine_prob = annealed_langevin_law_1d(p1_noisy_score, uniform_on_broad, sigmas, n_steps_each=100,
+                                             step_size=0.01, centre=centre, half_widths=windows, cell_width=0.05)[-1]
 per_level = []
 for i, s in enumerate(sigmas.tolist()):
     eps = 0.01 * (s / sigmas[-1].item()) ** 2
@@ -717,6 +745,8 @@ for i, s in enumerate(sigmas.tolist()):
     tau = ula_relaxation_time_1d(p1.perturbed(s).score, eps, centre, half_width)
     per_level.append(dict(sigma=s, modes=modes, eps=eps, ratio=eps / v, time=100 * eps, tau=tau,
                           spread=levels[i + 1].var().item() / (var_p + s**2),
+                          spread_expected=variance_of(*expected[i + 1]) / (var_p + s**2),
+                          left_expected=expected[i + 1][1][expected[i + 1][0] < 0].sum().item(),
                           spread_ula=variance_of(grid, prob) / (var_p + s**2), sigma_rms=s * rms_score,
                           left=(levels[i + 1] < 0).double().mean().item(), left_ula=prob[grid < 0].sum().item(),
                           left_p=mass_left_of_0(s)))
@@ -725,11 +755,15 @@ for i, s in enumerate(sigmas.tolist()):
 plain_by_eps = {0.01: plain}
 for eps in (0.1, 0.3, 1.0):
     plain_by_eps[eps] = langevin(p1.score, broad, eps, 1000, generator=make_generator(7))
-plain_left_ula, plain_tau = {}, {}
+plain_left_ula, plain_left_expected, plain_tau = {}, {}, {}
 for eps in plain_by_eps:
     grid, prob = ula_stationary_1d(p1.score, eps, centre, 14.0)
     plain_left_ula[eps] = prob[grid < 0].sum().item()
     plain_tau[eps] = ula_relaxation_time_1d(p1.score, eps, centre, 14.0)
+    # plain Langevin is annealing with one level: the exact law after its 1,000 steps
+    (grid, prob), = annealed_langevin_law_1d(lambda y, _: p1.score(y), uniform_on_broad, [1.0], 1000, eps, centre,
+                                             [14.0], cell_width=0.1)[1:]
+    plain_left_expected[eps] = prob[grid < 0].sum().item()
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -742,63 +776,76 @@ print(f"{'σᵢ':>6s} {'modes':>5s} {'εᵢ':>8s} {'T·εᵢ':>8s} {'τᵢ':>6s}
 for r in per_level:
     print(f"{r['sigma']:6.2f} {r['modes']:5d} {r['eps']:8.3f} {r['time']:8.1f} {r['tau']:6.1f} {r['time'] / r['tau']:8.2f}"
           f" {r['ratio']:6.2f} {r['sigma_rms']:9.2f}")
-print("\n            Var / Var p_σᵢ          |      fraction left of 0")
-print(f"{'σᵢ':>6s} {'chains':>7s} {'ULA stationary':>15s} | {'chains':>7s} {'ULA stationary':>15s} {'p_σᵢ':>6s}")
+print("\nchains: one noise draw of 4,000 chains; expected: their exact law (the start's law pushed through the")
+print("grid kernels), what infinitely many chains would give; ULA stationary: the law a level would reach if it ran forever")
+print(f"{'':6s} {'Var / Var p_σᵢ':^30s} | {'fraction left of 0':^46s}")
+print(f"{'σᵢ':>6s} {'chains':>7s} {'expected':>9s} {'ULA stat.':>12s} | {'chains':>7s} {'expected':>9s} {'ULA stat.':>12s}"
+      f" {'p_σᵢ':>6s} {'(chains - exp.)/s.e.':>21s}")
 for r in per_level:
-    print(f"{r['sigma']:6.2f} {r['spread']:7.2f} {r['spread_ula']:15.2f} | {r['left']:7.3f} {r['left_ula']:15.3f}"
-          f" {r['left_p']:6.3f}")
-z = [(r["left"] - r["left_ula"]) / binomial_se(r["left_ula"], n_chains) for r in per_level]
-print(f"chains' split minus ULA's stationary split, in binomial s.e.: from {min(z):+.1f} to {max(z):+.1f} over the levels")
+    z = (r["left"] - r["left_expected"]) / binomial_se(r["left_expected"], n_chains)
+    print(f"{r['sigma']:6.2f} {r['spread']:7.2f} {r['spread_expected']:9.2f} {r['spread_ula']:12.2f} | {r['left']:7.3f}"
+          f" {r['left_expected']:9.4f} {r['left_ula']:12.4f} {r['left_p']:6.3f} {z:+21.1f}")
 f_annealed = (annealed < 0).double().mean().item()
+f_expected = per_level[-1]["left_expected"]
 print(f"\nannealed Langevin, 1,000 evaluations: fraction left {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
       f" (true weight 0.10); Langevin time Σ T·εᵢ = {100 * (sigmas**2).sum().item():,.0f}")
+print(f"expected: {f_expected:.4f} on cells of width 0.1, {fine_prob[fine_x < 0].sum().item():.4f} on cells of width 0.05")
 print("plain Langevin, same start, 1,000 evaluations:")
-print(f"{'ε':>6s} {'Langevin time':>14s} {'time / τ':>9s} {'fraction left':>16s} {'ULA stationary':>15s}"
+print(f"{'ε':>6s} {'Langevin time':>14s} {'time / τ':>9s} {'fraction left':>16s} {'expected':>9s} {'ULA stat.':>10s}"
       f" {'right-mode Var ± s.e.':>22s}")
 for eps, x in plain_by_eps.items():
     f, right = (x < 0).double().mean().item(), x[x > 0]
     se_var = math.sqrt(2 / len(right)) * right.var().item()  # a Gaussian's variance, as in §1
     print(f"{eps:6.2f} {1000 * eps:14.0f} {1000 * eps / plain_tau[eps]:9.1f} {f:8.3f} ± {binomial_se(f, n_chains):.3f}"
-          f" {plain_left_ula[eps]:15.3f}"
-          f" {right.var().item():14.3f} ± {se_var:.3f}")
-best_eps = min(plain_by_eps, key=lambda e: abs((plain_by_eps[e] < 0).double().mean().item() - 0.1))
+          f" {plain_left_expected[eps]:9.4f} {plain_left_ula[eps]:10.4f} {right.var().item():14.3f} ± {se_var:.3f}")
+best_eps = min(plain_left_expected, key=lambda e: abs(plain_left_expected[e] - 0.1))  # chosen on the exact laws
 edge, edge_se = mean_and_se((plain_by_eps[best_eps] < 0).double() - (annealed < 0).double())
-print(f"best of these: ε = {best_eps}; its fraction left minus annealing's, paired by start: {edge:.3f} ± {edge_se:.3f}")
+print(f"the step whose expected split is closest to 0.10: ε = {best_eps}; its fraction left minus annealing's:"
+      f" expected {plain_left_expected[best_eps] - f_expected:.4f}; this draw, paired by start, {edge:.3f} ± {edge_se:.3f}")
 
 # %%
 fig, (ax_h, ax_l) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 ax_h.hist(plain[:, 0], bins=bins, density=True, alpha=0.5, label="plain Langevin, ε = 0.01")
 ax_h.hist(annealed[:, 0], bins=bins, density=True, alpha=0.5, label="annealed Langevin")
+ax_h.hist(plain_by_eps[best_eps][:, 0], bins=bins, density=True, histtype="step", color="C2",
+          label=f"plain Langevin, ε = {best_eps}")
 ax_h.plot(xs, torch.exp(p1.log_prob(xs[:, None])), color="k", lw=1, label="$p$")
 ax_h.set(xlabel="$x$", ylabel="density", title="1,000 evaluations each, same broad start")
-ax_h.legend()
-ax_l.semilogx(sigmas, [r["left"] for r in per_level], "o-", label="annealed chains after each level")
+ax_h.legend(fontsize=8)
+ax_l.semilogx(sigmas, [r["left"] for r in per_level], "o", label="annealed chains after each level (one draw)")
+ax_l.semilogx(sigmas, [r["left_expected"] for r in per_level], "-", color="C0",
+              label="their expected split (exact law)")
 ax_l.semilogx(sigmas, [r["left_ula"] for r in per_level], "s--", color="C1", mfc="none",
               label="ULA's stationary split at εᵢ (exact score)")
 ax_l.semilogx(sigmas, [r["left_p"] for r in per_level], "k^:", label=r"$p_{\sigma_i}$'s own mass left of 0")
 ax_l.axhline(0.1, color="k", ls=":", lw=0.8, label="weight of the left mode")
 ax_l.invert_xaxis()
 ax_l.set(xlabel="noise level σ (decreasing →)", ylabel="fraction with $x < 0$",
-         title="The split after each level (one noise draw)")
-ax_l.legend()
+         title="The split after each level")
+ax_l.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Read the tables top down. At σ = 10 the step is almost the whole variance (εᵢ/vᵢ = 0.96).
-# ULA's stationary law then has about twice the variance of $p_{10}$ (1.92, as §1's formula says for
-# one Gaussian), and the chains have that spread (1.88). A wider law also puts more mass on the
-# far side of 0 from the mean, so ULA's split is above $p_{10}$'s: 0.435 against 0.406.
+# Read the tables top down. The chains stay within 1.6 binomial standard errors of the expected
+# split at every level (the ten numbers are not independent: the same chains pass through all
+# levels). At σ = 10 the step is almost the whole variance (εᵢ/vᵢ = 0.96). ULA's stationary
+# law then has about twice the variance of $p_{10}$ (1.92, as §1's formula says for one
+# Gaussian), and the chains have that spread (1.88). A wider law also puts more mass on the far
+# side of 0 from the mean, so ULA's split is above $p_{10}$'s: 0.435 against 0.406.
 #
-# How far each level equilibrates is the T·εᵢ/τᵢ column. With εᵢ ∝ σᵢ² a top level's step is
-# comparable to its variance, so one step spans more than three relaxation times (at σ = 10,
-# τᵢ = 31.7 against εᵢ = 100), and the top levels last hundreds of relaxation times. Down to σ = 0.77
-# every level lasts at least 3.5, so the chains end each level near ULA's stationary law for
-# it, and that law is biased. The σ = 0.46 level lasts 0.8 relaxation times: its split moves
-# from 0.120 to 0.110, towards ULA's 0.108. From σ = 0.28 down a level lasts 0.2 relaxation
-# times or less and the targets barely move (0.103 to 0.101). So the chains' agreement with
-# ULA's split, within 1.3 binomial standard errors at every level, is equilibration down to
-# σ = 0.77; below σ = 0.46 it mostly says that the split the chains arrive with is already
-# close.
+# How far each level equilibrates is the T·εᵢ/τᵢ column. With step_size/σ_L² = 1, as here,
+# εᵢ = σᵢ², so a top level's step is comparable to its variance and one step spans more than
+# three relaxation times (at σ = 10, τᵢ = 31.7 against εᵢ = 100). Down to σ = 1.29 each level
+# lasts 16 relaxation times or more, and the expected split equals ULA's stationary split for
+# that level to four digits: each level ends at its own biased stationary law. The σ = 0.77
+# level (3.5 relaxation times) ends within 0.001 of it. The σ = 0.46 level lasts 0.76
+# relaxation times, and the expected split moves from 0.1274 to 0.1138, part of the way to ULA's
+# 0.1079. The last three levels last 0.2 relaxation times or less; the expected split moves
+# from 0.1138 to 0.1093 while ULA's stationary split at the last level is 0.1012. So this
+# schedule ends at 0.109, not at 0.10. The levels long enough to equilibrate have biased
+# stationary laws, and the levels whose stationary laws are nearly right are too short to reach
+# them. (In the variance columns, the two-mode levels' Var / Var $p_\sigma$ mostly follows the
+# split, since the distance between the modes dominates Var $p_\sigma$.)
 #
 # At the two-mode levels the bias falls with the per-mode ratio εᵢ/vᵢ: 0.63, 0.37 and 0.18 at
 # σ = 1.29, 0.77 and 0.46, where ULA's split is 0.178, 0.127 and 0.108 against $p_\sigma$'s
@@ -814,40 +861,62 @@ plt.show()
 # and stops growing. In high dimension, with data on a thin set, the $1/\sigma$ law holds down to
 # small σ (lesson 06 measures it on MNIST).
 #
-# **What annealing bought here, at equal evaluations.** Against 4b's plain Langevin (0.404), a
-# lot. But 4b's ε = 0.01 was chosen for a negligible bias, not for speed: its 1,000 steps last
-# 0.2 relaxation times. Larger steps cover more Langevin time with the same 1,000 evaluations,
-# and the plain table's stationary column tells the two errors apart. At ε = 0.1 (2.1
-# relaxation times) the chains have not finished mixing: 0.151, against ULA's stationary 0.103.
-# At ε = 0.3 (6.8 relaxation times) they end at 0.116 ± 0.005, near ULA's stationary 0.113:
-# what is left is ULA's bias. Their right mode is widened to a variance of 1.178 ± 0.028, §1's
-# $2/(2 - 0.3) = 1.18$ for $v = 1$. At ε = 1 the bias is larger (0.212; stationary 0.204).
-# Annealing's 0.102 ± 0.005 is within one standard error of 0.10.
+# **What annealing bought here, at equal evaluations.** Against 4b's plain Langevin (expected
+# 0.4071), a lot. But 4b's ε = 0.01 was chosen for a negligible bias, not for speed: its 1,000
+# steps last 0.2 relaxation times. Larger steps cover more Langevin time with the same 1,000
+# evaluations, and the expected and stationary columns tell the two errors apart. At ε = 0.1
+# (2.1 relaxation times) the chains have not finished mixing: expected 0.1472 against ULA's
+# stationary 0.1030. At ε = 0.3 (6.8 relaxation times) the expected split is 0.1132 and the
+# stationary one 0.1128: what is left is ULA's bias. The right mode is widened to a variance of
+# 1.178 ± 0.028, §1's $2/(2 - 0.3) = 1.18$ for $v = 1$. At ε = 1 the bias is larger (0.2043).
+# Of these four steps, ε = 0.3 has the expected split closest to 0.10; the choice is made on
+# the exact laws, not on the draws.
 #
-# Paired by start, the best plain run minus annealing is 0.014 ± 0.007, about two standard
-# errors, and ε = 0.3 was picked as the best after looking at the results. ULA's stationary
-# splits at ε = 0.3 and at annealing's last level differ by $0.113 - 0.101 \approx 0.012$; this
-# one noise draw agrees with that, at two standard errors from zero.
-# Equal evaluations are not equal Langevin time either: annealing's levels add up to 15,609 time
-# units, most of them at the top levels. With the exact score, this toy tests only one of the two
-# problems that Song & Ermon's annealing addresses (2019, §3.2), slow mixing between modes
-# separated by low density; the other, a learned score that is inaccurate there, comes in 5b.
+# Annealing's expected advantage over that step is $0.1132 - 0.1093 = 0.0039$: both are about
+# 0.01 above the weight. This noise draw shows more, a paired difference of 0.014 ± 0.007,
+# because its annealed chains happen to end low (0.102 against 0.109 expected, 1.5 standard errors).
+# To see a difference of 0.004 at two standard errors, the paired standard error would have to
+# fall from 0.007 to 0.002, about twelve times as many chains. Equal evaluations are not equal
+# Langevin time either: annealing's levels add up to 15,609 time units, most of them at the top
+# levels. With the exact score, this toy tests only one of the two problems that Song & Ermon's
+# annealing addresses (2019, §3.2), slow mixing between modes separated by low density; the
+# other, a learned score that is inaccurate there, comes in 5b.
 #
 # ### 5b. Annealing with a learned score
 #
-# In practice the scores come from a network. Train one σ-conditioned `ScoreMLP` (lesson 04 §5)
+# In practice the scores come from a network. Train a σ-conditioned `ScoreMLP` (lesson 04 §5)
 # with the noise-conditional loss on the same ten levels, 4,000 steps of 256 fresh samples
-# (Adam at the constant `lr=3e-3`, no EMA, as in 4c), then run the same annealed sampler with
-# it, from the same start and with the same noise.
+# (Adam at the constant `lr=3e-3`, last iterate, as in 4c), then run the same annealed sampler
+# with it, from the same start and with the same noise. Three training seeds, each also
+# stopped at 2,000 steps (a copy of the same run), show how much of the result is the training.
 
 # %%
-seed_everything(0)
-level_model = ScoreMLP(1, hidden=64, sigma_conditioned=True)
-train(level_model, lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), p1.sample,
-      n_steps=4000, batch_size=256, lr=3e-3, progress=False)
+def train_level_model(train_seed, n_steps=4000, snapshot_at=2000):
+    """A σ-conditioned ScoreMLP trained with the noise-conditional loss; returns it and a copy taken at snapshot_at."""
+    seed_everything(train_seed)
+    model, snapshot = ScoreMLP(1, hidden=64, sigma_conditioned=True), {}
+    train(model, lambda model, batch, g: losses.ncsn_loss(model, batch, sigmas, generator=g), p1.sample,
+          n_steps=n_steps, batch_size=256, lr=3e-3, seed=train_seed, progress=False,
+          callback=lambda step, loss: snapshot.update(model=copy.deepcopy(model).eval()) if step == snapshot_at else None)
+    return model, snapshot["model"]
+
+
+def annealed_split(model):
+    """The fraction left of 0 after annealing with `model`, from the same start and with the same noise as §5."""
+    with torch.no_grad():
+        x = annealed_langevin(model, broad, sigmas, n_steps_each=100, step_size=0.01, generator=make_generator(9))
+    return (x < 0).double()
+
+
+level_model, level_model_2000 = train_level_model(0)
 with torch.no_grad():
     annealed_learned, levels_learned = annealed_langevin(level_model, broad, sigmas, n_steps_each=100, step_size=0.01,
                                                          generator=make_generator(9), record_every=100)
+learned_splits = {0: (annealed_split(level_model_2000), (annealed_learned < 0).double())}
+with torch.random.fork_rng(devices=[]):  # two more training seeds, leaving the global generator as it was
+    for train_seed in (1, 2):
+        learned_splits[train_seed] = tuple(annealed_split(m) for m in reversed(train_level_model(train_seed)))
+with torch.no_grad():
     gap = xs[xs.abs() < 1][:, None]
     err_by_level = []
     for s, at in zip(sigmas.tolist(), levels_learned[1:]):  # at: the learned run's chains at the end of level s
@@ -859,9 +928,14 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-f_learned_annealed = (annealed_learned < 0).double().mean().item()
-print(f"fraction left after annealing: exact scores {f_annealed:.3f}, learned σ-conditioned network "
-      f"{f_learned_annealed:.3f} (binomial s.e. {binomial_se(0.1, n_chains):.3f}; true weight 0.10)")
+print(f"fraction left after annealing, same start and noise: exact scores {f_annealed:.3f} (expected {f_expected:.4f});")
+print("learned σ-conditioned networks, last iterate after 2,000 and 4,000 training steps, and each minus the exact run:")
+print(f"{'training seed':>13s} {'2,000 steps':>12s} {'4,000 steps':>12s} {'exact - 2,000':>16s} {'exact - 4,000':>16s}")
+exact_left = (annealed < 0).double()
+for train_seed, splits in learned_splits.items():
+    print(f"{train_seed:13d} " + " ".join(f"{split.mean().item():12.3f}" for split in splits) + " "
+          + " ".join("{:9.3f} ± {:.3f}".format(*mean_and_se(exact_left - split)) for split in splits))
+print("\nseed 0's network at 4,000 steps, level by level:")
 print("                fraction left of 0      |  relative error of the network:")
 print("                                        |  RMS on the chains, mean |·| in the gap")
 print(f"{'σᵢ':>6s} {'exact':>8s} {'learned':>8s} {'exact - learned':>16s} | {'on the chains':>13s} {'in the gap':>10s}")
@@ -872,15 +946,21 @@ for s, exact_row, lev, exact_lev, (on_chains, in_gap) in zip(sigmas.tolist(), pe
           f" {on_chains:13.2f} {in_gap:10.2f}")
 
 # %% [markdown]
-# For this training seed, annealing with the learned network ends at 0.076, below the exact-score
-# run's 0.102 with the same start and noise by the paired difference in the last row (its error
-# bar holds the chains' sampling noise, not the variation between training seeds, which one
-# seed cannot show). The learned split is below the exact one after every level, by
-# 0.029 ± 0.003 already after σ = 10. That does not say which levels cause the final shortfall,
-# since a later level can undo an earlier one's error. To find out, swap the scores: the network
-# at the top k levels, the exact score below, with the same start and noise. The exact part
-# starts from the learned run's chains after level k, with the noise generator advanced past
-# the draws the learned run made up to there.
+# The learned networks' final split depends on the training far more than on the chains' noise.
+# Over the three seeds it is 0.076, 0.083 and 0.141 after 4,000 steps, and 0.115, 0.104 and
+# 0.010 after 2,000 steps of the same runs. The paired differences from the exact run range
+# from −0.039 to +0.092, each with a standard error of 0.005 or less. Seed 2's network loses
+# nearly the whole left mode at 2,000 steps and overshoots it at 4,000. So, under this training
+# (constant learning rate, last iterate), one network cannot say whether a learned score makes
+# annealing's weights too low or too high. That takes many seeds and stopping points, and their
+# spread is far larger than the chains' noise.
+#
+# What follows is one network's story: seed 0 at 4,000 steps, which ends low. Its split is
+# below the exact run's after every level, by 0.029 ± 0.003 already after σ = 10. That does not
+# say which levels cause its final shortfall, since a later level can undo an earlier one's
+# error. To find out, swap the scores: the network at the top k levels, the exact score below,
+# with the same start and noise. The exact part starts from the learned run's chains after
+# level k, with the noise generator advanced past the draws the learned run made up to there.
 
 # %%
 def learned_then_exact(k):
@@ -921,11 +1001,13 @@ for k, x in swapped.items():
 #
 # With the network down to σ = 0.77 the final split is 0.094, 0.007 ± 0.002 below the exact
 # run. Down to σ = 0.46 it is 0.075, and the network at the last three levels as well changes it
-# by less than one standard error. So in this run the shortfall comes from σ ≈ 0.77 and, mostly,
-# 0.46. These are the last levels at which the exact split still moves appreciably (0.184,
-# 0.120, 0.110, then 0.105 and 0.102: table of §5). They are also where the network's relative
-# error in the gap rises from 0.05 (σ = 1.29) to 0.15 and 0.27. Whether its error in the gap or
-# inside the modes costs the weight, an ablation that swaps whole levels cannot tell (Think 5).
+# by less than one standard error. So for this network the shortfall comes from σ ≈ 0.77 and,
+# mostly, 0.46. These are the last levels that last more than half a relaxation time (3.5 and
+# 0.76, the table of §5), and where this network's relative error in the gap rises from 0.05
+# (σ = 1.29) to 0.15 and 0.27. Another seed's network has other errors, and its swap could
+# come out differently; this ablation is about seed 0's network only. Whether its error in the
+# gap or inside the modes costs the weight, an ablation that swaps whole levels cannot tell
+# (Think 5).
 #
 # ### 5c. The final denoising step
 #
@@ -974,9 +1056,10 @@ for s, (before, after, *_) in denoising.items():
 # σ_L = 0.46, the error in the variance therefore changes sign, from +0.315 to −0.107; exact
 # samples of $p_\sigma$ would go from +0.215 to −0.177. These chains arrive wider than $p_\sigma$,
 # as ULA's bias at that level predicts, so the step leaves them closer to $v$. At σ_L = 0.1
-# the step moves the variance from 0.992 to 0.973, as predicted (1.015 to 0.995): a change
-# smaller than the standard error of either variance (0.023), so at this level the step matters
-# less than the sampling noise in the variance itself. Exact samples of $p_\sigma$ would go from +0.010 to −0.010. The
+# the step moves the variance from 0.992 to 0.973, as predicted (1.015 to 0.995): it lowers the
+# variance by about $2\sigma_L^2 = 0.02$ (exact samples of $p_\sigma$ would go from +0.010 to
+# −0.010). That change is systematic, the same for every draw, though here it is no larger
+# than the standard error of one variance measured on these chains (0.023). The
 # step pays off where the leftover noise is what one sees, as on images, where it improves
 # sample quality scores (Jolicoeur-Martineau et al. 2020; lesson 06 shows it on MNIST).
 #
@@ -1027,8 +1110,8 @@ for s, (before, after, *_) in denoising.items():
 #
 # </details>
 #
-# 4. After 1,000 steps in 4b the split (0.404 left of 0) is still much nearer the start's (0.466
-#    left of the basin boundary) than the weight 0.10. Construct a start for which plain Langevin
+# 4. After 1,000 steps in 4b the split (0.404 left of 0) is still much nearer the start's (0.484
+#    left of 0) than the weight 0.10. Construct a start for which plain Langevin
 #    gives the *right* weights after 1,000 steps. Why is that no help in practice?
 #
 # <details><summary>Model answer</summary>
@@ -1045,7 +1128,7 @@ for s, (before, after, *_) in denoising.items():
 #
 # </details>
 #
-# 5. In 5b's ablation the network's errors at the top five levels leave no trace once the levels
+# 5. In 5b's ablation seed 0's network's errors at the top five levels leave no trace once the levels
 #    below are exact, while its errors at σ ≈ 0.77 and 0.46 do. Why can later levels undo an
 #    earlier level's error, and when would a top-level error survive? At σ ≈ 0.46, how would you
 #    find out whether it is the network's error in the gap or inside the modes that costs the
@@ -1107,27 +1190,27 @@ for s, (before, after, *_) in denoising.items():
 #   σ = 0.05, trained 1,500 steps at a constant learning rate, a DSM network's errors are large
 #   and depend on the training seed (three seeds); of the regions around the modes they are
 #   largest in the gap (the far tails are worse still). On the window [−8, 8] the mode weights
-#   its last iterate implies are wrong for every seed; an EMA of the weights comes closer, but
-#   its gap error stays. Far from the data each DSM score turns back, so $e^{\int s}$ cannot be
+#   its last iterate implies are wrong for every seed; an EMA of seed 0's weights comes closer
+#   on that window (0.083), not on [−40, 40] (1.000), and its gap error does not fall. Far from the data each DSM score turns back, so $e^{\int s}$ cannot be
 #   normalised on the line. The same network regressed on the exact score of $p_\sigma$ from the
 #   same kind of samples is accurate, in the gap too: there it is DSM's noisy target, not the
 #   amount of data alone, that fails.
 # - Annealed Langevin runs over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$. Song & Ermon's
 #   case for it (2019, §3.2): a score learned from data is accurate only where the noisy data are,
 #   and a large σ puts them everywhere; Langevin dynamics mixes poorly between modes separated by
-#   low-density regions, and so gets their weights wrong, and a large σ joins the modes. In this
-#   1-D toy, from the broad start at 1,000 score evaluations, the exact score gives 0.102 ± 0.005
-#   for the left mode's weight 0.10 (one noise draw); plain Langevin gives 0.404 at ε = 0.01 and
-#   0.116 ± 0.005 at ε = 0.3 (the best step, picked after the fact), close to ULA's stationary
-#   0.113 there. Its paired difference from annealing, 0.014 ± 0.007, is two standard errors
-#   from zero.
-# - The annealed chains' split stays within 1.3 binomial standard errors of ULA's own stationary
-#   law at every level, computed on a grid. Down to σ = 0.77 each level lasts several of ULA's
-#   relaxation times, also computed on the grid, and the chains equilibrate; below σ = 0.46 the
-#   levels are short and the targets barely move. With
-#   step_size/σ_L² = 1 that law is wider than $p_\sigma$ and puts too much mass left of 0 down to
-#   σ ≈ 0.46 (0.435 against 0.406 at σ = 10, 0.262 against 0.183 at σ = 2.15).
-# - A learned σ-conditioned network, for one training seed, ends at 0.076; swapping in the exact
-#   score level by level puts the shortfall at σ ≈ 0.77 and 0.46, not at the top levels. A final
+#   low density, and so gets their weights wrong, and a large σ joins the modes. In this 1-D toy,
+#   from the broad start at 1,000 score evaluations, the exact law of the annealed chains
+#   (computed on a grid) puts 0.109 on the left mode of weight 0.10. Plain Langevin's puts 0.407
+#   there at ε = 0.01 and 0.113 at ε = 0.3, the best of four steps. So annealing's expected
+#   advantage over the best fixed step is 0.004; one draw of 4,000 chains cannot resolve it
+#   (paired difference 0.014 ± 0.007).
+# - With step_size/σ_L² = 1, the levels down to σ = 0.77 last several of ULA's relaxation times
+#   and end at ULA's stationary law for their level. That law is wider than $p_\sigma$ and puts
+#   too much mass left of 0 (0.435 against 0.406 at σ = 10). The last levels, whose stationary
+#   laws are nearly right, are too short to reach them.
+# - With learned σ-conditioned networks the final split ranged from 0.010 to 0.141 over three
+#   training seeds and two stopping points, far more than the chains' noise (0.005): under this
+#   training, a single network says little about the learned-score case. For seed 0's network,
+#   swapping in the exact score level by level puts its shortfall at σ ≈ 0.77 and 0.46. A final
 #   Tweedie step replaces each sample by its posterior mean: it removes the last level's noise
-#   and narrows each mode slightly (§5c).
+#   and narrows each mode by about $2\sigma_L^2$ in variance (§5c).
