@@ -16,7 +16,8 @@
 # # Lesson 5 — Langevin dynamics
 #
 # Lessons 02–04 learned a score $s(x)\approx\nabla\log p(x)$: lesson 02 from the true score and,
-# by implicit score matching, from samples; lessons 03–04 from samples. This lesson turns a
+# by implicit score matching, from samples; lesson 03 from samples; lesson 04 the score of the
+# noisy density $p_\sigma$ from samples. This lesson turns a
 # score back into **samples**: Langevin dynamics needs nothing but the score. We derive it, run
 # it, measure where it fails, and see how far annealing over noise levels repairs the mode
 # weights. Song & Ermon (2019, §3.2.2) showed that Langevin dynamics, even with the exact score,
@@ -198,6 +199,7 @@ from_exact = langevin(p2.score, exact_start_2d, 0.05, 500, generator=make_genera
 # NBVAL_CHECK_OUTPUT
 print("weights                                 ", [round(w, 2) for w in p2.weights.tolist()])
 print("fractions, exact samples                ", [round(f, 3) for f in p2.component_fractions(exact).tolist()])
+print("fractions, the broad start itself       ", [round(f, 3) for f in p2.component_fractions(start).tolist()])
 for name, x in (("Langevin, broad start, 500 steps", samples), ("Langevin, exact start, 500 steps", from_exact)):
     fractions = p2.component_fractions(x).tolist()
     print(f"fractions, {name}", [round(f, 3) for f in fractions],
@@ -237,8 +239,9 @@ plt.show()
 # on, against 0.620 for chains independent of their start. So within these 500 steps ULA at
 # ε = 0.05 does not move the weights by more than about two standard errors (0.02); a smaller
 # bias, or ULA's weights after many more steps, this control cannot show. The broad start's
-# deficit is larger: it is the start not yet forgotten (slow mixing). Keep that in mind for
-# section 4.
+# deficit is larger, and the start itself holds the components in the opposite order to the
+# weights (printed): the chains have not yet relaxed from a start far from the weights. Keep
+# that in mind for section 4.
 #
 # ## 3. The step size: bias, blow-up, and a correction
 #
@@ -312,7 +315,7 @@ def mala_log_acceptance(log_prob, score_fn, x, y, step_size):
     # Hint: which point is the proposal's mean when the chain moves from y back to x?
     ### BEGIN SOLUTION
     def log_q(b, a):  # log q(b | a) up to a constant
-        return -(b - a - step_size * score_fn(a)).pow(2).sum(1) / (4 * step_size)
+        return -(b - a - step_size * score_fn(a)).flatten(1).pow(2).sum(1) / (4 * step_size)
 
     log_ratio = log_prob(y) - log_prob(x) + log_q(x, y) - log_q(y, x)
     return torch.clamp(log_ratio, max=0.0)
@@ -755,15 +758,30 @@ for i, s in enumerate(sigmas.tolist()):
 plain_by_eps = {0.01: plain}
 for eps in (0.1, 0.3, 1.0):
     plain_by_eps[eps] = langevin(p1.score, broad, eps, 1000, generator=make_generator(7))
-plain_left_ula, plain_left_expected, plain_tau = {}, {}, {}
+
+
+def plain_law(eps):
+    """The exact law after plain Langevin's 1,000 steps of ε from the broad start (annealing with one level)."""
+    return annealed_langevin_law_1d(lambda y, _: p1.score(y), uniform_on_broad, [1.0], 1000, eps, centre, [14.0],
+                                    cell_width=0.1)[-1]
+
+
+plain_left_ula, plain_left_expected, plain_right_var_expected, plain_tau = {}, {}, {}, {}
 for eps in plain_by_eps:
     grid, prob = ula_stationary_1d(p1.score, eps, centre, 14.0)
     plain_left_ula[eps] = prob[grid < 0].sum().item()
     plain_tau[eps] = ula_relaxation_time_1d(p1.score, eps, centre, 14.0)
-    # plain Langevin is annealing with one level: the exact law after its 1,000 steps
-    (grid, prob), = annealed_langevin_law_1d(lambda y, _: p1.score(y), uniform_on_broad, [1.0], 1000, eps, centre,
-                                             [14.0], cell_width=0.1)[1:]
+    grid, prob = plain_law(eps)
     plain_left_expected[eps] = prob[grid < 0].sum().item()
+    plain_right_var_expected[eps] = variance_of(grid[grid > 0], prob[grid > 0] / prob[grid > 0].sum())
+scan = {}
+for eps in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0):  # a finer scan of the step, exact laws only
+    grid, prob = plain_law(eps)
+    scan[eps] = prob[grid < 0].sum().item()
+line = torch.linspace(-6, 6, 12_001)[:, None]
+log_p_line = p1.log_prob(line)
+gap_bottom = log_p_line[line[:, 0].abs() < 2].min().item()
+depths = [log_p_line[line[:, 0] < -1].max().item() - gap_bottom, log_p_line[line[:, 0] > 1].max().item() - gap_bottom]
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -788,20 +806,28 @@ for r in per_level:
 f_annealed = (annealed < 0).double().mean().item()
 f_expected = per_level[-1]["left_expected"]
 print(f"\nannealed Langevin, 1,000 evaluations: fraction left {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
-      f" (true weight 0.10); Langevin time Σ T·εᵢ = {100 * (sigmas**2).sum().item():,.0f}")
+      f" (p's own mass left of 0: {mass_left_of_0(0.0):.3f}); Langevin time Σ T·εᵢ = {100 * (sigmas**2).sum().item():,.0f}")
 print(f"expected: {f_expected:.4f} on cells of width 0.1, {fine_prob[fine_x < 0].sum().item():.4f} on cells of width 0.05")
 print("plain Langevin, same start, 1,000 evaluations:")
 print(f"{'ε':>6s} {'Langevin time':>14s} {'time / τ':>9s} {'fraction left':>16s} {'expected':>9s} {'ULA stat.':>10s}"
-      f" {'right-mode Var ± s.e.':>22s}")
+      f" {'right-mode Var ± s.e.':>22s} {'expected':>9s}")
 for eps, x in plain_by_eps.items():
     f, right = (x < 0).double().mean().item(), x[x > 0]
     se_var = math.sqrt(2 / len(right)) * right.var().item()  # a Gaussian's variance, as in §1
     print(f"{eps:6.2f} {1000 * eps:14.0f} {1000 * eps / plain_tau[eps]:9.1f} {f:8.3f} ± {binomial_se(f, n_chains):.3f}"
-          f" {plain_left_expected[eps]:9.4f} {plain_left_ula[eps]:10.4f} {right.var().item():14.3f} ± {se_var:.3f}")
+          f" {plain_left_expected[eps]:9.4f} {plain_left_ula[eps]:10.4f} {right.var().item():14.3f} ± {se_var:.3f}"
+          f" {plain_right_var_expected[eps]:9.3f}")
 best_eps = min(plain_left_expected, key=lambda e: abs(plain_left_expected[e] - 0.1))  # chosen on the exact laws
 edge, edge_se = mean_and_se((plain_by_eps[best_eps] < 0).double() - (annealed < 0).double())
-print(f"the step whose expected split is closest to 0.10: ε = {best_eps}; its fraction left minus annealing's:"
+print(f"of these four steps, the one whose expected split is closest to 0.10: ε = {best_eps};"
+      " its fraction left minus annealing's:"
       f" expected {plain_left_expected[best_eps] - f_expected:.4f}; this draw, paired by start, {edge:.3f} ± {edge_se:.3f}")
+best_scan = min(scan, key=lambda e: abs(scan[e] - 0.1))
+print("finer scan of the step, expected fraction left after 1,000 steps:",
+      ", ".join(f"ε = {eps:g}: {f:.4f}" for eps, f in scan.items()))
+print(f"closest to 0.10: ε = {best_scan:g}, {scan[best_scan]:.4f}; minus annealing's expected split:"
+      f" {scan[best_scan] - f_expected:.4f}")
+print(f"the gap's depth in log p, below the light mode's peak: {depths[0]:.1f} nats; below the heavy one's: {depths[1]:.1f}")
 
 # %%
 fig, (ax_h, ax_l) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
@@ -867,16 +893,25 @@ plt.show()
 # evaluations, and the expected and stationary columns tell the two errors apart. At ε = 0.1
 # (2.1 relaxation times) the chains have not finished mixing: expected 0.1472 against ULA's
 # stationary 0.1030. At ε = 0.3 (6.8 relaxation times) the expected split is 0.1132 and the
-# stationary one 0.1128: what is left is ULA's bias. The right mode is widened to a variance of
-# 1.178 ± 0.028, §1's $2/(2 - 0.3) = 1.18$ for $v = 1$. At ε = 1 the bias is larger (0.2043).
-# Of these four steps, ε = 0.3 has the expected split closest to 0.10; the choice is made on
-# the exact laws, not on the draws.
+# stationary one 0.1128: what is left is ULA's bias. The right half ($x > 0$) is widened to a
+# variance of 1.178 ± 0.028 (exact law 1.154), near §1's $2/(2 - 0.3) = 1.18$ for one Gaussian
+# of $v = 1$. At ε = 1 the bias is larger (0.2043). Of these four steps, ε = 0.3 has the
+# expected split closest to 0.10; the choice is made on the exact laws, not on the draws.
 #
-# Annealing's expected advantage over that step is $0.1132 - 0.1093 = 0.0039$: both are about
-# 0.01 above the weight. This noise draw shows more, a paired difference of 0.014 ± 0.007,
-# because its annealed chains happen to end low (0.102 against 0.109 expected, 1.5 standard errors).
-# To see a difference of 0.004 at two standard errors, the paired standard error would have to
-# fall from 0.007 to 0.002, about twelve times as many chains. Equal evaluations are not equal
+# The target is $p$'s own mass left of 0, 0.101. Annealing's expected split, 0.1093, is above
+# it by 0.008, and ε = 0.3's by 0.012: annealing's expected advantage over that step is
+# $0.1132 - 0.1093 = 0.0039$. A finer scan of nine steps (exact laws only) finds ε = 0.25 at
+# 0.1112, so over the best fixed step the advantage is about 0.002. This noise draw shows more,
+# a paired difference of 0.014 ± 0.007, because its annealed chains happen to end low (0.102
+# against 0.109 expected, 1.5 standard errors). To see a difference of 0.004 at two standard
+# errors, the paired standard error would have to fall from 0.007 to 0.002, about twelve times
+# as many chains.
+#
+# One fixed step does nearly as well as annealing here because the gap is shallow: log p at its
+# bottom is 2.8 nats below the light mode's peak and 5.0 below the heavy one's (printed). The
+# time to cross a barrier of depth ΔU grows like $e^{\Delta U}$ (Kramers 1940), so with a
+# deeper gap a fixed step needs exponentially more steps to mix; how annealing's cost grows
+# with the depth, this lesson does not measure. Equal evaluations are not equal
 # Langevin time either: annealing's levels add up to 15,609 time units, most of them at the top
 # levels. With the exact score, this toy tests only one of the two problems that Song & Ermon's
 # annealing addresses (2019, §3.2), slow mixing between modes separated by low density; the
@@ -994,9 +1029,11 @@ for k, x in swapped.items():
 # at the top five levels (down to σ = 1.29) and the exact score below, the
 # final split is the exact run's, 0.102. Chain by chain the two runs even end at the same place:
 # no chain is more than 0.005 from its partner in the exact run. That per-chain agreement comes
-# from the shared noise, not from annealing: in this run, pairs of chains driven by the same
-# noise through the same exact levels came together (they *coalesced*), as chains driven by
-# one noise do where the steps contract distances. What the row measures is where the error is
+# from the shared noise together with the exact levels' contraction, not from annealing: within
+# a mode each step multiplies the distance between two chains driven by the same noise by
+# about $1 - \varepsilon_i/v_i$, so pairs in the same mode came together (they *coalesced*). A
+# pair that ends in different modes stays apart by the distance between the modes (both have
+# variance 1): the 6.000 in the rows below. What the row measures is where the error is
 # undone: the network's error down to σ = 1.29 leaves no trace once the levels below are exact.
 #
 # With the network down to σ = 0.77 the final split is 0.094, 0.007 ± 0.002 below the exact
@@ -1136,18 +1173,20 @@ for s, (before, after, *_) in denoising.items():
 #
 # <details><summary>Model answer</summary>
 #
-# A level hands on nothing but where its chains are. Down to σ = 1.29 the split still moves fast
-# (0.444 after σ = 10, 0.184 after σ = 1.29, 0.120 after σ = 0.77 in the exact run). Chains still
-# change sides, and each level lasts enough relaxation times (16 or more down to σ = 1.29, §5's
-# table) to bring them near ULA's stationary law at that level. A level that equilibrates
-# forgets where its chains started. So the learned run's deficit after σ = 1.29
-# (0.015 ± 0.002) is gone by the end. That every chain also ends where its partner in the exact
-# run does is another matter: it comes from the shared noise, under which the chains of the two
-# runs came together in this run. After the σ = 0.46 level the exact split barely moves (0.105,
-# 0.102, 0.102), so what the levels around
-# 0.77 and 0.46 decide stays. A top-level error would survive if the levels below had too few
-# steps to move chains between the modes. To tell the gap from the modes, swap by region at
-# σ = 0.77 and 0.46: the network only in $|x| < 1$ and the exact score elsewhere, then the
+# A level hands on nothing but where its chains are. In the k = 5 swap the network's top five
+# levels, each lasting 16 relaxation times or more (§5's table), end near the stationary law
+# of the score they use, the network's: hence the learned run's deficit of 0.015 ± 0.002 after
+# σ = 1.29. What removes it is the first exact level, σ = 0.77, which lasts 3.5 relaxation
+# times: the difference between two laws run through the same kernel shrinks roughly like
+# $e^{-t/\tau}$, so about $e^{-3.5}\approx0.03$ of the deficit survives, and the σ = 0.46 level (0.76 relaxation times)
+# multiplies what is left by about $e^{-0.76}\approx0.47$. That every chain also ends where its
+# partner in the exact run does is another matter: shared noise and the contraction within a
+# mode (5b). The last three levels together last about 0.3 relaxation times (0.20 + 0.07 +
+# 0.02), so they undo only about a quarter of what they are handed: the learned run's deficit
+# after σ = 0.46 is 0.036 ± 0.003, and the k = 7 swap ends 0.027 ± 0.003 below the exact run.
+# So what the levels around 0.77 and 0.46 decide mostly stays. A top-level error would survive
+# if the levels below were too short to move chains between the modes. To tell the gap from
+# the modes, swap by region at σ = 0.77 and 0.46: the network only in $|x| < 1$ and the exact score elsewhere, then the
 # reverse, every other level exact, with the same start and noise. Compare each final split with
 # the exact run's by the paired difference.
 #
@@ -1196,14 +1235,17 @@ for s, (before, after, *_) in denoising.items():
 #   same kind of samples is accurate, in the gap too: there it is DSM's noisy target, not the
 #   amount of data alone, that fails.
 # - Annealed Langevin runs over σ₁ > … > σ_L with $\varepsilon_i\propto\sigma_i^2$. Song & Ermon's
-#   case for it (2019, §3.2): a score learned from data is accurate only where the noisy data are,
-#   and a large σ puts them everywhere; Langevin dynamics mixes poorly between modes separated by
-#   low density, and so gets their weights wrong, and a large σ joins the modes. In this 1-D toy,
-#   from the broad start at 1,000 score evaluations, the exact law of the annealed chains
-#   (computed on a grid) puts 0.109 on the left mode of weight 0.10. Plain Langevin's puts 0.407
-#   there at ε = 0.01 and 0.113 at ε = 0.3, the best of four steps. So annealing's expected
-#   advantage over the best fixed step is 0.004; one draw of 4,000 chains cannot resolve it
-#   (paired difference 0.014 ± 0.007).
+#   case for it (2019, §3–4): data on a thin set have no score off it, and noise gives them full
+#   support (§3.1); a score learned from data is accurate only where the noisy data are, and a
+#   large σ puts them everywhere; Langevin dynamics mixes poorly between modes separated by low
+#   density, and so gets their weights wrong, and a large σ joins the modes (§3.2). In this 1-D
+#   toy, from the broad start at 1,000 score evaluations, the exact law of the annealed chains
+#   (computed on a grid) puts 0.109 left of 0, where $p$ has 0.101. Plain Langevin's puts 0.407
+#   there at ε = 0.01, 0.113 at ε = 0.3 and 0.111 at the best step of a finer scan (ε = 0.25):
+#   annealing's expected advantage over the best fixed step is about 0.002, and one draw of
+#   4,000 chains cannot resolve it (paired difference 0.014 ± 0.007). The gap here is shallow
+#   (2.8 nats below the light mode's peak); by Kramers' law a fixed step's crossing time grows
+#   exponentially with the depth.
 # - With step_size/σ_L² = 1, the levels down to σ = 0.77 last several of ULA's relaxation times
 #   and end at ULA's stationary law for their level. That law is wider than $p_\sigma$ and puts
 #   too much mass left of 0 (0.435 against 0.406 at σ = 10). The last levels, whose stationary

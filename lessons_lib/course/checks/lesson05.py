@@ -277,7 +277,8 @@ ANNEALED_LANGEVIN_LOOP = register(Exercise(
     signature="(score_fn, x, sigmas, step_size, noise)",
     summary="the annealed sampler, level by level, εᵢ = step_size·σᵢ²/σ_L², noise (L, T, *x.shape) given",
     formula=(
-        "for each level i from the largest σ to the smallest, with εᵢ = step_size·σᵢ²/σ_L², T steps "
+        "for each level i from the largest σ to the smallest, with the step εᵢ of part (a) (step_size at the "
+        "last level), T steps "
         "x ← x + εᵢ·score_fn(x, σᵢ) + √(2εᵢ)·noise[i, t], each level continuing from the previous "
         "level's x"
     ),
@@ -295,11 +296,13 @@ ANNEALED_LANGEVIN_LOOP = register(Exercise(
     mistakes=[
         Mistake(_WRONG_ORDER, _annealed_like(_right_step, order=lambda sig: sig[::-1])),
         Mistake(
-            "the step is the same at every level: it must grow like σᵢ², εᵢ = step_size·σᵢ²/σ_L²",
+            "the step is the same at every level: part (a) asks how it must grow with σᵢ for the ratio of "
+            "drift to noise to be the same at every level",
             _annealed_like(lambda s, sig, size: size),
         ),
         Mistake(
-            "the step grows like σᵢ: it must grow like σᵢ², εᵢ = step_size·σᵢ²/σ_L²",
+            "the step grows like σᵢ: where ‖s‖ ∝ 1/σᵢ the ratio of drift to noise, √(εᵢ/2)·‖s‖/‖z‖, then "
+            "still falls as σᵢ grows; redo part (a)",
             _annealed_like(lambda s, sig, size: size * s / sig[-1]),
         ),
         Mistake(
