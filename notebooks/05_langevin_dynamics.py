@@ -901,14 +901,17 @@ plt.show()
 # The target is $p$'s own mass left of 0, 0.101. Annealing's expected split, 0.1093, is above
 # it by 0.008, and ε = 0.3's by 0.012: annealing's expected advantage over that step is
 # $0.1132 - 0.1093 = 0.0039$. A finer scan of nine steps (exact laws only) finds ε = 0.25 at
-# 0.1112, so over the best fixed step the advantage is about 0.002. This noise draw shows more,
+# 0.1112, so even over the fixed step closest to the answer the advantage is about 0.002. That
+# step was picked knowing the answer, which a sampler never does (Think 4), while annealing's
+# schedule was not tuned; over the scan the fixed step's split ranges from 0.1112 to 0.2043.
+# For ε = 0.3 this noise draw shows more,
 # a paired difference of 0.014 ± 0.007, because its annealed chains happen to end low (0.102
 # against 0.109 expected, 1.5 standard errors). To see a difference of 0.004 at two standard
 # errors, the paired standard error would have to fall from 0.007 to 0.002, about twelve times
 # as many chains.
 #
-# One fixed step does nearly as well as annealing here because the gap is shallow: log p at its
-# bottom is 2.8 nats below the light mode's peak and 5.0 below the heavy one's (printed). The
+# The gap here is shallow: log p at its bottom is 2.8 nats below the light mode's peak and 5.0
+# below the heavy one's (printed). The
 # time to cross a barrier of depth ΔU grows like $e^{\Delta U}$ (Kramers 1940), so with a
 # deeper gap a fixed step needs exponentially more steps to mix; how annealing's cost grows
 # with the depth, this lesson does not measure. Equal evaluations are not equal
@@ -1031,7 +1034,7 @@ for k, x in swapped.items():
 # no chain is more than 0.005 from its partner in the exact run. That per-chain agreement comes
 # from the shared noise together with the exact levels' contraction, not from annealing: within
 # a mode each step multiplies the distance between two chains driven by the same noise by
-# about $1 - \varepsilon_i/v_i$, so pairs in the same mode came together (they *coalesced*). A
+# about $1 - \varepsilon_i/v_i$, so pairs in the same mode came to within 0.005 of each other. A
 # pair that ends in different modes stays apart by the distance between the modes (both have
 # variance 1): the 6.000 in the rows below. What the row measures is where the error is
 # undone: the network's error down to σ = 1.29 leaves no trace once the levels below are exact.
@@ -1241,9 +1244,10 @@ for s, (before, after, *_) in denoising.items():
 #   density, and so gets their weights wrong, and a large σ joins the modes (§3.2). In this 1-D
 #   toy, from the broad start at 1,000 score evaluations, the exact law of the annealed chains
 #   (computed on a grid) puts 0.109 left of 0, where $p$ has 0.101. Plain Langevin's puts 0.407
-#   there at ε = 0.01, 0.113 at ε = 0.3 and 0.111 at the best step of a finer scan (ε = 0.25):
-#   annealing's expected advantage over the best fixed step is about 0.002, and one draw of
-#   4,000 chains cannot resolve it (paired difference 0.014 ± 0.007). The gap here is shallow
+#   there at ε = 0.01, 0.113 at ε = 0.3, and 0.111 at ε = 0.25, the step of a finer scan
+#   closest to the answer (picked knowing it): annealing's expected advantage over that step is
+#   about 0.002. One draw of 4,000 chains cannot resolve even the 0.004 over ε = 0.3 (paired
+#   difference 0.014 ± 0.007). The gap here is shallow
 #   (2.8 nats below the light mode's peak); by Kramers' law a fixed step's crossing time grows
 #   exponentially with the depth.
 # - With step_size/σ_L² = 1, the levels down to σ = 0.77 last several of ULA's relaxation times
