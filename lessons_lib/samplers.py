@@ -175,14 +175,14 @@ def annealed_langevin_law_1d(score_fn: Callable[[Tensor, float], Tensor], start_
     first, x = _lattice_window(centre, halves[0], h)
     laws = [(x, _start_law(start_density, x))]
     prob = laws[0][1]
-    for sigma, half in zip(sigmas, halves):
+    for i, (sigma, half) in enumerate(zip(sigmas, halves)):
         new_first, new_x = _lattice_window(centre, half, h)
         moved = torch.zeros(len(new_x), dtype=torch.float64)
         lo, hi = max(first, new_first), min(first + len(x), new_first + len(new_x))
         if hi > lo:
             moved[lo - new_first:hi - new_first] = prob[lo - first:hi - first]
         if 1.0 - moved.sum().item() > 1e-6:
-            raise ValueError(f"half_widths[{sigmas.index(sigma)}] = {half:g} leaves {1.0 - moved.sum().item():.2g} of "
+            raise ValueError(f"half_widths[{i}] = {half:g} leaves {1.0 - moved.sum().item():.2g} of "
                              "the chains' mass outside that level's cells: widen it")
         kernel = _ula_kernel_on(lambda y, s=sigma: score_fn(y, s), eps * sigma**2 / sigmas[-1] ** 2, new_x)
         prob = moved / moved.sum()

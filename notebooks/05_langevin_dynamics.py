@@ -722,6 +722,11 @@ def variance_of(x, prob):
     return (prob * (x - (prob * x).sum()) ** 2).sum().item()
 
 
+def left_of_0(x, prob):
+    """A law on grid cells: its mass left of 0 (0 is a cell edge)."""
+    return prob[x < 0].sum().item()
+
+
 def uniform_on_broad(x):
     """The law of `broad`, uniform on [-8, 8]."""
     return ((x >= -8) & (x <= 8)).double()
@@ -749,9 +754,9 @@ for i, s in enumerate(sigmas.tolist()):
     per_level.append(dict(sigma=s, modes=modes, eps=eps, ratio=eps / v, time=100 * eps, tau=tau,
                           spread=levels[i + 1].var().item() / (var_p + s**2),
                           spread_expected=variance_of(*expected[i + 1]) / (var_p + s**2),
-                          left_expected=expected[i + 1][1][expected[i + 1][0] < 0].sum().item(),
+                          left_expected=left_of_0(*expected[i + 1]),
                           spread_ula=variance_of(grid, prob) / (var_p + s**2), sigma_rms=s * rms_score,
-                          left=(levels[i + 1] < 0).double().mean().item(), left_ula=prob[grid < 0].sum().item(),
+                          left=(levels[i + 1] < 0).double().mean().item(), left_ula=left_of_0(grid, prob),
                           left_p=mass_left_of_0(s)))
 
 # Plain Langevin from the same start with the same 1,000 evaluations, at larger steps than 4b's ε = 0.01.
@@ -766,18 +771,16 @@ def plain_law(eps):
                                     cell_width=0.1)[-1]
 
 
+scan_steps = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)  # a finer scan of the step, exact laws only
+plain_laws = {eps: plain_law(eps) for eps in sorted({*plain_by_eps, *scan_steps})}
+scan = {eps: left_of_0(*plain_laws[eps]) for eps in scan_steps}
 plain_left_ula, plain_left_expected, plain_right_var_expected, plain_tau = {}, {}, {}, {}
 for eps in plain_by_eps:
-    grid, prob = ula_stationary_1d(p1.score, eps, centre, 14.0)
-    plain_left_ula[eps] = prob[grid < 0].sum().item()
+    plain_left_ula[eps] = left_of_0(*ula_stationary_1d(p1.score, eps, centre, 14.0))
     plain_tau[eps] = ula_relaxation_time_1d(p1.score, eps, centre, 14.0)
-    grid, prob = plain_law(eps)
-    plain_left_expected[eps] = prob[grid < 0].sum().item()
+    grid, prob = plain_laws[eps]
+    plain_left_expected[eps] = left_of_0(grid, prob)
     plain_right_var_expected[eps] = variance_of(grid[grid > 0], prob[grid > 0] / prob[grid > 0].sum())
-scan = {}
-for eps in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0):  # a finer scan of the step, exact laws only
-    grid, prob = plain_law(eps)
-    scan[eps] = prob[grid < 0].sum().item()
 line = torch.linspace(-6, 6, 12_001)[:, None]
 log_p_line = p1.log_prob(line)
 gap_bottom = log_p_line[line[:, 0].abs() < 2].min().item()
@@ -807,7 +810,7 @@ f_annealed = (annealed < 0).double().mean().item()
 f_expected = per_level[-1]["left_expected"]
 print(f"\nannealed Langevin, 1,000 evaluations: fraction left {f_annealed:.3f} ± {binomial_se(f_annealed, n_chains):.3f}"
       f" (p's own mass left of 0: {mass_left_of_0(0.0):.3f}); Langevin time Σ T·εᵢ = {100 * (sigmas**2).sum().item():,.0f}")
-print(f"expected: {f_expected:.4f} on cells of width 0.1, {fine_prob[fine_x < 0].sum().item():.4f} on cells of width 0.05")
+print(f"expected: {f_expected:.4f} on cells of width 0.1, {left_of_0(fine_x, fine_prob):.4f} on cells of width 0.05")
 print("plain Langevin, same start, 1,000 evaluations:")
 print(f"{'ε':>6s} {'Langevin time':>14s} {'time / τ':>9s} {'fraction left':>16s} {'expected':>9s} {'ULA stat.':>10s}"
       f" {'right-mode Var ± s.e.':>22s} {'expected':>9s}")
